@@ -1,0 +1,1 @@
+"""Wiring: create_app() (app.factory), settings loading, providers, DB init, middleware, errors, CLI."""

@@ -1,0 +1,177 @@
+"""Settings from the environment (12-factor), with an optional ``.env`` file.
+
+With nothing set the server runs in sandbox mode: SQLite under ``./var/``, the emulators mounted on the
+same server, and dev keys generated once into ``./var/dev-keys.json``. ``APP_ENV=production`` refuses
+anything that only makes sense locally and says which setting is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.settings import Settings
+
+SANDBOX_APPID = "wxsandbox0000dev1"
+SANDBOX_SECRET = "dev-only-sandbox-wechat-secret"
+SANDBOX_CARDNET_KEY = "dev-only-sandbox-cardnet-key"
+DEV_MARK = "dev-only"
+
+
+def _truthy(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _parse_keyring(raw: str, name: str, *, b64: bool) -> dict[str, bytes]:
+    """Parse ``kid:value,kid:value``; the first entry is the active key."""
+    ring: dict[str, bytes] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kid, sep, value = part.partition(":")
+        if not sep or not kid or not value:
+            raise ConfigError(f"{name}: expected 'kid:value[,kid:value]', got an entry without ':'")
+        if b64:
+            try:
+                key = base64.b64decode(value, validate=True)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: key {kid!r} is not base64") from exc
+            if len(key) != 32:
+                raise ConfigError(f"{name}: key {kid!r} must be 32 bytes (AES-256), got {len(key)}")
+            ring[kid] = key
+        else:
+            ring[kid] = value.encode()
+    return ring
+
+
+def _dev_keys(var_dir: Path) -> dict:
+    """Generate the sandbox's keys once and keep them, so restarts keep sessions and data readable."""
+    path = var_dir / "dev-keys.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    var_dir.mkdir(parents=True, exist_ok=True)
+    keys = {
+        "jwt": f"{DEV_MARK}-{secrets.token_urlsafe(32)}",
+        "pii": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "pii_index": base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(keys, fh)
+    return keys
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    if env is None:
+        if dotenv:
+            from dotenv import load_dotenv
+
+            load_dotenv(override=False)
+        env = os.environ
+    get = lambda k, d="": env.get(k, d)  # noqa: E731
+
+    app_env = get("APP_ENV", "sandbox").strip().lower() or "sandbox"
+    if app_env not in {"sandbox", "production"}:
+        raise ConfigError(f"APP_ENV must be 'sandbox' or 'production', got {app_env!r}")
+    production = app_env == "production"
+    var_dir = Path(get("VAR_DIR", "./var"))
+
+    jwt_keys = _parse_keyring(get("JWT_KEYS"), "JWT_KEYS", b64=False)
+    pii_keys = _parse_keyring(get("PII_KEYS"), "PII_KEYS", b64=True)
+    pii_index_raw = get("PII_INDEX_KEY")
+    pii_index = base64.b64decode(pii_index_raw) if pii_index_raw else b""
+
+    dev = False
+    if not production and not (jwt_keys and pii_keys and pii_index):
+        generated = _dev_keys(var_dir)
+        dev = True
+        jwt_keys = jwt_keys or {"dev1": generated["jwt"].encode()}
+        pii_keys = pii_keys or {"dev1": base64.b64decode(generated["pii"])}
+        pii_index = pii_index or base64.b64decode(generated["pii_index"])
+
+    settings = Settings(
+        app_env=app_env,
+        database_url=get("DATABASE_URL") or f"sqlite://{var_dir / 'app.sqlite3'}",
+        var_dir=str(var_dir),
+        log_level=get("LOG_LEVEL", "INFO").upper(),
+        wechat_appid=get("WECHAT_APPID") or ("" if production else SANDBOX_APPID),
+        wechat_secret=get("WECHAT_SECRET") or ("" if production else SANDBOX_SECRET),
+        wechat_api_base=get("WECHAT_API_BASE") or None,
+        http_timeout_s=float(get("HTTP_TIMEOUT_S", "5")),
+        upstream_retries=int(get("UPSTREAM_RETRIES", "2")),
+        cardnet_api_base=get("CARDNET_API_BASE") or None,
+        cardnet_api_key=get("CARDNET_API_KEY") or ("" if production else SANDBOX_CARDNET_KEY),
+        jwt_keys=jwt_keys,
+        jwt_issuer=get("JWT_ISSUER", "openbank-mp"),
+        jwt_audience=get("JWT_AUDIENCE", "openbank-miniprogram"),
+        access_ttl_s=int(get("ACCESS_TTL_S", "900")),
+        refresh_ttl_s=int(get("REFRESH_TTL_S", str(30 * 24 * 3600))),
+        pii_keys=pii_keys,
+        pii_index_key=pii_index,
+        dev_keys=dev,
+        sandbox_routes=_truthy(get("SANDBOX_ROUTES"), default=not production),
+        min_age_years=int(get("MIN_AGE_YEARS", "16")),
+        daily_attempt_limit=int(get("DAILY_ATTEMPT_LIMIT", "5")),
+        face_valid_s=int(get("FACE_VALID_S", str(30 * 60))),
+        upload_max_bytes=int(get("UPLOAD_MAX_BYTES", str(4 * 1024 * 1024))),
+    )
+    check(settings)
+    return settings
+
+
+def production_problems(s: Settings) -> list[str]:
+    """Everything that makes this configuration unfit for production, one sentence each."""
+    problems: list[str] = []
+    if s.sandbox_routes:
+        problems.append("SANDBOX_ROUTES is on: the emulators must not be mounted in production")
+    if s.dev_keys:
+        problems.append("dev keys from var/dev-keys.json are in use: set JWT_KEYS, PII_KEYS and PII_INDEX_KEY")
+    if s.is_sqlite:
+        problems.append("DATABASE_URL is SQLite: production needs MySQL (mysql://...)")
+    for name, value in [
+        ("WECHAT_APPID", s.wechat_appid),
+        ("WECHAT_SECRET", s.wechat_secret),
+        ("WECHAT_API_BASE", s.wechat_api_base),
+        ("CARDNET_API_BASE", s.cardnet_api_base),
+        ("CARDNET_API_KEY", s.cardnet_api_key),
+        ("JWT_KEYS", s.jwt_keys),
+        ("PII_KEYS", s.pii_keys),
+        ("PII_INDEX_KEY", s.pii_index_key),
+    ]:
+        if not value:
+            problems.append(f"{name} is missing")
+    for name, value in [
+        ("WECHAT_SECRET", s.wechat_secret),
+        ("CARDNET_API_KEY", s.cardnet_api_key),
+        *((f"JWT_KEYS[{k}]", v.decode(errors="replace")) for k, v in s.jwt_keys.items()),
+    ]:
+        if value and DEV_MARK in value:
+            problems.append(f"{name} is a dev-only value")
+    for kid in [*s.jwt_keys, *s.pii_keys]:
+        if kid.startswith("dev"):
+            problems.append(f"key id {kid!r} is a dev key id")
+    for name, url in [("WECHAT_API_BASE", s.wechat_api_base), ("CARDNET_API_BASE", s.cardnet_api_base)]:
+        if url and ("/sandbox" in url or "127.0.0.1" in url or "localhost" in url):
+            problems.append(f"{name} points at a sandbox or local emulator ({url})")
+    if s.wechat_appid == SANDBOX_APPID:
+        problems.append("WECHAT_APPID is the sandbox app id")
+    for kid, secret in s.jwt_keys.items():
+        if len(secret) < 32:
+            problems.append(f"JWT_KEYS[{kid}] is shorter than 32 bytes")
+    if len(s.pii_index_key) not in (0, 32):
+        problems.append("PII_INDEX_KEY must be 32 bytes, base64")
+    return problems
+
+
+def check(s: Settings) -> None:
+    if s.is_production:
+        problems = production_problems(s)
+        if problems:
+            raise ConfigError("refusing to start in production:\n  - " + "\n  - ".join(problems))
+    if s.access_ttl_s > 900:
+        raise ConfigError("ACCESS_TTL_S must be at most 900 seconds (15 minutes)")

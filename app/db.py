@@ -1,0 +1,103 @@
+"""Database wiring: the Tortoise config built from ``DATABASE_URL``, and the migration gate.
+
+Migrations are Aerich files under ``migrations/models/``. Each file carries the SQL for both dialects
+we run (MySQL and SQLite) and picks by the connection's dialect, so one history serves both. The server
+refuses to start when the database has not applied every migration file (sandbox mode applies them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise
+
+from core.errors import ConfigError
+from models import MODEL_MODULES
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+APP_LABEL = "models"
+
+
+def db_url(url: str) -> str:
+    """Normalise a DATABASE_URL: MySQL gets utf8mb4 and a pool bigger than Tortoise's default of 5."""
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+        if path not in (":memory:",) and not path.startswith("/"):
+            path = str(Path(path).resolve())
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return "sqlite://" + path
+    if url.startswith("mysql://"):
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        query.setdefault("charset", "utf8mb4")
+        query.setdefault("maxsize", "20")
+        query.setdefault("minsize", "1")
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    raise ConfigError(f"DATABASE_URL must start with mysql:// or sqlite://, got {url.split(':', 1)[0]!r}")
+
+
+def tortoise_config(url: str) -> dict:
+    return {
+        "connections": {"default": db_url(url)},
+        "apps": {
+            APP_LABEL: {
+                "models": [*MODEL_MODULES, "aerich.models"],
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def migration_files() -> list[str]:
+    folder = MIGRATIONS_DIR / APP_LABEL
+    return sorted(
+        (p.name for p in folder.glob("*.py") if p.stem.split("_", 1)[0].isdigit()),
+        key=lambda n: int(n.split("_", 1)[0]),
+    )
+
+
+async def pending_migrations() -> list[str]:
+    """Migration files the connected database has not applied (needs Tortoise initialised)."""
+    conn = Tortoise.get_connection("default")
+    try:
+        _, rows = await conn.execute_query("SELECT version FROM aerich WHERE app = %s" % _quote(APP_LABEL))
+        applied = {r["version"] for r in rows}
+    except Exception:  # no aerich table: nothing applied yet
+        applied = set()
+    return [f for f in migration_files() if f not in applied]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply every pending migration. Returns the files applied."""
+    from aerich import Command
+
+    async with Command(tortoise_config=tortoise_config(url), app=APP_LABEL, location=str(MIGRATIONS_DIR)) as cmd:
+        await cmd.init()
+        return await cmd.upgrade(run_in_transaction=True)
+
+
+async def init_db(url: str, *, auto_migrate: bool) -> None:
+    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    pending = await pending_migrations()
+    if pending and auto_migrate:
+        await Tortoise.close_connections()
+        await migrate(url)
+        await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+        pending = await pending_migrations()
+    if pending:
+        await Tortoise.close_connections()
+        raise ConfigError(
+            f"the database has {len(pending)} unapplied migration(s) ({', '.join(pending)}): "
+            "run `python -m app migrate` first"
+        )
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()

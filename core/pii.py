@@ -1,0 +1,106 @@
+"""Personal data at rest and on display (JR/T 0171 C2 data).
+
+* ``PiiCipher.encrypt/decrypt``: AES-256-GCM field encryption. The stored form is
+  ``v1.<kid>.<base64(nonce || ciphertext || tag)>`` so keys can rotate: the first key of the ring
+  encrypts, any key in the ring decrypts. The field's purpose (``"user.phone"``) is bound as associated
+  data, so a ciphertext copied into another column does not decrypt.
+* ``PiiCipher.blind_index``: HMAC-SHA256 with a separate key, for equality lookups (by ID number, phone)
+  without storing the value.
+* ``mask_*``: how values appear in responses and logs.
+* ``redact``: scrubs anything that looks like an ID number, card number or phone from free text (logs).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_PREFIX = "v1"
+
+
+class PiiCipher:
+    def __init__(self, keys: dict[str, bytes], index_key: bytes) -> None:
+        if not keys:
+            raise ValueError("at least one PII key is required")
+        for kid, key in keys.items():
+            if len(key) != 32 or "." in kid:
+                raise ValueError(f"PII key {kid!r} must be 32 bytes and its id must not contain '.'")
+        if len(index_key) < 32:
+            raise ValueError("the blind-index key must be at least 32 bytes")
+        self._keys = {kid: AESGCM(key) for kid, key in keys.items()}
+        self._active = next(iter(keys))
+        self._index_key = index_key
+
+    def encrypt(self, plaintext: str | bytes, *, purpose: str) -> str:
+        data = plaintext.encode() if isinstance(plaintext, str) else plaintext
+        nonce = os.urandom(12)
+        ct = self._keys[self._active].encrypt(nonce, data, purpose.encode())
+        return f"{_PREFIX}.{self._active}.{base64.b64encode(nonce + ct).decode()}"
+
+    def decrypt_bytes(self, stored: str, *, purpose: str) -> bytes:
+        prefix, kid, blob = stored.split(".", 2)
+        if prefix != _PREFIX or kid not in self._keys:
+            raise ValueError("unknown ciphertext format or key id")
+        raw = base64.b64decode(blob)
+        return self._keys[kid].decrypt(raw[:12], raw[12:], purpose.encode())
+
+    def decrypt(self, stored: str, *, purpose: str) -> str:
+        return self.decrypt_bytes(stored, purpose=purpose).decode()
+
+    def needs_rotation(self, stored: str) -> bool:
+        return stored.split(".", 2)[1] != self._active
+
+    def blind_index(self, value: str, *, purpose: str) -> str:
+        msg = purpose.encode() + b"\x00" + value.strip().upper().encode()
+        return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()
+
+
+def mask_id_number(value: str) -> str:
+    """``11010519491231002X`` -> ``1101**********002X``."""
+    if len(value) <= 8:
+        return "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def mask_phone(value: str) -> str:
+    """``13812345678`` -> ``138****5678`` (a leading +86 is dropped)."""
+    digits = re.sub(r"^\+?86", "", value.strip())
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_card(value: str) -> str:
+    """First 6 and last 4: ``6222021234561234`` -> ``622202******1234``."""
+    if len(value) <= 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def mask_name(value: str) -> str:
+    """``张三丰`` -> ``张*丰``; ``张三`` -> ``张*``; one character -> ``*``."""
+    n = len(value)
+    if n <= 1:
+        return "*" * n
+    if n == 2:
+        return value[0] + "*"
+    return value[0] + "*" * (n - 2) + value[-1]
+
+
+# Longest first: an 18-character ID number also contains 11-digit runs that look like phones.
+_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_CARD_RE = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
+_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
+
+
+def redact(text: str) -> str:
+    """Mask anything in free text that looks like an ID number, bank card number or mobile number."""
+    text = _ID_RE.sub(lambda m: mask_id_number(m.group()), text)
+    text = _PHONE_RE.sub(lambda m: mask_phone(m.group()), text)
+    text = _CARD_RE.sub(lambda m: mask_card(m.group()), text)
+    return text

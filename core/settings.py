@@ -1,0 +1,62 @@
+"""The settings type. Loading it from the environment lives in ``app.config``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "sandbox"  # "sandbox" (default, everything local) or "production"
+    database_url: str = "sqlite://./var/app.sqlite3"
+    var_dir: str = "./var"
+    log_level: str = "INFO"
+
+    # WeChat mini-program. Base URLs of None mean "the emulator mounted on this server".
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api_base: str | None = None
+    http_timeout_s: float = 5.0
+    upstream_retries: int = 2  # retries after the first try, for -1 / 5xx / timeouts
+
+    # Bank-card element check (the card network).
+    cardnet_api_base: str | None = None
+    cardnet_api_key: str = ""
+
+    # Auth. jwt_keys maps kid -> secret; the first kid signs, all verify (rotation).
+    jwt_keys: dict[str, bytes] = field(default_factory=dict)
+    jwt_issuer: str = "openbank-mp"
+    jwt_audience: str = "openbank-miniprogram"
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+
+    # Personal data. pii_keys maps kid -> 32-byte AES key; the first kid encrypts, all decrypt.
+    pii_keys: dict[str, bytes] = field(default_factory=dict)
+    pii_index_key: bytes = b""
+
+    # Whether keys came from the generated dev-key file (refused in production).
+    dev_keys: bool = False
+    sandbox_routes: bool = True
+
+    # Identity rules (bank settings).
+    min_age_years: int = 16
+    daily_attempt_limit: int = 5
+    face_valid_s: int = 30 * 60
+    face_intent_s: int = 5 * 60
+    upload_max_bytes: int = 4 * 1024 * 1024
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def jwt_active_kid(self) -> str:
+        return next(iter(self.jwt_keys))
+
+    @property
+    def pii_active_kid(self) -> str:
+        return next(iter(self.pii_keys))

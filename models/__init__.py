@@ -1,0 +1,6 @@
+"""Tortoise models, one module per entity family. ``MODEL_MODULES`` is what Tortoise and Aerich load."""
+
+MODEL_MODULES = [
+    "models.users",
+    "models.infra",
+]
