@@ -98,6 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         app_env=app_env,
         database_url=get("DATABASE_URL") or f"sqlite://{var_dir / 'app.sqlite3'}",
         var_dir=str(var_dir),
+        self_base_url=get("SELF_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         log_level=get("LOG_LEVEL", "INFO").upper(),
         wechat_appid=get("WECHAT_APPID") or ("" if production else SANDBOX_APPID),
         wechat_secret=get("WECHAT_SECRET") or ("" if production else SANDBOX_SECRET),

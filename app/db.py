@@ -74,22 +74,29 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-async def migrate(url: str) -> list[str]:
-    """Apply every pending migration. Returns the files applied."""
+async def _apply_pending(url: str) -> list[str]:
     from aerich import Command
 
-    async with Command(tortoise_config=tortoise_config(url), app=APP_LABEL, location=str(MIGRATIONS_DIR)) as cmd:
-        await cmd.init()
-        return await cmd.upgrade(run_in_transaction=True)
+    # Aerich reuses the Tortoise we initialised (it only initialises when nothing is).
+    cmd = Command(tortoise_config=tortoise_config(url), app=APP_LABEL, location=str(MIGRATIONS_DIR))
+    await cmd.init()
+    return await cmd.upgrade(run_in_transaction=True)
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply every pending migration (``python -m app migrate``). Returns the files applied."""
+    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    try:
+        return await _apply_pending(url)
+    finally:
+        await Tortoise.close_connections()
 
 
 async def init_db(url: str, *, auto_migrate: bool) -> None:
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
     pending = await pending_migrations()
     if pending and auto_migrate:
-        await Tortoise.close_connections()
-        await migrate(url)
-        await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+        await _apply_pending(url)
         pending = await pending_migrations()
     if pending:
         await Tortoise.close_connections()

@@ -52,6 +52,18 @@ class PiiCipher:
     def decrypt(self, stored: str, *, purpose: str) -> str:
         return self.decrypt_bytes(stored, purpose=purpose).decode()
 
+    def seal(self, data: bytes, *, purpose: str) -> bytes:
+        """Binary form of ``encrypt`` for files (uploads): ``v1.<kid>.`` + nonce + ciphertext."""
+        nonce = os.urandom(12)
+        ct = self._keys[self._active].encrypt(nonce, data, purpose.encode())
+        return f"{_PREFIX}.{self._active}.".encode() + nonce + ct
+
+    def open(self, blob: bytes, *, purpose: str) -> bytes:
+        prefix, kid, raw = blob.split(b".", 2)
+        if prefix.decode() != _PREFIX or kid.decode() not in self._keys:
+            raise ValueError("unknown ciphertext format or key id")
+        return self._keys[kid.decode()].decrypt(raw[:12], raw[12:], purpose.encode())
+
     def needs_rotation(self, stored: str) -> bool:
         return stored.split(".", 2)[1] != self._active
 

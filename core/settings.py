@@ -10,6 +10,8 @@ class Settings:
     app_env: str = "sandbox"  # "sandbox" (default, everything local) or "production"
     database_url: str = "sqlite://./var/app.sqlite3"
     var_dir: str = "./var"
+    # Where this server itself is reached; the mounted emulators' default base URLs derive from it.
+    self_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
 
     # WeChat mini-program. Base URLs of None mean "the emulator mounted on this server".
@@ -44,6 +46,14 @@ class Settings:
     face_valid_s: int = 30 * 60
     face_intent_s: int = 5 * 60
     upload_max_bytes: int = 4 * 1024 * 1024
+
+    @property
+    def wechat_base(self) -> str:
+        return self.wechat_api_base or f"{self.self_base_url}/sandbox/wechat"
+
+    @property
+    def cardnet_base(self) -> str:
+        return self.cardnet_api_base or f"{self.self_base_url}/sandbox/cardnet"
 
     @property
     def is_production(self) -> bool:

@@ -5,7 +5,7 @@ from tortoise.models import Model
 
 
 class CacheEntry(Model):
-    """A small key/value cache with expiry, e.g. WeChat's access token, shared by all workers."""
+    """A small key/value cache with expiry, e.g. the WeChat access token, shared by all workers."""
 
     key = fields.CharField(max_length=128, primary_key=True)
     value = fields.TextField()

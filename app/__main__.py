@@ -1,0 +1,100 @@
+"""Command line: ``python -m app serve|migrate|check-config``.
+
+    python -m app serve [--host H] [--port P] [--workers N]   (default 127.0.0.1:8000, 1 worker)
+    python -m app migrate                                     apply pending migrations
+    python -m app check-config                                print what production would refuse
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import sys
+from functools import partial
+
+from core.errors import ConfigError
+
+
+def _settings(host: str | None = None, port: int | None = None):
+    from app.config import load_settings
+
+    settings = load_settings()
+    if host is not None and port is not None and "SELF_BASE_URL" not in os.environ:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        settings = dataclasses.replace(settings, self_base_url=f"http://{shown}:{port}")
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from app.db import init_db, close_db
+    from app.factory import create_app
+
+    settings = _settings(args.host, args.port)
+
+    async def gate() -> None:
+        # Migrate (sandbox) or refuse (production) before any worker starts.
+        await init_db(settings.database_url, auto_migrate=not settings.is_production)
+        await close_db()
+
+    asyncio.run(gate())
+    loader = AppLoader(factory=partial(create_app, settings, name="openbank"))
+    app = loader.load()
+    app.config.MOTD = False
+    base = f"http://{args.host}:{args.port}"
+    print(f"Listening on {base}  (mode: {settings.app_env}, database: {settings.database_url.split('://')[0]})")
+    print(f"  API docs:  {base}/docs")
+    if settings.sandbox_routes:
+        print("  Log in (sandbox): get a code, then exchange it:")
+        print(f"    curl -s -X POST {base}/sandbox/control/login-code -H 'content-type: application/json' -d '{{}}'")
+        print(f"    curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"code\": \"<code>\"}}'")
+    sys.stdout.flush()
+    app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=args.workers == 1, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.db import migrate
+
+    settings = _settings()
+    applied = asyncio.run(migrate(settings.database_url))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from app.config import production_problems
+
+    settings = _settings()
+    problems = production_problems(settings)
+    for p in problems:
+        print(f"- {p}")
+    print("ready for production" if not problems else f"{len(problems)} problem(s) for production")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("check-config", help="list what production mode would refuse").set_defaults(func=cmd_check_config)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""``create_app()``: the one place the application is assembled."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from functools import partial
+
+import ujson
+
+from sanic import Request, Sanic
+
+from app import middleware
+from app.config import load_settings
+from app.db import close_db, init_db
+from app.errors import error_response
+from app.logs import logging_config
+from app.providers import build_http, build_services
+from core.settings import Settings
+from handlers import miniprogram, ops
+
+log = logging.getLogger("app")
+_names = itertools.count()
+
+
+def create_app(settings: Settings | None = None, *, name: str | None = None) -> Sanic:
+    settings = settings or load_settings()
+    if name is None:
+        # Sanic keeps a registry of apps by name; tests build several apps in one process.
+        n = next(_names)
+        name = "openbank" if n == 0 else f"openbank_{n}"
+    # Chinese messages as UTF-8, not \u escapes.
+    dumps = partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False)
+    app = Sanic(name, log_config=logging_config(settings.log_level), dumps=dumps)
+    app.config.update(
+        {
+            "REQUEST_MAX_SIZE": settings.upload_max_bytes + 256 * 1024,
+            "FALLBACK_ERROR_FORMAT": "json",
+            "KEEP_ALIVE_TIMEOUT": 30,
+            "ACCESS_LOG": False,
+            # sanic-ext: OpenAPI docs only; CORS and its health monitor stay off (they cost per request).
+            "CORS": False,
+            "HEALTH": False,
+            "OAS_URL_PREFIX": "/docs",
+            "OAS_UI_DEFAULT": "swagger",
+            "OAS_UI_REDOC": False,
+        }
+    )
+    app.ext.openapi.describe(
+        "Open-banking mini-program API",
+        version="1.0.0",
+        description=(
+            "The `/api/v1` surface of the bank's WeChat mini-program. Authenticate with "
+            "`Authorization: Bearer <access_token>` from `/api/v1/auth/login`. Every error is "
+            '`{"error": {"code", "message", "field"?}}`; codes are the contract.'
+        ),
+    )
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+    app.ctx.settings = settings
+
+    @app.exception(Exception)
+    async def on_error(request: Request, exc: Exception):
+        return error_response(request, exc)
+
+    middleware.install(app)
+    app.blueprint(ops.bp)
+    app.blueprint(miniprogram.blueprint())
+
+    if settings.sandbox_routes:
+        from sandbox import SandboxConfig, create_blueprint
+
+        app.blueprint(
+            create_blueprint(
+                SandboxConfig(
+                    apps={settings.wechat_appid: settings.wechat_secret},
+                    cardnet_keys=[settings.cardnet_api_key],
+                    state_path=f"{settings.var_dir}/sandbox.sqlite3",
+                )
+            )
+        )
+
+    @app.before_server_start
+    async def start(app: Sanic) -> None:
+        await init_db(settings.database_url, auto_migrate=not settings.is_production)
+        app.ctx.http = build_http(settings)
+        app.ctx.services = build_services(settings, app.ctx.http)
+
+    @app.after_server_stop
+    async def stop(app: Sanic) -> None:
+        await app.ctx.http.aclose()
+        await close_db()
+
+    return app

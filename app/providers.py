@@ -1,0 +1,42 @@
+"""Builds every outside-facing client once per worker, from settings. Swapping the sandbox for real
+WeChat is a URL change here, nowhere else."""
+
+from __future__ import annotations
+
+import httpx
+
+from core.pii import PiiCipher
+from core.settings import Settings
+from core.tokens import JWTCodec
+from integrations.wechat import MiniProgramClient
+from services.cache import DbTokenStore
+from services.context import ServiceContext
+
+
+def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContext:
+    return ServiceContext(
+        settings=settings,
+        pii=PiiCipher(settings.pii_keys, settings.pii_index_key),
+        jwt=JWTCodec(
+            settings.jwt_keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_s=settings.access_ttl_s,
+        ),
+        wechat=MiniProgramClient(
+            base_url=settings.wechat_base,
+            appid=settings.wechat_appid,
+            secret=settings.wechat_secret,
+            http=http,
+            token_store=DbTokenStore(),
+            retries=settings.upstream_retries,
+        ),
+    )
+
+
+def build_http(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_s, connect=min(2.0, settings.http_timeout_s)),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        trust_env=False,
+    )

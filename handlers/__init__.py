@@ -1,0 +1,1 @@
+"""Thin Sanic blueprints: parse, authorise, one service call, shape the response."""

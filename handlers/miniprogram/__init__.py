@@ -1,0 +1,9 @@
+"""The ``/api/v1`` surface the mini-program calls."""
+
+from sanic import Blueprint
+
+from handlers.miniprogram import auth
+
+
+def blueprint() -> Blueprint:
+    return Blueprint.group(auth.bp, url_prefix="/api/v1")

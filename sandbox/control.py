@@ -1,0 +1,374 @@
+"""Sandbox control API, mounted at ``/sandbox/control`` (sandbox only; no WeChat counterpart).
+
+It plays the parts WeChat's servers and the user's phone play in reality (wx.login codes, phone
+codes, ID-card photos, finishing face verification), seeds the card network, injects faults and
+lets tests inspect what the emulators saw. See the "Sandbox control API" section of DESIGN.md.
+
+JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
+
+- ``GET  health`` → ``{"ok": true}``
+- ``POST login-code {openid?, unionid?, appid?, expires_in?}`` → ``{"code","openid","appid"}``
+- ``POST phone-code {phone, appid?, expires_in?}`` → ``{"code"}``
+- ``POST id-card-images {side, name, id_number, valid_until, address?, valid_from?, nationality?,
+  authority?, format?: png|jpeg}`` → the image bytes (``image/png`` by default)
+- ``POST face/{verify_id} {result: pass|fail|pending, verify_ret?, expires_in?}`` →
+  ``{"verify_id","verify_ret"}``; ``GET face/{verify_id}`` → the stored session
+- ``POST bank-cards {card_number, name, id_number, phone, card_class, balance_fen?}`` → 201 ``{"card_number"}``
+- ``POST faults {path, errcode?, http_status?, delay_s?, count?}`` → 201; ``GET faults``; ``DELETE faults``
+- ``POST expire-tokens {appid?}`` → ``{"expired": n}``
+- ``GET  subscribe-messages?touser=`` → ``{"messages": [...]}``
+- ``GET  calls?path=`` → ``{"calls": [{path, errcode, http_status, at}]}``; ``DELETE calls``
+- ``GET|POST settings {stable_token_refresh_interval_s?, stable_token_daily_force_limit?}``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json as json_response, raw
+
+from sandbox import face, ocr
+from sandbox.cardnet import PATH as CARDNET_PATH
+from sandbox.config import SandboxConfig
+from sandbox.state import State
+from sandbox.wechat_api import subscribe_message_row
+from sandbox.wxcommon import dumps, normalise_path
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CARD_RE = re.compile(r"^\d{12,19}$")
+CARD_CLASSES = ("I", "II", "III", "credit")
+DEFAULT_CODE_TTL = 300
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def response(self) -> HTTPResponse:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return json_response(body, status=self.status, dumps=dumps)
+
+
+def bad(field: str | None, message: str) -> ControlError:
+    return ControlError(400, "INVALID_REQUEST", message, field)
+
+
+def body_of(request: Request) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad(None, "body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise bad(None, "body must be a JSON object")
+    return data
+
+
+def opt_int(data: dict[str, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise bad(name, f"{name} must be an integer in [{lo}, {hi}]")
+    return value
+
+
+def opt_str(data: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None, max_len: int = 64) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_len or (pattern and not pattern.match(value)):
+        raise bad(name, f"{name} is not valid")
+    return value
+
+
+def new_code() -> str:
+    return secrets.token_hex(16)
+
+
+def new_openid() -> str:
+    return "o" + secrets.token_urlsafe(21)[:27]
+
+
+def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
+    bp = Blueprint("sandbox_control", url_prefix="/control")
+
+    def route(uri: str, methods: list[str]):
+        def deco(fn):
+            async def handler(request: Request, **kwargs: Any) -> HTTPResponse:
+                try:
+                    return await fn(request, **kwargs)
+                except ControlError as exc:
+                    return exc.response()
+
+            handler.__name__ = fn.__name__
+            bp.add_route(handler, uri, methods=methods, name=fn.__name__)
+            return fn
+
+        return deco
+
+    def appid_of(data: dict[str, Any]) -> str:
+        appid = data.get("appid", config.default_appid)
+        if appid not in config.apps:
+            raise bad("appid", "appid is not configured in the sandbox")
+        return appid
+
+    @route("/health", ["GET"])
+    async def health(request: Request) -> HTTPResponse:
+        await state.fetchone("SELECT 1")
+        return json_response({"ok": True})
+
+    @route("/login-code", ["POST"])
+    async def login_code(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        appid = appid_of(data)
+        openid = opt_str(data, "openid", OPENID_RE) or new_openid()
+        unionid = opt_str(data, "unionid", OPENID_RE)
+        ttl = opt_int(data, "expires_in", DEFAULT_CODE_TTL, 0, 86400)
+        now = time.time()
+        code = new_code()
+        async with state.tx() as tx:
+            await tx.execute(
+                "INSERT INTO users (appid, openid, unionid, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (appid, openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, users.unionid)",
+                (appid, openid, unionid, now),
+            )
+            await tx.execute(
+                "INSERT INTO login_codes (code, appid, openid, unionid, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (code, appid, openid, unionid, now, now + ttl),
+            )
+        return json_response({"code": code, "openid": openid, "appid": appid})
+
+    @route("/phone-code", ["POST"])
+    async def phone_code(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        phone = data.get("phone")
+        if not isinstance(phone, str) or not PHONE_RE.match(phone):
+            raise bad("phone", "phone must match ^1[3-9]\\d{9}$")
+        appid = appid_of(data)
+        ttl = opt_int(data, "expires_in", DEFAULT_CODE_TTL, 0, 86400)
+        now = time.time()
+        code = new_code()
+        await state.execute(
+            "INSERT INTO phone_codes (code, appid, phone, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (code, appid, phone, now, now + ttl),
+        )
+        return json_response({"code": code})
+
+    @route("/id-card-images", ["POST"])
+    async def id_card_images(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        try:
+            card = ocr.validate_card_request(data)
+        except ocr.CardDataError as exc:
+            raise bad(exc.field, exc.message) from None
+        key = await state.get_image_key()
+        image, content_type = await asyncio.to_thread(ocr.mint_image, key, card)
+        return raw(image, content_type=content_type)
+
+    @route("/face/<verify_id>", ["GET"])
+    async def face_get(request: Request, verify_id: str) -> HTTPResponse:
+        row = await state.fetchone("SELECT * FROM face_verifications WHERE verify_id = ?", (verify_id,))
+        if row is None:
+            raise ControlError(404, "NOT_FOUND", "unknown verify_id")
+        return json_response(
+            {
+                "verify_id": row["verify_id"],
+                "appid": row["appid"],
+                "openid": row["openid"],
+                "out_seq_no": row["out_seq_no"],
+                "cert_type": row["cert_type"],
+                "cert_name": row["cert_name"],
+                "cert_no": row["cert_no"],
+                "created_at": row["created_at"],
+                "expires_at": row["expires_at"],
+                "verify_ret": row["verify_ret"],
+            },
+            dumps=dumps,
+        )
+
+    @route("/face/<verify_id>", ["POST"])
+    async def face_set(request: Request, verify_id: str) -> HTTPResponse:
+        data = body_of(request)
+        result = data.get("result")
+        if result not in (None, "pass", "fail", "pending"):
+            raise bad("result", "result must be 'pass', 'fail' or 'pending'")
+        ttl = opt_int(data, "expires_in", None, 0, 86400)
+        if result is None and ttl is None:
+            raise bad("result", "result is required")
+        custom = opt_int(data, "verify_ret", None, 1, 999999)
+        if custom is not None and (result != "fail" or custom == face.VERIFY_PASSED):
+            raise bad("verify_ret", "verify_ret may only be given with result 'fail' and must not be 10000")
+        sets, params = [], []
+        if result is not None:
+            ret = {"pass": face.VERIFY_PASSED, "fail": custom or face.VERIFY_FAILED_DEFAULT, "pending": None}[result]
+            sets += ["verify_ret = ?", "finished_at = ?"]
+            params += [ret, None if ret is None else time.time()]
+        if ttl is not None:
+            sets.append("expires_at = created_at + ?")
+            params.append(ttl)
+        row = await state.fetchone(
+            f"UPDATE face_verifications SET {', '.join(sets)} WHERE verify_id = ? RETURNING verify_ret",
+            (*params, verify_id),
+        )
+        if row is None:
+            raise ControlError(404, "NOT_FOUND", "unknown verify_id")
+        return json_response({"verify_id": verify_id, "verify_ret": row["verify_ret"]})
+
+    @route("/bank-cards", ["POST"])
+    async def bank_cards(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        card_number = data.get("card_number")
+        if not isinstance(card_number, str) or not CARD_RE.match(card_number):
+            raise bad("card_number", "card_number must be 12-19 digits")
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 32:
+            raise bad("name", "name must be a non-empty string")
+        id_number = data.get("id_number")
+        if not isinstance(id_number, str) or not ocr.ID_RE.match(id_number):
+            raise bad("id_number", "id_number must be 17 digits followed by a digit or X")
+        phone = data.get("phone")
+        if not isinstance(phone, str) or not PHONE_RE.match(phone):
+            raise bad("phone", "phone must match ^1[3-9]\\d{9}$")
+        card_class = data.get("card_class")
+        if card_class not in CARD_CLASSES:
+            raise bad("card_class", "card_class must be one of I, II, III, credit")
+        balance = opt_int(data, "balance_fen", 0, 0, 10**15)
+        await state.execute(
+            "INSERT INTO bank_cards (card_number, name, id_number, phone, card_class, balance_fen, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (card_number) DO UPDATE SET name = excluded.name, "
+            "id_number = excluded.id_number, phone = excluded.phone, card_class = excluded.card_class, "
+            "balance_fen = excluded.balance_fen, updated_at = excluded.updated_at",
+            (card_number, name.strip(), id_number.upper(), phone, card_class, balance, time.time()),
+        )
+        return json_response({"card_number": card_number}, status=201)
+
+    @route("/faults", ["POST"])
+    async def faults_add(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        raw_path = data.get("path")
+        if not isinstance(raw_path, str):
+            raise bad("path", "path is required")
+        path = normalise_path(raw_path)
+        if path not in state.api_paths:
+            raise bad("path", f"unknown API path; one of: {', '.join(sorted(state.api_paths))}")
+        errcode = opt_int(data, "errcode", None, -(2**31), 2**31 - 1)
+        http_status = opt_int(data, "http_status", None, 400, 599)
+        delay = data.get("delay_s")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 < delay <= 120):
+            raise bad("delay_s", "delay_s must be a number in (0, 120]")
+        count = opt_int(data, "count", 1, 1, 100000)
+        if errcode is None and http_status is None and delay is None:
+            raise bad(None, "give errcode, http_status and/or delay_s")
+        if errcode is not None and http_status is not None:
+            raise bad("errcode", "give errcode or http_status, not both")
+        if errcode is not None and path == CARDNET_PATH:
+            raise bad("errcode", "the card network has no errcodes; use http_status")
+        if errcode == 0:
+            raise bad("errcode", "errcode 0 is not a fault")
+        fault_id = None
+        async with state.tx() as tx:
+            await tx.execute(
+                "INSERT INTO faults (path, errcode, http_status, delay_s, remaining, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (path, errcode, http_status, delay, count, time.time()),
+            )
+            row = await tx.fetchone("SELECT last_insert_rowid() AS id")
+            fault_id = row["id"]
+        return json_response(
+            {"id": fault_id, "path": path, "errcode": errcode, "http_status": http_status, "delay_s": delay, "count": count},
+            status=201,
+        )
+
+    @route("/faults", ["GET"])
+    async def faults_list(request: Request) -> HTTPResponse:
+        rows = await state.fetchall("SELECT * FROM faults WHERE remaining > 0 ORDER BY id")
+        return json_response(
+            {
+                "faults": [
+                    {k: r[k] for k in ("id", "path", "errcode", "http_status", "delay_s", "remaining")}
+                    for r in rows
+                ]
+            }
+        )
+
+    @route("/faults", ["DELETE"])
+    async def faults_clear(request: Request) -> HTTPResponse:
+        n = await state.execute("DELETE FROM faults")
+        return json_response({"deleted": n})
+
+    @route("/expire-tokens", ["POST"])
+    async def expire_tokens(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        appid = opt_str(data, "appid")
+        now = time.time()
+        if appid is None:
+            n = await state.execute("UPDATE access_tokens SET expires_at = ? WHERE expires_at > ?", (now, now))
+        else:
+            n = await state.execute(
+                "UPDATE access_tokens SET expires_at = ? WHERE expires_at > ? AND appid = ?", (now, now, appid)
+            )
+        return json_response({"expired": n})
+
+    @route("/subscribe-messages", ["GET"])
+    async def subscribe_messages(request: Request) -> HTTPResponse:
+        touser = request.args.get("touser")
+        if touser:
+            rows = await state.fetchall("SELECT * FROM subscribe_messages WHERE touser = ? ORDER BY id", (touser,))
+        else:
+            rows = await state.fetchall("SELECT * FROM subscribe_messages ORDER BY id")
+        return json_response({"messages": [subscribe_message_row(r) for r in rows]}, dumps=dumps)
+
+    @route("/calls", ["GET"])
+    async def calls(request: Request) -> HTTPResponse:
+        path = request.args.get("path")
+        if path:
+            rows = await state.fetchall(
+                "SELECT path, errcode, http_status, at FROM calls WHERE path = ? ORDER BY id", (normalise_path(path),)
+            )
+        else:
+            rows = await state.fetchall("SELECT path, errcode, http_status, at FROM calls ORDER BY id")
+        return json_response({"calls": [dict(r) for r in rows]})
+
+    @route("/calls", ["DELETE"])
+    async def calls_clear(request: Request) -> HTTPResponse:
+        n = await state.execute("DELETE FROM calls")
+        return json_response({"deleted": n})
+
+    settings_defaults = {
+        "stable_token_refresh_interval_s": config.stable_token_refresh_interval_s,
+        "stable_token_daily_force_limit": config.stable_token_daily_force_limit,
+    }
+
+    async def current_settings() -> dict[str, int]:
+        return {k: await state.get_setting(k, v) for k, v in settings_defaults.items()}
+
+    @route("/settings", ["GET"])
+    async def settings_get(request: Request) -> HTTPResponse:
+        return json_response(await current_settings())
+
+    @route("/settings", ["POST"])
+    async def settings_set(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        unknown = set(data) - set(settings_defaults)
+        if unknown:
+            raise bad(sorted(unknown)[0], "unknown setting")
+        for key in settings_defaults:
+            value = opt_int(data, key, None, 0, 10**6)
+            if value is not None:
+                await state.set_setting(key, value)
+        return json_response(await current_settings())
+
+    return bp

@@ -1,0 +1,1 @@
+"""Domain logic, one package per domain."""

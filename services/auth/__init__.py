@@ -1,0 +1,1 @@
+"""Login with WeChat, token issue/rotation/revocation, and access-token checks."""

@@ -1,0 +1,18 @@
+"""What services need from the outside world, built once by ``app.providers`` and passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.pii import PiiCipher
+from core.settings import Settings
+from core.tokens import JWTCodec
+from integrations.wechat import MiniProgramClient
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    pii: PiiCipher
+    jwt: JWTCodec
+    wechat: MiniProgramClient

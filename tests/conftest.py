@@ -1,0 +1,158 @@
+"""Shared fixtures: one live server per test session, talking real HTTP to the mounted emulators.
+
+The database is SQLite in a temp dir by default, or the MySQL at ``DATABASE_URL`` (CI runs both). On
+MySQL every table is dropped at session start and the migrations rebuild the schema, so the suite also
+proves the migrations. Tests keep out of each other's way by using fresh openids, not by truncating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import socket
+import dataclasses
+from pathlib import Path
+
+import httpx
+import pytest
+from sanic import Sanic
+
+from core.settings import Settings
+
+MYSQL_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("mysql") else ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
+    """Settings as a test server uses them: explicit test-only keys, short timeouts, the sandbox on."""
+    base = Settings(
+        app_env="sandbox",
+        database_url=MYSQL_URL or f"sqlite://{var_dir / 'app.sqlite3'}",
+        var_dir=str(var_dir),
+        self_base_url=f"http://127.0.0.1:{port}",
+        wechat_appid="wxsandbox0000dev1",
+        wechat_secret="dev-only-sandbox-wechat-secret",
+        cardnet_api_key="dev-only-sandbox-cardnet-key",
+        http_timeout_s=1.0,
+        upstream_retries=2,
+        jwt_keys={"test1": b"test-only-jwt-key-" + secrets.token_hex(16).encode()},
+        pii_keys={"test1": secrets.token_bytes(32)},
+        pii_index_key=secrets.token_bytes(32),
+        dev_keys=True,
+        sandbox_routes=True,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+async def reset_mysql(url: str) -> None:
+    from tortoise import Tortoise
+
+    from app.db import tortoise_config
+
+    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    conn = Tortoise.get_connection("default")
+    _, rows = await conn.execute_query(
+        "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE()"
+    )
+    if rows:
+        names = ", ".join(f"`{r['t']}`" for r in rows)
+        await conn.execute_script(f"SET FOREIGN_KEY_CHECKS=0; DROP TABLE IF EXISTS {names}; SET FOREIGN_KEY_CHECKS=1;")
+    await Tortoise.close_connections()
+
+
+class LiveServer:
+    def __init__(self, app: Sanic, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._srv = None
+
+    async def start(self) -> None:
+        self._srv = await self.app.create_server(
+            host="127.0.0.1", port=self.port, return_asyncio_server=True, access_log=False
+        )
+        await self._srv.startup()
+        await self._srv.before_start()
+        await self._srv.after_start()
+
+    async def stop(self) -> None:
+        await self._srv.before_stop()
+        self._srv.close()
+        await self._srv.wait_closed()
+        await self._srv.after_stop()
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+async def server(var_dir):
+    Sanic.test_mode = True
+    from app.factory import create_app
+
+    if MYSQL_URL:
+        await reset_mysql(MYSQL_URL)
+    port = free_port()
+    settings = test_settings(var_dir, port)
+    live = LiveServer(create_app(settings), port)
+    await live.start()
+    yield live
+    await live.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(server) -> Settings:
+    return server.app.ctx.settings
+
+
+@pytest.fixture(scope="session")
+def ctx(server):
+    """The server's ServiceContext, for tests that call services or read rows directly."""
+    return server.app.ctx.services
+
+
+@pytest.fixture
+async def client(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False) as c:
+        yield c
+
+
+@pytest.fixture
+async def sandbox(client):
+    from tests.helpers import Sandbox
+
+    s = Sandbox(client)
+    yield s
+    await client.delete("/sandbox/control/faults")
+
+
+@pytest.fixture
+async def user(client, sandbox):
+    """A fresh logged-in user: ``user.headers`` authorises as them."""
+    from tests.helpers import login_new_user
+
+    return await login_new_user(client, sandbox)
+
+
+@pytest.fixture(autouse=True)
+def _only_loopback(monkeypatch):
+    """Fail any test that tries to reach a host other than loopback (no real WeChat by accident)."""
+    real = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
+            if not (host.startswith("127.") or host in ("::1", "localhost")):
+                raise AssertionError(f"test tried to reach {host}: only loopback is allowed")
+        return real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)

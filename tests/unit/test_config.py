@@ -1,0 +1,121 @@
+"""Configuration: sandbox needs nothing; production refuses dev settings and says which."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import load_settings
+from core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROD = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "mysql://bank:pw@db:3306/bank",
+    "WECHAT_APPID": "wx1234567890abcdef",
+    "WECHAT_SECRET": "real-secret-from-vault",
+    "WECHAT_API_BASE": "https://api.weixin.qq.com",
+    "CARDNET_API_BASE": "https://cardnet.example-bank.cn",
+    "CARDNET_API_KEY": "cardnet-key-from-vault",
+    "JWT_KEYS": "k2026:" + "s" * 48,
+    "PII_KEYS": "p2026:" + base64.b64encode(b"k" * 32).decode(),
+    "PII_INDEX_KEY": base64.b64encode(b"i" * 32).decode(),
+}
+
+
+def test_sandbox_needs_no_configuration(tmp_path):
+    s = load_settings({"VAR_DIR": str(tmp_path)}, dotenv=False)
+    assert s.app_env == "sandbox" and s.is_sqlite and s.sandbox_routes and s.dev_keys
+    assert (tmp_path / "dev-keys.json").exists()
+    assert oct((tmp_path / "dev-keys.json").stat().st_mode & 0o777) == "0o600"
+    again = load_settings({"VAR_DIR": str(tmp_path)}, dotenv=False)
+    assert again.jwt_keys == s.jwt_keys and again.pii_keys == s.pii_keys  # generated once, kept
+
+
+def test_production_with_real_settings_starts():
+    s = load_settings(PROD, dotenv=False)
+    assert s.is_production and not s.sandbox_routes and not s.dev_keys
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"DATABASE_URL": ""}, "DATABASE_URL is SQLite"),
+        ({"DATABASE_URL": "sqlite://./x.db"}, "DATABASE_URL is SQLite"),
+        ({"SANDBOX_ROUTES": "1"}, "SANDBOX_ROUTES is on"),
+        ({"WECHAT_SECRET": ""}, "WECHAT_SECRET is missing"),
+        ({"WECHAT_SECRET": "dev-only-sandbox-wechat-secret"}, "WECHAT_SECRET is a dev-only value"),
+        ({"WECHAT_API_BASE": "http://127.0.0.1:8000/sandbox/wechat"}, "WECHAT_API_BASE points at a sandbox"),
+        ({"JWT_KEYS": "dev1:" + "s" * 48}, "key id 'dev1' is a dev key id"),
+        ({"JWT_KEYS": "k1:short"}, "shorter than 32 bytes"),
+        ({"PII_KEYS": ""}, "PII_KEYS is missing"),
+        ({"CARDNET_API_KEY": ""}, "CARDNET_API_KEY is missing"),
+        ({"WECHAT_APPID": "wxsandbox0000dev1"}, "sandbox app id"),
+    ],
+)
+def test_production_refuses_dev_settings(change, says):
+    env = {**PROD, **change}
+    env = {k: v for k, v in env.items() if v != ""}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env, dotenv=False)
+    assert says in str(err.value)
+
+
+def test_production_lists_every_problem_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_settings({"APP_ENV": "production"}, dotenv=False)
+    text = str(err.value)
+    for name in ["SQLite", "WECHAT_APPID", "JWT_KEYS", "PII_KEYS", "PII_INDEX_KEY"]:
+        assert name in text
+
+
+def test_bad_keyrings_are_config_errors():
+    with pytest.raises(ConfigError, match="32 bytes"):
+        load_settings({**PROD, "PII_KEYS": "p1:" + base64.b64encode(b"short").decode()}, dotenv=False)
+    with pytest.raises(ConfigError, match="kid:value"):
+        load_settings({**PROD, "JWT_KEYS": "nocolon"}, dotenv=False)
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        load_settings({"APP_ENV": "staging"}, dotenv=False)
+
+
+def _run(args, env, cwd):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "DATABASE_", "WECHAT_", "JWT_", "PII_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], env={**clean, **env}, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_serve_refuses_production_with_sandbox_defaults(tmp_path):
+    proc = _run(["serve", "--port", "1"], {"APP_ENV": "production", "VAR_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}, tmp_path)
+    assert proc.returncode == 2
+    assert "refusing to start in production" in proc.stderr
+    assert "SQLite" in proc.stderr and "JWT_KEYS is missing" in proc.stderr
+
+
+def test_unmigrated_database_is_refused_with_what_to_run(tmp_path):
+    code = (
+        "import asyncio\n"
+        "from app.db import init_db, close_db\n"
+        "from core.errors import ConfigError\n"
+        "async def main():\n"
+        f"    await init_db('sqlite://{tmp_path}/empty.sqlite3', auto_migrate=False)\n"
+        "    await close_db()\n"
+        "try:\n    asyncio.run(main())\n"
+        "except ConfigError as e:\n    print('REFUSED', e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "REFUSED" in proc.stdout and "python -m app migrate" in proc.stdout, proc.stderr
+    # and `migrate` then makes it acceptable
+    env = {"VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite://{tmp_path}/empty.sqlite3", "PYTHONPATH": str(ROOT)}
+    mig = _run(["migrate"], env, ROOT)
+    from app.db import migration_files
+
+    assert mig.returncode == 0 and f"applied {len(migration_files())}" in mig.stdout, mig.stderr
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "REFUSED" not in proc.stdout, proc.stdout
