@@ -1,0 +1,135 @@
+const api = require('../../../utils/api')
+const errors = require('../../../utils/errors')
+
+const SIDES = {
+  front: { kind: 'id_front', pathKey: 'frontPath', idKey: 'frontUploadId', label: '人像面' },
+  back: { kind: 'id_back', pathKey: 'backPath', idKey: 'backUploadId', label: '国徽面' }
+}
+
+const ID_PATTERN = /^\d{17}[\dX]$/
+
+function chooseImage() {
+  return new Promise((resolve, reject) => {
+    wx.chooseMedia({
+      count: 1,
+      mediaType: ['image'],
+      sourceType: ['camera', 'album'],
+      sizeType: ['compressed'],
+      success(res) {
+        const file = res && res.tempFiles && res.tempFiles[0]
+        if (file && file.tempFilePath) resolve(file.tempFilePath)
+        else reject(new api.ApiError({ status: 0, code: 'NO_IMAGE', message: '未选择照片' }))
+      },
+      fail(err) {
+        const cancelled = /cancel/i.test((err && err.errMsg) || '')
+        reject(new api.ApiError({ status: 0, code: cancelled ? 'CANCELLED' : 'NO_IMAGE', message: cancelled ? '已取消选择' : '无法读取照片，请重试' }))
+      }
+    })
+  })
+}
+
+Page({
+  data: {
+    frontPath: '',
+    backPath: '',
+    frontUploadId: '',
+    backUploadId: '',
+    uploadingSide: '',
+    name: '',
+    idNumber: '',
+    submitting: false,
+    result: null,
+    error: null
+  },
+
+  chooseFront() {
+    return this.chooseAndUpload('front')
+  },
+
+  chooseBack() {
+    return this.chooseAndUpload('back')
+  },
+
+  /** 选择一张照片并上传为 id_front / id_back，返回上传 id。 */
+  chooseAndUpload(side) {
+    const conf = SIDES[side]
+    if (!conf || this.data.uploadingSide) return Promise.resolve(null)
+    return chooseImage().then((path) => {
+      const update = { uploadingSide: side, error: null, result: null }
+      update[conf.pathKey] = path
+      update[conf.idKey] = ''
+      this.setData(update)
+      return api.upload({
+        url: '/api/v1/uploads',
+        filePath: path,
+        name: 'file',
+        formData: { kind: conf.kind }
+      })
+    }).then((body) => {
+      const update = { uploadingSide: '' }
+      update[conf.idKey] = body.id
+      this.setData(update)
+      return body.id
+    }).catch((err) => {
+      this.setData({ uploadingSide: '' })
+      if (err.code === 'CANCELLED') return null
+      return this.fail(err)
+    })
+  },
+
+  onNameInput(e) {
+    this.setData({ name: String(e.detail.value || '').trim() })
+  },
+
+  onIdNumberInput(e) {
+    this.setData({ idNumber: String(e.detail.value || '').replace(/\s+/g, '').toUpperCase() })
+  },
+
+  validate() {
+    const d = this.data
+    if (!d.frontUploadId) return '请上传身份证人像面照片'
+    if (!d.backUploadId) return '请上传身份证国徽面照片'
+    if (!d.name) return '请输入姓名'
+    if (!ID_PATTERN.test(d.idNumber)) return '请输入18位身份证号码'
+    return ''
+  },
+
+  /** 提交 OCR 比对：POST /api/v1/identity/id-card。 */
+  onSubmit() {
+    if (this.data.submitting) return Promise.resolve(null)
+    const problem = this.validate()
+    if (problem) {
+      wx.showToast({ title: problem, icon: 'none' })
+      this.setData({ error: { code: 'FORM_INVALID', message: problem, field: null } })
+      return Promise.resolve(null)
+    }
+    this.setData({ submitting: true, error: null, result: null })
+    return api.request({
+      url: '/api/v1/identity/id-card',
+      method: 'POST',
+      data: {
+        front_upload_id: this.data.frontUploadId,
+        back_upload_id: this.data.backUploadId,
+        name: this.data.name,
+        id_number: this.data.idNumber
+      }
+    }).then((body) => {
+      this.setData({ submitting: false, result: body })
+      if (body.verified) wx.showToast({ title: '身份证核验通过', icon: 'success' })
+      return body
+    }).catch((err) => {
+      this.setData({ submitting: false })
+      return this.fail(err)
+    })
+  },
+
+  fail(err) {
+    const message = errors.showFriendlyError(err)
+    this.setData({ error: { code: err.code, message, field: err.field || null } })
+    return null
+  },
+
+  goNext() {
+    wx.navigateTo({ url: '/pages/identity/face/face' })
+  }
+})

@@ -1,0 +1,112 @@
+const api = require('../../utils/api')
+const errors = require('../../utils/errors')
+
+function pick(obj, path) {
+  let cur = obj
+  for (const key of path) {
+    if (!cur || typeof cur !== 'object') return undefined
+    cur = cur[key]
+  }
+  return cur
+}
+
+/** 由 GET /api/v1/me 的结果得出各步骤的完成情况（identity 字段可能缺失，防御性读取）。 */
+function buildSteps(me) {
+  const identity = (me && me.identity) || {}
+  return [
+    { key: 'login', title: '微信登录', done: !!me, url: '/pages/login/login', note: '' },
+    { key: 'phone', title: '绑定手机号', done: !!(me && me.phone), url: '/pages/login/login', note: (me && me.phone) || '' },
+    {
+      key: 'id_card',
+      title: '身份证识别',
+      done: !!pick(identity, ['id_card', 'done']),
+      url: '/pages/identity/idcard/idcard',
+      note: pick(identity, ['id_card', 'valid_until']) ? '有效期至 ' + pick(identity, ['id_card', 'valid_until']) : ''
+    },
+    {
+      key: 'face',
+      title: '人脸核身',
+      done: !!pick(identity, ['face', 'done']),
+      url: '/pages/identity/face/face',
+      note: ''
+    },
+    {
+      key: 'bank_card',
+      title: '本人银行卡验证',
+      done: !!pick(identity, ['bank_card', 'done']),
+      url: '/pages/identity/bankcard/bankcard',
+      note: pick(identity, ['bank_card', 'card_number']) || ''
+    }
+  ]
+}
+
+Page({
+  data: {
+    loggedIn: false,
+    loading: false,
+    user: null,
+    steps: buildSteps(null),
+    doneCount: 0,
+    error: null
+  },
+
+  onShow() {
+    return this.refresh()
+  },
+
+  onPullDownRefresh() {
+    return this.refresh().then(() => wx.stopPullDownRefresh())
+  },
+
+  refresh() {
+    if (!api.isLoggedIn()) {
+      this.setData({ loggedIn: false, user: null, steps: buildSteps(null), doneCount: 0 })
+      return Promise.resolve(null)
+    }
+    this.setData({ loading: true, error: null })
+    return api.request({ url: '/api/v1/me' }).then((me) => {
+      const steps = buildSteps(me)
+      this.setData({
+        loggedIn: true,
+        loading: false,
+        user: me,
+        steps,
+        doneCount: steps.filter((s) => s.done).length
+      })
+      return me
+    }).catch((err) => {
+      const loggedIn = api.isLoggedIn()
+      this.setData({
+        loading: false,
+        loggedIn,
+        user: loggedIn ? this.data.user : null,
+        error: { code: err.code, message: errors.describe(err) }
+      })
+      errors.showFriendlyError(err)
+      return null
+    })
+  },
+
+  goStep(e) {
+    const url = e && e.currentTarget && e.currentTarget.dataset ? e.currentTarget.dataset.url : ''
+    if (!url) return
+    if (!this.data.loggedIn && url !== '/pages/login/login') {
+      wx.navigateTo({ url: '/pages/login/login' })
+      return
+    }
+    wx.navigateTo({ url })
+  },
+
+  goLogin() {
+    wx.navigateTo({ url: '/pages/login/login' })
+  },
+
+  onLogout() {
+    return api.logout().then(() => this.refresh(), (err) => {
+      errors.showFriendlyError(err)
+      return this.refresh()
+    })
+  }
+})
+
+module.exports = { buildSteps }

@@ -1,0 +1,293 @@
+/**
+ * End-to-end journey of the mini-program's real page code against a live backend (BASE_URL),
+ * with the WeChat emulator's control API standing in for the phone.
+ *
+ *   BASE_URL=http://127.0.0.1:8000 node --test miniprogram_stub/test/
+ *
+ * Login and phone binding always run. The identity steps (ID card, face, bank card) are skipped
+ * only while their backend routes do not exist yet (404 for the route); any other problem fails.
+ */
+'use strict'
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const shim = require('./wx-shim')
+
+const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
+const PHONE = '13812345678'
+const NAME = '张三'
+
+// ---------- tiny generators ----------
+
+/** 18-digit resident ID number with the ISO 7064 MOD 11-2 check character. */
+function idNumber(region, birth) {
+  const seq = String(Math.floor(Math.random() * 999) + 1).padStart(3, '0')
+  const body = (region || '110105') + (birth || '19900101') + seq
+  const weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+  let sum = 0
+  for (let i = 0; i < 17; i++) sum += Number(body[i]) * weights[i]
+  return body + '10X98765432'[sum % 11]
+}
+
+function luhnCheckDigit(payload) {
+  let sum = 0
+  for (let i = 0; i < payload.length; i++) {
+    let d = Number(payload[payload.length - 1 - i])
+    if (i % 2 === 0) {
+      d *= 2
+      if (d > 9) d -= 9
+    }
+    sum += d
+  }
+  return String((10 - (sum % 10)) % 10)
+}
+
+function luhnValid(number) {
+  return luhnCheckDigit(number.slice(0, -1)) === number.slice(-1)
+}
+
+/** 19-digit Luhn-valid card number with the given prefix. */
+function cardNumber(prefix) {
+  prefix = prefix || '622202'
+  let payload = prefix
+  while (payload.length < 18) payload += String(Math.floor(Math.random() * 10))
+  return payload + luhnCheckDigit(payload)
+}
+
+// ---------- helpers ----------
+
+async function probe(method, path) {
+  const res = await fetch(BASE_URL + path, { method, headers: { 'Content-Type': 'application/json' }, body: method === 'GET' ? undefined : '{}' })
+  let code = null
+  try {
+    const body = await res.json()
+    code = body && body.error ? body.error.code : null
+  } catch (e) {
+    code = null
+  }
+  return { status: res.status, code }
+}
+
+/** Returns why the identity steps cannot run yet (a route answering 404), or null when they can. */
+async function identityNotBuilt() {
+  const routes = [
+    ['POST', '/api/v1/identity/face'],
+    ['POST', '/api/v1/identity/id-card'],
+    ['POST', '/api/v1/identity/bank-card'],
+    ['POST', '/api/v1/uploads'],
+    ['POST', '/sandbox/control/id-card-images'],
+    ['POST', '/sandbox/control/bank-cards']
+  ]
+  for (const [method, path] of routes) {
+    const r = await probe(method, path)
+    if (r.status === 404) return method + ' ' + path + ' answers 404 ' + (r.code || '') + ': identity endpoints not built yet'
+  }
+  return null
+}
+
+async function idCardImage(side, idNo) {
+  const res = await shim.control('id-card-images', { side, name: NAME, id_number: idNo, valid_until: '20400101' }, { raw: true })
+  assert.equal(res.status, 200, 'id-card-images ' + side + ': ' + res.buffer.toString('utf8', 0, 300))
+  assert.ok(res.buffer.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'id-card-images returns a PNG')
+  return shim.writeTempFile(res.buffer, '.png')
+}
+
+function describeError(page) {
+  return 'page error: ' + JSON.stringify(page.data.error) + ' toasts: ' + JSON.stringify(shim.state.toasts.slice(-3))
+}
+
+// ---------- self-check of the generators ----------
+
+test('generators: ID check character and Luhn', () => {
+  // GB 11643 example number.
+  assert.equal(idNumber('110105', '19491231').slice(0, 14), '11010519491231')
+  const known = '11010519491231002'
+  const weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+  let sum = 0
+  for (let i = 0; i < 17; i++) sum += Number(known[i]) * weights[i]
+  assert.equal('10X98765432'[sum % 11], 'X')
+  for (let i = 0; i < 20; i++) {
+    const c = cardNumber('622202')
+    assert.equal(c.length, 19)
+    assert.ok(c.startsWith('622202'))
+    assert.ok(luhnValid(c))
+  }
+  assert.ok(luhnValid('4111111111111111'))
+})
+
+// ---------- the journey ----------
+
+test('mini-program journey against the live backend', async (t) => {
+  shim.install({ baseUrl: BASE_URL })
+  shim.reset()
+  const wx = shim.wx
+
+  await t.test('login page: 微信登录 loads the user from /api/v1/me', async () => {
+    const page = shim.loadPage('pages/login/login')
+    await page.onLoad({})
+    assert.equal(page.data.user, null, 'not logged in before tapping')
+    await page.onTapLogin()
+    assert.ok(page.data.user, describeError(page))
+    assert.ok(page.data.user.id !== undefined && page.data.user.id !== null, 'user has an id')
+    assert.ok(!page.data.user.phone, 'a new user has no phone yet')
+    assert.equal(page.data.phone, '')
+    assert.equal(page.data.error, null)
+    assert.ok(wx.getStorageSync('access_token'), 'access token stored')
+    assert.ok(wx.getStorageSync('refresh_token'), 'refresh token stored')
+    const login = shim.state.requests.find((r) => r.url.endsWith('/api/v1/auth/login'))
+    assert.equal(login.statusCode, 200)
+    assert.ok(!login.header.Authorization, 'login is not sent with a bearer token')
+    const me = shim.state.requests.find((r) => r.url.endsWith('/api/v1/me'))
+    assert.equal(me.header.Authorization, 'Bearer ' + wx.getStorageSync('access_token'))
+    assert.match(me.header['X-Request-ID'], /^[0-9a-f]{32}$/)
+  })
+
+  await t.test('login page: getPhoneNumber binds the phone and shows it masked', async () => {
+    const page = shim.loadPage('pages/login/login')
+    await page.onLoad({})
+    assert.ok(page.data.user, 'onLoad reads /api/v1/me when logged in: ' + describeError(page))
+
+    const before = shim.state.requests.length
+    await page.onGetPhoneNumber({ detail: { errMsg: 'getPhoneNumber:fail user deny' } })
+    assert.equal(shim.state.requests.length, before, 'a denied authorisation makes no request')
+    assert.equal(shim.lastToast().title, '需要授权手机号才能继续办理')
+
+    const res = await shim.control('phone-code', { phone: PHONE })
+    assert.equal(res.status, 200, res.text)
+    assert.ok(res.json.code, 'phone-code returns a code')
+    await page.onGetPhoneNumber({ detail: { errMsg: 'getPhoneNumber:ok', code: res.json.code } })
+    assert.equal(page.data.phone, '138****5678', describeError(page))
+    assert.equal(page.data.user.phone, '138****5678')
+    assert.equal(page.data.error, null)
+  })
+
+  await t.test('index page shows the login state and progress', async () => {
+    const page = shim.loadPage('pages/index/index')
+    await page.onShow()
+    assert.equal(page.data.loggedIn, true, describeError(page))
+    assert.equal(page.data.user.phone, '138****5678')
+    const steps = Object.fromEntries(page.data.steps.map((s) => [s.key, s]))
+    assert.equal(steps.login.done, true)
+    assert.equal(steps.phone.done, true)
+    assert.ok(page.data.doneCount >= 2)
+    page.goStep({ currentTarget: { dataset: { url: '/pages/identity/idcard/idcard' } } })
+    assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
+  })
+
+  await t.test('identity: ID card, face and bank card', async (t) => {
+    const missing = await identityNotBuilt()
+    if (missing) {
+      t.skip(missing)
+      return
+    }
+    const idNo = idNumber('110105', '19900101')
+
+    await t.test('ID card: a typed name that differs from the card is refused as ID_MISMATCH', async () => {
+      const page = shim.loadPage('pages/identity/idcard/idcard')
+      shim.queueMedia(await idCardImage('front', idNo))
+      shim.queueMedia(await idCardImage('back', idNo))
+      await page.chooseFront()
+      await page.chooseBack()
+      assert.ok(page.data.frontUploadId && page.data.backUploadId, describeError(page))
+      page.onNameInput({ detail: { value: '李四' } })
+      page.onIdNumberInput({ detail: { value: idNo } })
+      await page.onSubmit()
+      assert.equal(page.data.result, null)
+      assert.equal(page.data.error && page.data.error.code, 'ID_MISMATCH', describeError(page))
+      assert.equal(shim.lastToast().title, '身份证信息与输入不一致')
+    })
+
+    await t.test('ID card: upload both sides, submit, see masked name and number', async () => {
+      const page = shim.loadPage('pages/identity/idcard/idcard')
+      await page.onSubmit()
+      assert.equal(shim.lastToast().title, '请上传身份证人像面照片', 'the form is checked before any request')
+
+      shim.queueMedia(await idCardImage('front', idNo))
+      shim.queueMedia(await idCardImage('back', idNo))
+      const frontId = await page.chooseFront()
+      const backId = await page.chooseBack()
+      assert.ok(frontId, describeError(page))
+      assert.ok(backId, describeError(page))
+      assert.notEqual(frontId, backId)
+      const uploads = shim.state.requests.filter((r) => r.kind === 'upload').slice(-2)
+      assert.deepEqual(uploads.map((u) => u.data.kind), ['id_front', 'id_back'])
+      assert.deepEqual(uploads.map((u) => u.statusCode), [201, 201])
+
+      page.onNameInput({ detail: { value: ' ' + NAME + ' ' } })
+      page.onIdNumberInput({ detail: { value: idNo.toLowerCase() } })
+      const result = await page.onSubmit()
+      assert.ok(result, describeError(page))
+      assert.equal(result.verified, true)
+      assert.notEqual(result.name, NAME, 'name is masked')
+      // Masked name: same length, '*' for the hidden part, one real character kept (张* or *三).
+      assert.equal(result.name.length, NAME.length, 'masked name: ' + result.name)
+      assert.ok(result.name.includes('*') && [...result.name].some((ch, i) => ch === NAME[i]), 'masked name: ' + result.name)
+      assert.notEqual(result.id_number, idNo, 'ID number is masked')
+      assert.ok(result.id_number.startsWith(idNo.slice(0, 4)) && result.id_number.includes('*'), 'masked ID: ' + result.id_number)
+      assert.equal(result.id_number.length, 18)
+      assert.match(String(result.valid_until), /^2040-?01-?01/)
+      assert.deepEqual(page.data.result, result)
+    })
+
+    await t.test('face: a failed match is shown as not passed, then a pass', async () => {
+      const page = shim.loadPage('pages/identity/face/face')
+      shim.state.faceResult = 'fail'
+      const failed = await page.onStart()
+      assert.ok(failed, describeError(page))
+      assert.equal(failed.passed, false)
+      assert.equal(page.clientResult.ok, false, 'wx.requestFacialVerify reported fail')
+
+      shim.state.faceResult = 'pass'
+      const passed = await page.onStart()
+      assert.ok(passed, describeError(page))
+      assert.equal(passed.passed, true)
+      assert.ok(page.data.verifyId, 'verify_id kept on the page')
+      assert.equal(page.data.result.passed, true)
+      assert.equal(page.clientResult.ok, true)
+    })
+
+    await t.test('bank card: a Class II card is refused, a Class I card in the same name passes', async () => {
+      const classTwo = cardNumber('622202')
+      let res = await shim.control('bank-cards', { card_number: classTwo, name: NAME, id_number: idNo, phone: PHONE, card_class: 'II' })
+      assert.ok(res.status >= 200 && res.status < 300, res.text)
+      let page = shim.loadPage('pages/identity/bankcard/bankcard')
+      page.onCardInput({ detail: { value: classTwo } })
+      page.onPhoneInput({ detail: { value: PHONE } })
+      await page.onSubmit()
+      assert.equal(page.data.result, null)
+      assert.equal(page.data.error && page.data.error.code, 'CARD_CLASS_NOT_ALLOWED', describeError(page))
+      assert.equal(shim.lastToast().title, '请使用本人名下的一类借记卡或信用卡')
+
+      const card = cardNumber('622202')
+      res = await shim.control('bank-cards', { card_number: card, name: NAME, id_number: idNo, phone: PHONE, card_class: 'I' })
+      assert.ok(res.status >= 200 && res.status < 300, res.text)
+      page = shim.loadPage('pages/identity/bankcard/bankcard')
+      page.onCardInput({ detail: { value: card.replace(/(\d{4})/g, '$1 ') } })
+      page.onPhoneInput({ detail: { value: PHONE } })
+      const result = await page.onSubmit()
+      assert.ok(result, describeError(page))
+      assert.equal(result.verified, true)
+      assert.match(result.card_number, /^622202\*+\d{0,4}$/, 'masked card: ' + result.card_number)
+      assert.ok(!result.card_number.includes(card.slice(6, 15)), 'middle digits hidden')
+      if (/\d{4}$/.test(result.card_number)) assert.ok(result.card_number.endsWith(card.slice(-4)))
+      assert.ok(result.card_class, 'card_class present')
+      assert.ok(result.bank_name, 'bank_name present')
+    })
+
+    await t.test('index page shows the identity steps done', async () => {
+      const page = shim.loadPage('pages/index/index')
+      await page.onShow()
+      assert.equal(page.data.loggedIn, true, describeError(page))
+      const me = page.data.user
+      if (!me.identity) {
+        t.diagnostic('GET /api/v1/me has no identity part yet; progress check skipped')
+        return
+      }
+      const steps = Object.fromEntries(page.data.steps.map((s) => [s.key, s]))
+      assert.equal(steps.id_card.done, true, JSON.stringify(me.identity))
+      assert.equal(steps.face.done, true, JSON.stringify(me.identity))
+      assert.equal(steps.bank_card.done, true, JSON.stringify(me.identity))
+      assert.equal(page.data.doneCount, 5)
+    })
+  })
+})

@@ -1,0 +1,35 @@
+/**
+ * 把后端错误码翻译成给用户看的中文提示；没有收录的错误码显示服务端返回的 message。
+ */
+const MESSAGES = {
+  WECHAT_CODE_INVALID: '微信授权已失效，请重试',
+  WECHAT_LOGIN_FAILED: '微信登录失败，请重试',
+  UNAUTHORIZED: '登录已过期，请重新登录',
+  NETWORK_ERROR: '网络异常，请稍后再试',
+  ID_MISMATCH: '身份证信息与输入不一致',
+  ID_EXPIRED: '身份证已过期',
+  UNDER_AGE: '未达到开户年龄要求，暂不能在线办理',
+  OCR_UNREADABLE: '身份证照片无法识别，请在光线充足处重新拍摄',
+  ID_NUMBER_INVALID: '身份证号码格式不正确',
+  TOO_MANY_ATTEMPTS: '尝试次数过多，请稍后再试',
+  CARD_NUMBER_INVALID: '银行卡号不正确，请核对',
+  CARD_MISMATCH: '银行卡信息与本人身份信息不一致',
+  CARD_CLASS_NOT_ALLOWED: '请使用本人名下的一类借记卡或信用卡'
+}
+
+function describe(err, overrides) {
+  if (!err) return MESSAGES.NETWORK_ERROR
+  const code = err.code
+  if (overrides && code && overrides[code]) return overrides[code]
+  if (code && MESSAGES[code]) return MESSAGES[code]
+  return err.message || MESSAGES.NETWORK_ERROR
+}
+
+/** 用 toast 展示友好的错误提示，并返回展示的文字。 */
+function showFriendlyError(err, overrides) {
+  const title = describe(err, overrides)
+  wx.showToast({ title, icon: 'none', duration: 2500 })
+  return title
+}
+
+module.exports = { MESSAGES, describe, showFriendlyError }

@@ -1,0 +1,60 @@
+"""Real server processes for end-to-end tests (``python -m app serve``), each in its own session:
+Sanic's forced shutdown kills its whole process group, which must not include pytest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def server_env(var_dir: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "WECHAT_", "JWT_", "PII_", "SELF_BASE"))}
+    env["VAR_DIR"] = str(var_dir)
+    url = os.environ.get("DATABASE_URL", "")
+    env["DATABASE_URL"] = url if url.startswith("mysql") else f"sqlite://{var_dir}/app.sqlite3"
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    def __init__(self, port: int, env: dict, log: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._fh = open(log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._fh.close()

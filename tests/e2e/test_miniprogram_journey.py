@@ -1,0 +1,55 @@
+"""The mini-program's real JS (miniprogram_stub/) driven under Node against a real server process.
+
+Starts ``python -m app serve`` on a free port (sandbox mode: the WeChat emulator is mounted on the same
+server), waits for ``/health/ready``, then runs ``node --test miniprogram_stub/test/`` with ``BASE_URL``
+pointing at it. Node's built-in test runner only: no npm packages. Skipped only when ``node`` is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.e2e.servers import ROOT, ServerProcess, server_env
+
+STUB_TESTS = ROOT / "miniprogram_stub" / "test"
+
+pytestmark = pytest.mark.slow
+
+
+def test_miniprogram_journey_under_node(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI"):
+            pytest.fail("node is not on PATH in CI: the mini-program journey must run there")
+        pytest.skip("node is not on PATH")
+
+    server = ServerProcess(free_port(), server_env(tmp_path, SANDBOX_ROUTES="1"), tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        result = subprocess.run(
+            [node, "--test", "--test-reporter=tap", str(STUB_TESTS.relative_to(ROOT)) + "/"],
+            cwd=ROOT,
+            env=dict(os.environ, BASE_URL=server.url, NODE_NO_WARNINGS="1"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        server.stop()
+
+    output = result.stdout + ("\n[stderr]\n" + result.stderr if result.stderr.strip() else "")
+    print(output)
+    fails = re.search(r"^# fail (\d+)$", result.stdout, re.M)
+    passes = re.search(r"^# pass (\d+)$", result.stdout, re.M)
+    detail = output + "\n[server log]\n" + server.log.read_text(errors="replace")[-6000:]
+    assert result.returncode == 0, f"node --test exited with {result.returncode}\n{detail}"
+    assert fails is not None and passes is not None, f"no TAP summary in node's output\n{detail}"
+    assert int(fails.group(1)) == 0, detail
+    assert int(passes.group(1)) > 0, detail
