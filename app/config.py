@@ -50,20 +50,29 @@ def _parse_keyring(raw: str, name: str, *, b64: bool) -> dict[str, bytes]:
 
 
 def _dev_keys(var_dir: Path) -> dict:
-    """Generate the sandbox's keys once and keep them, so restarts keep sessions and data readable."""
+    """Generate the sandbox's keys once and keep them, so restarts keep sessions and data readable.
+
+    Several processes may start at once on one ``var`` folder: the file is written aside and linked
+    into place, so every process ends up reading the same complete keys."""
     path = var_dir / "dev-keys.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    var_dir.mkdir(parents=True, exist_ok=True)
-    keys = {
-        "jwt": f"{DEV_MARK}-{secrets.token_urlsafe(32)}",
-        "pii": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "pii_index": base64.b64encode(secrets.token_bytes(32)).decode(),
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(keys, fh)
-    return keys
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        keys = {
+            "jwt": f"{DEV_MARK}-{secrets.token_urlsafe(32)}",
+            "pii": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "pii_index": base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+        tmp = var_dir / f".dev-keys.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(keys, fh)
+        try:
+            os.link(tmp, path)  # fails if another process got there first; theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return json.loads(path.read_text())
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:

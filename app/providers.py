@@ -3,20 +3,25 @@ WeChat is a URL change here, nowhere else."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from core.pii import PiiCipher
 from core.settings import Settings
 from core.tokens import JWTCodec
+from integrations.cardcheck import CardCheckClient
+from integrations.storage import LocalEncryptedStorage
 from integrations.wechat import MiniProgramClient
 from services.cache import DbTokenStore
 from services.context import ServiceContext
 
 
 def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContext:
+    pii = PiiCipher(settings.pii_keys, settings.pii_index_key)
     return ServiceContext(
         settings=settings,
-        pii=PiiCipher(settings.pii_keys, settings.pii_index_key),
+        pii=pii,
         jwt=JWTCodec(
             settings.jwt_keys,
             issuer=settings.jwt_issuer,
@@ -31,6 +36,13 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
             token_store=DbTokenStore(),
             retries=settings.upstream_retries,
         ),
+        cardcheck=CardCheckClient(
+            base_url=settings.cardnet_base,
+            api_key=settings.cardnet_api_key,
+            http=http,
+            retries=settings.upstream_retries,
+        ),
+        storage=LocalEncryptedStorage(Path(settings.var_dir) / "uploads", pii),
     )
 
 

@@ -3,4 +3,6 @@
 MODEL_MODULES = [
     "models.users",
     "models.infra",
+    "models.identity",
+    "models.audit",
 ]

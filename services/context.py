@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from core.pii import PiiCipher
 from core.settings import Settings
 from core.tokens import JWTCodec
+from integrations.cardcheck import CardCheckClient
+from integrations.storage import ObjectStorage
 from integrations.wechat import MiniProgramClient
 
 
@@ -16,3 +18,5 @@ class ServiceContext:
     pii: PiiCipher
     jwt: JWTCodec
     wechat: MiniProgramClient
+    cardcheck: CardCheckClient
+    storage: ObjectStorage

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from core.clock import utcnow
 from core.errors import AppError, NotFound
 from core.pii import mask_phone
+from core.validators import mobile_ok
 from integrations.wechat import WeChatAPIError, WeChatUnavailable
 from models.users import User
 from services.context import ServiceContext
 from services.wechat_errors import translate
 
 PHONE_PURPOSE = "user.phone"
-_MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 
 async def get_user(user_id: int | str) -> User:
@@ -44,7 +42,7 @@ async def bind_phone(ctx: ServiceContext, user_id: int | str, *, code: str) -> s
     except (WeChatAPIError, WeChatUnavailable) as exc:
         raise translate(exc, field="code") from exc
     phone = str(info.get("purePhoneNumber") or "")
-    if str(info.get("countryCode", "86")) != "86" or not _MOBILE_RE.match(phone):
+    if str(info.get("countryCode", "86")) != "86" or not mobile_ok(phone):
         raise AppError("仅支持中国大陆手机号", code="PHONE_NOT_SUPPORTED", status=422, field="code")
     user.phone_enc = ctx.pii.encrypt(phone, purpose=PHONE_PURPOSE)
     user.phone_index = ctx.pii.blind_index(phone, purpose=PHONE_PURPOSE)

@@ -69,3 +69,91 @@ def assert_error(resp: httpx.Response, status: int, code: str, field: str | None
         assert body["error"].get("field") == field, body
     assert resp.headers.get("x-request-id")
     return body["error"]
+
+
+# -- identity ---------------------------------------------------------------------------------------
+
+import random  # noqa: E402
+from datetime import date  # noqa: E402
+
+from tests.identity_data import CHINESE_NAMES, make_card_number, make_id_number  # noqa: E402
+
+
+@dataclass
+class Person:
+    name: str
+    id_number: str
+    phone: str
+    card_number: str
+    valid_until: str = "20400101"
+
+
+def new_person(**kw) -> Person:
+    base = dict(
+        name=random.choice(CHINESE_NAMES),
+        id_number=make_id_number(),
+        phone="13" + "".join(random.choice("0123456789") for _ in range(9)),
+        card_number=make_card_number(),
+    )
+    base.update(kw)
+    return Person(**base)
+
+
+async def id_card_image(sandbox: Sandbox, person: Person, side: str, **kw) -> bytes:
+    body = {"side": side, "name": person.name, "id_number": person.id_number, "valid_until": person.valid_until,
+            "address": "北京市朝阳区建国路1号", **kw}
+    resp = await sandbox._post("id-card-images", body)
+    return resp.content
+
+
+async def upload(client: httpx.AsyncClient, user: LoggedIn, data: bytes, kind: str, filename: str = "photo.png") -> httpx.Response:
+    return await client.post(
+        "/api/v1/uploads", headers=user.headers, files={"file": (filename, data, "image/png")}, data={"kind": kind}
+    )
+
+
+async def upload_id_photos(client, sandbox, user, person: Person, **kw) -> tuple[int, int]:
+    ids = []
+    for side, kind in (("front", "id_front"), ("back", "id_back")):
+        resp = await upload(client, user, await id_card_image(sandbox, person, side, **kw), kind)
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["id"])
+    return ids[0], ids[1]
+
+
+async def verify_id_card(client, sandbox, user, person: Person, *, typed_name: str | None = None,
+                         typed_id: str | None = None) -> httpx.Response:
+    front, back = await upload_id_photos(client, sandbox, user, person)
+    return await client.post(
+        "/api/v1/identity/id-card",
+        headers=user.headers,
+        json={"front_upload_id": front, "back_upload_id": back, "name": typed_name or person.name,
+              "id_number": typed_id or person.id_number},
+    )
+
+
+async def pass_face(client, sandbox, user, result: str = "pass") -> httpx.Response:
+    started = await client.post("/api/v1/identity/face", headers=user.headers)
+    assert started.status_code == 201, started.text
+    verify_id = started.json()["verify_id"]
+    await sandbox._post(f"face/{verify_id}", {"result": result})
+    return await client.post(f"/api/v1/identity/face/{verify_id}/result", headers=user.headers)
+
+
+async def register_card(sandbox: Sandbox, person: Person, card_class: str = "I", **kw) -> None:
+    await sandbox._post("bank-cards", {"card_number": person.card_number, "name": person.name,
+                                      "id_number": person.id_number, "phone": person.phone,
+                                      "card_class": card_class, **kw})
+
+
+async def verified_user(client, sandbox, person: Person | None = None) -> tuple[LoggedIn, Person]:
+    """A logged-in user who has passed all three checks."""
+    person = person or new_person()
+    user = await login_new_user(client, sandbox)
+    assert (await verify_id_card(client, sandbox, user, person)).status_code == 200
+    assert (await pass_face(client, sandbox, user)).json()["passed"] is True
+    await register_card(sandbox, person)
+    resp = await client.post("/api/v1/identity/bank-card", headers=user.headers,
+                             json={"card_number": person.card_number, "reserved_phone": person.phone})
+    assert resp.status_code == 200, resp.text
+    return user, person

@@ -11,6 +11,7 @@ from handlers.common import authenticated, parse_body, services
 from services.auth import login as login_svc
 from services.auth import tokens as token_svc
 from services import users as user_svc
+from services.identity.status import identity_status
 
 bp = Blueprint("mp_auth")
 
@@ -68,14 +69,14 @@ async def logout(request: Request) -> HTTPResponse:
 
 
 @bp.get("/me")
-@openapi.summary("The current user, masked")
+@openapi.summary("The current user, masked, with which identity checks are done and until when")
 @openapi.secured("bearer")
 @openapi.tag("me")
 @authenticated
 async def me(request: Request) -> HTTPResponse:
     ctx = services(request)
     user = await user_svc.get_user(request.ctx.user_id)
-    return json(user_svc.public_user(ctx, user))
+    return json({**user_svc.public_user(ctx, user), "identity": await identity_status(ctx, user.id)})
 
 
 @bp.post("/me/phone")

@@ -48,8 +48,11 @@ def test_miniprogram_journey_under_node(tmp_path: Path) -> None:
     print(output)
     fails = re.search(r"^# fail (\d+)$", result.stdout, re.M)
     passes = re.search(r"^# pass (\d+)$", result.stdout, re.M)
+    skips = re.search(r"^# skipped (\d+)$", result.stdout, re.M)
     detail = output + "\n[server log]\n" + server.log.read_text(errors="replace")[-6000:]
     assert result.returncode == 0, f"node --test exited with {result.returncode}\n{detail}"
     assert fails is not None and passes is not None, f"no TAP summary in node's output\n{detail}"
     assert int(fails.group(1)) == 0, detail
     assert int(passes.group(1)) > 0, detail
+    # Every capability the backend has must be exercised: nothing in the journey may skip.
+    assert skips is None or int(skips.group(1)) == 0, detail

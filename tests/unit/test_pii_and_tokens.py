@@ -55,13 +55,13 @@ def test_masks():
     assert mask_name("欧阳娜娜") == "欧**娜"
 
 
-@given(st.from_regex(r"1[3-9]\d{9}", fullmatch=True))
+@given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True))
 def test_phone_mask_hides_the_middle(phone):
     masked = mask_phone(phone)
     assert masked[:3] == phone[:3] and masked[-4:] == phone[-4:] and masked[3:7] == "****"
 
 
-@given(st.from_regex(r"\d{12,19}", fullmatch=True))
+@given(st.from_regex(r"[0-9]{12,19}", fullmatch=True))
 def test_card_mask_shows_only_6_and_4(card):
     masked = mask_card(card)
     assert len(masked) == len(card)

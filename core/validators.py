@@ -1,0 +1,56 @@
+"""Validators for the bank's inputs: resident ID numbers, bank cards, mobile numbers, names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from stdnum import luhn
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError as StdnumError
+
+MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
+# Chinese names: 2-30 CJK characters, with the middle dot used in minority and transliterated names.
+NAME_RE = re.compile(r"^[\u3400-\u9fff\u00b7\u2022]{2,30}$")
+CARD_RE = re.compile(r"^[0-9]{12,19}$")
+
+
+@dataclass(frozen=True)
+class ResidentId:
+    number: str
+    birth_date: date
+    male: bool
+
+
+def parse_id_number(value: str) -> ResidentId | None:
+    """GB 11643 ID number via python-stdnum (checksum, region, birth date); None when invalid."""
+    candidate = (value or "").strip().upper()
+    if len(candidate) != 18:
+        return None
+    try:
+        number = ric.validate(candidate)
+        birth = ric.get_birth_date(number)
+        ric.get_birth_place(number)  # raises when the region code is unknown
+    except (StdnumError, ValueError):
+        return None
+    if birth > date.today():
+        return None
+    return ResidentId(number=number, birth_date=birth, male=int(number[16]) % 2 == 1)
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def card_number_ok(value: str) -> bool:
+    """Shape and Luhn, as a pre-filter; the card's bank has the last word."""
+    return bool(CARD_RE.match(value or "")) and luhn.is_valid(value)
+
+
+def mobile_ok(value: str) -> bool:
+    return bool(MOBILE_RE.match(value or ""))
+
+
+def name_ok(value: str) -> bool:
+    return bool(NAME_RE.match(value or ""))

@@ -1,0 +1,51 @@
+"""Encrypted object storage for uploads (ID photos, signature images).
+
+``LocalEncryptedStorage`` keeps each object as an AES-256-GCM-sealed file under a folder; the same
+interface can front object storage (S3/COS) later. File I/O runs in a thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+from core.pii import PiiCipher
+
+
+class ObjectStorage(Protocol):
+    async def put(self, data: bytes, *, purpose: str) -> str: ...
+
+    async def get(self, key: str, *, purpose: str) -> bytes: ...
+
+
+class LocalEncryptedStorage:
+    def __init__(self, root: str | Path, cipher: PiiCipher) -> None:
+        self.root = Path(root)
+        self._cipher = cipher
+
+    def _path(self, key: str) -> Path:
+        if not key.isalnum():
+            raise ValueError("bad storage key")
+        return self.root / key[:2] / key
+
+    async def put(self, data: bytes, *, purpose: str) -> str:
+        key = uuid.uuid4().hex
+        sealed = self._cipher.seal(data, purpose=purpose)
+        await asyncio.to_thread(self._write, self._path(key), sealed)
+        return key
+
+    async def get(self, key: str, *, purpose: str) -> bytes:
+        sealed = await asyncio.to_thread(self._path(key).read_bytes)
+        return self._cipher.open(sealed, purpose=purpose)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)

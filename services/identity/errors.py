@@ -1,0 +1,55 @@
+"""The identity domain's errors: stable codes the mini-program maps to its messages."""
+
+from core.errors import AppError, Conflict, RateLimited
+
+
+class IdNumberInvalid(AppError):
+    status, code, message = 422, "ID_NUMBER_INVALID", "身份证号码不正确"
+
+
+class IdMismatch(AppError):
+    status, code, message = 422, "ID_MISMATCH", "身份证照片信息与填写的姓名或号码不一致"
+
+
+class IdExpired(AppError):
+    status, code, message = 422, "ID_EXPIRED", "身份证已过有效期"
+
+
+class UnderAge(AppError):
+    status, code, message = 422, "UNDER_AGE", "未达到开户的最低年龄"
+
+
+class OcrUnreadable(AppError):
+    status, code, message = 422, "OCR_UNREADABLE", "无法识别身份证照片，请重新拍摄"
+
+
+class TooManyAttempts(RateLimited):
+    code, message = "TOO_MANY_ATTEMPTS", "今日尝试次数已达上限，请明天再试"
+
+
+class IdCardRequired(Conflict):
+    code, message = "ID_CARD_REQUIRED", "请先完成身份证验证"
+
+
+class CardNumberInvalid(AppError):
+    status, code, message = 422, "CARD_NUMBER_INVALID", "银行卡号不正确"
+
+
+class CardMismatch(AppError):
+    status, code, message = 422, "CARD_MISMATCH", "银行卡信息与本人身份信息或预留手机号不一致"
+
+
+class CardNotFound(AppError):
+    status, code, message = 422, "CARD_NOT_FOUND", "未查询到该银行卡"
+
+
+class CardClassNotAllowed(AppError):
+    status, code, message = 422, "CARD_CLASS_NOT_ALLOWED", "请绑定本人一类借记卡或信用卡"
+
+
+class FileTooLarge(AppError):
+    status, code, message = 413, "FILE_TOO_LARGE", "文件过大"
+
+
+class UnsupportedFileType(AppError):
+    status, code, message = 415, "UNSUPPORTED_FILE_TYPE", "仅支持 JPEG 或 PNG 图片"
