@@ -3,6 +3,7 @@
     python -m app serve [--host H] [--port P] [--workers N]   (default 127.0.0.1:8000, 1 worker)
     python -m app migrate                                     apply pending migrations
     python -m app check-config                                print what production would refuse
+    python -m app audit verify                                check the audit events' hash chain
 """
 
 from __future__ import annotations
@@ -67,6 +68,29 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from tortoise import Tortoise
+
+    from app.db import tortoise_config
+    from services import audit
+
+    settings = _settings()
+
+    async def run():
+        await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+        try:
+            return await audit.verify()
+        finally:
+            await Tortoise.close_connections()
+
+    report = asyncio.run(run())
+    if report.ok:
+        print(f"audit chain OK: {report.events} event(s)")
+        return 0
+    print(f"audit chain BROKEN after {report.events} good event(s): event id={report.event_id} seq={report.seq}: {report.problem}")
+    return 1
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from app.config import production_problems
 
@@ -87,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    audit = sub.add_parser("audit", help="audit trail tools").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check the hash chain of audit events").set_defaults(func=cmd_audit_verify)
     sub.add_parser("check-config", help="list what production mode would refuse").set_defaults(func=cmd_check_config)
     args = parser.parse_args(argv)
     try:

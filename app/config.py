@@ -129,6 +129,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         daily_attempt_limit=int(get("DAILY_ATTEMPT_LIMIT", "5")),
         face_valid_s=int(get("FACE_VALID_S", str(30 * 60))),
         upload_max_bytes=int(get("UPLOAD_MAX_BYTES", str(4 * 1024 * 1024))),
+        esign_key_path=get("ESIGN_KEY_PATH") or None,
+        esign_cert_path=get("ESIGN_CERT_PATH") or None,
+        esign_chain_path=get("ESIGN_CHAIN_PATH") or None,
+        esign_tsa_url=get("ESIGN_TSA_URL") or None,
+        contract_draft_ttl_s=int(get("CONTRACT_DRAFT_TTL_S", str(24 * 3600))),
     )
     check(settings)
     return settings
@@ -152,6 +157,8 @@ def production_problems(s: Settings) -> list[str]:
         ("JWT_KEYS", s.jwt_keys),
         ("PII_KEYS", s.pii_keys),
         ("PII_INDEX_KEY", s.pii_index_key),
+        ("ESIGN_KEY_PATH", s.esign_key_path),
+        ("ESIGN_CERT_PATH", s.esign_cert_path),
     ]:
         if not value:
             problems.append(f"{name} is missing")

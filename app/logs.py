@@ -67,5 +67,9 @@ def logging_config(level: str = "INFO") -> dict:
             "aiosqlite": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            # pyHanko logs tracebacks when a user-supplied PDF fails validation: an expected answer
+            # of /contracts/verify, not a server error. Signing failures surface as exceptions.
+            "pyhanko": {"level": "CRITICAL"},
+            "pyhanko_certvalidator": {"level": "CRITICAL"},
         },
     }

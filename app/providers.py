@@ -14,6 +14,7 @@ from integrations.cardcheck import CardCheckClient
 from integrations.storage import LocalEncryptedStorage
 from integrations.wechat import MiniProgramClient
 from services.cache import DbTokenStore
+from services.esign.certs import load_bank_identity
 from services.context import ServiceContext
 
 
@@ -43,6 +44,13 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
             retries=settings.upstream_retries,
         ),
         storage=LocalEncryptedStorage(Path(settings.var_dir) / "uploads", pii),
+        signer=load_bank_identity(
+            sandbox=not settings.is_production,
+            var_dir=settings.var_dir,
+            key_path=settings.esign_key_path,
+            cert_path=settings.esign_cert_path,
+            chain_path=settings.esign_chain_path,
+        ),
     )
 
 

@@ -47,6 +47,14 @@ class Settings:
     face_intent_s: int = 5 * 60
     upload_max_bytes: int = 4 * 1024 * 1024
 
+    # E-signing: the bank's key and certificate (a generated dev CA in sandbox mode when unset),
+    # an optional RFC 3161 timestamp authority (PAdES B-T), and how long a draft can be signed.
+    esign_key_path: str | None = None
+    esign_cert_path: str | None = None
+    esign_chain_path: str | None = None
+    esign_tsa_url: str | None = None
+    contract_draft_ttl_s: int = 24 * 3600
+
     @property
     def wechat_base(self) -> str:
         return self.wechat_api_base or f"{self.self_base_url}/sandbox/wechat"

@@ -5,4 +5,5 @@ MODEL_MODULES = [
     "models.infra",
     "models.identity",
     "models.audit",
+    "models.contracts",
 ]

@@ -10,6 +10,7 @@ from core.tokens import JWTCodec
 from integrations.cardcheck import CardCheckClient
 from integrations.storage import ObjectStorage
 from integrations.wechat import MiniProgramClient
+from services.esign.certs import BankSigningIdentity
 
 
 @dataclass
@@ -20,3 +21,4 @@ class ServiceContext:
     wechat: MiniProgramClient
     cardcheck: CardCheckClient
     storage: ObjectStorage
+    signer: BankSigningIdentity  # the bank's e-signing key and certificate

@@ -124,20 +124,32 @@ async def fetch_result(ctx: ServiceContext, user_id: int, verify_id: str) -> Fac
     return _result(ctx, fv)
 
 
-async def consume_for_intent(ctx: ServiceContext, user_id: int, verify_id: str, *, purpose: str, max_age_s: int) -> FaceVerification:
-    """Use a passed face verification once as an intent check (e.g. signing): it must be this user's,
-    for the person now verified, passed within ``max_age_s``, and not used before."""
+async def check_intent(ctx: ServiceContext, user_id: int, verify_id: str, *, max_age_s: int) -> FaceVerification:
+    """A face verification usable as an intent check (e.g. before signing): this user's, for the
+    person now verified, passed within ``max_age_s``, and not used before. ``consume`` then uses it,
+    inside the transaction of the act it authorises."""
     fv = await FaceVerification.get_or_none(verify_id=verify_id, user_id=user_id)
     found = await verified_identity(ctx, user_id)
     if fv is None or found is None or fv.id_number_index != found[0].id_number_index:
         raise AppError("人脸核验无效，请重新核验", code="FACE_VERIFICATION_INVALID", status=422, field="verify_id")
-    now = utcnow()
-    if fv.status != FaceStatus.PASSED or fv.finished_at is None or (now - fv.finished_at).total_seconds() > max_age_s:
+    if fv.status != FaceStatus.PASSED or fv.finished_at is None or (utcnow() - fv.finished_at).total_seconds() > max_age_s:
         raise AppError("请在签署前 5 分钟内完成人脸核验", code="FACE_VERIFICATION_STALE", status=422, field="verify_id")
-    used = await FaceVerification.filter(id=fv.id, consumed_at=None).update(consumed_at=now, consumed_by=purpose)
-    if not used:
-        raise AppError("该人脸核验已被使用，请重新核验", code="FACE_VERIFICATION_USED", status=422, field="verify_id")
+    if fv.consumed_at is not None:
+        raise FaceVerificationUsed()
     return fv
 
 
-__all__ = ["start", "fetch_result", "consume_for_intent", "FaceStart", "FaceResult", "ID_PURPOSE"]
+class FaceVerificationUsed(AppError):
+    status, code, message = 422, "FACE_VERIFICATION_USED", "该人脸核验已被使用，请重新核验"
+
+
+async def consume(conn, fv: FaceVerification, *, purpose: str) -> None:
+    """Use the verification once; a second use (even a concurrent one) raises."""
+    used = await FaceVerification.filter(id=fv.id, consumed_at=None).using_db(conn).update(
+        consumed_at=utcnow(), consumed_by=purpose
+    )
+    if not used:
+        raise FaceVerificationUsed(field="verify_id")
+
+
+__all__ = ["start", "fetch_result", "check_intent", "consume", "FaceStart", "FaceResult"]

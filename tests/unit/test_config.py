@@ -26,6 +26,8 @@ PROD = {
     "JWT_KEYS": "k2026:" + "s" * 48,
     "PII_KEYS": "p2026:" + base64.b64encode(b"k" * 32).decode(),
     "PII_INDEX_KEY": base64.b64encode(b"i" * 32).decode(),
+    "ESIGN_KEY_PATH": "/run/secrets/esign.key",
+    "ESIGN_CERT_PATH": "/run/secrets/esign.pem",
 }
 
 
@@ -56,6 +58,7 @@ def test_production_with_real_settings_starts():
         ({"JWT_KEYS": "k1:short"}, "shorter than 32 bytes"),
         ({"PII_KEYS": ""}, "PII_KEYS is missing"),
         ({"CARDNET_API_KEY": ""}, "CARDNET_API_KEY is missing"),
+        ({"ESIGN_CERT_PATH": ""}, "ESIGN_CERT_PATH is missing"),
         ({"WECHAT_APPID": "wxsandbox0000dev1"}, "sandbox app id"),
     ],
 )
