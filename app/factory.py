@@ -9,6 +9,7 @@ from functools import partial
 import ujson
 
 from sanic import Request, Sanic
+from sanic_ext import openapi
 
 from app import middleware
 from app.config import load_settings
@@ -69,15 +70,17 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     if settings.sandbox_routes:
         from sandbox import SandboxConfig, create_blueprint
 
-        app.blueprint(
-            create_blueprint(
-                SandboxConfig(
-                    apps={settings.wechat_appid: settings.wechat_secret},
-                    cardnet_keys=[settings.cardnet_api_key],
-                    state_path=f"{settings.var_dir}/sandbox.sqlite3",
-                )
+        emulators = create_blueprint(
+            SandboxConfig(
+                apps={settings.wechat_appid: settings.wechat_secret},
+                cardnet_keys=[settings.cardnet_api_key],
+                state_path=f"{settings.var_dir}/sandbox.sqlite3",
             )
         )
+        app.blueprint(emulators)
+        # The emulators are not part of the product's API: keep them out of /docs.
+        for bp in getattr(emulators, "blueprints", [emulators]):
+            openapi.exclude(bp=bp)
 
     @app.before_server_start
     async def start(app: Sanic) -> None:
