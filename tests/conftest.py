@@ -7,8 +7,6 @@ proves the migrations. Tests keep out of each other's way by using fresh openids
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import os
 import secrets
 import socket

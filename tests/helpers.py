@@ -74,7 +74,6 @@ def assert_error(resp: httpx.Response, status: int, code: str, field: str | None
 # -- identity ---------------------------------------------------------------------------------------
 
 import random  # noqa: E402
-from datetime import date  # noqa: E402
 
 from tests.identity_data import CHINESE_NAMES, make_card_number, make_id_number  # noqa: E402
 

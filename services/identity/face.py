@@ -23,7 +23,7 @@ from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
 from services.identity.errors import IdCardRequired
-from services.identity.id_card import ID_PURPOSE, verified_identity
+from services.identity.id_card import verified_identity
 from services.wechat_errors import translate
 
 PASSED_RET = 10000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from core.errors import RateLimited
 from models.identity import AttemptCounter, AttemptKind
