@@ -54,8 +54,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"    curl -s -X POST {base}/sandbox/control/login-code -H 'content-type: application/json' -d '{{}}'")
         print(f"    curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"code\": \"<code>\"}}'")
     sys.stdout.flush()
-    app.prepare(host=args.host, port=args.port, workers=args.workers, single_process=args.workers == 1, motd=False)
-    Sanic.serve(primary=app, app_loader=loader)
+    if args.workers == 1:
+        # One worker: serve in this process, without Sanic's worker manager (whose start-up handshake
+        # can miss a SIGTERM that arrives in its first moments).
+        app.prepare(host=args.host, port=args.port, single_process=True, motd=False)
+        Sanic.serve_single(primary=app)
+    else:
+        app.prepare(host=args.host, port=args.port, workers=args.workers, motd=False)
+        Sanic.serve(primary=app, app_loader=loader)
     return 0
 
 

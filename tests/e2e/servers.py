@@ -49,12 +49,18 @@ class ServerProcess:
             time.sleep(0.3)
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text(errors='replace')[-3000:]}")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+    def stop(self) -> int | None:
+        """SIGTERM to the main process only, as Docker does: it shuts its workers down gracefully.
+        (Signalling the whole group makes workers get it twice, and Sanic then hangs in cleanup.)
+        Returns the exit code, or None when it had to be killed."""
+        code = self.proc.poll()
+        if code is None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                code = self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+                code = None
         self._fh.close()
+        return code

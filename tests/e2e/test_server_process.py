@@ -1,0 +1,32 @@
+"""The server as ops run it: a real process that logs JSON lines and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.e2e.servers import ServerProcess, server_env
+
+pytestmark = pytest.mark.slow
+
+
+def test_serves_logs_json_and_stops_on_sigterm(tmp_path):
+    server = ServerProcess(free_port(), server_env(tmp_path), tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        out = httpx.get(f"{server.url}/api/v1/me", trust_env=False)
+        assert out.status_code == 401 and out.headers["x-request-id"]
+    finally:
+        started = time.monotonic()
+        code = server.stop()
+    assert code == 0, server.log.read_text(errors="replace")[-3000:]
+    assert time.monotonic() - started < 10
+    text = server.log.read_text(errors="replace")
+    lines = [l for l in text.splitlines() if l.startswith("{")]
+    assert any(json.loads(l).get("route") == "/api/v1/me" for l in lines)
+    assert all(json.loads(l)["level"] for l in lines)  # every structured line parses
+    assert "Listening on http://127.0.0.1:" in text and "/docs" in text  # tells a newcomer where and how
