@@ -42,6 +42,20 @@ async def templates(request: Request) -> HTTPResponse:
     return json({"templates": list_templates()})
 
 
+@bp.get("/contracts")
+@openapi.summary("The user's contracts, newest first (filter by `template`, `status`)")
+@openapi.parameter("template", str, "query")
+@openapi.parameter("status", str, "query")
+@openapi.secured("bearer")
+@openapi.tag("contracts")
+@authenticated
+async def list_contracts(request: Request) -> HTTPResponse:
+    found = await contracts.list_for(
+        request.ctx.user_id, template=request.args.get("template"), status=request.args.get("status")
+    )
+    return json({"contracts": [contracts.public_contract(c) for c in found]})
+
+
 @bp.post("/contracts")
 @openapi.summary("Prepare a contract: render the unsigned PDF and return its SHA-256")
 @openapi.description(

@@ -156,6 +156,18 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
     return Prepared(await atomic(save), True)
 
 
+async def list_for(user_id: int, *, template: str | None = None, status: str | None = None) -> list[Contract]:
+    query = Contract.filter(user_id=user_id)
+    if template:
+        query = query.filter(template=template)
+    if status:
+        try:
+            query = query.filter(status=ContractStatus(status))
+        except ValueError:
+            raise ValidationFailed("status 须为 draft、signed、expired 或 void", field="status") from None
+    return await query.order_by("-id").limit(100)
+
+
 async def get(user_id: int, contract_id: int) -> Contract:
     return await _owned(user_id, contract_id)
 

@@ -69,6 +69,12 @@ async def test_sign_happy_path_evidence_and_verification(client, sandbox, signer
     pdf = await client.get(f"/api/v1/contracts/{c['id']}/signed.pdf", headers=signer.headers)
     assert hashlib.sha256(pdf.content).hexdigest() == signed["signed_sha256"]
 
+    listed = (await client.get("/api/v1/contracts", headers=signer.headers,
+                               params={"template": "privacy_consent", "status": "signed"})).json()["contracts"]
+    assert [x["id"] for x in listed] == [c["id"]]
+    assert_error(await client.get("/api/v1/contracts", headers=signer.headers, params={"status": "nope"}),
+                 422, "VALIDATION_ERROR", "status")
+
     ev = (await client.get(f"/api/v1/contracts/{c['id']}/evidence", headers=signer.headers)).json()
     e = ev["evidence"]
     assert e["unsigned_sha256"] == c["sha256"] and e["signed_sha256"] == signed["signed_sha256"]
@@ -157,6 +163,8 @@ async def test_another_users_contract_is_not_found(client, sandbox, signer):
     verify_id = await fresh_face(client, sandbox, other)
     up = await signature_upload(client, other)
     assert_error(await sign(client, other, c["id"], verify_id=verify_id, upload_id=up), 404, "CONTRACT_NOT_FOUND")
+    theirs = (await client.get("/api/v1/contracts", headers=other.headers)).json()["contracts"]
+    assert c["id"] not in [x["id"] for x in theirs]
     for path in ["", "/pdf", "/signed.pdf", "/evidence"]:
         assert_error(await client.get(f"/api/v1/contracts/{c['id']}{path}", headers=other.headers), 404, "CONTRACT_NOT_FOUND")
 
