@@ -203,3 +203,51 @@ test('logout revokes the refresh family and clears the tokens', async () => {
   const body = await res.json()
   assert.ok(body.error && body.error.code)
 })
+
+async function contractsRoute() {
+  const res = await fetch(BASE_URL + '/api/v1/contracts', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })
+  return res.status !== 404
+}
+
+test('download: bearer + refresh on 401, a JSON error body in the temp file becomes an ApiError', async (t) => {
+  if (!(await contractsRoute())) {
+    t.skip('POST /api/v1/contracts answers 404: contract endpoints not built yet')
+    return
+  }
+  await freshLogin()
+  wx.setStorageSync('access_token', 'expired')
+  await assert.rejects(api.download({ url: '/api/v1/contracts/999999999/pdf' }), (err) => {
+    assert.ok(err instanceof api.ApiError)
+    assert.equal(err.status, 404)
+    assert.equal(err.code, 'CONTRACT_NOT_FOUND')
+    return true
+  })
+  assert.deepEqual(paths(), [
+    'GET /api/v1/contracts/999999999/pdf 401',
+    'POST /api/v1/auth/refresh 200',
+    'GET /api/v1/contracts/999999999/pdf 404'
+  ])
+  const last = shim.state.requests[2]
+  assert.equal(last.kind, 'download')
+  assert.equal(last.header.Authorization, 'Bearer ' + wx.getStorageSync('access_token'))
+})
+
+test('contract page: without a verified ID card it asks for the ID card first', async (t) => {
+  if (!(await contractsRoute())) {
+    t.skip('POST /api/v1/contracts answers 404: contract endpoints not built yet')
+    return
+  }
+  await freshLogin()
+  const page = shim.loadPage('pages/contract/contract')
+  assert.equal(await page.onLoad({ template: 'privacy_consent' }), null)
+  assert.equal(page.data.contract, null)
+  assert.equal(page.data.error && page.data.error.code, 'ID_CARD_REQUIRED', JSON.stringify(page.data.error))
+  assert.equal(shim.lastToast().title, '请先完成身份证核验')
+  page.goIdCard()
+  assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
+
+  const unknown = shim.loadPage('pages/contract/contract')
+  await unknown.onLoad({ template: 'no_such_template' })
+  assert.equal(unknown.data.error && unknown.data.error.code, 'CONTRACT_TEMPLATE_NOT_FOUND', JSON.stringify(unknown.data.error))
+  assert.equal(shim.lastToast().title, '协议类型不存在')
+})

@@ -6,11 +6,15 @@
  *
  * Login and phone binding always run. The identity steps (ID card, face, bank card) are skipped
  * only while their backend routes do not exist yet (404 for the route); any other problem fails.
+ * The contract steps (read and e-sign the privacy consent) follow the identity steps and are
+ * skipped only while POST /api/v1/contracts answers 404.
  */
 'use strict'
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
 const shim = require('./wx-shim')
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
@@ -83,6 +87,30 @@ async function identityNotBuilt() {
     if (r.status === 404) return method + ' ' + path + ' answers 404 ' + (r.code || '') + ': identity endpoints not built yet'
   }
   return null
+}
+
+/** Returns why the contract steps cannot run yet (POST /api/v1/contracts answering 404), or null. */
+async function contractsNotBuilt() {
+  const r = await probe('POST', '/api/v1/contracts')
+  if (r.status === 404) return 'POST /api/v1/contracts answers 404 ' + (r.code || '') + ': contract endpoints not built yet'
+  return null
+}
+
+function sha256(buffer) {
+  return crypto.createHash('sha256').update(buffer).digest('hex')
+}
+
+/** A finger stroke on the signature canvas: touchstart, touchmove…, touchend. */
+function drawStroke(page, points) {
+  page.onTouchStart({ touches: [{ x: points[0][0], y: points[0][1] }] })
+  for (const [x, y] of points.slice(1)) page.onTouchMove({ touches: [{ x, y }] })
+  page.onTouchEnd({ touches: [], changedTouches: [] })
+}
+
+const STROKE = [[20, 100], [60, 60], [100, 90], [140, 40], [200, 80], [260, 50]]
+
+function pathOf(record) {
+  return record.method + ' ' + new URL(record.url).pathname + ' ' + record.statusCode
 }
 
 async function idCardImage(side, idNo) {
@@ -288,6 +316,215 @@ test('mini-program journey against the live backend', async (t) => {
       assert.equal(steps.face.done, true, JSON.stringify(me.identity))
       assert.equal(steps.bank_card.done, true, JSON.stringify(me.identity))
       assert.equal(page.data.doneCount, 5)
+      assert.equal(steps.contract.done, false)
+      assert.equal(steps.contract.locked, false, '签署协议 unlocks once identity is done')
+    })
+
+    await t.test('contract: read and e-sign the privacy consent', async (t) => {
+      const missing = await contractsNotBuilt()
+      if (missing) {
+        t.skip(missing)
+        return
+      }
+      const page = shim.loadPage('pages/contract/contract')
+      let contract = null
+      let signed = null
+
+      await t.test('index links 签署协议 to the contract page', async () => {
+        const index = shim.loadPage('pages/index/index')
+        await index.onShow()
+        const step = index.data.steps.find((s) => s.key === 'contract')
+        assert.ok(step, 'a 签署协议 step')
+        assert.equal(step.title, '签署协议')
+        index.goStep({ currentTarget: { dataset: { url: step.url, locked: false } } })
+        assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/contract/contract?template=privacy_consent' })
+        index.goStep({ currentTarget: { dataset: { url: step.url, locked: true } } })
+        assert.equal(shim.lastToast().title, '请先完成身份核验', 'a locked step does not navigate')
+        assert.equal(shim.state.navigations.length, 0)
+      })
+
+      await t.test('load: title, version, contract_no and the SHA-256 of the unsigned PDF', async () => {
+        contract = await page.onLoad({ template: 'privacy_consent' })
+        assert.ok(contract, describeError(page))
+        const prepare = shim.state.requests.filter((r) => r.url.endsWith('/api/v1/contracts')).pop()
+        assert.deepEqual(prepare.data, { template: 'privacy_consent' }, 'no subject_id for the privacy consent')
+        assert.ok([200, 201].includes(prepare.statusCode))
+        assert.equal(contract.template, 'privacy_consent')
+        assert.equal(contract.status, 'draft')
+        assert.match(contract.sha256, /^[0-9a-f]{64}$/)
+        assert.equal(contract.signed_sha256, null)
+        assert.ok(contract.contract_no && contract.version, JSON.stringify(contract))
+        assert.deepEqual(page.data.contract, contract)
+        assert.equal(page.data.title, '个人信息处理授权同意书')
+        assert.equal(page.data.signed, false)
+        assert.ok(page.data.expiresAt, 'expiry shown')
+
+        const canvas = await page.onReady()
+        assert.ok(canvas, 'the #signature canvas node')
+        assert.equal(canvas.width, 300 * 2, 'canvas sized by the pixel ratio')
+
+        // Opening the page again gives the same draft (200), not a new contract.
+        const again = shim.loadPage('pages/contract/contract')
+        const same = await again.onLoad({ template: 'privacy_consent' })
+        assert.ok(same, describeError(again))
+        assert.equal(same.id, contract.id)
+        assert.equal(same.sha256, contract.sha256)
+        assert.equal(shim.state.requests.filter((r) => r.url.endsWith('/api/v1/contracts')).pop().statusCode, 200)
+      })
+
+      await t.test('查看合同: the downloaded PDF hashes to the SHA-256 shown', async () => {
+        const opened = await page.onViewContract()
+        assert.ok(opened, describeError(page))
+        const bytes = fs.readFileSync(opened.filePath)
+        assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-')
+        assert.equal(sha256(bytes), contract.sha256, 'the PDF is the document whose hash the user is shown')
+        assert.equal(opened.sha256, contract.sha256, 'X-Content-SHA256')
+        const download = shim.state.requests.filter((r) => r.kind === 'download').pop()
+        assert.equal(new URL(download.url).pathname, '/api/v1/contracts/' + contract.id + '/pdf')
+        assert.equal(download.header.Authorization, 'Bearer ' + shim.wx.getStorageSync('access_token'))
+        assert.equal(download.statusCode, 200)
+        assert.deepEqual(shim.state.documents.pop(), { filePath: opened.filePath, fileType: 'pdf', showMenu: false })
+        assert.equal(page.data.pdfPath, opened.filePath)
+      })
+
+      await t.test('signing is refused on the page without consent or without a signature (no request)', async () => {
+        drawStroke(page, STROKE)
+        assert.equal(page.data.hasSignature, true)
+        let before = shim.state.requests.length
+        assert.equal(await page.onSign(), null)
+        assert.equal(shim.state.requests.length, before, 'no request without consent')
+        assert.equal(shim.lastToast().title, '请先阅读并同意协议')
+        assert.equal(page.data.error.code, 'CONSENT_REQUIRED')
+
+        page.onConsentChange({ detail: { value: ['agree'] } })
+        assert.equal(page.data.consent, true)
+        page.onClearSignature()
+        assert.equal(page.data.hasSignature, false, '重写 clears the signature')
+        assert.ok(shim.canvas('signature').ops.some((op) => op[0] === 'clearRect'))
+        before = shim.state.requests.length
+        assert.equal(await page.onSign(), null)
+        assert.equal(shim.state.requests.length, before, 'no request without a signature')
+        assert.equal(shim.lastToast().title, '请先手写签名')
+
+        page.onConsentChange({ detail: { value: [] } })
+        assert.equal(page.data.consent, false, 'unticking withdraws consent')
+      })
+
+      await t.test('a blank signature image is refused as SIGNATURE_IMAGE_INVALID', async () => {
+        shim.setCanvasImage(shim.writeTempFile(shim.signaturePng({ width: 200, height: 80, stroke: false }), '.png'))
+        page.onConsentChange({ detail: { value: ['agree'] } })
+        drawStroke(page, STROKE)
+        assert.equal(await page.onSign(), null)
+        assert.equal(page.data.error && page.data.error.code, 'SIGNATURE_IMAGE_INVALID', describeError(page))
+        assert.equal(shim.lastToast().title, '请重新手写签名')
+        assert.equal(page.data.hasSignature, false, 'the canvas is cleared for a new signature')
+        assert.equal(page.data.signed, false)
+        assert.equal(page.data.signing, false)
+      })
+
+      await t.test('consent + handwritten signature + face → signed', async () => {
+        shim.setCanvasImage(shim.writeTempFile(shim.signaturePng({ width: 200, height: 80 }), '.png'))
+        drawStroke(page, STROKE)
+        assert.ok(shim.canvas('signature').ops.some((op) => op[0] === 'lineTo'), 'strokes drawn on the 2d context')
+        shim.state.faceResult = 'pass'
+        const from = shim.state.requests.length
+        signed = await page.onSign()
+        assert.ok(signed, describeError(page))
+        const calls = shim.state.requests.slice(from)
+        // Signature first, then the face intent check right before signing.
+        assert.deepEqual(calls.map(pathOf), [
+          'POST /api/v1/uploads 201',
+          'POST /api/v1/identity/face 201',
+          'POST /api/v1/identity/face/' + page.data.verifyId + '/result 200',
+          'POST /api/v1/contracts/' + contract.id + '/sign 200'
+        ])
+        assert.equal(calls[0].data.kind, 'signature')
+        assert.equal(shim.state.canvasExports.pop().canvas, 'signature', 'canvasToTempFilePath({canvas}) on #signature')
+        const signUpload = JSON.parse(calls[0].response)
+        assert.deepEqual(calls[3].data, { signature_upload_id: signUpload.id, consent: true, verify_id: page.data.verifyId })
+
+        assert.equal(signed.status, 'signed')
+        assert.equal(signed.id, contract.id)
+        assert.equal(signed.contract_no, contract.contract_no)
+        assert.equal(signed.sha256, contract.sha256, 'the unsigned hash does not change')
+        assert.match(signed.signed_sha256, /^[0-9a-f]{64}$/)
+        assert.notEqual(signed.signed_sha256, contract.sha256)
+        assert.ok(signed.signed_at)
+        assert.equal(page.data.signed, true)
+        assert.equal(page.data.error, null)
+        assert.ok(page.data.signedAt)
+        assert.ok(shim.state.toasts.some((x) => x.title === '签署成功'))
+
+        const opened = await page.onViewSigned()
+        assert.ok(opened, describeError(page))
+        const bytes = fs.readFileSync(opened.filePath)
+        assert.equal(bytes.subarray(0, 4).toString('latin1'), '%PDF')
+        assert.equal(sha256(bytes), signed.signed_sha256, 'the signed PDF hashes to signed_sha256')
+        const download = shim.state.requests.filter((r) => r.kind === 'download').pop()
+        assert.equal(new URL(download.url).pathname, '/api/v1/contracts/' + contract.id + '/signed.pdf')
+        assert.equal(shim.state.documents.pop().filePath, opened.filePath)
+      })
+
+      await t.test('signing again on the same page still shows signed (the backend is idempotent)', async () => {
+        const from = shim.state.requests.length
+        const again = await page.onSign()
+        assert.ok(again, describeError(page))
+        assert.deepEqual(shim.state.requests.slice(from).map(pathOf), ['POST /api/v1/contracts/' + contract.id + '/sign 200'])
+        assert.equal(again.status, 'signed')
+        assert.equal(again.signed_sha256, signed.signed_sha256)
+        assert.equal(again.signed_at, signed.signed_at)
+        assert.equal(page.data.signed, true)
+        assert.equal(page.data.contract.signed_sha256, signed.signed_sha256)
+        assert.equal(page.data.error, null)
+      })
+
+      await t.test('evidence: hashes, the masked signer, the face intent check and the audit events', async () => {
+        const body = await page.onShowEvidence()
+        assert.ok(body, describeError(page))
+        const ev = body.evidence
+        assert.equal(ev.unsigned_sha256, contract.sha256)
+        assert.equal(ev.signed_sha256, signed.signed_sha256)
+        assert.equal(ev.intent_check.verify_id, page.data.verifyId)
+        assert.ok(ev.signer.name.includes('*') && ev.signer.name !== NAME, 'masked signer: ' + ev.signer.name)
+        assert.ok(ev.signer.id_number.includes('*'), 'masked ID: ' + ev.signer.id_number)
+        assert.ok(ev.signed_at)
+        assert.ok(body.events.length >= 2, JSON.stringify(body.events))
+        for (const e of body.events) assert.match(e.hash, /^[0-9a-f]{64}$/)
+        assert.deepEqual(body.events.map((e) => e.seq), body.events.map((e) => e.seq).slice().sort((a, b) => a - b))
+        assert.equal(page.data.events.length, body.events.length)
+        assert.equal(page.data.evidence.signed_sha256, signed.signed_sha256)
+      })
+
+      await t.test('POST /api/v1/contracts/verify recognises the signed PDF as the issued copy', async () => {
+        const bytes = fs.readFileSync(page.data.signedPdfPath)
+        const verify = (body) => fetch(BASE_URL + '/api/v1/contracts/verify', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/pdf', Authorization: 'Bearer ' + shim.wx.getStorageSync('access_token') },
+          body
+        })
+        const res = await verify(bytes)
+        const text = await res.text()
+        assert.equal(res.status, 200, text)
+        const json = JSON.parse(text)
+        assert.equal(json.ok, true, text)
+        assert.equal(json.contract.contract_no, contract.contract_no)
+        assert.equal(json.contract.matches_issued_copy, true)
+
+        // One byte more is no longer the copy the bank issued.
+        const changed = await verify(Buffer.concat([bytes, Buffer.from('\n')]))
+        const changedText = await changed.text()
+        assert.equal(changed.status, 200, changedText)
+        assert.equal(JSON.parse(changedText).contract.matches_issued_copy, false, changedText)
+      })
+
+      await t.test('index shows 签署协议 done', async () => {
+        const index = shim.loadPage('pages/index/index')
+        await index.onShow()
+        const step = index.data.steps.find((s) => s.key === 'contract')
+        assert.equal(step.done, true)
+        assert.ok(step.note.includes(contract.contract_no), step.note)
+        if (index.data.user.identity) assert.equal(index.data.doneCount, 6)
+      })
     })
   })
 })

@@ -15,6 +15,13 @@
  *   wx.login                     asks the emulator: POST {baseUrl}/sandbox/control/login-code {openid}
  *   wx.requestFacialVerify       POST {baseUrl}/sandbox/control/face/{verifyId} {result: state.faceResult}
  *   wx.chooseMedia               hands out files queued with shim.queueMedia(path)
+ *   wx.downloadFile              real HTTP GET with the given headers; the body (any status) goes to a
+ *                                temp file: success {statusCode, tempFilePath}; DownloadTask.onHeadersReceived
+ *   wx.openDocument              recorded in shim.state.documents (fails if the file does not exist)
+ *   wx.getFileSystemManager      readFileSync / readFile over node:fs
+ *   wx.createSelectorQuery       select('#id').fields({node, size}).exec(): a fake <canvas type="2d"> node
+ *                                whose 2d context records its calls (shim.canvas('id').ops)
+ *   wx.canvasToTempFilePath      hands out the PNG set with shim.setCanvasImage(path) (the test draws it)
  *
  * Run directly (node --test picks up every file under test/), it self-tests the non-HTTP parts.
  */
@@ -24,6 +31,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const crypto = require('node:crypto')
+const zlib = require('node:zlib')
 
 const ROOT = path.resolve(__dirname, '..')
 
@@ -35,6 +43,10 @@ const state = {
   navigations: [],
   modals: [],
   mediaQueue: [],
+  documents: [],
+  canvases: new Map(),
+  canvasImage: null,
+  canvasExports: [],
   faceResult: 'pass',
   openid: null,
   nextLoginCode: null,
@@ -118,6 +130,108 @@ async function postJson(url, body) {
     json = null
   }
   return { status: res.status, json, text }
+}
+
+// ---------- canvas (type="2d") ----------
+
+const CANVAS_SIZE = { width: 300, height: 150 }
+const CONTEXT_METHODS = [
+  'beginPath', 'closePath', 'moveTo', 'lineTo', 'quadraticCurveTo', 'bezierCurveTo', 'arc', 'rect',
+  'stroke', 'fill', 'clearRect', 'fillRect', 'strokeRect', 'scale', 'setTransform', 'resetTransform',
+  'translate', 'rotate', 'save', 'restore', 'drawImage', 'fillText'
+]
+
+/** A fake 2d context: every call and property set is appended to ops as [name, ...args]. */
+function makeContext2d() {
+  const ops = []
+  const ctx = { ops, lineWidth: 1, strokeStyle: '#000000', fillStyle: '#000000', lineCap: 'butt', lineJoin: 'miter' }
+  for (const name of CONTEXT_METHODS) ctx[name] = (...args) => { ops.push([name, ...args]) }
+  return new Proxy(ctx, {
+    set(target, key, value) {
+      if (key !== 'ops') ops.push(['set ' + String(key), value])
+      target[key] = value
+      return true
+    }
+  })
+}
+
+function canvasNode(id) {
+  if (!state.canvases.has(id)) {
+    let context = null
+    state.canvases.set(id, {
+      id,
+      _type: 'canvas',
+      width: CANVAS_SIZE.width,
+      height: CANVAS_SIZE.height,
+      get ops() {
+        return context ? context.ops : []
+      },
+      getContext(kind) {
+        if (kind !== '2d') return null
+        if (!context) context = makeContext2d()
+        return context
+      },
+      createImage() {
+        return { src: '', width: 0, height: 0, onload: null, onerror: null }
+      }
+    })
+  }
+  return state.canvases.get(id)
+}
+
+class SelectorQuery {
+  constructor() {
+    this.queue = []
+  }
+
+  in() {
+    return this
+  }
+
+  select(selector) {
+    const query = this
+    const id = String(selector).replace(/^#/, '')
+    const add = (fn, cb) => {
+      query.queue.push({ fn, cb })
+      return query
+    }
+    return {
+      fields(spec, cb) {
+        return add(() => {
+          const out = { id }
+          if (spec && spec.node) out.node = canvasNode(id)
+          if (spec && spec.size) Object.assign(out, CANVAS_SIZE)
+          return out
+        }, cb)
+      },
+      node(cb) {
+        return add(() => ({ node: canvasNode(id) }), cb)
+      },
+      boundingClientRect(cb) {
+        return add(() => ({ id, left: 0, top: 0, right: CANVAS_SIZE.width, bottom: CANVAS_SIZE.height, width: CANVAS_SIZE.width, height: CANVAS_SIZE.height }), cb)
+      }
+    }
+  }
+
+  exec(cb) {
+    const items = this.queue.splice(0)
+    setImmediate(() => {
+      const results = items.map((item) => {
+        const r = item.fn()
+        if (typeof item.cb === 'function') item.cb(r)
+        return r
+      })
+      if (typeof cb === 'function') cb(results)
+    })
+  }
+}
+
+function extensionFor(url, contentType) {
+  const ct = String(contentType || '').split(';')[0].trim().toLowerCase()
+  for (const ext of Object.keys(MIME)) if (MIME[ext] === ct) return ext
+  if (ct === 'application/json') return '.json'
+  const m = /\.([a-z0-9]{1,5})(?:[?#]|$)/i.exec(new URL(url).pathname)
+  return m ? '.' + m[1].toLowerCase() : ''
 }
 
 // ---------- wx ----------
@@ -204,6 +318,91 @@ const wx = {
         callback(opts, false, { errMsg: 'uploadFile:fail ' + String(err && err.message) })
       })
     return { abort: () => controller.abort(), onProgressUpdate() {}, offProgressUpdate() {} }
+  },
+
+  downloadFile(opts) {
+    const controller = new AbortController()
+    const header = Object.assign({}, opts.header || {})
+    const record = { kind: 'download', method: 'GET', url: opts.url, header: clone(header), statusCode: null }
+    state.requests.push(record)
+    const listeners = []
+    const timer = setTimeout(() => controller.abort(), opts.timeout || 60000)
+    fetch(opts.url, { method: 'GET', headers: header, signal: controller.signal })
+      .then(async (res) => {
+        const buf = Buffer.from(await res.arrayBuffer())
+        clearTimeout(timer)
+        const file = writeTempFile(buf, extensionFor(opts.url, res.headers.get('content-type')))
+        const headers = headersToObject(res.headers)
+        record.statusCode = res.status
+        record.tempFilePath = file
+        record.responseHeader = headers
+        for (const fn of listeners.slice()) fn({ header: headers })
+        // As in WeChat: success for any HTTP status; the body is in the temp file.
+        callback(opts, true, { statusCode: res.status, tempFilePath: file, dataLength: buf.length, errMsg: 'downloadFile:ok' })
+      })
+      .catch((err) => {
+        clearTimeout(timer)
+        record.error = String(err && err.message)
+        callback(opts, false, { errMsg: 'downloadFile:fail ' + (controller.signal.aborted ? 'timeout' : String(err && err.message)) })
+      })
+    return {
+      abort: () => controller.abort(),
+      onHeadersReceived(fn) {
+        listeners.push(fn)
+      },
+      offHeadersReceived(fn) {
+        const i = listeners.indexOf(fn)
+        if (i >= 0) listeners.splice(i, 1)
+      },
+      onProgressUpdate() {},
+      offProgressUpdate() {}
+    }
+  },
+
+  openDocument(opts) {
+    setImmediate(() => {
+      if (!opts.filePath || !fs.existsSync(opts.filePath)) {
+        callback(opts, false, { errMsg: 'openDocument:fail file not found' })
+        return
+      }
+      state.documents.push({ filePath: opts.filePath, fileType: opts.fileType || null, showMenu: !!opts.showMenu })
+      callback(opts, true, { errMsg: 'openDocument:ok' })
+    })
+  },
+
+  getFileSystemManager() {
+    const enc = (e) => (e ? (String(e).toLowerCase() === 'utf-8' ? 'utf8' : e) : null)
+    const toResult = (buf, e) => (e ? buf.toString(enc(e)) : buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length))
+    return {
+      readFileSync(filePath, encoding) {
+        return toResult(fs.readFileSync(filePath), encoding)
+      },
+      readFile(opts) {
+        fs.promises.readFile(opts.filePath)
+          .then((buf) => callback(opts, true, { data: toResult(buf, opts.encoding), errMsg: 'readFile:ok' }))
+          .catch((err) => callback(opts, false, { errMsg: 'readFile:fail ' + err.message }))
+      }
+    }
+  },
+
+  createSelectorQuery() {
+    return new SelectorQuery()
+  },
+
+  canvasToTempFilePath(opts) {
+    setImmediate(() => {
+      if (!opts.canvas && !opts.canvasId) {
+        callback(opts, false, { errMsg: 'canvasToTempFilePath:fail canvas or canvasId is required' })
+        return
+      }
+      const file = state.canvasImage
+      if (!file || !fs.existsSync(file)) {
+        callback(opts, false, { errMsg: 'canvasToTempFilePath:fail no image set (shim.setCanvasImage)' })
+        return
+      }
+      state.canvasExports.push({ canvas: opts.canvas ? opts.canvas.id : opts.canvasId, fileType: opts.fileType || 'png', tempFilePath: file })
+      callback(opts, true, { tempFilePath: file, errMsg: 'canvasToTempFilePath:ok' })
+    })
   },
 
   getStorageSync(key) {
@@ -300,7 +499,11 @@ const wx = {
   },
 
   getSystemInfoSync() {
-    return { platform: 'devtools', SDKVersion: '3.4.0', version: '8.0.50' }
+    return { platform: 'devtools', SDKVersion: '3.4.0', version: '8.0.50', pixelRatio: 2, windowWidth: 375, windowHeight: 667 }
+  },
+
+  getWindowInfo() {
+    return { pixelRatio: 2, windowWidth: 375, windowHeight: 667, screenWidth: 375, screenHeight: 667 }
   }
 }
 
@@ -378,6 +581,10 @@ function reset(options) {
   state.navigations.length = 0
   state.modals.length = 0
   state.mediaQueue.length = 0
+  state.documents.length = 0
+  state.canvases.clear()
+  state.canvasImage = null
+  state.canvasExports.length = 0
   state.faceResult = 'pass'
   state.nextLoginCode = null
   state.openid = options.openid || 'o_node_' + crypto.randomBytes(6).toString('hex')
@@ -386,6 +593,93 @@ function reset(options) {
 
 function queueMedia(filePath) {
   state.mediaQueue.push(filePath)
+}
+
+/** The PNG that wx.canvasToTempFilePath hands out (what the user "drew"). */
+function setCanvasImage(filePath) {
+  state.canvasImage = filePath
+}
+
+/** The fake canvas node with the given id (its ops list the 2d context calls). */
+function canvas(id) {
+  return canvasNode(id)
+}
+
+// ---------- PNG (pure Node: zlib + CRC32) ----------
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    table[n] = c >>> 0
+  }
+  return table
+})()
+
+function crc32(buf) {
+  let c = 0xffffffff
+  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
+function pngChunk(type, data) {
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(data.length)
+  const body = Buffer.concat([Buffer.from(type, 'ascii'), data])
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(crc32(body))
+  return Buffer.concat([len, body, crc])
+}
+
+/** Encodes width×height RGBA pixels (a Buffer of width*height*4 bytes) as a PNG (colour type 6, no filter). */
+function encodePng(width, height, rgba) {
+  if (rgba.length !== width * height * 4) throw new Error('encodePng: expected ' + width * height * 4 + ' bytes')
+  const stride = width * 4
+  const raw = Buffer.alloc((stride + 1) * height)
+  for (let y = 0; y < height; y++) {
+    raw[y * (stride + 1)] = 0
+    rgba.copy(raw, y * (stride + 1) + 1, y * stride, (y + 1) * stride)
+  }
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(width, 0)
+  ihdr.writeUInt32BE(height, 4)
+  ihdr[8] = 8 // bit depth
+  ihdr[9] = 6 // RGBA
+  ihdr[10] = 0
+  ihdr[11] = 0
+  ihdr[12] = 0
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlib.deflateSync(raw)),
+    pngChunk('IEND', Buffer.alloc(0))
+  ])
+}
+
+/**
+ * A "handwritten signature": a transparent width×height canvas with a dark diagonal stroke
+ * (pass stroke: false for a blank one).
+ */
+function signaturePng(options) {
+  options = options || {}
+  const width = options.width || 200
+  const height = options.height || 80
+  const rgba = Buffer.alloc(width * height * 4)
+  if (options.stroke !== false) {
+    const thickness = 2
+    for (let x = 0; x < width; x++) {
+      const cy = Math.round(((height - 1) * x) / (width - 1))
+      for (let y = Math.max(0, cy - thickness); y <= Math.min(height - 1, cy + thickness); y++) {
+        const i = (y * width + x) * 4
+        rgba[i] = 0x1a
+        rgba[i + 1] = 0x1a
+        rgba[i + 2] = 0x2e
+        rgba[i + 3] = 0xff
+      }
+    }
+  }
+  return encodePng(width, height, rgba)
 }
 
 function lastToast() {
@@ -411,7 +705,10 @@ function writeTempFile(buffer, ext) {
   return file
 }
 
-module.exports = { wx, state, install, loadPage, reset, queueMedia, lastToast, control, writeTempFile, setPath, ROOT }
+module.exports = {
+  wx, state, install, loadPage, reset, queueMedia, setCanvasImage, canvas, lastToast, control, writeTempFile, setPath,
+  encodePng, signaturePng, crc32, ROOT
+}
 
 // ---------- self-test (node --test runs every file under test/) ----------
 
@@ -434,6 +731,48 @@ if (require.main === module) {
     assert.deepEqual(wx.getStorageSync('k'), { a: 1 })
     wx.removeStorageSync('k')
     assert.equal(wx.getStorageSync('k'), '')
+  })
+
+  test('wx-shim: encodePng writes a valid PNG (signature, CRC32, inflatable IDAT)', () => {
+    assert.equal(crc32(Buffer.from('IEND')), 0xae426082)
+    assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926)
+    const png = signaturePng({ width: 200, height: 80 })
+    assert.ok(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
+    assert.equal(png.toString('ascii', 12, 16), 'IHDR')
+    assert.equal(png.readUInt32BE(16), 200)
+    assert.equal(png.readUInt32BE(20), 80)
+    let off = 8
+    const chunks = []
+    while (off < png.length) {
+      const len = png.readUInt32BE(off)
+      const type = png.toString('ascii', off + 4, off + 8)
+      const data = png.subarray(off + 8, off + 8 + len)
+      assert.equal(png.readUInt32BE(off + 8 + len), crc32(png.subarray(off + 4, off + 8 + len)), type + ' CRC')
+      chunks.push({ type, data })
+      off += 12 + len
+    }
+    assert.deepEqual(chunks.map((c) => c.type), ['IHDR', 'IDAT', 'IEND'])
+    const raw = zlib.inflateSync(chunks[1].data)
+    assert.equal(raw.length, (200 * 4 + 1) * 80)
+    // The stroke: the first pixel is dark and opaque, a far corner is transparent.
+    assert.deepEqual([...raw.subarray(1, 5)], [0x1a, 0x1a, 0x2e, 0xff])
+    const alpha = (x, y) => raw[(200 * 4 + 1) * y + 1 + x * 4 + 3]
+    assert.equal(alpha(199, 79), 0xff, 'bottom-right end of the diagonal')
+    assert.equal(alpha(0, 79), 0, 'bottom-left corner is transparent')
+    assert.equal(alpha(199, 0), 0, 'top-right corner is transparent')
+  })
+
+  test('wx-shim: a selector query hands out a 2d canvas node that records drawing', async () => {
+    reset()
+    const res = await new Promise((resolve) => wx.createSelectorQuery().select('#signature').fields({ node: true, size: true }).exec(resolve))
+    const node = res[0].node
+    assert.equal(res[0].width, 300)
+    const ctx = node.getContext('2d')
+    ctx.lineWidth = 3
+    ctx.beginPath()
+    ctx.moveTo(1, 2)
+    ctx.lineTo(3, 4)
+    assert.deepEqual(canvas('signature').ops, [['set lineWidth', 3], ['beginPath'], ['moveTo', 1, 2], ['lineTo', 3, 4]])
   })
 
   test('wx-shim: loadPage gives a page instance with its own data and setData', () => {

@@ -8,7 +8,8 @@
  *   因为刷新令牌是轮换的，重复使用会让整个令牌族失效），保存新令牌后把原请求重试一次；
  *   刷新被拒绝则清除令牌并以 UNAUTHORIZED 拒绝；
  * - 任何非 2xx 都以 ApiError {status, code, message, field} 拒绝，
- *   解析后端统一错误格式 {"error": {"code", "message", "field"?}}。
+ *   解析后端统一错误格式 {"error": {"code", "message", "field"?}}；
+ * - download 用 wx.downloadFile 带登录态下载文件（如合同 PDF），非 2xx 时读出临时文件里的错误体。
  */
 const config = require('../config')
 
@@ -185,9 +186,10 @@ function refreshTokens() {
 }
 
 /**
- * 执行一次带登录态的调用。send(token) 返回 Promise<{statusCode, data, header}>。
+ * 执行一次带登录态的调用。send(token) 返回 Promise<{statusCode, data, header}>；
+ * 2xx 时把响应交给 finish（默认解析 data 作为响应体）。
  */
-function withAuth(send, opts) {
+function withAuth(send, opts, finish) {
   const useAuth = opts.auth !== false
   const tokenUsed = useAuth ? getAccessToken() : ''
   return send(tokenUsed).then((res) => {
@@ -199,7 +201,7 @@ function withAuth(send, opts) {
     }
     return res
   }).then((res) => {
-    if (isOk(res.statusCode)) return parseBody(res.data)
+    if (isOk(res.statusCode)) return finish ? finish(res) : parseBody(res.data)
     throw toApiError(res)
   })
 }
@@ -250,6 +252,47 @@ function upload(opts) {
     })
   })
   return withAuth(send, opts)
+}
+
+/** 读出下载得到的临时文件的文本（非 2xx 时里面是后端的 JSON 错误）；读不了返回 ''。 */
+function readTempText(filePath) {
+  if (!filePath || typeof wx.getFileSystemManager !== 'function') return ''
+  try {
+    return wx.getFileSystemManager().readFileSync(filePath, 'utf8') || ''
+  } catch (e) {
+    return ''
+  }
+}
+
+/**
+ * download({url, header, timeout}) → Promise<{tempFilePath, statusCode, header}>
+ * wx.downloadFile 带 Authorization / X-Request-ID，401 时同样刷新一次令牌后重试；
+ * 响应头（如 X-Content-SHA256）经 DownloadTask.onHeadersReceived 取得（取不到时为 {}）。
+ */
+function download(opts) {
+  const ctx = { idempotencyKey: null }
+  const send = (token) => new Promise((resolve, reject) => {
+    let headers = {}
+    const task = wx.downloadFile({
+      url: fullUrl(opts.url),
+      header: buildHeaders(opts, ctx, token),
+      timeout: opts.timeout || 60000,
+      success(res) {
+        const out = { statusCode: res.statusCode, tempFilePath: res.tempFilePath || '', header: res.header || headers }
+        if (!isOk(res.statusCode)) out.data = readTempText(res.tempFilePath)
+        resolve(out)
+      },
+      fail(err) {
+        reject(networkError(err))
+      }
+    })
+    if (task && typeof task.onHeadersReceived === 'function') {
+      task.onHeadersReceived((r) => {
+        headers = (r && r.header) || {}
+      })
+    }
+  })
+  return withAuth(send, opts, (res) => ({ tempFilePath: res.tempFilePath, statusCode: res.statusCode, header: res.header || {} }))
 }
 
 function wxLogin() {
@@ -311,6 +354,8 @@ module.exports = {
   ApiError,
   request,
   upload,
+  download,
+  headerValue,
   login,
   logout,
   showError,

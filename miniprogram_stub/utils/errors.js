@@ -14,7 +14,19 @@ const MESSAGES = {
   TOO_MANY_ATTEMPTS: '尝试次数过多，请稍后再试',
   CARD_NUMBER_INVALID: '银行卡号不正确，请核对',
   CARD_MISMATCH: '银行卡信息与本人身份信息不一致',
-  CARD_CLASS_NOT_ALLOWED: '请使用本人名下的一类借记卡或信用卡'
+  CARD_CLASS_NOT_ALLOWED: '请使用本人名下的一类借记卡或信用卡',
+  ID_CARD_REQUIRED: '请先完成身份证核验',
+  FACE_NOT_PASSED: '人脸核验未通过，请确认是本人操作后重试',
+  CONSENT_REQUIRED: '请先阅读并同意协议',
+  FACE_VERIFICATION_STALE: '请重新进行人脸核验',
+  FACE_VERIFICATION_INVALID: '请重新进行人脸核验',
+  FACE_VERIFICATION_USED: '请重新进行人脸核验',
+  CONTRACT_EXPIRED: '协议已过期，请重新发起',
+  CONTRACT_NOT_FOUND: '协议不存在，请重新发起',
+  CONTRACT_NOT_SIGNED: '协议尚未签署',
+  CONTRACT_TEMPLATE_NOT_FOUND: '协议类型不存在',
+  SIGNATURE_IMAGE_INVALID: '请重新手写签名',
+  SIGNATURE_REQUIRED: '请先手写签名'
 }
 
 function describe(err, overrides) {

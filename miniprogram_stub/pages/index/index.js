@@ -1,5 +1,6 @@
 const api = require('../../utils/api')
 const errors = require('../../utils/errors')
+const contracts = require('../../utils/contracts')
 
 function pick(obj, path) {
   let cur = obj
@@ -10,9 +11,14 @@ function pick(obj, path) {
   return cur
 }
 
-/** 由 GET /api/v1/me 的结果得出各步骤的完成情况（identity 字段可能缺失，防御性读取）。 */
+/**
+ * 由 GET /api/v1/me 的结果得出各步骤的完成情况（identity 字段可能缺失，防御性读取）。
+ * “签署协议”在身份核验（身份证、人脸、银行卡）都完成后才可进入；/me 暂无协议状态，完成情况取本机记录。
+ */
 function buildSteps(me) {
   const identity = (me && me.identity) || {}
+  const identityDone = ['id_card', 'face', 'bank_card'].every((k) => !!pick(identity, [k, 'done']))
+  const consent = me ? contracts.signedRecord('privacy_consent') : null
   return [
     { key: 'login', title: '微信登录', done: !!me, url: '/pages/login/login', note: '' },
     { key: 'phone', title: '绑定手机号', done: !!(me && me.phone), url: '/pages/login/login', note: (me && me.phone) || '' },
@@ -36,6 +42,14 @@ function buildSteps(me) {
       done: !!pick(identity, ['bank_card', 'done']),
       url: '/pages/identity/bankcard/bankcard',
       note: pick(identity, ['bank_card', 'card_number']) || ''
+    },
+    {
+      key: 'contract',
+      title: '签署协议',
+      done: !!consent,
+      locked: !identityDone && !consent,
+      url: '/pages/contract/contract?template=privacy_consent',
+      note: consent ? '协议编号 ' + consent.contract_no : (identityDone ? contracts.titleOf('privacy_consent') : '完成身份核验后签署')
     }
   ]
 }
@@ -88,10 +102,15 @@ Page({
   },
 
   goStep(e) {
-    const url = e && e.currentTarget && e.currentTarget.dataset ? e.currentTarget.dataset.url : ''
+    const dataset = (e && e.currentTarget && e.currentTarget.dataset) || {}
+    const url = dataset.url || ''
     if (!url) return
     if (!this.data.loggedIn && url !== '/pages/login/login') {
       wx.navigateTo({ url: '/pages/login/login' })
+      return
+    }
+    if (dataset.locked) {
+      wx.showToast({ title: '请先完成身份核验', icon: 'none' })
       return
     }
     wx.navigateTo({ url })

@@ -1,24 +1,5 @@
-const api = require('../../../utils/api')
 const errors = require('../../../utils/errors')
-
-/** 调起微信人脸核身 2.0；无论成功失败都 resolve，最终结果以后端查询为准。 */
-function facialVerify(verifyId) {
-  return new Promise((resolve) => {
-    if (typeof wx.requestFacialVerify !== 'function') {
-      resolve({ ok: false, errCode: -1, errMsg: '当前微信版本不支持人脸核身' })
-      return
-    }
-    wx.requestFacialVerify({
-      verifyId,
-      success(res) {
-        resolve({ ok: true, errCode: (res && res.errCode) || 0, errMsg: (res && res.errMsg) || '' })
-      },
-      fail(err) {
-        resolve({ ok: false, errCode: (err && err.errCode) || -1, errMsg: (err && err.errMsg) || '' })
-      }
-    })
-  })
-}
+const face = require('../../../utils/face')
 
 Page({
   data: {
@@ -32,17 +13,13 @@ Page({
   onStart() {
     if (this.data.running) return Promise.resolve(null)
     this.setData({ running: true, result: null, error: null })
-    return api.request({ url: '/api/v1/identity/face', method: 'POST', data: {} }).then((body) => {
-      this.setData({ verifyId: body.verify_id })
-      return facialVerify(body.verify_id)
-    }).then((client) => {
-      this.clientResult = client
-      return api.request({
-        url: '/api/v1/identity/face/' + encodeURIComponent(this.data.verifyId) + '/result',
-        method: 'POST',
-        data: {}
-      })
-    }).then((body) => {
+    return face.verifyFace({
+      onVerifyId: (verifyId) => this.setData({ verifyId }),
+      onClient: (client) => {
+        this.clientResult = client
+      }
+    }).then((outcome) => {
+      const body = outcome.result
       this.setData({ running: false, result: body })
       wx.showToast({ title: body.passed ? '人脸核身通过' : '人脸核身未通过', icon: body.passed ? 'success' : 'none' })
       return body

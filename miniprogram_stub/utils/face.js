@@ -1,0 +1,50 @@
+/**
+ * 微信人脸核身（人脸核身页和签署前的意愿核验共用）：
+ * POST /api/v1/identity/face → wx.requestFacialVerify({verifyId}) → POST /api/v1/identity/face/{verify_id}/result。
+ * 结果以后端查询为准（客户端的成功/失败只作参考）。
+ */
+const api = require('./api')
+
+/** 调起微信人脸核身 2.0；无论成功失败都 resolve {ok, errCode, errMsg}。 */
+function facialVerify(verifyId) {
+  return new Promise((resolve) => {
+    if (typeof wx.requestFacialVerify !== 'function') {
+      resolve({ ok: false, errCode: -1, errMsg: '当前微信版本不支持人脸核身' })
+      return
+    }
+    wx.requestFacialVerify({
+      verifyId,
+      success(res) {
+        resolve({ ok: true, errCode: (res && res.errCode) || 0, errMsg: (res && res.errMsg) || '' })
+      },
+      fail(err) {
+        resolve({ ok: false, errCode: (err && err.errCode) || -1, errMsg: (err && err.errMsg) || '' })
+      }
+    })
+  })
+}
+
+/**
+ * 完整做一次人脸核身。hooks.onVerifyId(verifyId)、hooks.onClient(clientResult) 在对应步骤完成时回调。
+ * resolve {verifyId, client, result}（result 为后端结果，含 passed）；后端报错时以 ApiError reject。
+ */
+function verifyFace(hooks) {
+  hooks = hooks || {}
+  let verifyId = ''
+  let client = null
+  return api.request({ url: '/api/v1/identity/face', method: 'POST', data: {} }).then((body) => {
+    verifyId = body.verify_id
+    if (typeof hooks.onVerifyId === 'function') hooks.onVerifyId(verifyId)
+    return facialVerify(verifyId)
+  }).then((res) => {
+    client = res
+    if (typeof hooks.onClient === 'function') hooks.onClient(client)
+    return api.request({
+      url: '/api/v1/identity/face/' + encodeURIComponent(verifyId) + '/result',
+      method: 'POST',
+      data: {}
+    })
+  }).then((result) => ({ verifyId, client, result }))
+}
+
+module.exports = { facialVerify, verifyFace }
