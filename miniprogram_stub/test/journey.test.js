@@ -517,13 +517,90 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(JSON.parse(changedText).contract.matches_issued_copy, false, changedText)
       })
 
-      await t.test('index shows 签署协议 done', async () => {
+      /** The index's request for the signed privacy consent list (the last one since `from`). */
+      function consentListCall(from) {
+        return shim.state.requests.slice(from).filter((r) => r.kind === 'request' && new URL(r.url).pathname === '/api/v1/contracts' && r.method === 'GET').pop()
+      }
+
+      await t.test('index shows 签署协议 done with the contract_no from the server', async () => {
+        const from = shim.state.requests.length
         const index = shim.loadPage('pages/index/index')
         await index.onShow()
+        assert.equal(index.data.error, null, describeError(index))
+        const call = consentListCall(from)
+        assert.ok(call, 'the index asks GET /api/v1/contracts')
+        const query = new URL(call.url).searchParams
+        assert.equal(query.get('template'), 'privacy_consent')
+        assert.equal(query.get('status'), 'signed')
+        assert.equal(call.statusCode, 200)
+        assert.equal(call.header.Authorization, 'Bearer ' + shim.wx.getStorageSync('access_token'))
+        const listed = call.response.contracts
+        assert.equal(listed[0].contract_no, contract.contract_no, 'newest signed consent first')
         const step = index.data.steps.find((s) => s.key === 'contract')
         assert.equal(step.done, true)
-        assert.ok(step.note.includes(contract.contract_no), step.note)
+        assert.equal(step.note, '协议编号 ' + contract.contract_no)
         if (index.data.user.identity) assert.equal(index.data.doneCount, 6)
+        assert.deepEqual([...shim.state.storage.keys()].sort(), ['access_token', 'refresh_token'], 'nothing but the tokens is kept on the device')
+      })
+
+      await t.test('fresh storage, same WeChat user: 签署协议 is still done (server truth)', async () => {
+        const before = shim.loadPage('pages/index/index')
+        await before.onShow()
+        const id = before.data.user.id
+        const openid = shim.state.openid
+
+        shim.wx.clearStorageSync()
+        const loggedOut = shim.loadPage('pages/index/index')
+        await loggedOut.onShow()
+        assert.equal(loggedOut.data.loggedIn, false)
+        assert.equal(loggedOut.data.steps.find((s) => s.key === 'contract').done, false, 'not done while logged out')
+
+        const login = shim.loadPage('pages/login/login')
+        const from = shim.state.requests.length
+        await login.onTapLogin()
+        assert.equal(shim.state.openid, openid, 'wx.login asks the control API for a code for the same openid')
+        assert.ok(login.data.user, describeError(login))
+        assert.equal(login.data.user.id, id, 'the same backend user')
+        assert.ok(shim.state.requests.slice(from).some((r) => r.url.endsWith('/api/v1/auth/login') && r.statusCode === 200))
+
+        const index = shim.loadPage('pages/index/index')
+        await index.onShow()
+        assert.equal(index.data.loggedIn, true, describeError(index))
+        const step = index.data.steps.find((s) => s.key === 'contract')
+        assert.equal(step.done, true, 'done on a device that never signed')
+        assert.equal(step.note, '协议编号 ' + contract.contract_no)
+        assert.equal(step.locked, false)
+        if (index.data.user.identity) assert.equal(index.data.doneCount, 6)
+      })
+
+      await t.test('a failing contracts list shows 签署协议 not done and the rest of the page still works', async () => {
+        const realRequest = shim.wx.request
+        shim.wx.request = function (opts) {
+          if (new URL(opts.url).pathname === '/api/v1/contracts') {
+            setImmediate(() => opts.fail && opts.fail({ errMsg: 'request:fail simulated' }))
+            return { abort() {}, onHeadersReceived() {}, offHeadersReceived() {} }
+          }
+          return realRequest.call(this, opts)
+        }
+        try {
+          const index = shim.loadPage('pages/index/index')
+          const me = await index.onShow()
+          assert.ok(me, 'onShow resolves with /api/v1/me')
+          assert.equal(index.data.loggedIn, true)
+          assert.equal(index.data.loading, false)
+          assert.equal(index.data.error, null)
+          const steps = Object.fromEntries(index.data.steps.map((s) => [s.key, s]))
+          assert.equal(steps.contract.done, false)
+          assert.equal(steps.login.done, true)
+          assert.equal(steps.phone.done, true)
+          if (index.data.user.identity) {
+            assert.equal(steps.bank_card.done, true)
+            assert.equal(steps.contract.locked, false)
+            assert.equal(index.data.doneCount, 5)
+          }
+        } finally {
+          shim.wx.request = realRequest
+        }
       })
     })
   })

@@ -132,7 +132,6 @@ Page({
       expiresAt: contract ? contracts.formatTime(contract.expires_at) : '',
       signedAt: contract ? contracts.formatTime(contract.signed_at) : ''
     })
-    if (signed) contracts.markSigned(contract, this.data.subjectId)
   },
 
   // ---------- 查看合同 ----------

@@ -13,12 +13,13 @@ function pick(obj, path) {
 
 /**
  * 由 GET /api/v1/me 的结果得出各步骤的完成情况（identity 字段可能缺失，防御性读取）。
- * “签署协议”在身份核验（身份证、人脸、银行卡）都完成后才可进入；/me 暂无协议状态，完成情况取本机记录。
+ * “签署协议”在身份核验（身份证、人脸、银行卡）都完成后才可进入；完成情况以服务端为准：
+ * consent 是 GET /api/v1/contracts?template=privacy_consent&status=signed 的最新一份（没有或查询失败为 null）。
  */
-function buildSteps(me) {
+function buildSteps(me, consent) {
   const identity = (me && me.identity) || {}
   const identityDone = ['id_card', 'face', 'bank_card'].every((k) => !!pick(identity, [k, 'done']))
-  const consent = me ? contracts.signedRecord('privacy_consent') : null
+  consent = (me && consent) || null
   return [
     { key: 'login', title: '微信登录', done: !!me, url: '/pages/login/login', note: '' },
     { key: 'phone', title: '绑定手机号', done: !!(me && me.phone), url: '/pages/login/login', note: (me && me.phone) || '' },
@@ -59,7 +60,7 @@ Page({
     loggedIn: false,
     loading: false,
     user: null,
-    steps: buildSteps(null),
+    steps: buildSteps(null, null),
     doneCount: 0,
     error: null
   },
@@ -74,12 +75,14 @@ Page({
 
   refresh() {
     if (!api.isLoggedIn()) {
-      this.setData({ loggedIn: false, user: null, steps: buildSteps(null), doneCount: 0 })
+      this.setData({ loggedIn: false, user: null, steps: buildSteps(null, null), doneCount: 0 })
       return Promise.resolve(null)
     }
     this.setData({ loading: true, error: null })
-    return api.request({ url: '/api/v1/me' }).then((me) => {
-      const steps = buildSteps(me)
+    // 协议状态查询失败不影响页面其它部分：该步骤显示为未完成。
+    const consent = contracts.latestSigned('privacy_consent').catch(() => null)
+    return Promise.all([api.request({ url: '/api/v1/me' }), consent]).then(([me, signed]) => {
+      const steps = buildSteps(me, signed)
       this.setData({
         loggedIn: true,
         loading: false,
