@@ -31,6 +31,18 @@ class IdCardRequired(Conflict):
     code, message = "ID_CARD_REQUIRED", "请先完成身份证验证"
 
 
+class FaceVerificationInvalid(AppError):
+    status, code, message = 422, "FACE_VERIFICATION_INVALID", "人脸核验无效，请重新核验"
+
+
+class FaceVerificationStale(AppError):
+    status, code, message = 422, "FACE_VERIFICATION_STALE", "请在签署前 5 分钟内完成人脸核验"
+
+
+class FaceVerificationUsed(AppError):
+    status, code, message = 422, "FACE_VERIFICATION_USED", "该人脸核验已被使用，请重新核验"
+
+
 class CardNumberInvalid(AppError):
     status, code, message = 422, "CARD_NUMBER_INVALID", "银行卡号不正确"
 

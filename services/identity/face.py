@@ -22,7 +22,12 @@ from services import audit
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
-from services.identity.errors import IdCardRequired
+from services.identity.errors import (
+    FaceVerificationInvalid,
+    FaceVerificationStale,
+    FaceVerificationUsed,
+    IdCardRequired,
+)
 from services.identity.id_card import verified_identity
 from services.wechat_errors import translate
 
@@ -131,16 +136,12 @@ async def check_intent(ctx: ServiceContext, user_id: int, verify_id: str, *, max
     fv = await FaceVerification.get_or_none(verify_id=verify_id, user_id=user_id)
     found = await verified_identity(ctx, user_id)
     if fv is None or found is None or fv.id_number_index != found[0].id_number_index:
-        raise AppError("人脸核验无效，请重新核验", code="FACE_VERIFICATION_INVALID", status=422, field="verify_id")
+        raise FaceVerificationInvalid(field="verify_id")
     if fv.status != FaceStatus.PASSED or fv.finished_at is None or (utcnow() - fv.finished_at).total_seconds() > max_age_s:
-        raise AppError("请在签署前 5 分钟内完成人脸核验", code="FACE_VERIFICATION_STALE", status=422, field="verify_id")
+        raise FaceVerificationStale(field="verify_id")
     if fv.consumed_at is not None:
-        raise FaceVerificationUsed()
+        raise FaceVerificationUsed(field="verify_id")
     return fv
-
-
-class FaceVerificationUsed(AppError):
-    status, code, message = 422, "FACE_VERIFICATION_USED", "该人脸核验已被使用，请重新核验"
 
 
 async def consume(conn, fv: FaceVerification, *, purpose: str) -> None:
