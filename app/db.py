@@ -92,8 +92,19 @@ async def migrate(url: str) -> list[str]:
         await Tortoise.close_connections()
 
 
+def _where(url: str) -> str:
+    """The database's location for messages, without credentials."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
 async def init_db(url: str, *, auto_migrate: bool) -> None:
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    try:
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
+    except Exception as exc:
+        await Tortoise.close_connections()
+        raise ConfigError(f"cannot reach the database at {_where(url)}: {type(exc).__name__}") from exc
     pending = await pending_migrations()
     if pending and auto_migrate:
         await _apply_pending(url)

@@ -122,3 +122,11 @@ def test_unmigrated_database_is_refused_with_what_to_run(tmp_path):
     assert mig.returncode == 0 and f"applied {len(migration_files())}" in mig.stdout, mig.stderr
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "REFUSED" not in proc.stdout, proc.stdout
+
+
+def test_unreachable_database_is_a_clear_refusal_without_the_password(tmp_path):
+    env = {"VAR_DIR": str(tmp_path), "DATABASE_URL": "mysql://bank:s3cretpw@127.0.0.1:1/bank", "PYTHONPATH": str(ROOT)}
+    proc = _run(["serve", "--port", "1"], env, ROOT)
+    assert proc.returncode == 2
+    assert "cannot reach the database at mysql://127.0.0.1:1/bank" in proc.stderr
+    assert "s3cretpw" not in proc.stderr + proc.stdout
