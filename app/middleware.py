@@ -9,6 +9,8 @@ import uuid
 from collections import defaultdict
 
 from sanic import Request, Sanic
+
+from core.pii import redact
 from sanic.response import HTTPResponse
 
 access_log = logging.getLogger("app.access")
@@ -72,7 +74,9 @@ def install(app: Sanic) -> None:
     @app.on_request(priority=1000)
     async def start(request: Request) -> None:
         incoming = request.headers.get("x-request-id", "")
-        request.ctx.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        # A caller's id is kept only if it is well-formed and could not carry personal data into logs.
+        usable = _REQUEST_ID_RE.match(incoming) and redact(incoming) == incoming
+        request.ctx.request_id = incoming if usable else uuid.uuid4().hex
         request.ctx.started = time.perf_counter()
 
     @app.on_response(priority=1000)

@@ -33,6 +33,9 @@ async def test_request_id_is_echoed_or_made(client):
     resp = await client.get("/health/live", headers={"X-Request-ID": "bad id with spaces"})
     assert resp.headers["x-request-id"] != "bad id with spaces"
     assert len(resp.headers["x-request-id"]) == 32
+    # an id that looks like personal data is replaced, so it never reaches the (unscrubbed) access line
+    resp = await client.get("/health/live", headers={"X-Request-ID": "11010519491231002X"})
+    assert resp.headers["x-request-id"] != "11010519491231002X"
 
 
 async def test_unexpected_error_is_500_without_internals(client, user, monkeypatch):
