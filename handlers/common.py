@@ -20,9 +20,14 @@ def services(request: Request) -> ServiceContext:
     return request.app.ctx.services
 
 
+def media_type(request: Request) -> str:
+    """The request's media type without parameters, lower-case (``multipart/form-data``)."""
+    return (request.content_type or "").split(";")[0].strip().lower()
+
+
 def parse_body(request: Request, model: type[M]) -> M:
     """Parse and validate a JSON body. Wrong type -> 415, bad JSON -> 400, bad fields -> 422 naming one."""
-    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    ctype = media_type(request)
     raw = request.body or b""
     if raw and ctype != "application/json":
         raise AppError("请求体须为 JSON", code="UNSUPPORTED_MEDIA_TYPE", status=415)

@@ -8,7 +8,7 @@ from sanic.response import HTTPResponse, json, raw
 from sanic_ext import openapi
 
 from core.errors import AppError, ValidationFailed
-from handlers.common import authenticated, parse_body, services
+from handlers.common import authenticated, media_type, parse_body, services
 from services.esign import contracts
 from services.esign.templates import list_templates
 
@@ -144,7 +144,7 @@ async def evidence(request: Request, contract_id: int) -> HTTPResponse:
 @openapi.tag("contracts")
 @authenticated
 async def verify(request: Request) -> HTTPResponse:
-    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    ctype = media_type(request)
     if ctype == "multipart/form-data":
         file = request.files.get("file") if request.files else None
         data = file.body if file else b""

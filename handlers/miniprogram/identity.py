@@ -8,7 +8,7 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from core.errors import AppError
-from handlers.common import authenticated, parse_body, services
+from handlers.common import authenticated, media_type, parse_body, services
 from services.identity import bank_card, face, id_card, uploads
 
 bp = Blueprint("mp_identity")
@@ -37,7 +37,7 @@ class BankCardBody(BaseModel):
 @openapi.tag("identity")
 @authenticated
 async def upload(request: Request) -> HTTPResponse:
-    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    ctype = media_type(request)
     if ctype != "multipart/form-data":
         raise AppError("请使用 multipart/form-data 上传", code="UNSUPPORTED_MEDIA_TYPE", status=415)
     file = request.files.get("file") if request.files else None
