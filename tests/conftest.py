@@ -1,8 +1,9 @@
 """Shared fixtures: one live server per test session, talking real HTTP to the mounted emulators.
 
-The database is SQLite in a temp dir by default, or the MySQL at ``DATABASE_URL`` (CI runs both). On
-MySQL every table is dropped at session start and the migrations rebuild the schema, so the suite also
-proves the migrations. Tests keep out of each other's way by using fresh openids, not by truncating.
+The database is SQLite in a temp dir by default, or the MySQL database named by ``TEST_DATABASE_URL``
+(CI runs both). On MySQL the suite only ever uses a database it created itself (``tests/testdb.py``):
+it is created afresh at session start and the migrations build the schema, so the suite also proves the
+migrations. Tests keep out of each other's way by using fresh openids, not by truncating.
 """
 
 from __future__ import annotations
@@ -19,7 +20,23 @@ from sanic import Sanic
 
 from core.settings import Settings
 
-MYSQL_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("mysql") else ""
+MYSQL_URL = os.environ.get("TEST_DATABASE_URL", "") if os.environ.get("TEST_DATABASE_URL", "").startswith("mysql") else ""
+
+
+def pytest_report_header(config) -> str:
+    from app.db import _where
+
+    return f"database: {_where(MYSQL_URL) if MYSQL_URL else 'SQLite in a temp dir (set TEST_DATABASE_URL for MySQL)'}"
+
+
+def pytest_sessionstart(session) -> None:
+    if MYSQL_URL:
+        from tests.testdb import NotOurDatabase, claim
+
+        try:
+            claim(MYSQL_URL)
+        except NotOurDatabase as exc:
+            pytest.exit(str(exc), returncode=3)
 
 
 def free_port() -> int:
@@ -47,22 +64,6 @@ def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
         sandbox_routes=True,
     )
     return dataclasses.replace(base, **overrides)
-
-
-async def reset_mysql(url: str) -> None:
-    from tortoise import Tortoise
-
-    from app.db import tortoise_config
-
-    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
-    conn = Tortoise.get_connection("default")
-    _, rows = await conn.execute_query(
-        "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE()"
-    )
-    if rows:
-        names = ", ".join(f"`{r['t']}`" for r in rows)
-        await conn.execute_script(f"SET FOREIGN_KEY_CHECKS=0; DROP TABLE IF EXISTS {names}; SET FOREIGN_KEY_CHECKS=1;")
-    await Tortoise.close_connections()
 
 
 class LiveServer:
@@ -97,8 +98,6 @@ async def server(var_dir):
     Sanic.test_mode = True
     from app.factory import create_app
 
-    if MYSQL_URL:
-        await reset_mysql(MYSQL_URL)
     port = free_port()
     settings = test_settings(var_dir, port)
     live = LiveServer(create_app(settings), port)

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def server_env(var_dir: Path, **extra: str) -> dict:
+    from tests.conftest import MYSQL_URL
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "WECHAT_", "JWT_", "PII_", "SELF_BASE"))}
     env["VAR_DIR"] = str(var_dir)
-    url = os.environ.get("DATABASE_URL", "")
-    env["DATABASE_URL"] = url if url.startswith("mysql") else f"sqlite://{var_dir}/app.sqlite3"
+    env["DATABASE_URL"] = MYSQL_URL or f"sqlite://{var_dir}/app.sqlite3"
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
