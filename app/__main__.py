@@ -36,6 +36,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.factory import create_app
 
     settings = _settings(args.host, args.port)
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if settings.is_sqlite and args.workers > 1:
+        # SQLite has one writer at a time, and a transaction that reads before it writes cannot wait
+        # for the lock: with several processes that surfaces as "database is locked" mid-request.
+        # The embedded default is for one process; several workers need MySQL.
+        print(
+            f"error: --workers {args.workers} needs MySQL: the embedded SQLite database serves one worker. "
+            "Set DATABASE_URL=mysql://user:password@host:3306/db, or run with --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
 
     async def gate() -> None:
         # Migrate (sandbox) or refuse (production) before any worker starts.

@@ -20,13 +20,17 @@ APP_LABEL = "models"
 
 
 def db_url(url: str) -> str:
-    """Normalise a DATABASE_URL: MySQL gets utf8mb4 and a pool bigger than Tortoise's default of 5."""
+    """Normalise a DATABASE_URL: MySQL gets utf8mb4 and a pool bigger than Tortoise's default of 5;
+    SQLite (WAL, Tortoise's default) gets a busy timeout, so a CLI command run beside the server (``audit
+    verify``, ``migrate``) waits for a write lock instead of failing at once."""
     if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
+        path, _, query = url[len("sqlite://") :].partition("?")
         if path not in (":memory:",) and not path.startswith("/"):
             path = str(Path(path).resolve())
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return "sqlite://" + path
+        params = dict(parse_qsl(query))
+        params.setdefault("busy_timeout", "5000")
+        return "sqlite://" + path + "?" + urlencode(params)
     if url.startswith("mysql://"):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))

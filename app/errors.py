@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 
 from sanic import Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import MethodNotAllowed, PayloadTooLarge, SanicException
 from sanic.response import HTTPResponse, json
+from sanic_routing.exceptions import NoMethod, NotFound as RouteNotFound
+
+from tortoise.exceptions import ValidationError as TortoiseValidationError
 
 from core.errors import AppError
 
@@ -28,17 +31,51 @@ _SANIC_CODES = {
     416: ("RANGE_NOT_SATISFIABLE", "请求范围无效"),
     422: ("VALIDATION_ERROR", "请求参数不正确"),
     429: ("RATE_LIMITED", "操作过于频繁，请稍后再试"),
+    431: ("REQUEST_HEADER_FIELDS_TOO_LARGE", "请求头过大"),
     503: ("SERVICE_UNAVAILABLE", "服务暂时不可用"),
 }
+
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the matched path answers (Sanic names them only for static paths)."""
+    allowed = []
+    for method in HTTP_METHODS:
+        try:
+            request.app.router.get(request.path, method, request.headers.getone("host", None))
+        except (MethodNotAllowed, NoMethod, RouteNotFound, SanicException):
+            continue
+        allowed.append(method)
+    return allowed
+
+
+def _status_of(exc: SanicException) -> int:
+    # Sanic reports an oversized request head as 413; HTTP calls that 431 (RFC 6585), and a client
+    # told 413 would wrongly shrink its body. The message is Sanic's own (sanic/http/http1.py).
+    if isinstance(exc, PayloadTooLarge) and "header" in str(exc).lower():
+        return 431
+    return exc.status_code
 
 
 def error_response(request: Request, exc: Exception) -> HTTPResponse:
     request_id = getattr(request.ctx, "request_id", None)
     if isinstance(exc, AppError):
         return json(exc.body(), status=exc.status, headers=exc.headers)
+    if isinstance(exc, TortoiseValidationError):
+        # A value the model refuses (too long for its column...) that the contract let through: still the
+        # caller's input, so a 422, but logged, because the contract should have said so first.
+        log.warning("model validation refused input", extra={"request_id": request_id, "reason": type(exc).__name__})
+        return json({"error": {"code": "VALIDATION_ERROR", "message": "请求参数不正确"}}, status=422)
     if isinstance(exc, SanicException) and 400 <= exc.status_code < 500:
-        code, message = _SANIC_CODES.get(exc.status_code, ("BAD_REQUEST", "请求有误"))
-        return json({"error": {"code": code, "message": message}}, status=exc.status_code, headers=getattr(exc, "headers", None))
+        status = _status_of(exc)
+        code, message = _SANIC_CODES.get(status, ("BAD_REQUEST", "请求有误"))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405 and "Allow" not in headers:
+            # RFC 9110: a 405 names the methods the resource does support.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return json({"error": {"code": code, "message": message}}, status=status, headers=headers)
     log.error(
         "unhandled error",
         exc_info=exc,

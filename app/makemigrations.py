@@ -1,6 +1,7 @@
 """Developer tool: generate the next migration for both dialects and merge them into one file.
 
-    python -m app.makemigrations NAME     (needs the local MariaDB for the MySQL half)
+    python -m app.makemigrations NAME     (needs the local MariaDB for the MySQL half: it uses the
+                                          database openbank_makemigrations, created when missing)
 
 Aerich writes dialect-specific SQL. We run it offline once per dialect (each in its own process,
 since Aerich keeps class-level state), then write one file under ``migrations/models/`` whose
@@ -22,7 +23,22 @@ from pathlib import Path
 from app.db import APP_LABEL, MIGRATIONS_DIR, tortoise_config
 
 os.environ.setdefault("AERICH_MYSQL_VERSION", "8.0")
-MYSQL_URL = os.environ.get("MIGRATIONS_MYSQL_URL", "mysql://root:@127.0.0.1:3306/test")
+MYSQL_URL = os.environ.get("MIGRATIONS_MYSQL_URL", "mysql://root:@127.0.0.1:3306/openbank_makemigrations")
+
+
+def _ensure_database(url: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    import pymysql
+
+    parts = urlsplit(url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=unquote(parts.username or "root"),
+                           password=unquote(parts.password or ""), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{parts.path.lstrip('/')}` CHARACTER SET utf8mb4")
+    finally:
+        conn.close()
 
 TEMPLATE = '''"""{title}
 
@@ -76,6 +92,7 @@ def main(name: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in target.glob("*.py")}
     generated: dict[str, Path] = {}
+    _ensure_database(MYSQL_URL)
     with tempfile.TemporaryDirectory() as tmp:
         for dialect, url in (("sqlite", f"sqlite://{tmp}/gen.sqlite3"), ("mysql", MYSQL_URL)):
             loc = Path(tmp, dialect)

@@ -55,6 +55,9 @@ class Settings:
     esign_tsa_url: str | None = None
     contract_draft_ttl_s: int = 24 * 3600
 
+    # Tests: check every response of a documented operation against the OpenAPI document.
+    validate_responses: bool = False
+
     @property
     def wechat_base(self) -> str:
         return self.wechat_api_base or f"{self.self_base_url}/sandbox/wechat"

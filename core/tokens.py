@@ -7,6 +7,7 @@ Access tokens are short-lived (<= 15 min) and checked for signature, ``alg``, ``
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 import jwt
 
 ALGORITHM = "HS256"
+MAX_USER_ID = 2**63 - 1  # users.id is a BIGINT
+_SUB_RE = re.compile(r"^[1-9][0-9]{0,18}$")
+_OPAQUE_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 class TokenInvalid(Exception):
@@ -28,6 +32,10 @@ class AccessClaims:
     iat: int
     exp: int
     sid: str  # the refresh-token family this access token came from
+
+    @property
+    def user_id(self) -> int:
+        return int(self.sub)
 
 
 class JWTCodec:
@@ -74,6 +82,16 @@ class JWTCodec:
             )
         except jwt.PyJWTError as exc:
             raise TokenInvalid(str(exc)) from exc
+        # A correctly signed token still carries only what we issue: a user id that fits the column,
+        # and short opaque ids. Anything else (a key leaked to someone minting odd tokens, a bug) is
+        # refused here rather than failing deeper down.
+        sub, jti, sid = claims["sub"], claims["jti"], claims["sid"]
+        if not (isinstance(sub, str) and _SUB_RE.match(sub) and int(sub) <= MAX_USER_ID):
+            raise TokenInvalid("sub is not a user id")
+        if not all(isinstance(v, str) and _OPAQUE_RE.match(v) for v in (jti, sid)):
+            raise TokenInvalid("jti or sid malformed")
+        if not all(type(claims[k]) is int for k in ("iat", "exp")):
+            raise TokenInvalid("iat or exp not an integer")
         return AccessClaims(
             sub=str(claims["sub"]), jti=claims["jti"], iat=claims["iat"], exp=claims["exp"], sid=claims["sid"]
         )

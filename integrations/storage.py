@@ -20,6 +20,8 @@ class ObjectStorage(Protocol):
 
     async def get(self, key: str, *, purpose: str) -> bytes: ...
 
+    async def delete(self, key: str) -> None: ...
+
 
 class LocalEncryptedStorage:
     def __init__(self, root: str | Path, cipher: PiiCipher) -> None:
@@ -40,6 +42,9 @@ class LocalEncryptedStorage:
     async def get(self, key: str, *, purpose: str) -> bytes:
         sealed = await asyncio.to_thread(self._path(key).read_bytes)
         return self._cipher.open(sealed, purpose=purpose)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:

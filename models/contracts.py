@@ -24,6 +24,9 @@ class Contract(Model):
     subject_type = fields.CharField(max_length=32, null=True)
     subject_id = fields.CharField(max_length=64, null=True)
     status = fields.CharEnumField(ContractStatus, max_length=16, default=ContractStatus.DRAFT)
+    # "<user>:<template>:<subject>" while the contract is a draft, NULL once it leaves that state: the
+    # unique index makes "one open draft per user, template and subject" hold across workers and hosts.
+    draft_key = fields.CharField(max_length=160, null=True, unique=True)
     unsigned_sha256 = fields.CharField(max_length=64)
     unsigned_key = fields.CharField(max_length=128)
     signed_sha256 = fields.CharField(max_length=64, null=True)

@@ -69,7 +69,7 @@ class FaceVerification(Model):
 
     id = fields.BigIntField(primary_key=True)
     user = fields.ForeignKeyField("models.User", related_name="face_verifications", on_delete=fields.CASCADE)
-    verify_id = fields.CharField(max_length=255, unique=True)
+    verify_id = fields.CharField(max_length=256, unique=True)  # WeChat: at most 256 characters
     out_seq_no = fields.CharField(max_length=32, unique=True)
     id_number_index = fields.CharField(max_length=64)  # the person it was run for
     status = fields.CharEnumField(FaceStatus, max_length=16, default=FaceStatus.PENDING)

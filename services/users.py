@@ -14,6 +14,10 @@ from services.wechat_errors import translate
 PHONE_PURPOSE = "user.phone"
 
 
+class PhoneNotSupported(AppError):
+    status, code, message = 422, "PHONE_NOT_SUPPORTED", "仅支持中国大陆手机号"
+
+
 async def get_user(user_id: int | str) -> User:
     user = await User.get_or_none(id=int(user_id))
     if user is None:
@@ -43,7 +47,7 @@ async def bind_phone(ctx: ServiceContext, user_id: int | str, *, code: str) -> s
         raise translate(exc, field="code") from exc
     phone = str(info.get("purePhoneNumber") or "")
     if str(info.get("countryCode", "86")) != "86" or not mobile_ok(phone):
-        raise AppError("仅支持中国大陆手机号", code="PHONE_NOT_SUPPORTED", status=422, field="code")
+        raise PhoneNotSupported(field="code")
     user.phone_enc = ctx.pii.encrypt(phone, purpose=PHONE_PURPOSE)
     user.phone_index = ctx.pii.blind_index(phone, purpose=PHONE_PURPOSE)
     user.phone_bound_at = utcnow()

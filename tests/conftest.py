@@ -62,6 +62,7 @@ def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
         pii_index_key=secrets.token_bytes(32),
         dev_keys=True,
         sandbox_routes=True,
+        validate_responses=True,
     )
     return dataclasses.replace(base, **overrides)
 

@@ -42,3 +42,12 @@ async def sign(client, user, contract_id: int, *, verify_id: str, upload_id: int
         headers={**user.headers, "User-Agent": "miniprogram-test/1.0"},
         json={"signature_upload_id": upload_id, "consent": consent, "verify_id": verify_id},
     )
+
+
+async def prepared_contract(client, sandbox):
+    """A new user with a verified ID card, and a privacy-consent draft: ``(user, contract)``."""
+    from tests.helpers import login_new_user, new_person, verify_id_card
+
+    user = await login_new_user(client, sandbox)
+    assert (await verify_id_card(client, sandbox, user, new_person())).status_code == 200
+    return user, await prepare_privacy_consent(client, user)

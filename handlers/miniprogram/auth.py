@@ -2,77 +2,141 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
-from sanic_ext import openapi
 
-from handlers.common import authenticated, parse_body, services
+from handlers.common import services
+from handlers.spec import Body, Out, Response, operation
+from services import users as user_svc
 from services.auth import login as login_svc
 from services.auth import tokens as token_svc
-from services import users as user_svc
+from services.auth.tokens import RefreshTokenInvalid, RefreshTokenReused
 from services.identity.status import identity_status
+from services.users import PhoneNotSupported
+from services.wechat_errors import WECHAT_ERRORS
 
 bp = Blueprint("mp_auth")
 
 
-class LoginBody(BaseModel):
-    code: str = Field(min_length=1, max_length=128, description="the code from wx.login")
+class LoginBody(Body):
+    code: str = Field(min_length=1, max_length=128, description="the code from `wx.login` (single use, 5 minutes)")
 
 
-class RefreshBody(BaseModel):
+class RefreshBody(Body):
     refresh_token: str = Field(min_length=1, max_length=256)
 
 
-class PhoneBody(BaseModel):
+class PhoneBody(Body):
     code: str = Field(min_length=1, max_length=128, description="the code from the getPhoneNumber button")
 
 
+class TokenPairOut(Out):
+    access_token: str = Field(description="JWT, at most 15 minutes")
+    refresh_token: str = Field(description="opaque; rotates on every use")
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds the access token lives")
+
+
+class UserOut(Out):
+    id: int
+    phone: str | None = Field(description="masked: 138****5678")
+    created_at: datetime
+
+
+class LoginOut(TokenPairOut):
+    user: UserOut
+
+
+class IdCardCheck(Out):
+    done: bool = Field(description="verified and not expired")
+    verified_at: datetime | None
+    valid_until: str | None = Field(description="YYYY-MM-DD, or 长期 (long-term)")
+
+
+class FaceCheck(Out):
+    done: bool = Field(description="passed and still fresh")
+    valid_until: datetime | None
+
+
+class BankCardCheck(Out):
+    done: bool
+    card_number: str | None = Field(description="masked: 622202******1234")
+    card_class: Literal["I", "II", "III", "credit"] | None
+    bank_name: str | None
+
+
+class IdentityOut(Out):
+    name: str | None = Field(description="masked: 张*丰")
+    id_number: str | None = Field(description="masked: 1101**********002X")
+    id_card: IdCardCheck
+    face: FaceCheck
+    bank_card: BankCardCheck
+
+
+class MeOut(UserOut):
+    identity: IdentityOut
+
+
+class PhoneOut(Out):
+    phone: str = Field(description="masked: 138****5678")
+
+
 @bp.post("/auth/login")
-@openapi.summary("Log in with a wx.login code")
-@openapi.description(
-    "Exchanges the code with WeChat (jscode2session), creates or updates the user keyed by openid, and "
-    "returns an access JWT (<= 15 min) and an opaque refresh token. Errors: 400 WECHAT_CODE_INVALID "
-    "(invalid, used or expired code), 429 RATE_LIMITED, 503 UPSTREAM_UNAVAILABLE."
+@operation(
+    summary="Log in with a wx.login code",
+    description="Exchanges the code with WeChat (jscode2session), creates or updates the user keyed by openid, "
+    "and returns an access JWT (<= 15 min) and an opaque refresh token.",
+    tag="auth",
+    body=LoginBody,
+    responses={200: Response(LoginOut)},
+    errors=WECHAT_ERRORS,
 )
-@openapi.body({"application/json": LoginBody})
-@openapi.tag("auth")
-async def login(request: Request) -> HTTPResponse:
-    body = parse_body(request, LoginBody)
+async def login(request: Request, body: LoginBody) -> HTTPResponse:
     ctx = services(request)
     result = await login_svc.login(ctx, code=body.code)
     return json({**result.tokens.as_dict(), "user": user_svc.public_user(ctx, result.user)})
 
 
 @bp.post("/auth/refresh")
-@openapi.summary("Rotate the token pair")
-@openapi.description(
-    "Exchanges a refresh token for a new pair; the old refresh token stops working. Presenting an "
-    "already-rotated token revokes every token of that login (401 REFRESH_TOKEN_REUSED)."
+@operation(
+    summary="Rotate the token pair",
+    description="Exchanges a refresh token for a new pair; the old refresh token stops working. Presenting an "
+    "already-rotated token revokes every token of that login (401 REFRESH_TOKEN_REUSED).",
+    tag="auth",
+    body=RefreshBody,
+    responses={200: Response(TokenPairOut)},
+    errors=(RefreshTokenInvalid, RefreshTokenReused),
 )
-@openapi.body({"application/json": RefreshBody})
-@openapi.tag("auth")
-async def refresh(request: Request) -> HTTPResponse:
-    body = parse_body(request, RefreshBody)
+async def refresh(request: Request, body: RefreshBody) -> HTTPResponse:
     pair = await token_svc.rotate(services(request), body.refresh_token)
     return json(pair.as_dict())
 
 
 @bp.post("/auth/logout")
-@openapi.summary("Log out: revoke this login's refresh tokens")
-@openapi.secured("bearer")
-@openapi.tag("auth")
-@authenticated
+@operation(
+    summary="Log out: revoke this login's refresh tokens",
+    description="The access token in hand stays valid until it expires (at most 15 minutes).",
+    tag="auth",
+    auth=True,
+    responses={204: Response(description="logged out")},
+)
 async def logout(request: Request) -> HTTPResponse:
     await token_svc.revoke_family(request.ctx.token_family)
     return empty(status=204)
 
 
 @bp.get("/me")
-@openapi.summary("The current user, masked, with which identity checks are done and until when")
-@openapi.secured("bearer")
-@openapi.tag("me")
-@authenticated
+@operation(
+    summary="The current user, masked, with which identity checks are done and until when",
+    tag="me",
+    auth=True,
+    responses={200: Response(MeOut)},
+    errors=((404, "NOT_FOUND"),),
+)
 async def me(request: Request) -> HTTPResponse:
     ctx = services(request)
     user = await user_svc.get_user(request.ctx.user_id)
@@ -80,13 +144,15 @@ async def me(request: Request) -> HTTPResponse:
 
 
 @bp.post("/me/phone")
-@openapi.summary("Bind the WeChat phone number")
-@openapi.description("Exchanges a getPhoneNumber code with WeChat; the phone is stored encrypted and returned masked.")
-@openapi.body({"application/json": PhoneBody})
-@openapi.secured("bearer")
-@openapi.tag("me")
-@authenticated
-async def bind_phone(request: Request) -> HTTPResponse:
-    body = parse_body(request, PhoneBody)
+@operation(
+    summary="Bind the WeChat phone number",
+    description="Exchanges a getPhoneNumber code with WeChat; the phone is stored encrypted and returned masked.",
+    tag="me",
+    auth=True,
+    body=PhoneBody,
+    responses={200: Response(PhoneOut)},
+    errors=(*WECHAT_ERRORS, PhoneNotSupported, (404, "NOT_FOUND")),
+)
+async def bind_phone(request: Request, body: PhoneBody) -> HTTPResponse:
     masked = await user_svc.bind_phone(services(request), request.ctx.user_id, code=body.code)
     return json({"phone": masked})

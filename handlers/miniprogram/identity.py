@@ -2,64 +2,147 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
-from sanic_ext import openapi
 
-from core.errors import AppError
-from handlers.common import authenticated, media_type, parse_body, services
+from core.errors import RateLimited, UpstreamUnavailable, ValidationFailed
+from handlers.common import services
+from handlers.spec import Body, Id, Out, Response, UnsupportedMediaType, media_type, operation, str_param
+from models.identity import UploadKind
 from services.identity import bank_card, face, id_card, uploads
+from services.identity.errors import (
+    CardClassNotAllowed,
+    CardMismatch,
+    CardNotFound,
+    CardNumberInvalid,
+    FaceVerificationFailed,
+    FaceVerificationNotFound,
+    FileTooLarge,
+    IdCardRequired,
+    IdExpired,
+    IdMismatch,
+    IdNumberInvalid,
+    ImageTooLarge,
+    OcrUnreadable,
+    PhoneInvalid,
+    TooManyAttempts,
+    UnderAge,
+    UnsupportedFileType,
+    UploadNotFound,
+)
+from services.wechat_errors import WECHAT_ERRORS
 
 bp = Blueprint("mp_identity")
 
-
-class IdCardBody(BaseModel):
-    front_upload_id: int = Field(gt=0)
-    back_upload_id: int = Field(gt=0)
-    name: str = Field(min_length=1, max_length=64)
-    id_number: str = Field(min_length=1, max_length=32)
+VERIFY_ID_MAX = 256  # WeChat: verify_id is at most 256 characters
+UPLOAD_FIELDS = {"file", "kind"}
 
 
-class BankCardBody(BaseModel):
-    card_number: str = Field(min_length=1, max_length=32)
-    reserved_phone: str = Field(min_length=1, max_length=20)
+class IdCardBody(Body):
+    front_upload_id: Id = Field(description="an upload of kind `id_front`")
+    back_upload_id: Id = Field(description="an upload of kind `id_back`")
+    name: str = Field(min_length=1, max_length=64, description="the name as printed on the card")
+    id_number: str = Field(min_length=1, max_length=32, description="18 characters, GB 11643 (checked with python-stdnum)")
+
+
+class BankCardBody(Body):
+    card_number: str = Field(min_length=1, max_length=32, description="a Class I debit or credit card in the user's name")
+    reserved_phone: str = Field(min_length=1, max_length=20, description="the phone the card's bank holds")
+
+
+class UploadOut(Out):
+    id: int
+    kind: Literal["id_front", "id_back", "signature"]
+    size: int
+    content_type: Literal["image/jpeg", "image/png"]
+
+
+class IdCardOut(Out):
+    verified: Literal[True]
+    name: str = Field(description="masked")
+    id_number: str = Field(description="masked")
+    valid_until: str = Field(description="YYYY-MM-DD, or 长期 (long-term)")
+
+
+class FaceStartOut(Out):
+    verify_id: str = Field(description="for wx.requestFacialVerify")
+    expires_in: int
+
+
+class FaceResultOut(Out):
+    verify_id: str
+    status: Literal["pending", "passed", "failed", "expired"]
+    passed: bool
+    verify_ret: int | None = Field(description="WeChat's code: 10000 is a pass")
+    valid_until: datetime | None = Field(description="until when a pass counts as a fresh face check")
+
+
+class BankCardOut(Out):
+    verified: Literal[True]
+    card_number: str = Field(description="masked: 622202******1234")
+    card_class: Literal["I", "credit"]
+    bank_name: str | None
+
+
+UPLOAD_FORM = {
+    "schema": {
+        "type": "object",
+        "required": ["file", "kind"],
+        "additionalProperties": False,
+        "properties": {
+            "file": {"type": "string", "format": "binary", "description": "JPEG or PNG, checked by content"},
+            "kind": {"type": "string", "enum": [k.value for k in UploadKind]},
+        },
+    },
+    "encoding": {"file": {"contentType": "image/jpeg, image/png"}},
+}
 
 
 @bp.post("/uploads")
-@openapi.summary("Upload an ID photo or a signature image")
-@openapi.description(
-    "multipart/form-data with `file` (JPEG or PNG, checked by content, at most UPLOAD_MAX_BYTES) and "
-    "`kind` (`id_front`, `id_back`, `signature`). Stored encrypted; only its owner can use it. "
-    "Errors: 413 FILE_TOO_LARGE, 415 UNSUPPORTED_FILE_TYPE, 422 VALIDATION_ERROR."
+@operation(
+    summary="Upload an ID photo or a signature image",
+    description="multipart/form-data with `file` (JPEG or PNG, checked by content: ID photos at most 2 MB, "
+    "signatures at most UPLOAD_MAX_BYTES, at most 40 megapixels) and `kind`. Stored encrypted; only its owner "
+    "can use it.",
+    tag="identity",
+    auth=True,
+    body_media={"multipart/form-data": UPLOAD_FORM},
+    responses={201: Response(UploadOut, description="stored")},
+    errors=(FileTooLarge, UnsupportedFileType, ImageTooLarge, ValidationFailed),
 )
-@openapi.secured("bearer")
-@openapi.tag("identity")
-@authenticated
 async def upload(request: Request) -> HTTPResponse:
-    ctype = media_type(request)
-    if ctype != "multipart/form-data":
-        raise AppError("请使用 multipart/form-data 上传", code="UNSUPPORTED_MEDIA_TYPE", status=415)
-    file = request.files.get("file") if request.files else None
-    kind = request.form.get("kind") if request.form else None
+    if media_type(request) != "multipart/form-data":
+        raise UnsupportedMediaType("请使用 multipart/form-data 上传")
+    form, files = request.form or {}, request.files or {}
+    unknown = sorted((set(form) | set(files)) - UPLOAD_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"未知字段 {unknown[0]}", field=unknown[0])
+    if len(form.getlist("kind", [])) > 1 or len(files.getlist("file", [])) > 1:
+        raise ValidationFailed("每次只能上传一个文件", field="file")
+    file = files.get("file")
     created = await uploads.create_upload(
-        services(request), request.ctx.user_id, kind=kind or "", data=file.body if file else None
+        services(request), request.ctx.user_id, kind=form.get("kind") or "", data=file.body if file else None
     )
     return json(uploads.public_upload(created), status=201)
 
 
 @bp.post("/identity/id-card")
-@openapi.summary("Verify the ID card: OCR of both sides matched against the typed name and number")
-@openapi.description(
-    "Errors: 422 ID_NUMBER_INVALID, ID_MISMATCH, ID_EXPIRED, UNDER_AGE, OCR_UNREADABLE; "
-    "404 UPLOAD_NOT_FOUND; 429 TOO_MANY_ATTEMPTS (per day)."
+@operation(
+    summary="Verify the ID card: OCR of both sides matched against the typed name and number",
+    description="The card must not be expired, and the holder must be at least MIN_AGE_YEARS old. Each call that "
+    "reaches the OCR counts against the daily attempt limit.",
+    tag="identity",
+    auth=True,
+    body=IdCardBody,
+    responses={200: Response(IdCardOut)},
+    errors=(IdNumberInvalid, IdMismatch, IdExpired, UnderAge, OcrUnreadable, UploadNotFound, TooManyAttempts,
+            *WECHAT_ERRORS),
 )
-@openapi.body({"application/json": IdCardBody})
-@openapi.secured("bearer")
-@openapi.tag("identity")
-@authenticated
-async def verify_id_card(request: Request) -> HTTPResponse:
-    body = parse_body(request, IdCardBody)
+async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
     result = await id_card.verify_id_card(
         services(request),
         request.ctx.user_id,
@@ -79,22 +162,31 @@ async def verify_id_card(request: Request) -> HTTPResponse:
 
 
 @bp.post("/identity/face")
-@openapi.summary("Start a WeChat face verification 2.0 for the verified person")
-@openapi.description("Returns the `verify_id` for `wx.requestFacialVerify`. Needs a verified ID card (409 ID_CARD_REQUIRED).")
-@openapi.secured("bearer")
-@openapi.tag("identity")
-@authenticated
+@operation(
+    summary="Start a WeChat face verification 2.0 for the verified person",
+    description="Returns the `verify_id` for `wx.requestFacialVerify` (base library >= 3.8.12). Counts against "
+    "the daily attempt limit.",
+    tag="identity",
+    auth=True,
+    responses={201: Response(FaceStartOut, description="started")},
+    errors=(IdCardRequired, TooManyAttempts, *WECHAT_ERRORS),
+)
 async def start_face(request: Request) -> HTTPResponse:
     started = await face.start(services(request), request.ctx.user_id)
     return json({"verify_id": started.verify_id, "expires_in": started.expires_in}, status=201)
 
 
 @bp.post("/identity/face/<verify_id:str>/result")
-@openapi.summary("Fetch the face verification result from WeChat")
-@openapi.description("`passed` is true only when WeChat answers errcode 0 and verify_ret 10000. A final result is fixed.")
-@openapi.secured("bearer")
-@openapi.tag("identity")
-@authenticated
+@operation(
+    summary="Fetch the face verification result from WeChat",
+    description="`passed` is true only when WeChat answers errcode 0 and verify_ret 10000. A final result is "
+    "fixed: asking again cannot turn a fail into a pass.",
+    tag="identity",
+    auth=True,
+    path={"verify_id": str_param(VERIFY_ID_MAX, FaceVerificationNotFound, "from POST /identity/face")},
+    responses={200: Response(FaceResultOut)},
+    errors=(IdCardRequired, FaceVerificationFailed, RateLimited, UpstreamUnavailable),
+)
 async def face_result(request: Request, verify_id: str) -> HTTPResponse:
     result = await face.fetch_result(services(request), request.ctx.user_id, verify_id)
     return json(
@@ -109,17 +201,18 @@ async def face_result(request: Request, verify_id: str) -> HTTPResponse:
 
 
 @bp.post("/identity/bank-card")
-@openapi.summary("Same-name bank-card check (Class I debit or credit card)")
-@openapi.description(
-    "Errors: 422 CARD_NUMBER_INVALID, PHONE_INVALID, CARD_MISMATCH, CARD_NOT_FOUND, CARD_CLASS_NOT_ALLOWED; "
-    "409 ID_CARD_REQUIRED; 429 TOO_MANY_ATTEMPTS."
+@operation(
+    summary="Same-name bank-card check (Class I debit or credit card)",
+    description="The card network confirms name, ID number, card number and reserved phone. Counts against the "
+    "daily attempt limit once the card number and phone are well-formed.",
+    tag="identity",
+    auth=True,
+    body=BankCardBody,
+    responses={200: Response(BankCardOut)},
+    errors=(CardNumberInvalid, PhoneInvalid, CardMismatch, CardNotFound, CardClassNotAllowed, IdCardRequired,
+            TooManyAttempts, UpstreamUnavailable),
 )
-@openapi.body({"application/json": BankCardBody})
-@openapi.secured("bearer")
-@openapi.tag("identity")
-@authenticated
-async def verify_bank_card(request: Request) -> HTTPResponse:
-    body = parse_body(request, BankCardBody)
+async def verify_bank_card(request: Request, body: BankCardBody) -> HTTPResponse:
     result = await bank_card.verify_bank_card(
         services(request), request.ctx.user_id, card_number=body.card_number, reserved_phone=body.reserved_phone
     )

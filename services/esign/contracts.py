@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tortoise.exceptions import IntegrityError
+
 from core.clock import CHINA_TZ, utcnow
-from core.errors import AppError, Conflict, NotFound, ValidationFailed
+from core.errors import AppError, Conflict, ValidationFailed
 from core.pii import mask_id_number, mask_name, mask_phone
 from models.contracts import Contract, ContractStatus
 from models.identity import UploadKind
@@ -27,7 +29,7 @@ from models.audit import AuditEvent
 from services import audit
 from services.context import ServiceContext
 from services.db import atomic
-from services.esign.errors import TemplateNotFound
+from services.esign.errors import ContractNotFound, SubjectNotFound, TemplateNotFound
 from services.esign.render import render_contract_async
 from services.esign.signing import sign_contract_async
 from services.esign.templates import get_template
@@ -86,11 +88,25 @@ def new_contract_no() -> str:
 async def _owned(user_id: int, contract_id: int) -> Contract:
     contract = await Contract.get_or_none(id=contract_id, user_id=user_id)
     if contract is None:
-        raise NotFound("合同不存在", code="CONTRACT_NOT_FOUND")
+        raise ContractNotFound()
     return contract
 
 
+def draft_key(user_id: int, template: str, subject_id: str | None) -> str:
+    """The key of the one open draft a user may have per template and subject."""
+    return f"{user_id}:{template}:{subject_id or ''}"
+
+
+async def _open_draft(key: str) -> Contract | None:
+    found = await Contract.get_or_none(draft_key=key)
+    return await _expire_if_due(found) if found is not None else None
+
+
 async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_id: str | None) -> Prepared:
+    """The user's open draft for this template and subject, or a new one.
+
+    Concurrent calls (a double tap, two workers) get the same draft: the unique ``draft_key`` lets one
+    insert win; the others return the winner's row and delete the PDF they rendered in vain."""
     try:
         tpl = get_template(template)
     except TemplateNotFound:
@@ -110,13 +126,12 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
             raise ValidationFailed("请指定合同所涉业务（subject_id）", field="subject_id")
         resolver = SUBJECTS.get(tpl.subject_type)
         if resolver is None:
-            raise NotFound("合同所涉业务不存在", code="SUBJECT_NOT_FOUND", field="subject_id")
+            raise SubjectNotFound(field="subject_id")
         subject_context, variant = await resolver(ctx, user_id, subject_id)
 
-    existing = await Contract.filter(
-        user_id=user_id, template=tpl.code, subject_id=subject_id, status=ContractStatus.DRAFT, expires_at__gt=utcnow()
-    ).order_by("-id").first()
-    if existing is not None:
+    key_of_draft = draft_key(user_id, tpl.code, subject_id)
+    existing = await _open_draft(key_of_draft)
+    if existing is not None and existing.status == ContractStatus.DRAFT:
         return Prepared(existing, False)
 
     user = await User.get(id=user_id)
@@ -141,6 +156,7 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
             version=rendered.version,
             subject_type=tpl.subject_type,
             subject_id=subject_id,
+            draft_key=key_of_draft,
             unsigned_sha256=rendered.sha256,
             unsigned_key=key,
             expires_at=utcnow() + timedelta(seconds=ctx.settings.contract_draft_ttl_s),
@@ -153,7 +169,16 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
         )
         return contract
 
-    return Prepared(await atomic(save), True)
+    try:
+        return Prepared(await atomic(save), True)
+    except IntegrityError:
+        # Another request inserted the draft first (the only unique value here that can collide is
+        # draft_key): theirs is the draft; ours is an orphan file.
+        await ctx.storage.delete(key)
+        winner = await Contract.get_or_none(draft_key=key_of_draft)
+        if winner is None:
+            raise
+        return Prepared(winner, False)
 
 
 async def list_for(user_id: int, *, template: str | None = None, status: str | None = None) -> list[Contract]:
@@ -188,7 +213,7 @@ async def _expire_if_due(contract: Contract) -> Contract:
     if contract.status == ContractStatus.DRAFT and contract.expires_at <= utcnow():
         moved = await atomic(
             lambda conn: transition(conn, MACHINE, Contract, contract.id, ContractStatus.EXPIRED,
-                                    actor="system", reason="draft not signed in time")
+                                    actor="system", reason="draft not signed in time", updates={"draft_key": None})
         )
         return moved.obj
     return contract
@@ -262,7 +287,7 @@ async def sign(
         moved = await transition(
             conn, MACHINE, Contract, contract.id, ContractStatus.SIGNED, actor=f"user:{user_id}",
             reason="signed with consent and face intent check",
-            updates={"signed_sha256": signed_sha, "signed_key": key, "evidence": evidence},
+            updates={"signed_sha256": signed_sha, "signed_key": key, "evidence": evidence, "draft_key": None},
             audit_data={k: evidence[k] for k in ("unsigned_sha256", "signed_sha256", "ip", "user_agent", "pades_level")}
             | {"verify_id": fv.verify_id, "signer": evidence["signer"]},
         )

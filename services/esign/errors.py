@@ -5,6 +5,16 @@ from __future__ import annotations
 from core.errors import AppError, Conflict, NotFound, UpstreamUnavailable, ValidationFailed
 
 
+class ContractNotFound(NotFound):
+    code = "CONTRACT_NOT_FOUND"
+    message = "合同不存在"
+
+
+class SubjectNotFound(NotFound):
+    code = "SUBJECT_NOT_FOUND"
+    message = "合同所涉业务不存在"
+
+
 class TemplateNotFound(NotFound):
     code = "CONTRACT_TEMPLATE_NOT_FOUND"
     message = "合同模板不存在"

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from core.clock import utcnow
-from core.errors import UpstreamUnavailable, ValidationFailed
+from core.errors import UpstreamUnavailable
 from core.pii import mask_card, mask_phone
 from core.validators import card_number_ok, mobile_ok
 from integrations.cardcheck import CardCheckUnavailable
@@ -17,7 +17,14 @@ from services import audit
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
-from services.identity.errors import CardClassNotAllowed, CardMismatch, CardNotFound, CardNumberInvalid, IdCardRequired
+from services.identity.errors import (
+    CardClassNotAllowed,
+    CardMismatch,
+    CardNotFound,
+    CardNumberInvalid,
+    IdCardRequired,
+    PhoneInvalid,
+)
 from services.identity.id_card import verified_identity
 
 CARD_PURPOSE = "identity.bank_card"
@@ -37,7 +44,7 @@ async def verify_bank_card(ctx: ServiceContext, user_id: int, *, card_number: st
     if not card_number_ok(card_number):
         raise CardNumberInvalid(field="card_number")
     if not mobile_ok(reserved_phone):
-        raise ValidationFailed("预留手机号格式不正确", code="PHONE_INVALID", field="reserved_phone")
+        raise PhoneInvalid(field="reserved_phone")
     found = await verified_identity(ctx, user_id)
     if found is None:
         raise IdCardRequired()

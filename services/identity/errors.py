@@ -1,6 +1,6 @@
 """The identity domain's errors: stable codes the mini-program maps to its messages."""
 
-from core.errors import AppError, Conflict, RateLimited
+from core.errors import AppError, Conflict, NotFound, RateLimited
 
 
 class IdNumberInvalid(AppError):
@@ -43,6 +43,34 @@ class FaceVerificationUsed(AppError):
     status, code, message = 422, "FACE_VERIFICATION_USED", "该人脸核验已被使用，请重新核验"
 
 
+class FaceVerificationPending(AppError):
+    """The verification's result was never fetched (or the user has not finished it): not a pass yet."""
+
+    status, code, message = 422, "FACE_VERIFICATION_PENDING", "人脸核验结果尚未确认，请完成人脸核验后重试"
+
+
+class FaceVerificationNotFound(NotFound):
+    code, message = "FACE_VERIFICATION_NOT_FOUND", "人脸核验记录不存在"
+
+
+class FaceVerificationFailed(AppError):
+    """WeChat refused the result query (e.g. an expired or unknown verify_id on its side)."""
+
+    status, code, message = 422, "FACE_VERIFICATION_FAILED", "人脸核验结果查询失败，请重新核验"
+
+
+class UploadNotFound(NotFound):
+    code, message = "UPLOAD_NOT_FOUND", "上传的文件不存在"
+
+
+class PhoneInvalid(AppError):
+    status, code, message = 422, "PHONE_INVALID", "预留手机号格式不正确"
+
+
+class ImageTooLarge(AppError):
+    status, code, message = 422, "IMAGE_TOO_LARGE", "图片尺寸过大，请压缩后重新上传"
+
+
 class CardNumberInvalid(AppError):
     status, code, message = 422, "CARD_NUMBER_INVALID", "银行卡号不正确"
 
@@ -64,4 +92,5 @@ class FileTooLarge(AppError):
 
 
 class UnsupportedFileType(AppError):
-    status, code, message = 415, "UNSUPPORTED_FILE_TYPE", "仅支持 JPEG 或 PNG 图片"
+    # 422, not 415: the request's media type (multipart) is fine; the file inside is not an image.
+    status, code, message = 422, "UNSUPPORTED_FILE_TYPE", "仅支持 JPEG 或 PNG 图片"

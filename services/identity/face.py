@@ -8,12 +8,13 @@ result is fixed once fetched, and as an intent check (signing) it can be consume
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.clock import utcnow
-from core.errors import AppError, NotFound
+from core.errors import UpstreamUnavailable
 from core.pii import mask_id_number
 from integrations.wechat import WeChatAPIError, WeChatUnavailable
 from models.identity import AttemptKind, FaceStatus, FaceVerification, Identity
@@ -23,7 +24,10 @@ from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
 from services.identity.errors import (
+    FaceVerificationFailed,
     FaceVerificationInvalid,
+    FaceVerificationNotFound,
+    FaceVerificationPending,
     FaceVerificationStale,
     FaceVerificationUsed,
     IdCardRequired,
@@ -33,6 +37,15 @@ from services.wechat_errors import translate
 
 PASSED_RET = 10000
 PENDING_RETS = {90100}
+log = logging.getLogger(__name__)
+
+
+def verify_ret_of(data: dict) -> int | None:
+    """WeChat's ``verify_ret`` as an int, or None when it is missing or not an integer."""
+    ret = data.get("verify_ret")
+    if isinstance(ret, bool) or not isinstance(ret, int):
+        return None
+    return ret
 
 
 @dataclass(frozen=True)
@@ -85,7 +98,7 @@ def _result(ctx: ServiceContext, fv: FaceVerification) -> FaceResult:
 async def fetch_result(ctx: ServiceContext, user_id: int, verify_id: str) -> FaceResult:
     fv = await FaceVerification.get_or_none(verify_id=verify_id, user_id=user_id)
     if fv is None:
-        raise NotFound("人脸核验记录不存在", code="FACE_VERIFICATION_NOT_FOUND")
+        raise FaceVerificationNotFound()
     if fv.status != FaceStatus.PENDING:
         return _result(ctx, fv)  # final results are fixed: asking again cannot turn a fail into a pass
     found = await verified_identity(ctx, user_id)
@@ -104,10 +117,15 @@ async def fetch_result(ctx: ServiceContext, user_id: int, verify_id: str) -> Fac
         )
     except WeChatAPIError as exc:
         await attempts.record(user_id, AttemptKind.FACE, f"WX_{exc.errcode}", provider_ref=fv.out_seq_no)
-        raise AppError("人脸核验结果查询失败，请重新核验", code="FACE_VERIFICATION_FAILED", status=422) from exc
+        raise FaceVerificationFailed() from exc
     except WeChatUnavailable as exc:
         raise translate(exc) from exc
-    ret = int(data.get("verify_ret", 0))
+    ret = verify_ret_of(data)
+    if ret is None:
+        # errcode 0 without a usable verify_ret is not an answer: fail closed (never a pass), and leave
+        # the verification pending so a later fetch can still finish it.
+        log.warning("face result without verify_ret", extra={"out_seq_no": fv.out_seq_no})
+        raise UpstreamUnavailable()
     if ret in PENDING_RETS:
         return FaceResult(fv.verify_id, FaceStatus.PENDING, False, ret, None)
     status = FaceStatus.PASSED if ret == PASSED_RET else FaceStatus.FAILED
@@ -137,6 +155,8 @@ async def check_intent(ctx: ServiceContext, user_id: int, verify_id: str, *, max
     found = await verified_identity(ctx, user_id)
     if fv is None or found is None or fv.id_number_index != found[0].id_number_index:
         raise FaceVerificationInvalid(field="verify_id")
+    if fv.status == FaceStatus.PENDING:
+        raise FaceVerificationPending(field="verify_id")
     if fv.status != FaceStatus.PASSED or fv.finished_at is None or (utcnow() - fv.finished_at).total_seconds() > max_age_s:
         raise FaceVerificationStale(field="verify_id")
     if fv.consumed_at is not None:

@@ -18,9 +18,9 @@ async def identity_status(ctx: ServiceContext, user_id: int) -> dict:
         return {
             "name": None,
             "id_number": None,
-            "id_card": {"done": False, "valid_until": None},
+            "id_card": {"done": False, "verified_at": None, "valid_until": None},
             "face": {"done": False, "valid_until": None},
-            "bank_card": {"done": False, "card_number": None, "card_class": None},
+            "bank_card": {"done": False, "card_number": None, "card_class": None, "bank_name": None},
         }
     id_ok = identity.id_valid_until is None or identity.id_valid_until >= china_today()
     face_until = identity.face_passed_at + timedelta(seconds=ctx.settings.face_valid_s) if identity.face_passed_at else None

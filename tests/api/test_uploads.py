@@ -28,11 +28,12 @@ async def test_png_and_jpeg_are_accepted_and_encrypted_at_rest(client, sandbox, 
     assert stored and all(png[100:200] not in p.read_bytes() and not p.read_bytes().startswith(b"\x89PNG") for p in stored)
 
 
-async def test_wrong_content_types_are_415(client, user):
-    assert_error(await upload(client, user, b"GIF89a" + b"\x00" * 100, "id_front"), 415, "UNSUPPORTED_FILE_TYPE", "file")
-    assert_error(await upload(client, user, b"just text, named .png", "id_front"), 415, "UNSUPPORTED_FILE_TYPE", "file")
+async def test_files_that_are_not_jpeg_or_png_are_refused(client, user):
+    # 422: the request's media type (multipart) is right; the file inside is not an image we take.
+    assert_error(await upload(client, user, b"GIF89a" + b"\x00" * 100, "id_front"), 422, "UNSUPPORTED_FILE_TYPE", "file")
+    assert_error(await upload(client, user, b"just text, named .png", "id_front"), 422, "UNSUPPORTED_FILE_TYPE", "file")
     fake_png = b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10
-    assert_error(await upload(client, user, fake_png, "id_front"), 415, "UNSUPPORTED_FILE_TYPE", "file")
+    assert_error(await upload(client, user, fake_png, "id_front"), 422, "UNSUPPORTED_FILE_TYPE", "file")
     resp = await client.post("/api/v1/uploads", headers=user.headers, json={"kind": "id_front"})
     assert_error(resp, 415, "UNSUPPORTED_MEDIA_TYPE")
 
@@ -44,8 +45,17 @@ async def test_oversize_file_is_413(client, user, settings):
 
 async def test_kind_and_file_are_required(client, user):
     assert_error(await upload(client, user, jpeg_bytes(), "passport"), 422, "VALIDATION_ERROR", "kind")
-    resp = await client.post("/api/v1/uploads", headers=user.headers, files={"other": ("a.jpg", jpeg_bytes())},
-                             data={"kind": "id_front"})
+    resp = await client.post("/api/v1/uploads", headers=user.headers, data={"kind": "id_front"},
+                             files={"other": ("a.jpg", jpeg_bytes())})
+    assert_error(resp, 422, "VALIDATION_ERROR", "other")  # unknown fields are refused, not ignored
+    resp = await client.post("/api/v1/uploads", headers=user.headers, data={"kind": "id_front", "x": "1"},
+                             files={"file": ("a.jpg", jpeg_bytes())})
+    assert_error(resp, 422, "VALIDATION_ERROR", "x")
+    resp = await client.post("/api/v1/uploads", headers=user.headers, data={"kind": "id_front"},
+                             files=[("file", ("a.jpg", jpeg_bytes())), ("file", ("b.jpg", jpeg_bytes()))])
+    assert_error(resp, 422, "VALIDATION_ERROR", "file")
+    resp = await client.post("/api/v1/uploads", headers=user.headers, data={"kind": "id_front"},
+                             files={"kind": ("k.txt", b"x")})
     assert_error(resp, 422, "VALIDATION_ERROR", "file")
     assert_error(await client.post("/api/v1/uploads", files={"file": ("a.jpg", jpeg_bytes())}), 401, "UNAUTHORIZED")
 

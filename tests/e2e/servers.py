@@ -27,13 +27,13 @@ def server_env(var_dir: Path, **extra: str) -> dict:
 
 
 class ServerProcess:
-    def __init__(self, port: int, env: dict, log: Path) -> None:
+    def __init__(self, port: int, env: dict, log: Path, *, workers: int = 1) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         self._fh = open(log, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.servers import ServerProcess, server_env
+from tests.e2e.servers import ROOT, ServerProcess, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -30,3 +32,16 @@ def test_serves_logs_json_and_stops_on_sigterm(tmp_path):
     assert any(json.loads(l).get("route") == "/api/v1/me" for l in lines)
     assert all(json.loads(l)["level"] for l in lines)  # every structured line parses
     assert "Listening on http://127.0.0.1:" in text and "/docs" in text  # tells a newcomer where and how
+
+
+def test_sqlite_refuses_more_than_one_worker_with_a_clear_message(tmp_path):
+    """SQLite has one writer: several worker processes would fail requests with "database is locked"
+    (and use up identity attempts doing it), so the embedded default refuses them up front."""
+    env = server_env(tmp_path, DATABASE_URL=f"sqlite://{tmp_path}/app.sqlite3")
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--port", str(free_port()), "--workers", "2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--workers 2 needs MySQL" in result.stderr and "DATABASE_URL=mysql://" in result.stderr
+    assert not (tmp_path / "app.sqlite3").exists()  # refused before touching anything

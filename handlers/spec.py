@@ -1,0 +1,252 @@
+"""The API contract, declared once per operation.
+
+``@operation(...)`` sits under a route decorator and says everything a caller may rely on: who may call
+(``auth``), the path parameters and their bounds, the query, the body (a pydantic model), the success
+responses and every error status with its codes. The same declaration
+
+* validates each request before the handler runs (401, then 404 for a path id that cannot exist, then
+  415/400/422 for the body), and hands the handler the parsed ``body`` / ``query``;
+* is what ``app.openapi`` publishes at ``/docs/openapi.json``;
+* is what tests check every response against (``Settings.validate_responses``).
+
+So a handler cannot accept what its documentation refuses, nor answer what it does not document.
+
+Bodies are strict where law or money depends on them, which here is everywhere: JSON types are not
+coerced (``"1"`` is not an id, ``"yes"`` is not consent), unknown fields and duplicate keys are refused,
+and ids are bounded to what a BIGINT column holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
+from sanic import Request
+
+from core.errors import AppError, NotFound, ValidationFailed
+from services.auth.tokens import authenticate
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_ID = 2**63 - 1  # what a signed BIGINT primary key holds
+
+# -- request building blocks -------------------------------------------------------------------------
+
+# An id in a JSON body: a JSON integer in 1..MAX_ID, never a string or a float.
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+# A boolean that must be the JSON literal ``true`` (consent under the E-Signature Law): anything else,
+# ``"yes"`` and ``1`` included, is refused. ``false`` reaches the service, which says what is missing.
+TrueOnly = Annotated[bool, Strict(), WithJsonSchema({"type": "boolean", "const": True})]
+
+
+class Body(BaseModel):
+    """Base of every JSON request body: strict types, no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Query(BaseModel):
+    """Base of query models: values arrive as strings; unknown parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Out(BaseModel):
+    """Base of response models (documentation and test-time checks only; handlers build dicts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors the contract itself raises ---------------------------------------------------------------
+
+
+class InvalidJson(AppError):
+    status, code, message = 400, "INVALID_JSON", "请求体不是合法的 JSON 对象"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "不支持的内容类型"
+
+
+# -- declarations ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathParam:
+    """A path parameter: its schema, and the error for a value that cannot name an existing resource."""
+
+    schema: dict
+    accepts: Callable[[Any], bool]
+    not_found: type[AppError] = NotFound
+    description: str = ""
+
+
+def id_param(not_found: type[AppError] = NotFound, description: str = "") -> PathParam:
+    """A BIGINT id in the path (the route uses ``<name:int>``); out of range is 'not found'."""
+    return PathParam(
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        lambda v: isinstance(v, int) and 1 <= v <= MAX_ID,
+        not_found,
+        description,
+    )
+
+
+def str_param(max_length: int, not_found: type[AppError] = NotFound, description: str = "") -> PathParam:
+    """A string in the path (the route uses ``<name:str>``); longer than the column is 'not found'."""
+    return PathParam(
+        {"type": "string", "minLength": 1, "maxLength": max_length},
+        lambda v: isinstance(v, str) and 1 <= len(v) <= max_length,
+        not_found,
+        description,
+    )
+
+
+@dataclass(frozen=True)
+class Response:
+    """A success response: a JSON model, or raw content (``media_type`` + ``schema``)."""
+
+    model: type[BaseModel] | None = None
+    description: str = "OK"
+    media_type: str = "application/json"
+    schema: dict | None = None
+    headers: Mapping[str, dict] = field(default_factory=dict)  # name -> {"schema", "description", "required"?}
+
+
+ErrorSpec = type[AppError] | tuple[int, str]
+
+
+@dataclass
+class Operation:
+    summary: str
+    tag: str
+    description: str = ""
+    auth: bool = False
+    body: type[Body] | None = None
+    # Non-JSON request bodies, documented here and parsed by the handler: media type -> schema.
+    body_media: Mapping[str, dict] | None = None
+    query: type[Query] | None = None
+    path: Mapping[str, PathParam] = field(default_factory=dict)
+    responses: Mapping[int, Response] = field(default_factory=dict)
+    errors: Iterable[ErrorSpec] = ()
+
+    def error_codes(self) -> dict[int, list[str]]:
+        """Every error status this operation can answer, with its codes: declared ones, and those the
+        contract adds (auth, path, body, query)."""
+        found: dict[int, list[str]] = {}
+
+        def add(status: int, code: str) -> None:
+            codes = found.setdefault(status, [])
+            if code not in codes:
+                codes.append(code)
+
+        if self.auth:
+            add(401, "UNAUTHORIZED")
+            add(401, "TOKEN_INVALID")
+        if self.path:
+            add(404, "NOT_FOUND")  # the router's answer for a value of the wrong shape
+            for param in self.path.values():
+                add(param.not_found.status, param.not_found.code)
+        if self.body is not None:
+            add(400, InvalidJson.code)
+            add(415, UnsupportedMediaType.code)
+            add(413, "PAYLOAD_TOO_LARGE")
+            add(422, ValidationFailed.code)
+        if self.body_media:
+            add(415, UnsupportedMediaType.code)
+            add(413, "PAYLOAD_TOO_LARGE")
+        if self.query is not None:
+            add(422, ValidationFailed.code)
+        for spec in self.errors:
+            status, code = spec if isinstance(spec, tuple) else (spec.status, spec.code)
+            add(status, code)
+        return found
+
+
+def operation(**declaration: Any) -> Callable:
+    """Declare an operation (see ``Operation``) and validate requests against it."""
+    op = Operation(**declaration)
+
+    def decorate(handler: Callable) -> Callable:
+        @wraps(handler)
+        async def wrapper(request: Request, **params: Any):
+            if op.auth:
+                claims = authenticate(request.app.ctx.services, request.headers.get("authorization"))
+                request.ctx.user_id = claims.user_id
+                request.ctx.token_family = claims.sid
+            for name, param in op.path.items():
+                if not param.accepts(params.get(name)):
+                    raise param.not_found()
+            extra: dict[str, Any] = {}
+            if op.query is not None:
+                extra["query"] = parse_query(request, op.query)
+            if op.body is not None:
+                extra["body"] = parse_json_body(request, op.body)
+            return await handler(request, **params, **extra)
+
+        wrapper.__operation__ = op  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+
+def media_type(request: Request) -> str:
+    """The request's media type without parameters, lower-case (``multipart/form-data``)."""
+    return (request.content_type or "").split(";")[0].strip().lower()
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # Two values for one key: parsers disagree on which wins, so neither may.
+        raise InvalidJson("请求体含有重复的字段")
+    return obj
+
+
+def _invalid(exc: ValidationError) -> ValidationFailed:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    return ValidationFailed(f"参数 {loc} 不正确" if loc else None, field=loc or None)
+
+
+def parse_json_body(request: Request, model: type[M]) -> M:
+    """Parse and validate a JSON body. Wrong media type -> 415, not a JSON object (malformed, too deep,
+    duplicate keys) -> 400, fields that break the schema -> 422 naming the first."""
+    raw = request.body or b""
+    if raw and media_type(request) != "application/json":
+        raise UnsupportedMediaType("请求体须为 JSON")
+    try:
+        data = json.loads(raw, object_pairs_hook=_no_duplicate_keys) if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidJson() from None
+    except RecursionError:
+        raise InvalidJson("请求体嵌套过深") from None
+    if not isinstance(data, dict):
+        raise InvalidJson()
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    """Validate the query string: each parameter once; a repeated one is refused."""
+    values: dict[str, str] = {}
+    for name, items in request.args.items():
+        if len(items) != 1:
+            raise ValidationFailed(f"参数 {name} 只能出现一次", field=name)
+        values[name] = items[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def operation_of(handler: Callable) -> Operation | None:
+    return getattr(handler, "__operation__", None)
