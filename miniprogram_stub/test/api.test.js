@@ -175,6 +175,9 @@ test('login page: a bad code shows a friendly toast and stays logged out', async
   assert.equal(page.data.error.code, 'WECHAT_CODE_INVALID')
   assert.equal(shim.lastToast().title, '微信授权已失效，请重试')
   assert.equal(shim.lastToast().icon, 'none')
+  assert.deepEqual(shim.state.renderErrors, [])
+  const text = shim.render(page).text
+  assert.ok(text.includes('微信授权已失效，请重试') && text.includes('微信登录'), text)
 })
 
 test('login page: a used phone code shows the phone-specific message', async () => {
@@ -188,6 +191,9 @@ test('login page: a used phone code shows the phone-specific message', async () 
   assert.equal(page.data.error && page.data.error.code, 'WECHAT_CODE_INVALID', JSON.stringify(page.data.error))
   assert.equal(shim.lastToast().title, '手机号授权已失效，请重新获取')
   assert.equal(page.data.phone, '137****2222', 'the bound phone stays shown')
+  assert.deepEqual(shim.state.renderErrors, [])
+  const text = shim.render(page).text
+  assert.ok(text.includes('手机号\n137****2222') && text.includes('手机号授权已失效，请重新获取'), text)
 })
 
 test('logout revokes the refresh family and clears the tokens', async () => {
@@ -243,6 +249,9 @@ test('contract page: without a verified ID card it asks for the ID card first', 
   assert.equal(page.data.contract, null)
   assert.equal(page.data.error && page.data.error.code, 'ID_CARD_REQUIRED', JSON.stringify(page.data.error))
   assert.equal(shim.lastToast().title, '请先完成身份证核验')
+  const view = shim.render(page)
+  assert.ok(view.text.includes('请先完成身份证核验') && view.text.includes('去完成身份证核验'), view.text)
+  assert.ok(!view.text.includes('协议编号'), 'no contract shown')
   page.goIdCard()
   assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
 
@@ -250,4 +259,17 @@ test('contract page: without a verified ID card it asks for the ID card first', 
   await unknown.onLoad({ template: 'no_such_template' })
   assert.equal(unknown.data.error && unknown.data.error.code, 'CONTRACT_TEMPLATE_NOT_FOUND', JSON.stringify(unknown.data.error))
   assert.equal(shim.lastToast().title, '协议类型不存在')
+
+  // subject_id is sent as an integer; one that is not a positive integer is refused before any request.
+  const before = shim.state.requests.length
+  const bad = shim.loadPage('pages/contract/contract')
+  assert.equal(await bad.onLoad({ template: 'etc_autodebit', subject_id: 'abc' }), null)
+  assert.equal(bad.data.error.code, 'SUBJECT_NOT_FOUND')
+  assert.equal(shim.state.requests.slice(before).filter((r) => r.method === 'POST').length, 0, 'no POST /api/v1/contracts')
+  const numeric = shim.loadPage('pages/contract/contract')
+  await numeric.onLoad({ template: 'etc_autodebit', subject_id: '42' })
+  const prepare = shim.state.requests.filter((r) => r.method === 'POST' && new URL(r.url).pathname === '/api/v1/contracts').pop()
+  assert.deepEqual(prepare.data, { template: 'etc_autodebit', subject_id: 42 })
+  assert.ok(numeric.data.error, 'the backend refuses it for its own reason (no such binding / no ID card)')
+  assert.deepEqual(shim.state.renderErrors, [])
 })

@@ -8,6 +8,11 @@
  * only while their backend routes do not exist yet (404 for the route); any other problem fails.
  * The contract steps (read and e-sign the privacy consent) follow the identity steps and are
  * skipped only while POST /api/v1/contracts answers 404.
+ *
+ * Every page is rendered as WeChat would: on load and after each setData (the shim records any render error;
+ * show() fails on one), and explicitly after each step with the strict WXML renderer (test/wxml.js), so the
+ * tests also check what the user sees. The last tests check that every page of app.json was rendered with
+ * live data and that every request the pages sent is documented (test/request-bodies.js).
  */
 'use strict'
 
@@ -16,6 +21,9 @@ const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const shim = require('./wx-shim')
+const bodies = require('./request-bodies')
+const api = require('../utils/api')
+const errors = require('../utils/errors')
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
 const PHONE = '13812345678'
@@ -120,6 +128,37 @@ async function idCardImage(side, idNo) {
   return shim.writeTempFile(res.buffer, '.png')
 }
 
+/**
+ * What the user sees now: fails if any render so far (on load, after a setData) threw, then renders the
+ * page's WXML with its current data (strict: a binding the data lacks throws) and returns {text, tree, select}.
+ */
+let renderErrorsSeen = 0
+
+function show(page) {
+  // Each render error fails the step where it happened (the last test checks them all again).
+  const fresh = shim.state.renderErrors.slice(renderErrorsSeen)
+  renderErrorsSeen = shim.state.renderErrors.length
+  assert.deepEqual(fresh, [], 'a render of a page failed')
+  return shim.render(page)
+}
+
+/** The first element of a rendered page whose tap handler is `handler`. */
+function tappable(view, handler) {
+  const found = []
+  const walk = (n) => {
+    if (n.type !== 'element' && n.type !== 'root') return
+    if (n.events && (n.events.bindtap === handler || n.events.catchtap === handler)) found.push(n)
+    n.children.forEach(walk)
+  }
+  walk(view.tree)
+  assert.ok(found.length, 'an element with bindtap="' + handler + '"')
+  return found[0]
+}
+
+function assertShows(view, parts) {
+  for (const part of parts) assert.ok(view.text.includes(part), JSON.stringify(part) + ' is not shown in:\n' + view.text)
+}
+
 function describeError(page) {
   return 'page error: ' + JSON.stringify(page.data.error) + ' toasts: ' + JSON.stringify(shim.state.toasts.slice(-3))
 }
@@ -168,6 +207,8 @@ test('mini-program journey against the live backend', async (t) => {
     const me = shim.state.requests.find((r) => r.url.endsWith('/api/v1/me'))
     assert.equal(me.header.Authorization, 'Bearer ' + wx.getStorageSync('access_token'))
     assert.match(me.header['X-Request-ID'], /^[0-9a-f]{32}$/)
+    const view = show(page)
+    assertShows(view, ['用户编号\n' + page.data.user.id, '手机号\n未绑定', '授权手机号', '返回首页'])
   })
 
   await t.test('login page: getPhoneNumber binds the phone and shows it masked', async () => {
@@ -187,6 +228,9 @@ test('mini-program journey against the live backend', async (t) => {
     assert.equal(page.data.phone, '138****5678', describeError(page))
     assert.equal(page.data.user.phone, '138****5678')
     assert.equal(page.data.error, null)
+    const view = show(page)
+    assertShows(view, ['手机号\n138****5678', '更换手机号'])
+    assert.ok(!view.text.includes(PHONE), 'the full phone number is never shown')
   })
 
   await t.test('index page shows the login state and progress', async () => {
@@ -198,6 +242,14 @@ test('mini-program journey against the live backend', async (t) => {
     assert.equal(steps.login.done, true)
     assert.equal(steps.phone.done, true)
     assert.ok(page.data.doneCount >= 2)
+    const view = show(page)
+    assertShows(view, ['已登录', '手机号\n138****5678', '进度\n' + page.data.doneCount + ' / 6', '1. 微信登录\n已完成', '2. 绑定手机号\n138****5678\n已完成'])
+    // Each step row carries its url and locked flag into the tap event's dataset.
+    const rows = view.select('view.row').filter((r) => r.events.bindtap === 'goStep')
+    assert.deepEqual(rows.map((r) => r.dataset.url), page.data.steps.map((s) => s.url))
+    assert.deepEqual(rows.map((r) => r.dataset.locked), page.data.steps.map((s) => s.locked))
+    page.goStep({ currentTarget: { dataset: rows[2].dataset } })
+    assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
     page.goStep({ currentTarget: { dataset: { url: '/pages/identity/idcard/idcard' } } })
     assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
   })
@@ -223,6 +275,7 @@ test('mini-program journey against the live backend', async (t) => {
       assert.equal(page.data.result, null)
       assert.equal(page.data.error && page.data.error.code, 'ID_MISMATCH', describeError(page))
       assert.equal(shim.lastToast().title, '身份证信息与输入不一致')
+      assertShows(show(page), ['身份证信息与输入不一致'])
     })
 
     await t.test('ID card: upload both sides, submit, see masked name and number', async () => {
@@ -255,15 +308,22 @@ test('mini-program journey against the live backend', async (t) => {
       assert.equal(result.id_number.length, 18)
       assert.match(String(result.valid_until), /^2040-?01-?01/)
       assert.deepEqual(page.data.result, result)
+      const view = show(page)
+      assertShows(view, ['已上传', '核验结果\n通过', '姓名\n' + result.name, '身份证号\n' + result.id_number, '有效期至\n' + result.valid_until, '下一步：人脸核身'])
+      assert.deepEqual(view.select('image').map((i) => i.attrs.src), [page.data.frontPath, page.data.backPath])
+      assert.ok(!view.text.includes(idNo), 'the full ID number is not shown')
     })
 
     await t.test('face: a failed match is shown as not passed, then a pass', async () => {
       const page = shim.loadPage('pages/identity/face/face')
+      page.onLoad({})
+      assert.equal(page.data.supported, true, 'the declared base library has wx.requestFacialVerify')
       shim.state.faceResult = 'fail'
       const failed = await page.onStart()
       assert.ok(failed, describeError(page))
       assert.equal(failed.passed, false)
       assert.equal(page.clientResult.ok, false, 'wx.requestFacialVerify reported fail')
+      assertShows(show(page), ['核身结果\n未通过', '请确认是本人操作后重试。'])
 
       shim.state.faceResult = 'pass'
       const passed = await page.onStart()
@@ -272,6 +332,9 @@ test('mini-program journey against the live backend', async (t) => {
       assert.ok(page.data.verifyId, 'verify_id kept on the page')
       assert.equal(page.data.result.passed, true)
       assert.equal(page.clientResult.ok, true)
+      const view = show(page)
+      assertShows(view, ['核身结果\n通过', '下一步：验证银行卡'])
+      assert.equal(tappable(view, 'onStart').attrs.disabled, false)
     })
 
     await t.test('bank card: a Class II card is refused, a Class I card in the same name passes', async () => {
@@ -285,6 +348,7 @@ test('mini-program journey against the live backend', async (t) => {
       assert.equal(page.data.result, null)
       assert.equal(page.data.error && page.data.error.code, 'CARD_CLASS_NOT_ALLOWED', describeError(page))
       assert.equal(shim.lastToast().title, '请使用本人名下的一类借记卡或信用卡')
+      assertShows(show(page), ['请使用本人名下的一类借记卡或信用卡'])
 
       const card = cardNumber('622202')
       res = await shim.control('bank-cards', { card_number: card, name: NAME, id_number: idNo, phone: PHONE, card_class: 'I' })
@@ -300,6 +364,9 @@ test('mini-program journey against the live backend', async (t) => {
       if (/\d{4}$/.test(result.card_number)) assert.ok(result.card_number.endsWith(card.slice(-4)))
       assert.ok(result.card_class, 'card_class present')
       assert.ok(result.bank_name, 'bank_name present')
+      const view = show(page)
+      assertShows(view, ['验证结果\n通过', '发卡行\n' + result.bank_name, '卡号\n' + result.card_number, '卡类别\n' + result.card_class, '返回首页'])
+      assert.ok(!view.text.includes(card), 'the full card number is not shown')
     })
 
     await t.test('index page shows the identity steps done', async () => {
@@ -318,6 +385,10 @@ test('mini-program journey against the live backend', async (t) => {
       assert.equal(page.data.doneCount, 5)
       assert.equal(steps.contract.done, false)
       assert.equal(steps.contract.locked, false, '签署协议 unlocks once identity is done')
+      const view = show(page)
+      assertShows(view, ['姓名\n' + me.identity.name, '进度\n5 / 6', '5. 本人银行卡验证\n' + me.identity.bank_card.card_number + '\n已完成',
+        '6. 签署协议\n个人信息处理授权同意书\n去完成 >'])
+      assert.ok(!view.text.includes(NAME), 'the name is shown masked')
     })
 
     await t.test('contract: read and e-sign the privacy consent', async (t) => {
@@ -363,6 +434,13 @@ test('mini-program journey against the live backend', async (t) => {
         assert.ok(canvas, 'the #signature canvas node')
         assert.equal(canvas.width, 300 * 2, 'canvas sized by the pixel ratio')
 
+        const view = show(page)
+        assertShows(view, ['个人信息处理授权同意书', '版本\n' + contract.version, '协议编号\n' + contract.contract_no, '请于此前签署\n' + page.data.expiresAt,
+          '协议文件指纹（SHA-256）\n' + contract.sha256, '查看合同', '尚未签名', '我已阅读并同意《个人信息处理授权同意书》', '同意并签署'])
+        assert.equal(view.select('canvas#signature').length, 1, 'the signature canvas is on the page')
+        assert.equal(tappable(view, 'onSign').attrs.disabled, true, 'no signing before consent')
+        assert.ok(!view.text.includes('签署成功'))
+
         // Opening the page again gives the same draft (200), not a new contract.
         const again = shim.loadPage('pages/contract/contract')
         const same = await again.onLoad({ template: 'privacy_consent' })
@@ -370,6 +448,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(same.id, contract.id)
         assert.equal(same.sha256, contract.sha256)
         assert.equal(shim.state.requests.filter((r) => r.url.endsWith('/api/v1/contracts')).pop().statusCode, 200)
+        assertShows(show(again), ['协议编号\n' + contract.contract_no, contract.sha256])
       })
 
       await t.test('查看合同: the downloaded PDF hashes to the SHA-256 shown', async () => {
@@ -385,11 +464,13 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(download.statusCode, 200)
         assert.deepEqual(shim.state.documents.pop(), { filePath: opened.filePath, fileType: 'pdf', showMenu: false })
         assert.equal(page.data.pdfPath, opened.filePath)
+        assert.equal(tappable(show(page), 'onViewContract').attrs.disabled, false, 'the download is over')
       })
 
       await t.test('signing is refused on the page without consent or without a signature (no request)', async () => {
         drawStroke(page, STROKE)
         assert.equal(page.data.hasSignature, true)
+        assertShows(show(page), ['已签名'])
         let before = shim.state.requests.length
         assert.equal(await page.onSign(), null)
         assert.equal(shim.state.requests.length, before, 'no request without consent')
@@ -398,8 +479,13 @@ test('mini-program journey against the live backend', async (t) => {
 
         page.onConsentChange({ detail: { value: ['agree'] } })
         assert.equal(page.data.consent, true)
+        let view = show(page)
+        assert.equal(view.select('checkbox')[0].attrs.checked, true)
+        assert.equal(tappable(view, 'onSign').attrs.disabled, false, 'consent enables signing')
         page.onClearSignature()
         assert.equal(page.data.hasSignature, false, '重写 clears the signature')
+        view = show(page)
+        assertShows(view, ['尚未签名', '请先阅读并同意协议'])
         assert.ok(shim.canvas('signature').ops.some((op) => op[0] === 'clearRect'))
         before = shim.state.requests.length
         assert.equal(await page.onSign(), null)
@@ -417,9 +503,32 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(await page.onSign(), null)
         assert.equal(page.data.error && page.data.error.code, 'SIGNATURE_IMAGE_INVALID', describeError(page))
         assert.equal(shim.lastToast().title, '请重新手写签名')
+        assertShows(show(page), ['请重新手写签名', '尚未签名'])
         assert.equal(page.data.hasSignature, false, 'the canvas is cleared for a new signature')
         assert.equal(page.data.signed, false)
         assert.equal(page.data.signing, false)
+      })
+
+      await t.test('a face check whose result was never fetched is refused as FACE_VERIFICATION_PENDING, and the page says so', async () => {
+        const upload = await api.upload({ url: '/api/v1/uploads', filePath: shim.writeTempFile(shim.signaturePng(), '.png'), name: 'file', formData: { kind: 'signature' } })
+        const started = await api.request({ url: '/api/v1/identity/face', method: 'POST', data: {} })
+        // The user finished it in WeChat, but nobody asked the backend for the result.
+        const finished = await shim.control('face/' + encodeURIComponent(started.verify_id), { result: 'pass' })
+        assert.ok(finished.status >= 200 && finished.status < 300, finished.text)
+        const from = shim.state.requests.length
+        const result = await page.submitSign({ contractId: contract.id, body: { signature_upload_id: upload.id, consent: true, verify_id: started.verify_id } })
+        assert.equal(result, null)
+        const call = shim.state.requests.slice(from).pop()
+        assert.equal(pathOf(call), 'POST /api/v1/contracts/' + contract.id + '/sign 422')
+        assert.equal(call.response.error.code, 'FACE_VERIFICATION_PENDING', 'backend: ' + JSON.stringify(call.response))
+        assert.equal(page.data.error.code, 'FACE_VERIFICATION_PENDING')
+        assert.equal(page.data.error.message, errors.MESSAGES.FACE_VERIFICATION_PENDING)
+        assert.equal(shim.lastToast().title, '人脸核验结果尚未确认，请完成人脸核验后重试')
+        assert.equal(page.data.signed, false)
+        assert.equal(page.data.signing, false)
+        const view = show(page)
+        assertShows(view, ['人脸核验结果尚未确认，请完成人脸核验后重试', '同意并签署'])
+        assert.ok(!view.text.includes(errors.MESSAGES.FACE_VERIFICATION_STALE), 'not the "stale" message')
       })
 
       await t.test('consent + handwritten signature + face → signed', async () => {
@@ -454,6 +563,12 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(page.data.error, null)
         assert.ok(page.data.signedAt)
         assert.ok(shim.state.toasts.some((x) => x.title === '签署成功'))
+        const view = show(page)
+        assertShows(view, ['签署成功', '签署时间\n' + page.data.signedAt, '已签署文件指纹（SHA-256）\n' + signed.signed_sha256,
+          '协议文件指纹（SHA-256）\n' + contract.sha256, '查看已签署合同', '查看签署存证'])
+        assert.ok(!view.text.includes('同意并签署'), 'the signing form is gone once signed')
+        assert.equal(view.select('canvas').length, 0)
+        assert.ok(!view.text.includes('请于此前签署'))
 
         const opened = await page.onViewSigned()
         assert.ok(opened, describeError(page))
@@ -476,6 +591,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(page.data.signed, true)
         assert.equal(page.data.contract.signed_sha256, signed.signed_sha256)
         assert.equal(page.data.error, null)
+        assertShows(show(page), ['签署成功', signed.signed_sha256])
       })
 
       await t.test('evidence: hashes, the masked signer, the face intent check and the audit events', async () => {
@@ -493,6 +609,11 @@ test('mini-program journey against the live backend', async (t) => {
         assert.deepEqual(body.events.map((e) => e.seq), body.events.map((e) => e.seq).slice().sort((a, b) => a - b))
         assert.equal(page.data.events.length, body.events.length)
         assert.equal(page.data.evidence.signed_sha256, signed.signed_sha256)
+        const view = show(page)
+        assertShows(view, ['签署存证', '签署人\n' + ev.signer.name, '证件号码\n' + ev.signer.id_number, '签署时间\n' + page.data.evidence.signedAtText,
+          '意愿核验\n' + ev.intent_check.verify_id, '签署前文件 SHA-256\n' + contract.sha256, '签署后文件 SHA-256\n' + signed.signed_sha256])
+        for (const e of page.data.events) assertShows(view, [e.seq + '. ' + e.action + '\n' + e.shortHash + '…'])
+        assert.ok(!view.text.includes(NAME), 'the signer is shown masked')
       })
 
       await t.test('POST /api/v1/contracts/verify recognises the signed PDF as the issued copy', async () => {
@@ -540,6 +661,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(step.done, true)
         assert.equal(step.note, '协议编号 ' + contract.contract_no)
         if (index.data.user.identity) assert.equal(index.data.doneCount, 6)
+        assertShows(show(index), ['6. 签署协议\n协议编号 ' + contract.contract_no + '\n已完成', '进度\n6 / 6'])
         assert.deepEqual([...shim.state.storage.keys()].sort(), ['access_token', 'refresh_token'], 'nothing but the tokens is kept on the device')
       })
 
@@ -554,6 +676,9 @@ test('mini-program journey against the live backend', async (t) => {
         await loggedOut.onShow()
         assert.equal(loggedOut.data.loggedIn, false)
         assert.equal(loggedOut.data.steps.find((s) => s.key === 'contract').done, false, 'not done while logged out')
+        const outView = show(loggedOut)
+        assertShows(outView, ['请先使用微信登录，再按步骤完成身份核验。', '微信登录'])
+        assert.ok(!outView.text.includes('退出登录'))
 
         const login = shim.loadPage('pages/login/login')
         const from = shim.state.requests.length
@@ -561,6 +686,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(shim.state.openid, openid, 'wx.login asks the control API for a code for the same openid')
         assert.ok(login.data.user, describeError(login))
         assert.equal(login.data.user.id, id, 'the same backend user')
+        assertShows(show(login), ['用户编号\n' + id, '手机号\n138****5678'])
         assert.ok(shim.state.requests.slice(from).some((r) => r.url.endsWith('/api/v1/auth/login') && r.statusCode === 200))
 
         const index = shim.loadPage('pages/index/index')
@@ -571,6 +697,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(step.note, '协议编号 ' + contract.contract_no)
         assert.equal(step.locked, false)
         if (index.data.user.identity) assert.equal(index.data.doneCount, 6)
+        assertShows(show(index), ['协议编号 ' + contract.contract_no])
       })
 
       await t.test('a failing contracts list shows 签署协议 not done and the rest of the page still works', async () => {
@@ -597,6 +724,7 @@ test('mini-program journey against the live backend', async (t) => {
             assert.equal(steps.bank_card.done, true)
             assert.equal(steps.contract.locked, false)
             assert.equal(index.data.doneCount, 5)
+            assertShows(show(index), ['6. 签署协议\n个人信息处理授权同意书\n去完成 >', '进度\n5 / 6'])
           }
         } finally {
           shim.wx.request = realRequest
@@ -604,4 +732,23 @@ test('mini-program journey against the live backend', async (t) => {
       })
     })
   })
+})
+
+// ---------- after the journey ----------
+
+test('every page of app.json was rendered with live data from the journey', () => {
+  const pages = JSON.parse(fs.readFileSync(require('node:path').join(shim.ROOT, 'app.json'), 'utf8')).pages
+  const live = new Set(shim.state.renders.filter((r) => r.via === 'explicit' && r.live).map((r) => r.route))
+  assert.deepEqual(pages.filter((route) => !live.has(route)), [], 'pages never rendered (show(page)) with data from the backend')
+  assert.deepEqual(shim.state.renderErrors, [], 'no render failed, on load, after a setData or explicitly')
+})
+
+test('every request the pages sent is documented, with only documented fields of the right types', () => {
+  const sent = shim.state.requests.filter((r) => new URL(r.url).pathname.startsWith('/api/'))
+  assert.ok(sent.length > 30, 'the journey sent its requests (' + sent.length + ')')
+  assert.deepEqual(sent.flatMap((r) => bodies.check(r)), [])
+  // The sign request: integer upload id, the boolean true, the verify_id string.
+  const sign = sent.filter((r) => /\/sign$/.test(new URL(r.url).pathname)).pop()
+  assert.ok(sign, 'a sign request was sent')
+  assert.ok(Number.isInteger(sign.data.signature_upload_id) && sign.data.consent === true && typeof sign.data.verify_id === 'string')
 })

@@ -22,6 +22,16 @@
  *   wx.createSelectorQuery       select('#id').fields({node, size}).exec(): a fake <canvas type="2d"> node
  *                                whose 2d context records its calls (shim.canvas('id').ops)
  *   wx.canvasToTempFilePath      hands out the PNG set with shim.setCanvasImage(path) (the test draws it)
+ *   wx.canIUse                   true for wx APIs that exist in the emulated base library: state.sdkVersion,
+ *                                by default project.config.json's libVersion (MIN_SDK lists the APIs that
+ *                                need a newer one, e.g. requestFacialVerify ≥ 3.8.12); getSystemInfoSync /
+ *                                getAppBaseInfo report it as SDKVersion
+ *
+ * Rendering: like WeChat, a page is rendered when it is created and after every setData, here with the strict
+ * renderer in wxml.js. Each render is recorded in state.renders {route, via, live, text}; a render that throws
+ * is recorded in state.renderErrors {route, via, keys, message} (the page code carries on, as a blank page
+ * would): tests assert that list is empty. `live` means the page has received a backend response since it was
+ * loaded and its data is no longer its initial data. shim.render(page) renders explicitly (and throws).
  *
  * Run directly (node --test picks up every file under test/), it self-tests the non-HTTP parts.
  */
@@ -34,6 +44,39 @@ const crypto = require('node:crypto')
 const zlib = require('node:zlib')
 
 const ROOT = path.resolve(__dirname, '..')
+
+/** The base library the project declares (project.config.json libVersion). */
+function declaredLibVersion() {
+  try {
+    return String(JSON.parse(fs.readFileSync(path.join(ROOT, 'project.config.json'), 'utf8')).libVersion || '')
+  } catch (e) {
+    return ''
+  }
+}
+
+/** compareVersion('3.8.12', '3.10.0') < 0, as WeChat's docs suggest comparing base library versions. */
+function compareVersion(a, b) {
+  const pa = String(a).split('.')
+  const pb = String(b).split('.')
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = parseInt(pa[i] || '0', 10)
+    const y = parseInt(pb[i] || '0', 10)
+    if (x !== y) return x > y ? 1 : -1
+  }
+  return 0
+}
+
+// APIs the shim provides that need a newer base library than 1.x (WeChat's docs).
+const MIN_SDK = {
+  requestFacialVerify: '3.8.12',
+  getWindowInfo: '2.20.1',
+  getAppBaseInfo: '2.20.1',
+  chooseMedia: '2.10.0',
+  createSelectorQuery: '1.4.0',
+  canvasToTempFilePath: '1.0.0',
+  openDocument: '1.4.0',
+  getFileSystemManager: '1.9.9'
+}
 
 const state = {
   baseUrl: 'http://127.0.0.1:8000',
@@ -51,7 +94,12 @@ const state = {
   openid: null,
   nextLoginCode: null,
   app: null,
-  lastPage: null
+  lastPage: null,
+  sdkVersion: declaredLibVersion() || '3.8.12',
+  responseCount: 0,
+  renderOnSetData: true,
+  renders: [],
+  renderErrors: []
 }
 
 // ---------- helpers ----------
@@ -277,6 +325,7 @@ const wx = {
         }
         record.statusCode = res.status
         record.response = parsed
+        state.responseCount++
         clearTimeout(timer)
         callback(opts, true, { statusCode: res.status, data: parsed, header: headersToObject(res.headers), cookies: [], errMsg: 'request:ok' })
       })
@@ -309,6 +358,7 @@ const wx = {
         clearTimeout(timer)
         record.statusCode = res.status
         record.response = text
+        state.responseCount++
         // As in WeChat, uploadFile does not parse the body: data is a string.
         callback(opts, true, { statusCode: res.status, data: text, header: headersToObject(res.headers), errMsg: 'uploadFile:ok' })
       })
@@ -334,6 +384,7 @@ const wx = {
         const file = writeTempFile(buf, extensionFor(opts.url, res.headers.get('content-type')))
         const headers = headersToObject(res.headers)
         record.statusCode = res.status
+        state.responseCount++
         record.tempFilePath = file
         record.responseHeader = headers
         for (const fn of listeners.slice()) fn({ header: headers })
@@ -472,6 +523,10 @@ const wx = {
   },
 
   requestFacialVerify(opts) {
+    if (!wx.canIUse('requestFacialVerify')) {
+      setImmediate(() => callback(opts, false, { errMsg: 'requestFacialVerify:fail not supported in base library ' + state.sdkVersion, errCode: -1 }))
+      return
+    }
     const result = state.faceResult
     postJson(state.baseUrl + '/sandbox/control/face/' + encodeURIComponent(opts.verifyId), { result })
       .then((res) => {
@@ -498,8 +553,23 @@ const wx = {
     })
   },
 
+  /** wx.canIUse('requestFacialVerify'), 'getWindowInfo.return.pixelRatio', 'button.open-type.getPhoneNumber'. */
+  canIUse(schema) {
+    const name = String(schema || '').split('.')[0]
+    if (!name) return false
+    if (typeof wx[name] === 'function' || name === 'canIUse') {
+      return !MIN_SDK[name] || compareVersion(state.sdkVersion, MIN_SDK[name]) >= 0
+    }
+    // Components (button.open-type.getPhoneNumber, canvas.type.2d…): yes for the built-in ones.
+    return wxml().BUILTIN_TAGS.has(name)
+  },
+
   getSystemInfoSync() {
-    return { platform: 'devtools', SDKVersion: '3.4.0', version: '8.0.50', pixelRatio: 2, windowWidth: 375, windowHeight: 667 }
+    return { platform: 'devtools', SDKVersion: state.sdkVersion, version: '8.0.50', pixelRatio: 2, windowWidth: 375, windowHeight: 667 }
+  },
+
+  getAppBaseInfo() {
+    return { SDKVersion: state.sdkVersion, version: '8.0.50', language: 'zh_CN', theme: 'light', enableDebug: false }
   },
 
   getWindowInfo() {
@@ -525,6 +595,32 @@ function getApp() {
   return state.app
 }
 
+let wxmlModule = null
+
+function wxml() {
+  if (!wxmlModule) wxmlModule = require('./wxml')
+  return wxmlModule
+}
+
+/** Renders the page's .wxml with its data (strict: throws a WxmlError) and records the render. */
+function renderNow(page, via) {
+  const meta = page.__shim
+  const out = wxml().renderPage(page)
+  const live = state.responseCount > meta.responsesAtLoad && JSON.stringify(page.data) !== meta.initialJson
+  state.renders.push({ route: page.route, via, live, text: out.text })
+  return out
+}
+
+/** The automatic render WeChat does on load and after setData: an error is recorded, not thrown. */
+function autoRender(page, via, keys) {
+  if (!state.renderOnSetData) return
+  try {
+    renderNow(page, via)
+  } catch (err) {
+    state.renderErrors.push({ route: page.route, via, keys: keys || [], message: String(err && err.message) })
+  }
+}
+
 function makePage(obj, route) {
   const page = {}
   for (const key of Object.keys(obj)) {
@@ -533,11 +629,22 @@ function makePage(obj, route) {
   }
   page.data = clone(obj.data || {})
   page.route = route
+  Object.defineProperty(page, '__shim', {
+    value: { initialJson: JSON.stringify(page.data), responsesAtLoad: state.responseCount },
+    enumerable: false
+  })
   page.setData = function setData(patch, cb) {
     for (const key of Object.keys(patch || {})) setPath(this.data, key, clone(patch[key]))
+    autoRender(this, 'setData', Object.keys(patch || {}))
     if (typeof cb === 'function') cb()
   }
+  autoRender(page, 'load')
   return page
+}
+
+/** Renders a page now (strict WXML renderer, see wxml.js): {text, tree, select}. Throws on a binding error. */
+function render(page) {
+  return renderNow(page || state.lastPage, 'explicit')
 }
 
 /** Installs the globals, points config.js (and app.globalData) at baseUrl and loads app.js. */
@@ -587,6 +694,9 @@ function reset(options) {
   state.canvasExports.length = 0
   state.faceResult = 'pass'
   state.nextLoginCode = null
+  state.sdkVersion = declaredLibVersion() || '3.8.12'
+  state.renders.length = 0
+  state.renderErrors.length = 0
   state.openid = options.openid || 'o_node_' + crypto.randomBytes(6).toString('hex')
   if (state.app) state.app.globalData.user = null
 }
@@ -707,7 +817,7 @@ function writeTempFile(buffer, ext) {
 
 module.exports = {
   wx, state, install, loadPage, reset, queueMedia, setCanvasImage, canvas, lastToast, control, writeTempFile, setPath,
-  encodePng, signaturePng, crc32, ROOT
+  encodePng, signaturePng, crc32, render, compareVersion, declaredLibVersion, MIN_SDK, ROOT
 }
 
 // ---------- self-test (node --test runs every file under test/) ----------
@@ -773,6 +883,40 @@ if (require.main === module) {
     ctx.moveTo(1, 2)
     ctx.lineTo(3, 4)
     assert.deepEqual(canvas('signature').ops, [['set lineWidth', 3], ['beginPath'], ['moveTo', 1, 2], ['lineTo', 3, 4]])
+  })
+
+  test('wx-shim: canIUse follows the emulated base library (project.config.json libVersion by default)', () => {
+    reset()
+    assert.equal(state.sdkVersion, declaredLibVersion())
+    assert.equal(wx.getSystemInfoSync().SDKVersion, state.sdkVersion)
+    assert.equal(wx.getAppBaseInfo().SDKVersion, state.sdkVersion)
+    assert.equal(wx.canIUse('request'), true)
+    assert.equal(wx.canIUse('noSuchApi'), false)
+    assert.equal(wx.canIUse('button.open-type.getPhoneNumber'), true)
+    assert.equal(wx.canIUse('requestFacialVerify'), compareVersion(state.sdkVersion, '3.8.12') >= 0)
+    state.sdkVersion = '3.8.11'
+    assert.equal(wx.canIUse('requestFacialVerify'), false)
+    state.sdkVersion = '3.8.12'
+    assert.equal(wx.canIUse('requestFacialVerify'), true)
+    assert.equal(compareVersion('3.10.0', '3.8.12'), 1)
+    assert.equal(compareVersion('3.8', '3.8.0'), 0)
+    reset()
+  })
+
+  test('wx-shim: pages render on load and after setData; a render error is recorded', () => {
+    install({ baseUrl: 'http://127.0.0.1:9' })
+    reset()
+    const page = loadPage('pages/login/login')
+    assert.deepEqual(state.renders.map((r) => [r.route, r.via, r.live]), [['pages/login/login', 'load', false]])
+    page.setData({ user: { id: 7, phone: null }, phone: '' })
+    assert.match(state.renders[1].text, /用户编号\n7/)
+    assert.deepEqual(state.renderErrors, [])
+    page.setData({ user: { phone: null } }) // no id: the template binds user.id
+    assert.equal(state.renderErrors.length, 1)
+    assert.match(state.renderErrors[0].message, /no key "id" in \{\{user\.id\}\}/)
+    assert.deepEqual(state.renderErrors[0].keys, ['user'])
+    assert.throws(() => render(page), /no key "id"/)
+    reset()
   })
 
   test('wx-shim: loadPage gives a page instance with its own data and setData', () => {

@@ -6,6 +6,7 @@ const MESSAGES = {
   WECHAT_LOGIN_FAILED: '微信登录失败，请重试',
   UNAUTHORIZED: '登录已过期，请重新登录',
   NETWORK_ERROR: '网络异常，请稍后再试',
+  WECHAT_UPGRADE_REQUIRED: '当前微信版本过低，不支持人脸核验，请升级微信到最新版本后重试',
   ID_MISMATCH: '身份证信息与输入不一致',
   ID_EXPIRED: '身份证已过期',
   UNDER_AGE: '未达到开户年龄要求，暂不能在线办理',
@@ -18,6 +19,7 @@ const MESSAGES = {
   ID_CARD_REQUIRED: '请先完成身份证核验',
   FACE_NOT_PASSED: '人脸核验未通过，请确认是本人操作后重试',
   CONSENT_REQUIRED: '请先阅读并同意协议',
+  FACE_VERIFICATION_PENDING: '人脸核验结果尚未确认，请完成人脸核验后重试',
   FACE_VERIFICATION_STALE: '请重新进行人脸核验',
   FACE_VERIFICATION_INVALID: '请重新进行人脸核验',
   FACE_VERIFICATION_USED: '请重新进行人脸核验',
@@ -25,6 +27,7 @@ const MESSAGES = {
   CONTRACT_NOT_FOUND: '协议不存在，请重新发起',
   CONTRACT_NOT_SIGNED: '协议尚未签署',
   CONTRACT_TEMPLATE_NOT_FOUND: '协议类型不存在',
+  SUBJECT_NOT_FOUND: '协议所涉业务不存在，请返回重试',
   SIGNATURE_IMAGE_INVALID: '请重新手写签名',
   SIGNATURE_REQUIRED: '请先手写签名'
 }

@@ -22,6 +22,13 @@ function decodeOption(value) {
   }
 }
 
+/** subject_id 是业务的整数 id（开户申请、ETC 绑定）；没有为 null，不是正整数为 NaN。 */
+function parseSubjectId(value) {
+  const text = decodeOption(value)
+  if (!text) return null
+  return /^[1-9]\d{0,15}$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : NaN
+}
+
 function pixelRatio() {
   try {
     if (typeof wx.getWindowInfo === 'function') return wx.getWindowInfo().pixelRatio || 1
@@ -60,7 +67,7 @@ function openDocument(filePath, showMenu) {
 Page({
   data: {
     template: 'privacy_consent',
-    subjectId: '',
+    subjectId: null,
     title: contracts.titleOf('privacy_consent'),
     loading: false,
     contract: null,
@@ -82,15 +89,19 @@ Page({
     error: null
   },
 
-  /** options: {template = 'privacy_consent', subject_id?}（account_agreement / etc_autodebit 需要 subject_id）。 */
+  /**
+   * options: {template = 'privacy_consent', subject_id?}（account_agreement / etc_autodebit 需要 subject_id，
+   * 页面参数是字符串，按整数发送；不是正整数时不发请求，提示 SUBJECT_NOT_FOUND）。
+   */
   onLoad(options) {
     options = options || {}
     const template = decodeOption(options.template) || 'privacy_consent'
-    const subjectId = decodeOption(options.subject_id)
-    this.setData({ template, subjectId, title: contracts.titleOf(template) })
+    const subjectId = parseSubjectId(options.subject_id)
+    this.setData({ template, subjectId: Number.isNaN(subjectId) ? null : subjectId, title: contracts.titleOf(template) })
     if (!TEMPLATE_PATTERN.test(template)) {
       return Promise.resolve(this.fail(localError('CONTRACT_TEMPLATE_NOT_FOUND')))
     }
+    if (Number.isNaN(subjectId)) return Promise.resolve(this.fail(localError('SUBJECT_NOT_FOUND')))
     return Promise.all([this.prepare(), this.loadTitle()]).then((results) => results[0])
   },
 
@@ -98,11 +109,11 @@ Page({
     return this.initCanvas()
   },
 
-  /** POST /api/v1/contracts {template, subject_id?}：取得（或新建）待签署的协议。 */
+  /** POST /api/v1/contracts {template, subject_id?}（subject_id 为整数）：取得（或新建）待签署的协议。 */
   prepare() {
     if (this.data.loading) return Promise.resolve(null)
     const data = { template: this.data.template }
-    if (this.data.subjectId) data.subject_id = this.data.subjectId
+    if (this.data.subjectId !== null) data.subject_id = this.data.subjectId
     this.setData({ loading: true, error: null })
     return api.request({ url: '/api/v1/contracts', method: 'POST', data }).then((contract) => {
       this.setData({ loading: false })
@@ -279,6 +290,8 @@ Page({
     if (d.contract.status === 'expired') return { code: 'CONTRACT_EXPIRED', message: errors.MESSAGES.CONTRACT_EXPIRED }
     if (!d.consent) return { code: 'CONSENT_REQUIRED', message: errors.MESSAGES.CONSENT_REQUIRED }
     if (!d.hasSignature) return { code: 'SIGNATURE_REQUIRED', message: errors.MESSAGES.SIGNATURE_REQUIRED }
+    // 签署前的意愿核验要调起人脸核身 2.0：低版本微信在上传签名之前就提示升级。
+    if (!face.isSupported()) return { code: 'WECHAT_UPGRADE_REQUIRED', message: errors.MESSAGES.WECHAT_UPGRADE_REQUIRED }
     return null
   },
 

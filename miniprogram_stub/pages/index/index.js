@@ -15,18 +15,20 @@ function pick(obj, path) {
  * 由 GET /api/v1/me 的结果得出各步骤的完成情况（identity 字段可能缺失，防御性读取）。
  * “签署协议”在身份核验（身份证、人脸、银行卡）都完成后才可进入；完成情况以服务端为准：
  * consent 是 GET /api/v1/contracts?template=privacy_consent&status=signed 的最新一份（没有或查询失败为 null）。
+ * 每个步骤都有 key / title / done / locked / url / note（模板绑定了它们）。
  */
 function buildSteps(me, consent) {
   const identity = (me && me.identity) || {}
   const identityDone = ['id_card', 'face', 'bank_card'].every((k) => !!pick(identity, [k, 'done']))
   consent = (me && consent) || null
   return [
-    { key: 'login', title: '微信登录', done: !!me, url: '/pages/login/login', note: '' },
-    { key: 'phone', title: '绑定手机号', done: !!(me && me.phone), url: '/pages/login/login', note: (me && me.phone) || '' },
+    { key: 'login', title: '微信登录', done: !!me, locked: false, url: '/pages/login/login', note: '' },
+    { key: 'phone', title: '绑定手机号', done: !!(me && me.phone), locked: false, url: '/pages/login/login', note: (me && me.phone) || '' },
     {
       key: 'id_card',
       title: '身份证识别',
       done: !!pick(identity, ['id_card', 'done']),
+      locked: false,
       url: '/pages/identity/idcard/idcard',
       note: pick(identity, ['id_card', 'valid_until']) ? '有效期至 ' + pick(identity, ['id_card', 'valid_until']) : ''
     },
@@ -34,6 +36,7 @@ function buildSteps(me, consent) {
       key: 'face',
       title: '人脸核身',
       done: !!pick(identity, ['face', 'done']),
+      locked: false,
       url: '/pages/identity/face/face',
       note: ''
     },
@@ -41,6 +44,7 @@ function buildSteps(me, consent) {
       key: 'bank_card',
       title: '本人银行卡验证',
       done: !!pick(identity, ['bank_card', 'done']),
+      locked: false,
       url: '/pages/identity/bankcard/bankcard',
       note: pick(identity, ['bank_card', 'card_number']) || ''
     },

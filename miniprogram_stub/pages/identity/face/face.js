@@ -3,15 +3,29 @@ const face = require('../../../utils/face')
 
 Page({
   data: {
+    supported: true,
     verifyId: '',
     running: false,
     result: null,
     error: null
   },
 
+  /** 低版本微信（基础库 < 3.8.12）不支持人脸核身 2.0：提示升级，按钮不可用。 */
+  onLoad() {
+    if (face.isSupported()) return
+    const err = face.upgradeRequired()
+    this.setData({ supported: false, error: { code: err.code, message: err.message, field: null } })
+  },
+
   /** 开始人脸核身：取 verify_id → wx.requestFacialVerify → 向后端查询结果。 */
   onStart() {
     if (this.data.running) return Promise.resolve(null)
+    if (!face.isSupported()) {
+      const err = face.upgradeRequired()
+      errors.showFriendlyError(err)
+      this.setData({ supported: false, error: { code: err.code, message: err.message, field: null } })
+      return Promise.resolve(null)
+    }
     this.setData({ running: true, result: null, error: null })
     return face.verifyFace({
       onVerifyId: (verifyId) => this.setData({ verifyId }),

@@ -32,8 +32,9 @@ Page({
   data: {
     frontPath: '',
     backPath: '',
-    frontUploadId: '',
-    backUploadId: '',
+    // 上传 id 是后端返回的整数（POST /api/v1/identity/id-card 只接受整数），未上传为 null。
+    frontUploadId: null,
+    backUploadId: null,
     uploadingSide: '',
     name: '',
     idNumber: '',
@@ -57,7 +58,7 @@ Page({
     return chooseImage().then((path) => {
       const update = { uploadingSide: side, error: null, result: null }
       update[conf.pathKey] = path
-      update[conf.idKey] = ''
+      update[conf.idKey] = null
       this.setData(update)
       return api.upload({
         url: '/api/v1/uploads',
@@ -87,8 +88,8 @@ Page({
 
   validate() {
     const d = this.data
-    if (!d.frontUploadId) return '请上传身份证人像面照片'
-    if (!d.backUploadId) return '请上传身份证国徽面照片'
+    if (!Number.isInteger(d.frontUploadId)) return '请上传身份证人像面照片'
+    if (!Number.isInteger(d.backUploadId)) return '请上传身份证国徽面照片'
     if (!d.name) return '请输入姓名'
     if (!ID_PATTERN.test(d.idNumber)) return '请输入18位身份证号码'
     return ''
