@@ -4,6 +4,8 @@
     python -m app migrate                                     apply pending migrations
     python -m app check-config                                print what production would refuse
     python -m app audit verify                                check the audit events' hash chain
+    python -m app worker                                      run the periodic jobs (storage sweep)
+    python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
 
 from __future__ import annotations
@@ -110,6 +112,58 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+async def _with_services(settings, fn):
+    """Run ``fn(ctx)`` with the database and the service context, as a worker process has them."""
+    from app.db import close_db, init_db
+    from app.providers import build_http, build_services
+
+    await init_db(settings.database_url, auto_migrate=not settings.is_production)
+    http = build_http(settings)
+    try:
+        return await fn(build_services(settings, http))
+    finally:
+        await http.aclose()
+        await close_db()
+
+
+def cmd_storage_sweep(args: argparse.Namespace) -> int:
+    import json
+
+    from services import storage_sweep
+
+    settings = _settings()
+    age = args.older_than_s if args.older_than_s is not None else settings.storage_sweep_age_s
+    result = asyncio.run(_with_services(settings, lambda ctx: storage_sweep.sweep(ctx, older_than_s=age, dry_run=args.dry_run)))
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from services import jobs, storage_sweep
+
+    settings = _settings()
+
+    async def work(ctx) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        periodic = [
+            jobs.Job(
+                "storage.sweep",
+                settings.storage_sweep_every_s,
+                lambda: storage_sweep.sweep(ctx, older_than_s=settings.storage_sweep_age_s),
+            ),
+        ]
+        print(f"worker {jobs.holder_id()}: {', '.join(j.name for j in periodic)}", flush=True)
+        await jobs.run_worker(periodic, stop, poll_s=args.poll_s)
+
+    asyncio.run(_with_services(settings, work))
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from app.config import production_problems
 
@@ -133,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="audit trail tools").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="check the hash chain of audit events").set_defaults(func=cmd_audit_verify)
     sub.add_parser("check-config", help="list what production mode would refuse").set_defaults(func=cmd_check_config)
+    worker = sub.add_parser("worker", help="run the periodic background jobs")
+    worker.add_argument("--poll-s", type=float, default=30.0, help="how often to look for due jobs")
+    worker.set_defaults(func=cmd_worker)
+    storage = sub.add_parser("storage", help="stored files").add_subparsers(dest="storage_command", required=True)
+    sweep = storage.add_parser("sweep", help="delete stored files no row refers to")
+    sweep.add_argument("--older-than-s", type=int, default=None, help="minimum age (default STORAGE_SWEEP_AGE_S)")
+    sweep.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    sweep.set_defaults(func=cmd_storage_sweep)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

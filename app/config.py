@@ -134,6 +134,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         esign_chain_path=get("ESIGN_CHAIN_PATH") or None,
         esign_tsa_url=get("ESIGN_TSA_URL") or None,
         contract_draft_ttl_s=int(get("CONTRACT_DRAFT_TTL_S", str(24 * 3600))),
+        storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),
+        storage_sweep_every_s=int(get("STORAGE_SWEEP_EVERY_S", "3600")),
     )
     check(settings)
     return settings

@@ -1,7 +1,10 @@
 """JSON-lines logging with personal data redacted.
 
-Every record goes through ``RedactFilter``, which masks anything that looks like an ID number, card
-number or phone in the message and in string extras. Handlers never log bodies, tokens or query strings.
+Every record goes through ``RedactFilter``: values of fields that hold personal data by their name
+(``id_number``, ``phone``, ``card_number``, ``address``... see ``core.pii.FIELD_MASKS``) are masked
+whatever they look like, nested dicts included, and every other string is scrubbed by pattern, whole
+tokens only, so request ids and hashes stay searchable. Handlers never log bodies, tokens or query
+strings.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from core.pii import redact
+from core.pii import redact, redact_field
 
 _STD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -20,6 +23,8 @@ _STD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # id, method, route *template*, status, duration). Skipping the regexes there halves the per-request
 # logging cost; everything else is scrubbed.
 SAFE_LOGGERS = frozenset({"app.access"})
+# Extras that are our own identifiers, never personal data: left as they are so support can search them.
+SAFE_FIELDS = frozenset({"request_id"})
 
 
 class RedactFilter(logging.Filter):
@@ -29,9 +34,21 @@ class RedactFilter(logging.Filter):
         record.msg = redact(record.getMessage())
         record.args = ()
         for key, value in list(vars(record).items()):
-            if key not in _STD and isinstance(value, str):
-                setattr(record, key, redact(value))
+            if key in _STD or key in SAFE_FIELDS or key.startswith("_"):
+                continue
+            if isinstance(value, (str, dict, list, tuple)):
+                setattr(record, key, redact_field(key, value))
         return True
+
+
+def _jsonable(value):
+    if isinstance(value, (int, float, bool, str, type(None))):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,8 +61,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STD and not key.startswith("_"):
-                # strings were scrubbed by RedactFilter; other objects are rendered (and scrubbed) here
-                entry[key] = value if isinstance(value, (int, float, bool, str, type(None))) else redact(str(value))
+                entry[key] = _jsonable(value)  # RedactFilter already masked strings and containers
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

@@ -202,6 +202,7 @@ _PAGE = """<!doctype html>
       url: "{prefix}/openapi.json",
       dom_id: "#swagger-ui",
       deepLinking: true,
+      validatorUrl: null,
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout"
     }});

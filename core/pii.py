@@ -7,7 +7,8 @@
 * ``PiiCipher.blind_index``: HMAC-SHA256 with a separate key, for equality lookups (by ID number, phone)
   without storing the value.
 * ``mask_*``: how values appear in responses and logs.
-* ``redact``: scrubs anything that looks like an ID number, card number or phone from free text (logs).
+* ``redact``: scrubs anything that looks like an ID number, card number or phone from free text (logs);
+  ``redact_field`` masks a value by what its field is (a name, an address), which no pattern can spot.
 """
 
 from __future__ import annotations
@@ -104,15 +105,58 @@ def mask_name(value: str) -> str:
     return value[0] + "*" * (n - 2) + value[-1]
 
 
-# Longest first: an 18-character ID number also contains 11-digit runs that look like phones.
-_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_CARD_RE = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
-_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
+# Each pattern matches a whole token: it may not start or end inside a run of letters and digits, so
+# the digits inside a request id (``dcc3672aa93945829098083a1e937811``), a hash or a UUID segment stay
+# searchable. Longest first: an 18-character ID number contains 11-digit runs that look like phones,
+# and a +86 phone is 13 digits, which would otherwise read as a card.
+_EDGE_L, _EDGE_R = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
+_ID_RE = re.compile(_EDGE_L + r"\d{17}[\dXx]" + _EDGE_R)
+_PHONE_RE = re.compile(r"(?<![0-9A-Za-z+])(?:\+?86[- ]?)?1[3-9]\d{9}" + _EDGE_R)
+_CARD_RE = re.compile(_EDGE_L + r"\d{13,19}" + _EDGE_R)
 
 
 def redact(text: str) -> str:
     """Mask anything in free text that looks like an ID number, bank card number or mobile number."""
     text = _ID_RE.sub(lambda m: mask_id_number(m.group()), text)
-    text = _PHONE_RE.sub(lambda m: mask_phone(m.group()), text)
+    text = _PHONE_RE.sub(lambda m: mask_phone(m.group().replace(" ", "").replace("-", "")), text)
     text = _CARD_RE.sub(lambda m: mask_card(m.group()), text)
     return text
+
+
+def mask_address(value: str) -> str:
+    """Keep the first 6 characters (province and city), mask the rest: ``北京市朝阳区建国路1号`` ->
+    ``北京市朝阳区*****``."""
+    return value[:6] + "*" * max(len(value) - 6, 0)
+
+
+# Field names whose values are personal data whatever they look like (JR/T 0171 C2), and their masks.
+FIELD_MASKS = {
+    "name": mask_name,
+    "person_name": mask_name,
+    "cert_name": mask_name,
+    "id_number": mask_id_number,
+    "cert_no": mask_id_number,
+    "phone": mask_phone,
+    "mobile": mask_phone,
+    "reserved_phone": mask_phone,
+    "card_number": mask_card,
+    "card_no": mask_card,
+    "bound_card": mask_card,
+    "address": mask_address,
+    "addr": mask_address,
+}
+
+
+def redact_field(key: str, value):
+    """``value`` masked as what field ``key`` holds, recursing into dicts and lists; any other string is
+    scrubbed by pattern (``redact``)."""
+    if isinstance(value, dict):
+        return {k: redact_field(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_field(key, v) for v in value]
+    if isinstance(value, str):
+        masker = FIELD_MASKS.get(key.lower())
+        if masker is not None and "*" not in value:  # masks are idempotent; skip already-masked values
+            return masker(value)
+        return redact(value)
+    return value

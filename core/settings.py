@@ -55,6 +55,11 @@ class Settings:
     esign_tsa_url: str | None = None
     contract_draft_ttl_s: int = 24 * 3600
 
+    # Stored files nothing refers to (a crash or a lost race between writing a file and committing its
+    # row) are deleted by the worker once older than this, checked this often.
+    storage_sweep_age_s: int = 24 * 3600
+    storage_sweep_every_s: int = 3600
+
     # Tests: check every response of a documented operation against the OpenAPI document.
     validate_responses: bool = False
 

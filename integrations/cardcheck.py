@@ -43,6 +43,7 @@ class CardCheckClient:
                     f"{self.base_url}/v1/verify-elements", json=body, headers={"Authorization": f"Bearer {self._key}"}
                 )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                # Safe to send again: the network answers a repeated request_id with its first answer.
                 reason = type(exc).__name__
             else:
                 if resp.status_code == 200:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +22,8 @@ class ObjectStorage(Protocol):
     async def get(self, key: str, *, purpose: str) -> bytes: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def list_older_than(self, seconds: float) -> list[str]: ...
 
 
 class LocalEncryptedStorage:
@@ -45,6 +48,27 @@ class LocalEncryptedStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def list_older_than(self, seconds: float) -> list[str]:
+        """Keys of objects last written more than ``seconds`` ago; stale partial writes (a crash between
+        writing and renaming) are removed on the way."""
+        return await asyncio.to_thread(self._scan, time.time() - seconds)
+
+    def _scan(self, cutoff: float) -> list[str]:
+        keys = []
+        if not self.root.is_dir():
+            return keys
+        for path in self.root.glob("*/*"):
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            if path.suffix == ".tmp":
+                path.unlink(missing_ok=True)
+            elif path.name.isalnum():
+                keys.append(path.name)
+        return keys
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:

@@ -14,3 +14,19 @@ class CacheEntry(Model):
 
     class Meta:
         table = "cache_entries"
+
+
+class JobLease(Model):
+    """Who may run a periodic job right now, shared by every worker and host.
+
+    A worker takes the lease with one conditional UPDATE (``claimed_until`` in the past, or its own);
+    a worker that dies simply stops renewing, and the lease comes back by itself when it lapses."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    claimed_by = fields.CharField(max_length=128, null=True)
+    claimed_until = fields.DatetimeField(null=True)
+    last_run_at = fields.DatetimeField(null=True)
+    last_result = fields.JSONField(null=True)
+
+    class Meta:
+        table = "job_leases"

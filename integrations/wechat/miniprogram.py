@@ -4,11 +4,20 @@ Why our own: wechatpy is synchronous, hard-codes its token URL, has no ``stable_
 verification 2.0 (see reference/wechat-wire.md). Base URL comes from config, so the sandbox emulator and
 the real ``https://api.weixin.qq.com`` are a URL apart.
 
-Failure policy: ``errcode`` -1, HTTP 5xx, timeouts and connection errors are retried a bounded number of
-times, then raise ``WeChatUnavailable``; an expired or invalid access token (40001, 40014, 42001) forces
-one ``stable_token`` refresh and one retry; any other non-zero ``errcode`` raises ``WeChatAPIError`` for
-the service layer to translate. Nothing here knows about our database: the access-token cache is a
-``TokenStore`` handed in by the app.
+Failure policy: a call is retried (a bounded number of times, then ``WeChatUnavailable``) only when the
+retry cannot repeat work WeChat already did:
+
+* every call retries when the request never reached WeChat (connection refused or not established in
+  time) and when WeChat answers ``errcode`` -1 ("system busy": it did nothing);
+* only idempotent calls (``stable_token`` without force, OCR, the face result query) also retry after a
+  read timeout or an HTTP 5xx. A one-shot call (``jscode2session`` and ``getuserphonenumber`` consume
+  their code, ``getverifyid`` starts a session, a subscribe message is sent) may have done its work when
+  the reply was lost: retrying would turn a success into "code been used" or send a message twice;
+* an expired or invalid access token (40001, 40014, 42001) means the call was refused: one
+  ``stable_token`` refresh and one retry.
+
+Any other non-zero ``errcode`` raises ``WeChatAPIError`` for the service layer to translate. Nothing
+here knows about our database: the access-token cache is a ``TokenStore`` handed in by the app.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_ERRCODES = {40001, 40014, 42001}
 RETRYABLE_ERRCODES = {-1}
+# The request certainly never reached WeChat: safe to send again whatever the call.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 TOKEN_REFRESH_MARGIN_S = 300  # stable_token guarantees >= 300 s; refresh before that
 
 
@@ -101,6 +112,7 @@ class MiniProgramClient:
         json: dict | None = None,
         files: dict | None = None,
         with_token: bool = True,
+        idempotent: bool,
     ) -> dict[str, Any]:
         token_refreshed = False
         attempt = 0
@@ -112,11 +124,17 @@ class MiniProgramClient:
                 resp = await self._http.request(
                     method, f"{self.base_url}/{api}", params=query, json=json, files=files
                 )
+            except NOT_SENT as exc:
+                reason = type(exc).__name__
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                reason = f"{type(exc).__name__}"
+                reason = type(exc).__name__
+                if not idempotent:  # it may have been done: the answer was lost, not the work
+                    raise WeChatUnavailable(api, f"{reason} (not retried: {api} is not idempotent)") from exc
             else:
                 if resp.status_code >= 500:
                     reason = f"HTTP {resp.status_code}"
+                    if not idempotent:
+                        raise WeChatUnavailable(api, f"{reason} (not retried: {api} is not idempotent)")
                 elif resp.status_code != 200:
                     raise WeChatUnavailable(api, f"HTTP {resp.status_code}")
                 else:
@@ -174,7 +192,8 @@ class MiniProgramClient:
                 "force_refresh": force_refresh,
             },
             with_token=False,
-            )
+            idempotent=not force_refresh,  # a forced refresh is scarce (20 a day): never doubled
+        )
         token = (data["access_token"], now + int(data["expires_in"]))
         self._token = token
         if self._store is not None:
@@ -207,6 +226,7 @@ class MiniProgramClient:
                 "grant_type": "authorization_code",
             },
             with_token=False,
+            idempotent=False,  # consumes the code
         )
 
     async def get_phone_number(self, code: str, openid: str | None = None) -> dict:
@@ -217,7 +237,7 @@ class MiniProgramClient:
         body: dict[str, str] = {"code": code}
         if openid:
             body["openid"] = openid
-        data = await self._call("POST", "wxa/business/getuserphonenumber", json=body)
+        data = await self._call("POST", "wxa/business/getuserphonenumber", json=body, idempotent=False)
         return data["phone_info"]
 
     async def ocr_idcard(self, image: bytes, *, content_type: str = "image/png") -> dict:
@@ -227,7 +247,8 @@ class MiniProgramClient:
         """
         ext = "png" if content_type == "image/png" else "jpg"
         return await self._call(
-            "POST", "cv/ocr/idcard", params={"type": "photo"}, files={"img": (f"idcard.{ext}", image, content_type)}
+            "POST", "cv/ocr/idcard", params={"type": "photo"}, files={"img": (f"idcard.{ext}", image, content_type)},
+            idempotent=True,  # reads an image; doing it twice changes nothing
         )
 
     async def face_get_verify_id(self, *, out_seq_no: str, cert_name: str, cert_no: str, openid: str) -> dict:
@@ -243,6 +264,7 @@ class MiniProgramClient:
                 "cert_info": {"cert_type": "IDENTITY_CARD", "cert_name": cert_name, "cert_no": cert_no},
                 "openid": openid,
             },
+            idempotent=False,  # starts a session under this out_seq_no
         )
 
     async def face_query_verify_info(
@@ -258,6 +280,7 @@ class MiniProgramClient:
                 "cert_hash": cert_hash("IDENTITY_CARD", cert_name, cert_no),
                 "openid": openid,
             },
+            idempotent=True,  # a read
         )
 
     async def send_subscribe_message(self, *, touser: str, template_id: str, data: dict, page: str | None = None) -> dict:
@@ -265,4 +288,4 @@ class MiniProgramClient:
         body: dict[str, Any] = {"touser": touser, "template_id": template_id, "data": data}
         if page:
             body["page"] = page
-        return await self._call("POST", "cgi-bin/message/subscribe/send", json=body)
+        return await self._call("POST", "cgi-bin/message/subscribe/send", json=body, idempotent=False)

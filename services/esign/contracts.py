@@ -283,6 +283,8 @@ async def sign(
         current = await Contract.filter(id=contract.id).select_for_update().using_db(conn).first()
         if current.status == ContractStatus.SIGNED:
             return current  # a concurrent request signed it first: theirs is the result
+        if current.status != ContractStatus.DRAFT:
+            raise ContractExpired()
         await face.consume(conn, fv, purpose=f"contract:{contract.id}")
         moved = await transition(
             conn, MACHINE, Contract, contract.id, ContractStatus.SIGNED, actor=f"user:{user_id}",
@@ -293,7 +295,12 @@ async def sign(
         )
         return moved.obj
 
-    return await atomic(commit)
+    # If the commit fails, our signed copy may or may not be referenced (a connection lost during COMMIT
+    # leaves that unknown): the storage sweep decides later, by looking. Here only the certain case.
+    result = await atomic(commit)
+    if result.signed_key != key:
+        await ctx.storage.delete(key)  # a concurrent signing won; its copy is the contract
+    return result
 
 
 def public_contract(contract: Contract) -> dict:

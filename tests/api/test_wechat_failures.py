@@ -13,22 +13,46 @@ async def test_rate_limited_by_wechat_is_429(client, sandbox):
     assert resp.headers.get("retry-after") == "60"
 
 
-async def test_timeouts_are_retried_then_503(client, sandbox, settings):
+async def test_a_one_shot_call_is_not_retried_after_a_read_timeout(client, sandbox, settings):
+    # jscode2session consumes the code: after a timeout WeChat may have done it, so one attempt only.
     minted = await sandbox.login_code()
-    attempts = settings.upstream_retries + 1
-    # One more delay than we should use: if exactly `attempts` were consumed, one is left.
-    await sandbox.fault("sns/jscode2session", delay_s=settings.http_timeout_s + 0.5, count=attempts + 1)
+    await sandbox.fault("sns/jscode2session", delay_s=settings.http_timeout_s + 0.5, count=3)
     resp = await client.post("/api/v1/auth/login", json={"code": minted["code"]})
     assert_error(resp, 503, "UPSTREAM_UNAVAILABLE")
     left = (await client.get("/sandbox/control/faults")).json()["faults"]
-    assert [f["remaining"] for f in left if "jscode2session" in f["path"]] == [1]  # bounded, not endless
+    assert [f["remaining"] for f in left if "jscode2session" in f["path"]] == [2]  # one attempt consumed
+    await client.delete("/sandbox/control/faults")
 
 
-async def test_wechat_5xx_is_retried_and_can_recover(client, sandbox):
+async def test_a_one_shot_call_is_not_retried_after_a_5xx(client, sandbox):
     minted = await sandbox.login_code()
     await sandbox.fault("sns/jscode2session", http_status=502, count=1)
-    resp = await client.post("/api/v1/auth/login", json={"code": minted["code"]})
-    assert resp.status_code == 200, resp.text
+    assert_error(await client.post("/api/v1/auth/login", json={"code": minted["code"]}), 503, "UPSTREAM_UNAVAILABLE")
+    # the mini-program then asks wx.login for a new code, which works
+    again = await sandbox.login_code(minted["openid"])
+    assert (await client.post("/api/v1/auth/login", json={"code": again["code"]})).status_code == 200
+
+
+async def test_an_idempotent_call_retries_timeouts_a_bounded_number_of_times(client, sandbox, settings, user):
+    from tests.helpers import new_person, upload_id_photos
+
+    person = new_person()
+    front, back = await upload_id_photos(client, sandbox, user, person)
+    attempts = settings.upstream_retries + 1
+    # One more delay than we should use: if exactly `attempts` were consumed, one is left.
+    await sandbox.fault("cv/ocr/idcard", delay_s=settings.http_timeout_s + 0.5, count=attempts + 1)
+    body = {"front_upload_id": front, "back_upload_id": back, "name": person.name, "id_number": person.id_number}
+    assert_error(await client.post("/api/v1/identity/id-card", headers=user.headers, json=body), 503, "UPSTREAM_UNAVAILABLE")
+    left = (await client.get("/sandbox/control/faults")).json()["faults"]
+    assert [f["remaining"] for f in left if "ocr" in f["path"]] == [1]  # bounded, not endless
+    await client.delete("/sandbox/control/faults")
+
+
+async def test_an_idempotent_call_recovers_from_a_5xx(client, sandbox, user):
+    from tests.helpers import new_person, verify_id_card
+
+    await sandbox.fault("cv/ocr/idcard", http_status=502, count=1)
+    assert (await verify_id_card(client, sandbox, user, new_person())).status_code == 200
 
 
 async def test_wechat_busy_minus_one_exhausts_retries(client, sandbox, settings):
