@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from functools import partial
+from pathlib import Path
 
 import ujson
 
@@ -71,12 +72,16 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
 
     if settings.sandbox_routes:
         from sandbox import SandboxConfig, create_blueprint
+        from sandbox.config import pages_from_app_json
 
+        # The emulated WeChat knows the mini-program's pages as the real one knows the published package.
+        app_json = Path(__file__).resolve().parent.parent / "miniprogram_stub" / "app.json"
         emulators = create_blueprint(
             SandboxConfig(
                 apps={settings.wechat_appid: settings.wechat_secret},
                 cardnet_keys=[settings.cardnet_api_key],
                 state_path=f"{settings.var_dir}/sandbox.sqlite3",
+                pages=pages_from_app_json(str(app_json)) if app_json.is_file() else [],
             )
         )
         app.blueprint(emulators)  # not part of the product's API: app.openapi leaves /sandbox out

@@ -1,5 +1,6 @@
 """``python -m sandbox [--host 127.0.0.1] [--port 8100]``: run the sandbox emulators standalone
-(one process, one worker), configured from SANDBOX_APPS, SANDBOX_CARDNET_KEYS, SANDBOX_STATE_PATH."""
+(one process, one worker), configured from SANDBOX_APPS, SANDBOX_CARDNET_KEYS, SANDBOX_STATE_PATH,
+SANDBOX_PAGES or SANDBOX_APP_JSON (see :mod:`sandbox.config`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     base = f"http://{args.host}:{args.port}"
     print(f"sandbox state:   {config.state_path}", flush=True)
     print(f"sandbox apps:    {', '.join(config.apps)}", flush=True)
+    print(f"sandbox pages:   {len(config.pages)} (subscribe messages may link to these only)", flush=True)
     print(f"WeChat API base: {base}/sandbox/wechat/", flush=True)
     print(f"card network:    {base}/sandbox/cardnet/", flush=True)
     print(f"control API:     {base}/sandbox/control/", flush=True)

@@ -4,8 +4,10 @@ Not a WeChat API: a generic card-network style JSON API, as specified for this p
 
 ``POST /sandbox/cardnet/v1/verify-elements`` with ``Authorization: Bearer <key>``
 (key in ``SandboxConfig.cardnet_keys``, else HTTP 401 ``{"code":"UNAUTHORIZED","message"}``) and JSON
-``{"request_id","name","id_number","card_number","phone"}`` (a missing or non-string field → HTTP 400
-``{"code":"INVALID_REQUEST","message","field"}``) → HTTP 200
+``{"request_id","name","id_number","card_number","phone"}`` (a missing or non-string field, or a
+card_number that is not 12-19 digits passing the Luhn check, → HTTP 400
+``{"code":"INVALID_REQUEST","message","field"}``: a real network refuses a number that cannot be a
+card before looking it up) → HTTP 200
 ``{"request_id","result":"MATCH"|"MISMATCH"|"CARD_NOT_FOUND","mismatched_fields":[...],
 "card_class":"I"|"II"|"III"|"credit"|null,"bank_name":"沙箱银行"}``.
 
@@ -13,8 +15,11 @@ Cards come from ``POST /sandbox/control/bank-cards``. Names compare after trimmi
 ignoring the case of a final X. Idempotent per request_id: the first answer is stored and returned
 again for the same request_id, whatever the body of the repeat.
 
-Faults (``POST /sandbox/control/faults`` with path ``cardnet/v1/verify-elements``) may delay and/or
-answer an HTTP status with a plain-text body; WeChat errcodes do not apply here.
+Faults (``POST /sandbox/control/faults`` with path ``cardnet/v1/verify-elements``) work as for the
+WeChat APIs (``when`` before/after, ``delay_s``, ``http_status`` with a plain-text body, ``body``,
+``drop``; see :mod:`sandbox.wxcommon`), except ``errcode``: WeChat errcodes do not apply here. With
+``when: "after"`` the answer is computed and stored for its request_id before the reply is spoiled,
+so a retry with the same request_id gets it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -30,13 +36,31 @@ from sanic.response import HTTPResponse, json as json_response
 
 from sandbox.config import SandboxConfig
 from sandbox.state import State
-from sandbox.wxcommon import apply_fault, dumps
+from sandbox.wxcommon import dumps, serve_with_fault
 
 log = logging.getLogger("sandbox.cardnet")
 
 PATH = "cardnet/v1/verify-elements"
 BANK_NAME = "沙箱银行"
 FIELDS = ("request_id", "name", "id_number", "card_number", "phone")
+CARD_RE = re.compile(r"^\d{12,19}$")
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn (mod 10) check every bank card number carries in its last digit (ISO/IEC 7812-1)."""
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        digit = int(ch)
+        if i % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def card_number_ok(number: str) -> bool:
+    return bool(CARD_RE.match(number)) and luhn_ok(number)
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> HTTPResponse:
@@ -88,17 +112,14 @@ def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     bp = Blueprint("sandbox_cardnet", url_prefix="/cardnet")
 
     async def verify(request: Request) -> HTTPResponse:
-        response = await apply_fault(state, PATH)
-        if response is None:
+        async def work() -> HTTPResponse:
             try:
-                response = await _verify(request)
+                return await _verify(request)
             except Exception:  # noqa: BLE001
                 log.exception("sandbox cardnet failed")
-                response = _error(500, "INTERNAL", "sandbox card network failed")
-        elif isinstance(response, dict):  # an errcode fault has no meaning here; treat as 500
-            response = _error(500, "INTERNAL", "sandbox injected fault")
-        await state.record_call(PATH, None, response.status)
-        return response
+                return _error(500, "INTERNAL", "sandbox card network failed")
+
+        return await serve_with_fault(state, request, PATH, work, errcodes=False)
 
     async def _verify(request: Request) -> HTTPResponse:
         if not _authorised(config, request.headers.get("authorization")):
@@ -116,6 +137,10 @@ def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         request_id = data["request_id"]
         if len(request_id) > 64:
             return _error(400, "INVALID_REQUEST", "request_id is at most 64 characters", "request_id")
+        if not card_number_ok(data["card_number"].strip()):
+            return _error(
+                400, "INVALID_REQUEST", "card_number must be 12-19 digits passing the Luhn check", "card_number"
+            )
         previous = await state.fetchone(
             "SELECT response_json FROM cardnet_requests WHERE request_id = ?", (request_id,)
         )

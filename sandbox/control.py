@@ -1,20 +1,28 @@
 """Sandbox control API, mounted at ``/sandbox/control`` (sandbox only; no WeChat counterpart).
 
 It plays the parts WeChat's servers and the user's phone play in reality (wx.login codes, phone
-codes, ID-card photos, finishing face verification), seeds the card network, injects faults and
-lets tests inspect what the emulators saw. See the "Sandbox control API" section of DESIGN.md.
+codes, ID-card photos, a handwritten signature, finishing face verification), seeds the card network
+and the app's subscribe templates and pages, injects faults and lets tests inspect what the
+emulators saw. Guide with curl examples: ``docs/sandbox.md``; machine-readable description (OpenAPI
+3.1): ``sandbox/control_openapi.json``, served at ``GET /sandbox/control/openapi.json``.
 
 JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
 
-- ``GET  health`` → ``{"ok": true}``
+- ``GET  health`` → ``{"ok": true}``; ``GET openapi.json`` → the OpenAPI document
 - ``POST login-code {openid?, unionid?, appid?, expires_in?}`` → ``{"code","openid","appid"}``
 - ``POST phone-code {phone, appid?, expires_in?}`` → ``{"code"}``
 - ``POST id-card-images {side, name, id_number, valid_until, address?, valid_from?, nationality?,
   authority?, format?: png|jpeg}`` → the image bytes (``image/png`` by default)
+- ``POST signature-image {text?}`` → a handwritten-looking signature, ``image/png``
 - ``POST face/{verify_id} {result: pass|fail|pending, verify_ret?, expires_in?}`` →
   ``{"verify_id","verify_ret"}``; ``GET face/{verify_id}`` → the stored session
 - ``POST bank-cards {card_number, name, id_number, phone, card_class, balance_fen?}`` → 201 ``{"card_number"}``
-- ``POST faults {path, errcode?, http_status?, delay_s?, count?}`` → 201; ``GET faults``; ``DELETE faults``
+  (card_number: 12-19 digits passing the Luhn check)
+- ``POST faults {path, errcode?, http_status?, body?, drop?, delay_s?, when?: before|after, count?}``
+  → 201; ``GET faults``; ``DELETE faults`` (semantics: :mod:`sandbox.wxcommon`)
+- ``POST subscribe-templates {template_id, title, keywords, appid?}`` → 201;
+  ``GET subscribe-templates?appid=`` → ``{"templates": [...]}``
+- ``GET|POST|DELETE pages {pages}`` → ``{"pages": [...], "source": "config"|"control"}``
 - ``POST expire-tokens {appid?}`` → ``{"expired": n}``
 - ``GET  subscribe-messages?touser=`` → ``{"messages": [...]}``
 - ``GET  calls?path=`` → ``{"calls": [{path, errcode, http_status, at}]}``; ``DELETE calls``
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import time
@@ -33,18 +42,20 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response, raw
 
-from sandbox import face, ocr
-from sandbox.cardnet import PATH as CARDNET_PATH
+from sandbox import face, ocr, signature, subscribe
+from sandbox.cardnet import PATH as CARDNET_PATH, card_number_ok
 from sandbox.config import SandboxConfig
 from sandbox.state import State
-from sandbox.wechat_api import subscribe_message_row
+from sandbox.subscribe import subscribe_message_row
 from sandbox.wxcommon import dumps, normalise_path
 
 PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-CARD_RE = re.compile(r"^\d{12,19}$")
 CARD_CLASSES = ("I", "II", "III", "credit")
 DEFAULT_CODE_TTL = 300
+FAULT_FIELDS = ("path", "errcode", "http_status", "body", "drop", "delay_s", "when", "count")
+MAX_FAULT_BODY = 64 * 1024
+OPENAPI_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "control_openapi.json")
 
 
 class ControlError(Exception):
@@ -231,8 +242,8 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     async def bank_cards(request: Request) -> HTTPResponse:
         data = body_of(request)
         card_number = data.get("card_number")
-        if not isinstance(card_number, str) or not CARD_RE.match(card_number):
-            raise bad("card_number", "card_number must be 12-19 digits")
+        if not isinstance(card_number, str) or not card_number_ok(card_number):
+            raise bad("card_number", "card_number must be 12-19 digits passing the Luhn check")
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 32:
             raise bad("name", "name must be a non-empty string")
@@ -258,6 +269,9 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     @route("/faults", ["POST"])
     async def faults_add(request: Request) -> HTTPResponse:
         data = body_of(request)
+        unknown = set(data) - set(FAULT_FIELDS)
+        if unknown:
+            raise bad(min(unknown), f"unknown field; the fields are {', '.join(FAULT_FIELDS)}")
         raw_path = data.get("path")
         if not isinstance(raw_path, str):
             raise bad("path", "path is required")
@@ -270,26 +284,42 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 < delay <= 120):
             raise bad("delay_s", "delay_s must be a number in (0, 120]")
         count = opt_int(data, "count", 1, 1, 100000)
-        if errcode is None and http_status is None and delay is None:
-            raise bad(None, "give errcode, http_status and/or delay_s")
-        if errcode is not None and http_status is not None:
-            raise bad("errcode", "give errcode or http_status, not both")
+        when = data.get("when", "before")
+        if when not in ("before", "after"):
+            raise bad("when", "when must be 'before' or 'after'")
+        drop = data.get("drop", False)
+        if not isinstance(drop, bool):
+            raise bad("drop", "drop must be true or false")
+        body = data.get("body")
+        if body is not None and (not isinstance(body, dict) or len(dumps(body)) > MAX_FAULT_BODY):
+            raise bad("body", f"body must be a JSON object of at most {MAX_FAULT_BODY} bytes")
+        replies = [
+            name
+            for name, given in (("errcode", errcode), ("http_status", http_status), ("body", body), ("drop", drop or None))
+            if given is not None
+        ]
+        if not replies and delay is None:
+            raise bad(None, "give errcode, http_status, body or drop, and/or delay_s")
+        if len(replies) > 1:
+            raise bad(replies[1], "give only one of errcode, http_status, body and drop (delay_s may go with any)")
         if errcode is not None and path == CARDNET_PATH:
-            raise bad("errcode", "the card network has no errcodes; use http_status")
+            raise bad("errcode", "the card network has no errcodes; use http_status or body")
         if errcode == 0:
-            raise bad("errcode", "errcode 0 is not a fault")
-        fault_id = None
+            raise bad("errcode", "errcode 0 is not a fault; use body to answer a success of your own")
+        body_json = None if body is None else dumps(body)
         async with state.tx() as tx:
             await tx.execute(
-                "INSERT INTO faults (path, errcode, http_status, delay_s, remaining, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (path, errcode, http_status, delay, count, time.time()),
+                "INSERT INTO faults (path, errcode, http_status, delay_s, remaining, created_at, phase, drop_conn, body_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, errcode, http_status, delay, count, time.time(), when, int(drop), body_json),
             )
             row = await tx.fetchone("SELECT last_insert_rowid() AS id")
             fault_id = row["id"]
         return json_response(
-            {"id": fault_id, "path": path, "errcode": errcode, "http_status": http_status, "delay_s": delay, "count": count},
+            {"id": fault_id, "path": path, "errcode": errcode, "http_status": http_status, "body": body,
+             "drop": drop, "delay_s": delay, "when": when, "count": count},
             status=201,
+            dumps=dumps,
         )
 
     @route("/faults", ["GET"])
@@ -298,10 +328,16 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         return json_response(
             {
                 "faults": [
-                    {k: r[k] for k in ("id", "path", "errcode", "http_status", "delay_s", "remaining")}
+                    {
+                        **{k: r[k] for k in ("id", "path", "errcode", "http_status", "delay_s", "remaining")},
+                        "when": r["phase"],
+                        "drop": bool(r["drop_conn"]),
+                        "body": None if r["body_json"] is None else json.loads(r["body_json"]),
+                    }
                     for r in rows
                 ]
-            }
+            },
+            dumps=dumps,
         )
 
     @route("/faults", ["DELETE"])
@@ -346,6 +382,68 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     async def calls_clear(request: Request) -> HTTPResponse:
         n = await state.execute("DELETE FROM calls")
         return json_response({"deleted": n})
+
+    @route("/subscribe-templates", ["POST"])
+    async def subscribe_templates_add(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        try:
+            template_id, title, keywords = subscribe.validate_template(data)
+        except subscribe.RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        appid = appid_of(data)
+        await subscribe.store_template(state, appid, template_id, title, keywords, "control")
+        return json_response(
+            {"appid": appid, "template_id": template_id, "title": title, "keywords": keywords, "source": "control"},
+            status=201,
+            dumps=dumps,
+        )
+
+    @route("/subscribe-templates", ["GET"])
+    async def subscribe_templates_list(request: Request) -> HTTPResponse:
+        appid = request.args.get("appid")
+        if appid is not None:
+            appid_of({"appid": appid})
+            rows = await state.fetchall(
+                "SELECT * FROM subscribe_templates WHERE appid = ? ORDER BY appid, template_id", (appid,)
+            )
+        else:
+            rows = await state.fetchall("SELECT * FROM subscribe_templates ORDER BY appid, template_id")
+        return json_response({"templates": [subscribe.template_row(r) for r in rows]}, dumps=dumps)
+
+    @route("/pages", ["GET"])
+    async def pages_get(request: Request) -> HTTPResponse:
+        return json_response(await subscribe.get_pages(state), dumps=dumps)
+
+    @route("/pages", ["POST"])
+    async def pages_set(request: Request) -> HTTPResponse:
+        try:
+            pages = subscribe.validate_pages(body_of(request))
+        except subscribe.RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return json_response(await subscribe.store_pages(state, pages, "control"), dumps=dumps)
+
+    @route("/pages", ["DELETE"])
+    async def pages_reset(request: Request) -> HTTPResponse:
+        return json_response(await subscribe.store_pages(state, list(config.pages), "config"), dumps=dumps)
+
+    @route("/signature-image", ["POST"])
+    async def signature_image(request: Request) -> HTTPResponse:
+        data = body_of(request)
+        unknown = set(data) - {"text"}
+        if unknown:
+            raise bad(min(unknown), "unknown field")
+        text = data.get("text", "沙箱用户")
+        if not isinstance(text, str) or not text.strip() or len(text) > 32:
+            raise bad("text", "text must be a non-empty string of at most 32 characters")
+        image = await asyncio.to_thread(signature.draw_signature, text.strip())
+        return raw(image, content_type="image/png")
+
+    with open(OPENAPI_PATH, "rb") as fh:
+        openapi_document = fh.read()
+
+    @route("/openapi.json", ["GET"])
+    async def openapi_json(request: Request) -> HTTPResponse:
+        return raw(openapi_document, content_type="application/json")
 
     settings_defaults = {
         "stable_token_refresh_interval_s": config.stable_token_refresh_interval_s,

@@ -18,6 +18,10 @@ Answers:
 - a decodable image without valid sandbox data (any GIF/BMP/WebP, or a PNG/JPEG that is not ours,
   was edited, or was re-encoded lossily) → 101001 "certificate not found";
 - no ``img``, or bytes that are not a decodable image → 101000 "image url or data error";
+- an ``img`` of 2 MB (2 MiB) or more → 40009 "invalid image size". The OCR doc sets the limit
+  ("图片说明 文件大小限制:小于2M") but names no errcode for it, so the sandbox uses WeChat's global
+  code for an image of invalid size, 40009 "invalid image size" (不合法的图片文件大小,
+  https://developers.weixin.qq.com/doc/oplatform/Return_codes/Return_code_descriptions_new.html);
 - ``img_url`` (the sandbox is offline) → 101003; a ``type`` other than photo/scan → 47001.
 """
 
@@ -45,6 +49,7 @@ CHUNK_KEY = "sandbox-idcard"
 JPEG_PREFIX = b"sandbox-idcard:"
 DECODABLE = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # what is tried; only PNG/JPEG can carry card data
 MAX_PIXELS = 25_000_000
+MAX_IMAGE_BYTES = 2 * 1024 * 1024  # "小于2M": an image must be smaller than this
 SIZE = (640, 400)
 ID_RE = re.compile(r"^\d{17}[\dXx]$")
 DATE_RE = re.compile(r"^\d{8}$")
@@ -303,6 +308,8 @@ def register(bp: Blueprint, state: State) -> None:
         upload = request.files.get("img") if request.files else None
         if upload is None or not upload.body:
             raise WxError(101000)
+        if len(upload.body) >= MAX_IMAGE_BYTES:
+            raise WxError(40009, f"image is {len(upload.body)} bytes, must be under {MAX_IMAGE_BYTES}")
         key = await state.get_image_key()
         card = await asyncio.to_thread(read_image, key, upload.body)
         return ocr_result(card)

@@ -6,7 +6,8 @@
 - ``/sandbox/control/...`` control API for tests and local development (:mod:`sandbox.control`)
 
 State lives in the SQLite file ``SandboxConfig.state_path`` (see :mod:`sandbox.state`), opened per
-worker process by a ``before_server_start`` listener on the blueprint (and lazily on first use).
+worker process by a ``before_server_start`` listener on the blueprint (and lazily on first use);
+opening it writes the configured subscribe templates and pages (:func:`sandbox.subscribe.make_seed`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from sandbox.cardnet import create_cardnet_blueprint
 from sandbox.config import SandboxConfig
 from sandbox.control import create_control_blueprint
 from sandbox.state import State
+from sandbox.subscribe import make_seed
 from sandbox.wechat_api import create_wechat_blueprint
 
 
 def create_blueprint(config: SandboxConfig | None = None) -> BlueprintGroup:
     """All sandbox routes, under ``/sandbox``; mount with ``app.blueprint(create_blueprint(cfg))``."""
     config = config or SandboxConfig()
-    state = State(config.state_path)
+    state = State(config.state_path, seed=make_seed(config))
     wechat = create_wechat_blueprint(config, state)
     cardnet = create_cardnet_blueprint(config, state)
     control = create_control_blueprint(config, state)

@@ -2,7 +2,9 @@
 
 Nothing lives in process memory (except a per-process connection and the cached image-signing key),
 because the backend may run several Sanic worker processes that each mount the sandbox blueprint:
-they all share the file given by ``SandboxConfig.state_path``.
+they all share the file given by ``SandboxConfig.state_path``. Each process, when it opens the file,
+adds columns a state file of an older sandbox lacks and runs the seed it was given (the configured
+subscribe templates and pages, see :func:`sandbox.subscribe.make_seed`).
 
 Concurrency rules:
 - one aiosqlite connection per process, in autocommit mode; an ``asyncio.Lock`` serialises its use,
@@ -15,12 +17,14 @@ Concurrency rules:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sqlite3
 import time
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import aiosqlite
 
@@ -120,17 +124,55 @@ CREATE TABLE IF NOT EXISTS faults (
     http_status INTEGER,
     delay_s REAL,
     remaining INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    phase TEXT NOT NULL DEFAULT 'before',  -- 'before' (instead of the work) or 'after' (once it is done)
+    drop_conn INTEGER NOT NULL DEFAULT 0,  -- close the connection without a reply
+    body_json TEXT                         -- reply HTTP 200 with exactly this JSON body
 );
 CREATE INDEX IF NOT EXISTS faults_by_path ON faults (path, remaining, id);
+CREATE TABLE IF NOT EXISTS subscribe_templates (
+    appid TEXT NOT NULL,
+    template_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    keywords_json TEXT NOT NULL,     -- {"thing1": "label", "amount2": "label", ...}
+    source TEXT NOT NULL,            -- 'config' (seeded from SandboxConfig) or 'control' (registered at run time)
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (appid, template_id)
+);
 """
+
+# Columns added after the first release: a state file created by an older sandbox gets them on open
+# (CREATE TABLE IF NOT EXISTS does not change an existing table).
+ADDED_COLUMNS = {
+    "faults": (
+        ("phase", "TEXT NOT NULL DEFAULT 'before'"),
+        ("drop_conn", "INTEGER NOT NULL DEFAULT 0"),
+        ("body_json", "TEXT"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One pending injected fault, as consumed by :meth:`State.take_fault`."""
+
+    id: int
+    when: str  # 'before' | 'after'
+    errcode: int | None
+    http_status: int | None
+    delay_s: float | None
+    drop: bool
+    body: dict[str, Any] | None
 
 
 class State:
     """Access to the shared SQLite state; one instance per blueprint, one connection per process."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, seed: Callable[[Tx], Awaitable[None]] | None = None):
         self.path = path
+        # Writes the configured defaults (templates, pages) into the DB, in one transaction, each
+        # time a process opens the file; it must leave run-time changes made by the control API alone.
+        self._seed = seed
         self._db: aiosqlite.Connection | None = None
         self._lock: asyncio.Lock | None = None
         self._open_lock: asyncio.Lock | None = None
@@ -157,6 +199,7 @@ class State:
             await self._retry_locked(lambda: db.execute("PRAGMA journal_mode = WAL"))
             await db.execute("PRAGMA synchronous = NORMAL")
             await self._retry_locked(lambda: db.executescript(SCHEMA))
+            await self._retry_locked(lambda: self._add_columns(db))
             await db.execute(
                 "INSERT OR IGNORE INTO settings (key, value) VALUES ('image_hmac_key', ?)",
                 (secrets.token_hex(32),),
@@ -164,6 +207,14 @@ class State:
             async with db.execute("SELECT value FROM settings WHERE key = 'image_hmac_key'") as cur:
                 row = await cur.fetchone()
             self._image_key = bytes.fromhex(row["value"])
+            if self._seed is not None:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    await self._seed(Tx(db))
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                await db.execute("COMMIT")
             self._lock = asyncio.Lock()
             self._db = db
             self._pid = os.getpid()
@@ -180,6 +231,20 @@ class State:
                 if "locked" not in str(exc) or i == attempts - 1:
                     raise
                 await asyncio.sleep(0.05)
+
+    @staticmethod
+    async def _add_columns(db: aiosqlite.Connection) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            async with db.execute(f"PRAGMA table_info({table})") as cur:
+                present = {row["name"] for row in await cur.fetchall()}
+            for name, decl in columns:
+                if name in present:
+                    continue
+                try:
+                    await db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     async def close(self) -> None:
         db, pid = self._db, self._pid
@@ -251,15 +316,26 @@ class State:
             (path, errcode, http_status, time.time()),
         )
 
-    async def take_fault(self, path: str) -> sqlite3.Row | None:
+    async def take_fault(self, path: str) -> Fault | None:
         """Consume one pending fault for ``path`` (atomically, across processes)."""
-        return await self.fetchone(
+        row = await self.fetchone(
             """
             UPDATE faults SET remaining = remaining - 1
             WHERE id = (SELECT id FROM faults WHERE path = ? AND remaining > 0 ORDER BY id LIMIT 1)
-            RETURNING errcode, http_status, delay_s
+            RETURNING id, errcode, http_status, delay_s, phase, drop_conn, body_json
             """,
             (path,),
+        )
+        if row is None:
+            return None
+        return Fault(
+            id=row["id"],
+            when=row["phase"],
+            errcode=row["errcode"],
+            http_status=row["http_status"],
+            delay_s=row["delay_s"],
+            drop=bool(row["drop_conn"]),
+            body=None if row["body_json"] is None else json.loads(row["body_json"]),
         )
 
     async def get_setting(self, key: str, default: Any) -> Any:

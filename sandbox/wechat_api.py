@@ -1,13 +1,13 @@
 """Emulated WeChat mini-program server API, mounted at ``/sandbox/wechat`` (stands for
-``https://api.weixin.qq.com``): login, access tokens, phone number, subscribe messages; OCR and face
-verification 2.0 come from :mod:`sandbox.ocr` and :mod:`sandbox.face`.
+``https://api.weixin.qq.com``): login, access tokens, phone number; subscribe messages, OCR and face
+verification 2.0 come from :mod:`sandbox.subscribe`, :mod:`sandbox.ocr` and :mod:`sandbox.face`;
+any other path answers 48001 (see :mod:`sandbox.wxcommon`).
 
 WeChat docs:
 - code2Session: https://developers.weixin.qq.com/miniprogram/dev/server/API/user-login/api_code2session
 - getAccessToken: https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-access-token/api_getaccesstoken
 - getStableAccessToken: https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-access-token/api_getstableaccesstoken
 - getPhoneNumber: https://developers.weixin.qq.com/miniprogram/dev/server/API/user-info/phone-number/api_getphonenumber
-- subscribeMessage.send: https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-message-management/subscribe-message/api_sendmessage
 
 Sandbox choices:
 - jscode2session checks, in order: appid (41002 missing / 40013 unknown), secret (41004 / 40125),
@@ -21,9 +21,7 @@ Sandbox choices:
   ``stable_token_daily_force_limit`` per rolling 24 h (45009) and spaced by
   ``stable_token_refresh_interval_s`` (45011); both default to WeChat's 20 and 30 s and can be
   changed at run time with ``POST /sandbox/control/settings`` (set the interval to 0 in tests).
-- subscribe/send: ``touser`` must be an openid known on the token's appid (a login code was minted
-  for it), else 40003; missing ``template_id``/``data`` → 47001; a malformed ``data`` item,
-  ``miniprogram_state`` or ``lang`` → 47003.
+- subscribe/send: see :mod:`sandbox.subscribe` (40003, 40037, 47003, 41030).
 - getuserphonenumber: missing ``code`` → 47001; unknown/used/expired/other appid → 40029.
 """
 
@@ -31,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import secrets
 import time
 from typing import Any
@@ -40,15 +37,12 @@ from sanic import Blueprint, Request
 
 from sandbox.config import SandboxConfig
 from sandbox.state import State
-from sandbox import face, ocr
-from sandbox.wxcommon import WxError, add_wechat_api, dumps, ok, parse_json_body, require_str
+from sandbox import face, ocr, subscribe
+from sandbox.wxcommon import WxError, add_unknown_api_route, add_wechat_api, ok, parse_json_body, require_str
 
 ACCESS_TOKEN_TTL = 7200
 TOKEN_OVERLAP = 300
 STABLE_MIN_LEFT = 300
-
-MINIPROGRAM_STATES = {"developer", "trial", "formal"}
-LANGS = {"zh_CN", "en_US", "zh_HK", "zh_TW"}
 
 
 def new_access_token() -> str:
@@ -198,53 +192,9 @@ def create_wechat_blueprint(config: SandboxConfig, state: State) -> Blueprint:
 
     add_wechat_api(bp, state, "wxa/business/getuserphonenumber", getuserphonenumber)
 
-    # -- cgi-bin/message/subscribe/send ------------------------------------------------------
-
-    async def subscribe_send(request: Request, appid: str) -> dict[str, Any]:
-        data = parse_json_body(request)
-        touser = require_str(data, "touser")
-        template_id = require_str(data, "template_id")
-        items = data.get("data")
-        if not isinstance(items, dict) or not items:
-            raise WxError(47001, "data missing or not an object")
-        for key, item in items.items():
-            if not isinstance(item, dict) or not isinstance(item.get("value"), (str, int, float)):
-                raise WxError(47003, f"data.{key}.value invalid")
-        page = data.get("page")
-        if page is not None and not isinstance(page, str):
-            raise WxError(47003, "page invalid")
-        state_ = data.get("miniprogram_state")
-        if state_ is not None and state_ not in MINIPROGRAM_STATES:
-            raise WxError(47003, "miniprogram_state invalid")
-        lang = data.get("lang")
-        if lang is not None and lang not in LANGS:
-            raise WxError(47003, "lang invalid")
-        known = await state.fetchone("SELECT 1 FROM users WHERE appid = ? AND openid = ?", (appid, touser))
-        if known is None:
-            raise WxError(40003)
-        await state.execute(
-            "INSERT INTO subscribe_messages "
-            "(appid, touser, template_id, page, data_json, miniprogram_state, lang, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (appid, touser, template_id, page, dumps(items), state_, lang, time.time()),
-        )
-        return ok()
-
-    add_wechat_api(bp, state, "cgi-bin/message/subscribe/send", subscribe_send)
-
+    subscribe.register(bp, state)
     ocr.register(bp, state)
     face.register(bp, state)
+    add_unknown_api_route(bp, state)  # last: any other path under /sandbox/wechat
     return bp
 
-
-def subscribe_message_row(row) -> dict[str, Any]:
-    return {
-        "appid": row["appid"],
-        "touser": row["touser"],
-        "template_id": row["template_id"],
-        "page": row["page"],
-        "data": json.loads(row["data_json"]),
-        "miniprogram_state": row["miniprogram_state"],
-        "lang": row["lang"],
-        "at": row["at"],
-    }

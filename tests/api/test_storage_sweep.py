@@ -19,7 +19,6 @@ from models.contracts import Contract
 from models.infra import JobLease
 from services import jobs, storage_sweep
 from tests.contract_helpers import prepared_contract, signature_upload
-from tests.conftest import free_port
 from tests.e2e.servers import ROOT, server_env
 
 DAY = 24 * 3600

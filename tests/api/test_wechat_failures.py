@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import assert_error
 
 
@@ -82,3 +84,42 @@ async def test_token_error_twice_is_not_an_endless_loop(client, sandbox, user):
     await sandbox.fault("wxa/business/getuserphonenumber", errcode=40001, count=2)
     resp = await client.post("/api/v1/me/phone", json={"code": code}, headers=user.headers)
     assert_error(resp, 503, "UPSTREAM_UNAVAILABLE")
+
+
+# -- WeChat did the work, the reply was lost ---------------------------------------------------------
+# The emulator's `when: after` faults commit the work (a code consumed, a message recorded) and then
+# drop the connection or answer too late. A blind retry would turn a login into WECHAT_CODE_INVALID or
+# send a message twice; the client sends a one-shot call once and reports the outage.
+
+
+async def test_login_whose_reply_was_lost_is_503_not_code_invalid(client, sandbox):
+    minted = await sandbox.login_code()
+    await client.delete("/sandbox/control/calls")
+    await sandbox.fault("sns/jscode2session", when="after", drop=True)
+    resp = await client.post("/api/v1/auth/login", json={"code": minted["code"]})
+    assert_error(resp, 503, "UPSTREAM_UNAVAILABLE")  # not 400 WECHAT_CODE_INVALID from a retry
+    assert len(await sandbox.calls("sns/jscode2session")) == 1
+
+
+async def test_phone_binding_whose_reply_came_too_late_is_sent_once(client, sandbox, settings, user):
+    code = await sandbox.phone_code("13912340000")
+    await client.delete("/sandbox/control/calls")
+    await sandbox.fault("wxa/business/getuserphonenumber", when="after", delay_s=settings.http_timeout_s + 0.5)
+    resp = await client.post("/api/v1/me/phone", json={"code": code}, headers=user.headers)
+    assert_error(resp, 503, "UPSTREAM_UNAVAILABLE")
+    assert len(await sandbox.calls("wxa/business/getuserphonenumber")) == 1
+
+
+async def test_a_subscribe_message_whose_reply_was_lost_goes_out_once(client, sandbox, ctx, user):
+    from integrations.wechat import WeChatUnavailable
+
+    await sandbox.fault("cgi-bin/message/subscribe/send", when="after", drop=True)
+    data = {"thing1": {"value": "Ⅱ类电子账户"}, "character_string2": {"value": "6230****1234"},
+            "time3": {"value": "2026-11-29 10:00"}, "thing4": {"value": "欢迎使用"}}
+    with pytest.raises(WeChatUnavailable):
+        await ctx.wechat.send_subscribe_message(
+            touser=user.openid, template_id="fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE", data=data,
+            page="pages/index/index",
+        )
+    sent = (await client.get("/sandbox/control/subscribe-messages", params={"touser": user.openid})).json()["messages"]
+    assert len(sent) == 1

@@ -1,4 +1,4 @@
-"""Face verification 2.0 and subscribe messages against a real sandbox server."""
+"""Face verification 2.0 against a real sandbox server (subscribe messages: test_subscribe.py)."""
 
 from __future__ import annotations
 
@@ -122,41 +122,3 @@ def test_getverifyid_validation(sb, token, user):
     # the same out_seq_no is fine on another appid
     other = sb.login_code(appid=APPID2)["openid"]
     assert get_verify_id(sb, sb.token(APPID2), other, out)["errcode"] == 0
-
-
-# -- subscribe messages ------------------------------------------------------------------------
-
-
-def test_subscribe_send_is_recorded(sb, token, user):
-    body = {
-        "touser": user,
-        "template_id": "TPL_account_opened",
-        "page": "pages/account/index?id=1",
-        "data": {"thing1": {"value": "二类户开户成功"}, "time2": {"value": "2026-01-01 10:00"}},
-        "miniprogram_state": "developer",
-        "lang": "zh_CN",
-    }
-    assert sb.wx_post("cgi-bin/message/subscribe/send", token, body) == {"errcode": 0, "errmsg": "ok"}
-    r = sb.control("GET", "subscribe-messages", params={"touser": user})
-    messages = r.json()["messages"]
-    assert len(messages) == 1
-    m = messages[0]
-    assert m["touser"] == user and m["template_id"] == "TPL_account_opened"
-    assert m["data"]["thing1"]["value"] == "二类户开户成功"
-    assert m["page"] == "pages/account/index?id=1" and m["miniprogram_state"] == "developer"
-
-
-def test_subscribe_send_errors(sb, token, user):
-    data = {"thing1": {"value": "x"}}
-    assert_wx_error(sb.wx_post("cgi-bin/message/subscribe/send", token,
-                               {"touser": "oUnknownUser0000000000000000", "template_id": "T", "data": data}), 40003)
-    # an openid of another app is unknown on this one
-    other = sb.login_code(appid=APPID2)["openid"]
-    assert_wx_error(sb.wx_post("cgi-bin/message/subscribe/send", token,
-                               {"touser": other, "template_id": "T", "data": data}), 40003)
-    assert_wx_error(sb.wx_post("cgi-bin/message/subscribe/send", token, {"touser": user, "data": data}), 47001)
-    assert_wx_error(sb.wx_post("cgi-bin/message/subscribe/send", token,
-                               {"touser": user, "template_id": "T", "data": {"k": "v"}}), 47003)
-    assert_wx_error(sb.wx_post("cgi-bin/message/subscribe/send", token,
-                               {"touser": user, "template_id": "T", "data": data, "miniprogram_state": "prod"}), 47003)
-    assert sb.control("GET", "subscribe-messages", params={"touser": user}).json()["messages"] == []

@@ -87,7 +87,7 @@ def test_fault_list_and_validation(sb):
 
 # -- card network --------------------------------------------------------------------------------
 
-CARD = {"card_number": "6222020200112233445", "name": "张三", "id_number": "11010119900307123X",
+CARD = {"card_number": "6222020200112233446", "name": "张三", "id_number": "11010119900307123X",
         "phone": "13812345678", "card_class": "I", "balance_fen": 100_00}
 
 
@@ -131,8 +131,20 @@ def test_cardnet_mismatch(sb, card):
 
 
 def test_cardnet_card_not_found(sb, card):
-    body = verify(sb, request_body(card_number="6222020200000000000")).json()
+    body = verify(sb, request_body(card_number="6222020200000000006")).json()
     assert body["result"] == "CARD_NOT_FOUND" and body["card_class"] is None and body["mismatched_fields"] == []
+
+
+@pytest.mark.parametrize("number", ["6222020200112233445", "6222020200000000000", "4111111111111112",
+                                    "62220202001122334a6", "12345678901", "62220202001122334460"])
+def test_cardnet_refuses_numbers_that_cannot_be_cards(sb, card, number):
+    # the same request with a Luhn-valid number is fine (so only card_number is at fault)
+    assert verify(sb, request_body()).status_code == 200
+    r = verify(sb, request_body(card_number=number))
+    assert r.status_code == 400
+    body = r.json()
+    assert body["code"] == "INVALID_REQUEST" and body["field"] == "card_number" and body["message"]
+    assert set(body) == {"code", "message", "field"}
 
 
 def test_cardnet_upsert_and_idempotency(sb, card):
@@ -174,6 +186,13 @@ def test_cardnet_faults(sb, card):
 
 def test_bank_card_validation(sb):
     for change, field in (({"card_number": "12ab"}, "card_number"), ({"card_class": "IV"}, "card_class"),
-                          ({"phone": "123"}, "phone"), ({"balance_fen": -1}, "balance_fen")):
+                          ({"phone": "123"}, "phone"), ({"balance_fen": -1}, "balance_fen"),
+                          ({"card_number": "6222020200112233445"}, "card_number"),
+                          ({"card_number": "4111111111111112"}, "card_number")):
         r = sb.control("POST", "bank-cards", json={**CARD, **change})
-        assert r.status_code == 400 and r.json()["field"] == field
+        assert r.status_code == 400 and r.json()["field"] == field, change
+        assert r.json()["code"] == "INVALID_REQUEST"
+    # well-known Luhn-valid test numbers are accepted
+    for number in ("4111111111111111", "6228480012345678903"):
+        r = sb.control("POST", "bank-cards", json={**CARD, "card_number": number})
+        assert r.status_code == 201, r.text

@@ -199,8 +199,12 @@ def test_expired_unknown_and_missing_tokens(sb, sandbox, http):
     assert_wx_error(phone_call(sb, token), 42001)
     assert_wx_error(phone_call(sb, stable_token), 42001)
     assert_wx_error(phone_call(sb, "not-a-token"), 40001)
+    # a missing access_token is 41001 "access_token missing", not 40001 (global error codes)
     r = http.post(f"{sandbox.wechat}/wxa/business/getuserphonenumber", json={"code": "x"})
-    assert_wx_error(r.json(), 40001)
+    assert_wx_error(r.json(), 41001)
+    assert "access_token missing" in r.json()["errmsg"]
+    r = http.post(f"{sandbox.wechat}/wxa/business/getuserphonenumber", params={"access_token": ""}, json={"code": "x"})
+    assert_wx_error(r.json(), 41001)
     # fresh tokens work again; the stable endpoint issues a new one since the old expired
     assert phone_call(sb, sb.token())["errcode"] == 0
     fresh = stable(http, sandbox)["access_token"]

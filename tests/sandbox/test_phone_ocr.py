@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
+import zlib
 
 import pytest
 from PIL import Image
@@ -177,6 +179,35 @@ def test_ocr_request_errors(sb, token):
     r = sb.http.post(f"{sb.sb.wechat}/cv/ocr/idcard", params={"access_token": "bad"},
                      files={"img": ("c", mint(sb, **FRONT), "image/png")})
     assert_wx_error(r.json(), 40001)
+
+
+def pad_png(data: bytes, total: int) -> bytes:
+    """``data`` grown to ``total`` bytes by a private ancillary chunk before IEND: still a valid PNG with
+    the same pixels and text (decoders skip such chunks), only bigger."""
+    n = total - len(data) - 12  # length, type and CRC fields
+    assert n >= 0
+    payload = bytes(range(256)) * (n // 256) + bytes(n % 256)
+    chunk = struct.pack(">I", n) + b"sbPd" + payload + struct.pack(">I", zlib.crc32(b"sbPd" + payload))
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + chunk + data[iend:]
+
+
+def test_ocr_refuses_images_of_2mb_or_more(sb, token):
+    limit = 2 * 1024 * 1024  # WeChat: "文件大小限制:小于2M"
+    original = mint(sb, **FRONT)
+    just_under = pad_png(original, limit - 1)
+    at_limit = pad_png(original, limit)
+    big = pad_png(original, 3 * 1024 * 1024)
+    for data in (just_under, at_limit, big):
+        im = Image.open(io.BytesIO(data))
+        im.load()  # a real, decodable PNG
+        assert im.size == (640, 400) and "sandbox-idcard" in im.text
+    assert ocr(sb, token, just_under)["name"] == "张三"
+    body = ocr(sb, token, at_limit)
+    assert_wx_error(body, 40009)
+    assert "invalid image size" in body["errmsg"]
+    assert_wx_error(ocr(sb, token, big), 40009)
+    assert [c["errcode"] for c in sb.calls("cv/ocr/idcard")[-3:]] == [0, 40009, 40009]
 
 
 @pytest.mark.parametrize(

@@ -67,3 +67,26 @@ async def test_codes_tokens_and_faults_are_shared(pair):
         # and both logged their calls into the same table
         calls = (await http.get(f"{b.control}/calls", params={"path": "sns/jscode2session"})).json()["calls"]
         assert len(calls) == 8
+
+
+async def test_templates_and_pages_are_shared(pair):
+    a, b = pair
+    async with httpx.AsyncClient(timeout=30) as http:
+        openid = (await http.post(f"{a.control}/login-code", json={})).json()["openid"]
+        token = (await http.get(f"{b.wechat}/cgi-bin/token", params={
+            "grant_type": "client_credential", "appid": APPID, "secret": SECRET})).json()["access_token"]
+        r = await http.post(f"{a.control}/subscribe-templates",
+                            json={"template_id": "TPL_shared", "title": "共享", "keywords": {"thing1": "内容"}})
+        assert r.status_code == 201
+        r = await http.post(f"{a.control}/pages", json={"pages": ["pages/shared/shared"]})
+        assert r.status_code == 200
+        assert (await http.get(f"{b.control}/pages")).json() == {"pages": ["pages/shared/shared"], "source": "control"}
+        body = {"touser": openid, "template_id": "TPL_shared", "data": {"thing1": {"value": "hi"}}}
+        url = f"{b.wechat}/cgi-bin/message/subscribe/send"
+        r = await http.post(url, params={"access_token": token}, json={**body, "page": "pages/shared/shared"})
+        assert r.json()["errcode"] == 0
+        r = await http.post(url, params={"access_token": token}, json={**body, "page": "pages/index/index"})
+        assert r.json()["errcode"] == 41030
+        await http.delete(f"{b.control}/pages")
+        r = await http.post(url, params={"access_token": token}, json={**body, "page": "pages/index/index"})
+        assert r.json()["errcode"] == 0

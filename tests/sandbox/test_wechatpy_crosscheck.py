@@ -67,9 +67,14 @@ def test_wechatpy_retries_after_token_expiry(sb, sandbox):
 def test_wechatpy_subscribe_and_ocr(sb, sandbox):
     client = sandbox_client(sandbox)
     openid = sb.login_code()["openid"]
-    client.wxa.send_subscribe_message(openid, "TPL_x", {"thing1": {"value": "你好"}}, page="pages/index")
+    r = sb.control("POST", "subscribe-templates", json={"template_id": "TPL_x", "title": "问候", "keywords": {"thing1": "内容"}})
+    assert r.status_code == 201
+    client.wxa.send_subscribe_message(openid, "TPL_x", {"thing1": {"value": "你好"}}, page="pages/index/index")
     msgs = sb.control("GET", "subscribe-messages", params={"touser": openid}).json()["messages"]
-    assert [(m["template_id"], m["page"], m["data"]) for m in msgs] == [("TPL_x", "pages/index", {"thing1": {"value": "你好"}})]
+    assert [(m["template_id"], m["page"], m["data"]) for m in msgs] == [("TPL_x", "pages/index/index", {"thing1": {"value": "你好"}})]
+    with pytest.raises(WeChatClientException) as exc:
+        client.wxa.send_subscribe_message(openid, "TPL_x", {"thing1": {"value": "你好"}}, page="pages/nope/nope")
+    assert exc.value.errcode == 41030
 
     image = sb.control("POST", "id-card-images", json={
         "side": "front", "name": "赵六", "id_number": "11010519491231002X", "valid_until": "长期",
