@@ -1,0 +1,198 @@
+"""Mutation check for the security-critical lines: remove each rule, and a test must fail.
+
+    .venv/bin/python tests/mutants.py            # every mutant; exit 1 if one survives
+    .venv/bin/python tests/mutants.py consent    # those whose name contains "consent"
+
+Each mutant is a one-place edit of the source (the snippet must occur exactly once, so a mutant whose
+line was rewritten fails loudly instead of passing vacuously) applied to a copy of the repository, and
+the tests that guard the rule run against that copy. ``tests/e2e/test_mutants.py`` runs this in the
+suite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", ".pytest_cache",
+                                     ".hypothesis", "*.egg-info", "miniprogram_stub")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+    # further (path, original, mutated) edits, for a rule enforced in more than one place
+    also: tuple[tuple[str, str, str], ...] = ()
+
+
+SEC = "tests/api/test_security_rules.py"
+MUTANTS = (
+    Mutant(
+        "intent check ignores whose face it was",
+        "services/identity/face.py",
+        "if fv is None or found is None or fv.id_number_index != found[0].id_number_index:",
+        "if fv is None or found is None:",
+        (f"{SEC}::test_a_face_check_of_the_previous_person_cannot_sign_for_the_next",),
+    ),
+    Mutant(
+        "audit verify skips the prev_hash link",
+        "services/audit.py",
+        "            if ev.prev_hash != prev_hash:\n",
+        "            if False:\n",
+        (f"{SEC}::test_an_edited_event_with_a_recomputed_hash_breaks_the_link",),
+    ),
+    Mutant(
+        "face starts are not limited",
+        "services/identity/face.py",
+        "    await attempts.take_slot(user_id, AttemptKind.FACE, ctx.settings.daily_attempt_limit)\n",
+        "",
+        (f"{SEC}::test_face_starts_are_limited_per_day",),
+    ),
+    Mutant(
+        "bank-card checks are not limited",
+        "services/identity/bank_card.py",
+        "    await attempts.take_slot(user_id, AttemptKind.BANK_CARD, ctx.settings.daily_attempt_limit)\n",
+        "",
+        (f"{SEC}::test_bank_card_checks_are_limited_per_day",),
+    ),
+    Mutant(
+        "/me shows an expired ID card as done",
+        "services/identity/status.py",
+        "    id_ok = identity.id_valid_until is None or identity.id_valid_until >= china_today()\n",
+        "    id_ok = True\n",
+        (f"{SEC}::test_an_expired_id_card_is_not_shown_as_done",),
+    ),
+    Mutant(
+        "upload pixel cap removed",
+        "services/identity/uploads.py",
+        "            if w * h > MAX_PIXELS:\n                return \"too_large\"\n",
+        "",
+        (f"{SEC}::test_an_image_of_too_many_pixels_is_refused_however_small_the_file",),
+    ),
+    Mutant(
+        "files sealed without their purpose",
+        "core/pii.py",
+        "        ct = self._keys[self._active].encrypt(nonce, data, purpose.encode())\n        return f\"{_PREFIX}.{self._active}.\".encode() + nonce + ct",
+        "        ct = self._keys[self._active].encrypt(nonce, data, None)\n        return f\"{_PREFIX}.{self._active}.\".encode() + nonce + ct",
+        (f"{SEC}::test_a_sealed_file_opens_only_for_its_purpose",),
+    ),
+    Mutant(
+        "+86 phones are masked as cards",
+        "core/pii.py",
+        r'_PHONE_RE = re.compile(r"(?<![0-9A-Za-z+])(?:\+?86[- ]?)?1[3-9]\d{9}" + _EDGE_R)',
+        r'_PHONE_RE = re.compile(_EDGE_L + r"1[3-9]\d{9}" + _EDGE_R)',
+        ("tests/unit/test_log_redaction.py::test_a_plus_86_phone_is_masked_as_a_phone_not_as_a_card",),
+    ),
+    Mutant(
+        "a face result without verify_ret is a pass",
+        "services/identity/face.py",
+        "    if isinstance(ret, bool) or not isinstance(ret, int):\n        return None\n",
+        "    if isinstance(ret, bool) or not isinstance(ret, int):\n        return PASSED_RET\n",
+        (f"{SEC}::test_a_face_result_without_verify_ret_is_not_a_pass",),
+    ),
+    Mutant(
+        "consent accepts anything truthy",
+        "handlers/spec.py",
+        'TrueOnly = Annotated[bool, Strict(), WithJsonSchema({"type": "boolean", "const": True})]',
+        'TrueOnly = Annotated[bool, WithJsonSchema({"type": "boolean", "const": True})]',
+        ("tests/api/test_hostile_input.py::test_consent_must_be_the_boolean_true",),
+        # bodies are strict as a whole too: loosen both, as a careless refactor would
+        also=(("handlers/spec.py", 'model_config = ConfigDict(strict=True, extra="forbid")',
+               'model_config = ConfigDict(extra="forbid")'),),
+    ),
+    Mutant(
+        "bodies coerce types",
+        "handlers/spec.py",
+        'model_config = ConfigDict(strict=True, extra="forbid")',
+        'model_config = ConfigDict(extra="forbid")',
+        ("tests/api/test_hostile_input.py::test_body_ids_must_be_json_integers",),
+        also=(("handlers/spec.py", "Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]",
+               "Id = Annotated[int, Field(ge=1, le=MAX_ID)]"),),
+    ),
+    Mutant(
+        "bodies ignore unknown fields",
+        "handlers/spec.py",
+        'model_config = ConfigDict(strict=True, extra="forbid")',
+        'model_config = ConfigDict(strict=True, extra="ignore")',
+        ("tests/api/test_hostile_input.py::test_unknown_fields_are_refused",),
+    ),
+    Mutant(
+        "a token's sub is not checked",
+        "core/tokens.py",
+        '            raise TokenInvalid("sub is not a user id")',
+        "            pass",
+        ("tests/api/test_hostile_input.py::test_signed_tokens_with_malformed_claims_are_401",),
+    ),
+    Mutant(
+        "path ids are not bounded",
+        "handlers/spec.py",
+        "        lambda v: isinstance(v, int) and 1 <= v <= MAX_ID,",
+        "        lambda v: isinstance(v, int),",
+        ("tests/api/test_hostile_input.py::test_contract_ids_out_of_range_are_not_found",),
+    ),
+    Mutant(
+        "two drafts may be open at once",
+        "services/esign/contracts.py",
+        "            draft_key=key_of_draft,\n",
+        "            draft_key=None,\n",
+        ("tests/api/test_contract_drafts.py::test_concurrent_prepares_make_one_draft",),
+    ),
+    Mutant(
+        "one-shot WeChat calls retried after a lost reply",
+        "integrations/wechat/miniprogram.py",
+        "                if not idempotent:  # it may have been done: the answer was lost, not the work\n",
+        "                if False:\n",
+        ("tests/api/test_wechat_failures.py::test_login_whose_reply_was_lost_is_503_not_code_invalid",),
+    ),
+)
+
+
+def run(mutant: Mutant, workdir: Path) -> tuple[bool, str]:
+    """Apply ``mutant`` to a fresh copy under ``workdir``; True when a guarding test fails (killed)."""
+    copy = workdir / "repo"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(ROOT, copy, ignore=COPY_IGNORE)
+    for path, original, mutated in ((mutant.path, mutant.original, mutant.mutated), *mutant.also):
+        target = copy / path
+        source = target.read_text(encoding="utf-8")
+        if source.count(original) != 1:
+            return False, f"STALE: the original snippet occurs {source.count(original)} times in {path}"
+        target.write_text(source.replace(original, mutated), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL", "PYTEST_ADDOPTS")}
+    env["PYTHONPATH"] = str(copy)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutant.tests],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=600,
+    )
+    tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or [""]
+    # exit 1: tests ran and one failed (killed); 0: all passed (survived); anything else is an error
+    if result.returncode not in (0, 1):
+        return False, f"ERROR (pytest exit {result.returncode}): {tail[0]}"
+    return result.returncode == 1, tail[0]
+
+
+def main(argv: list[str]) -> int:
+    chosen = [m for m in MUTANTS if not argv or any(a in m.name for a in argv)]
+    survivors = 0
+    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        for mutant in chosen:
+            killed, detail = run(mutant, Path(tmp))
+            survivors += not killed
+            print(f"{'killed  ' if killed else 'SURVIVED'}  {mutant.name}  ({detail})", flush=True)
+    print(f"{len(chosen) - survivors}/{len(chosen)} mutants killed")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
