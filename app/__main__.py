@@ -31,12 +31,6 @@ def _settings(host: str | None = None, port: int | None = None):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sanic import Sanic
-    from sanic.worker.loader import AppLoader
-
-    from app.db import init_db, close_db
-    from app.factory import create_app
-
     settings = _settings(args.host, args.port)
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -52,6 +46,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
 
+    from app.metrics import prepare_multiprocess_dir
+
+    # Before prometheus_client is imported (by the app) and before the workers start: every worker
+    # writes its counts under this directory, and /metrics sums them.
+    prepare_multiprocess_dir(settings.var_dir)
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from app.db import close_db, init_db
+    from app.factory import create_app
+
     async def gate() -> None:
         # Migrate (sandbox) or refuse (production) before any worker starts.
         await init_db(settings.database_url, auto_migrate=not settings.is_production)
@@ -64,6 +69,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"Listening on {base}  (mode: {settings.app_env}, database: {settings.database_url.split('://')[0]})")
     print(f"  API docs:  {base}/docs")
+    if not settings.is_production:
+        from services.esign.render import font_problem
+
+        problem = font_problem(settings.cjk_font_path)
+        if problem:
+            print(f"  WARNING: {problem}")
     if settings.sandbox_routes:
         print("  Log in (sandbox): get a code, then exchange it:")
         print(f"    curl -s -X POST {base}/sandbox/control/login-code -H 'content-type: application/json' -d '{{}}'")

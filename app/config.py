@@ -134,6 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         esign_chain_path=get("ESIGN_CHAIN_PATH") or None,
         esign_tsa_url=get("ESIGN_TSA_URL") or None,
         contract_draft_ttl_s=int(get("CONTRACT_DRAFT_TTL_S", str(24 * 3600))),
+        cjk_font_path=get("CJK_FONT_PATH") or None,
         storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),
         storage_sweep_every_s=int(get("STORAGE_SWEEP_EVERY_S", "3600")),
     )
@@ -184,6 +185,14 @@ def production_problems(s: Settings) -> list[str]:
             problems.append(f"JWT_KEYS[{kid}] is shorter than 32 bytes")
     if len(s.pii_index_key) not in (0, 32):
         problems.append("PII_INDEX_KEY must be 32 bytes, base64")
+    if not s.cjk_font_path:
+        problems.append("CJK_FONT_PATH is missing: signed contracts must embed a CJK font")
+    else:
+        from services.esign.render import font_problem
+
+        problem = font_problem(s.cjk_font_path, search_paths=())  # that file, no fallback
+        if problem:
+            problems.append(problem)
     return problems
 
 

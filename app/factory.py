@@ -36,6 +36,16 @@ API_DESCRIPTION = (
 )
 
 
+def warn_about_contract_fonts(settings: Settings) -> str | None:
+    """Say loudly, once at start, when contracts would not carry their font (sandbox only)."""
+    from services.esign.render import font_problem
+
+    problem = font_problem(settings.cjk_font_path)
+    if problem:
+        log.warning("CONTRACT FONT PROBLEM: %s", problem)
+    return problem
+
+
 def create_app(settings: Settings | None = None, *, name: str | None = None) -> Sanic:
     settings = settings or load_settings()
     if name is None:
@@ -88,6 +98,8 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
 
     @app.before_server_start
     async def start(app: Sanic) -> None:
+        if not settings.is_production:  # production refused to start without a covering font
+            warn_about_contract_fonts(settings)
         app.ctx.openapi = build_openapi(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
         await init_db(settings.database_url, auto_migrate=not settings.is_production)
         app.ctx.http = build_http(settings)

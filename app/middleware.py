@@ -1,4 +1,4 @@
-"""Request id, access log line and Prometheus metrics for every request."""
+"""Request id, access log line and Prometheus metrics (``app.metrics``) for every request."""
 
 from __future__ import annotations
 
@@ -6,59 +6,16 @@ import logging
 import re
 import time
 import uuid
-from collections import defaultdict
 
 from sanic import Request, Sanic
 
-from core.pii import redact
 from sanic.response import HTTPResponse
+
+from app.metrics import Metrics
+from core.pii import redact
 
 access_log = logging.getLogger("app.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class Metrics:
-    """Per-worker request counters and latency histograms, rendered in Prometheus text format.
-
-    Each worker counts its own requests; Prometheus sums across scrape targets. Nothing correct
-    depends on these numbers.
-    """
-
-    def __init__(self) -> None:
-        self.count: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.buckets: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
-        self.sum: dict[tuple[str, str], float] = defaultdict(float)
-        self.n: dict[tuple[str, str], int] = defaultdict(int)
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.count[(method, route, str(status))] += 1
-        key = (method, route)
-        for i, le in enumerate(BUCKETS):
-            if seconds <= le:
-                self.buckets[key][i] += 1
-        self.sum[key] += seconds
-        self.n[key] += 1
-
-    def render(self) -> str:
-        lines = [
-            "# HELP http_requests_total Requests handled, by method, route and status.",
-            "# TYPE http_requests_total counter",
-        ]
-        for (method, route, status), n in sorted(self.count.items()):
-            lines.append(f'http_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
-        lines += [
-            "# HELP http_request_duration_seconds Request latency, by method and route.",
-            "# TYPE http_request_duration_seconds histogram",
-        ]
-        for (method, route), counts in sorted(self.buckets.items()):
-            labels = f'method="{method}",route="{route}"'
-            for le, c in zip(BUCKETS, counts):
-                lines.append(f'http_request_duration_seconds_bucket{{{labels},le="{le}"}} {c}')
-            lines.append(f'http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {self.n[(method, route)]}')
-            lines.append(f"http_request_duration_seconds_sum{{{labels}}} {self.sum[(method, route)]:.6f}")
-            lines.append(f"http_request_duration_seconds_count{{{labels}}} {self.n[(method, route)]}")
-        return "\n".join(lines) + "\n"
 
 
 def route_label(request: Request) -> str:

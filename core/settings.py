@@ -54,6 +54,9 @@ class Settings:
     esign_chain_path: str | None = None
     esign_tsa_url: str | None = None
     contract_draft_ttl_s: int = 24 * 3600
+    # A TrueType CJK font embedded in every contract (required in production; sandbox searches the
+    # usual system paths and falls back, loudly, to a non-embedded font).
+    cjk_font_path: str | None = None
 
     # Stored files nothing refers to (a crash or a lost race between writing a file and committing its
     # row) are deleted by the worker once older than this, checked this often.

@@ -6,7 +6,7 @@ import logging
 from typing import Literal
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json, text
+from sanic.response import HTTPResponse, json, raw
 from tortoise import Tortoise
 
 from handlers.spec import Out, Response, operation
@@ -56,4 +56,4 @@ async def ready(request: Request) -> HTTPResponse:
     responses={200: Response(media_type="text/plain", schema={"type": "string"}, description="Prometheus text format 0.0.4")},
 )
 async def metrics(request: Request) -> HTTPResponse:
-    return text(request.app.ctx.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return raw(request.app.ctx.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -144,7 +144,8 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
         "date": utcnow().astimezone(CHINA_TZ).date(),
         **subject_context,
     }
-    rendered = await render_contract_async(tpl.code, context, variant=variant, contract_ref=contract_no)
+    rendered = await render_contract_async(tpl.code, context, variant=variant, contract_ref=contract_no,
+                                           font_path=ctx.settings.cjk_font_path)
     key = await ctx.storage.put(rendered.pdf, purpose=PDF_PURPOSE)
 
     async def save(conn) -> Contract:
@@ -257,6 +258,7 @@ async def sign(
         signer_lines=signer_lines,
         signed_at=signed_at,
         tsa_url=ctx.settings.esign_tsa_url,
+        font_path=ctx.settings.cjk_font_path,
     )
     signed_sha = hashlib.sha256(signed).hexdigest()
     key = await ctx.storage.put(signed, purpose=PDF_PURPOSE)

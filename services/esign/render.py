@@ -161,6 +161,32 @@ def resolve_font(
         return choice
 
 
+# Fixed wording the renderer and the signer add around a template's own text.
+CHROME_TEXT = "合同编号模板版本第页共" + "签署时间北京时间签署人证件号码意愿认证微信人脸核验电子签章证书主体序列号签章时间签名格式含可信时间戳签章后文件的任何改动均可被检测银行"
+
+
+def font_problem(font_path: str | None, search_paths: Sequence[tuple[str, int]] | None = None) -> str | None:
+    """Why contracts could not carry their font, or None when they can: no embeddable CJK TrueType
+    font found, or one that lacks characters the templates print (they would render as blanks)."""
+    from .layout import BANK_LABEL, CUSTOMER_LABEL
+    from .templates import fixed_text
+
+    choice = resolve_font(font_path, search_paths)
+    if not choice.embedded:
+        return (f"no embeddable CJK TrueType font (CJK_FONT_PATH={font_path!r}): contracts would use the "
+                f"non-embedded {FALLBACK_FONT} and render blank in viewers without Chinese fonts. Install "
+                "fonts-wqy-microhei and set CJK_FONT_PATH=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+    if font_path and choice.path != font_path:
+        return f"CJK_FONT_PATH={font_path!r} is not a usable TrueType CJK font"
+    face = pdfmetrics.getFont(choice.name).face
+    wanted = set(fixed_text() + CHROME_TEXT + CUSTOMER_LABEL + BANK_LABEL + DEFAULT_BANK_NAME)
+    missing = sorted(ch for ch in wanted if not ch.isspace() and ord(ch) not in face.charToGlyph)
+    if missing:
+        return (f"the font {choice.path} lacks {len(missing)} character(s) the contract templates print: "
+                f"{''.join(missing[:20])}")
+    return None
+
+
 class _ContractInfo(PDFInfo):
     """reportlab's Info dictionary plus our own keys (``/ContractRef`` …)."""
 

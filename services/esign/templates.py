@@ -413,6 +413,32 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
+# What a contract is rendered with when only its fixed wording matters (font coverage checks).
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "signer_name": "张三",
+    "signer_id_number": "11010519491231002X",
+    "signer_phone": "13812345678",
+    "account_number": "6230000000000000000",
+    "bound_card_number": "6222021234561234",
+    "plate_number": "京A12345",
+    "plate_color": "blue",
+    "etc_card_number": "11011234567890123456",
+    "date": dt.date(2026, 1, 1),
+}
+
+
+def fixed_text() -> str:
+    """Every character the templates print whatever the context: titles, variants, the wording of each
+    template (rendered with ``SAMPLE_CONTEXT``). A contract font must cover all of it."""
+    parts: list[str] = []
+    for t in TEMPLATES.values():
+        parts.append(t.title)
+        for variant, title in (t.variants or {None: t.title}).items():
+            parts.append(title)
+            parts.extend(p.text for p in t.paragraphs(SAMPLE_CONTEXT, variant))
+    return "".join(parts)
+
+
 def get_template(code: str) -> Template:
     try:
         return TEMPLATES[code]

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import MYSQL_URL, free_port
 from tests.e2e.servers import ROOT, ServerProcess, server_env
 
 pytestmark = pytest.mark.slow
@@ -45,3 +45,22 @@ def test_sqlite_refuses_more_than_one_worker_with_a_clear_message(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--workers 2 needs MySQL" in result.stderr and "DATABASE_URL=mysql://" in result.stderr
     assert not (tmp_path / "app.sqlite3").exists()  # refused before touching anything
+
+
+@pytest.mark.skipif(not MYSQL_URL, reason="several workers need MySQL (SQLite serves one)")
+def test_metrics_count_every_worker_whichever_answers_the_scrape(tmp_path):
+    server = ServerProcess(free_port(), server_env(tmp_path), tmp_path / "server.log", workers=2)
+    try:
+        server.wait_ready()
+        n = 60
+        for _ in range(n):  # a new connection each time, so both workers take some
+            assert httpx.get(f"{server.url}/health/live", headers={"Connection": "close"}, trust_env=False).status_code == 200
+        counted_by = {p.name for p in (tmp_path / "metrics").glob("counter_*.db")}
+        assert len(counted_by) >= 2, counted_by  # both worker processes counted requests
+        for _ in range(6):  # whichever worker answers, it reports the whole server
+            text = httpx.get(f"{server.url}/metrics", headers={"Connection": "close"}, trust_env=False).text
+            line = next(l for l in text.splitlines()
+                        if l.startswith('http_requests_total{method="GET",route="/health/live",status="200"}'))
+            assert float(line.rsplit(" ", 1)[1]) == n, line
+    finally:
+        assert server.stop() == 0

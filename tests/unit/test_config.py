@@ -14,6 +14,10 @@ from app.config import load_settings
 from core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
+WQY = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+needs_cjk_font = pytest.mark.skipif(
+    not Path(WQY).is_file() and not os.environ.get("CI"), reason="fonts-wqy-microhei not installed"
+)
 
 PROD = {
     "APP_ENV": "production",
@@ -28,6 +32,7 @@ PROD = {
     "PII_INDEX_KEY": base64.b64encode(b"i" * 32).decode(),
     "ESIGN_KEY_PATH": "/run/secrets/esign.key",
     "ESIGN_CERT_PATH": "/run/secrets/esign.pem",
+    "CJK_FONT_PATH": WQY,
 }
 
 
@@ -40,6 +45,7 @@ def test_sandbox_needs_no_configuration(tmp_path):
     assert again.jwt_keys == s.jwt_keys and again.pii_keys == s.pii_keys  # generated once, kept
 
 
+@needs_cjk_font
 def test_production_with_real_settings_starts():
     s = load_settings(PROD, dotenv=False)
     assert s.is_production and not s.sandbox_routes and not s.dev_keys
@@ -130,3 +136,43 @@ def test_unreachable_database_is_a_clear_refusal_without_the_password(tmp_path):
     assert proc.returncode == 2
     assert "cannot reach the database at mysql://127.0.0.1:1/bank" in proc.stderr
     assert "s3cretpw" not in proc.stderr + proc.stdout
+
+
+@needs_cjk_font
+@pytest.mark.parametrize("font, says", [
+    (None, "CJK_FONT_PATH is missing"),
+    ("/nonexistent/font.ttc", "no embeddable CJK TrueType font"),
+    (__file__, "no embeddable CJK TrueType font"),  # not a font at all
+])
+def test_production_refuses_contracts_that_would_not_carry_their_font(font, says):
+    env = {k: v for k, v in PROD.items() if k != "CJK_FONT_PATH"}
+    if font:
+        env["CJK_FONT_PATH"] = font
+    with pytest.raises(ConfigError, match=says):
+        load_settings(env, dotenv=False)
+
+
+@needs_cjk_font
+def test_a_font_that_lacks_characters_of_the_templates_is_refused(monkeypatch):
+    from services.esign import templates
+
+    real = templates.fixed_text
+    monkeypatch.setattr(templates, "fixed_text", lambda: real() + "\U00020000")  # CJK Ext-B, not in WQY
+    with pytest.raises(ConfigError, match="lacks 1 character"):
+        load_settings(PROD, dotenv=False)
+
+
+def test_sandbox_says_loudly_when_contracts_fall_back_to_a_non_embedded_font(monkeypatch, caplog):
+    from app.factory import warn_about_contract_fonts
+    from services.esign import render
+
+    monkeypatch.setattr(render, "FONT_SEARCH_PATHS", ())
+    render.reset_font_cache()
+    try:
+        settings = load_settings({"VAR_DIR": "/tmp/openbank-font-test"}, dotenv=False)
+        with caplog.at_level("WARNING"):
+            problem = warn_about_contract_fonts(settings)
+    finally:
+        render.reset_font_cache()
+    assert problem and "non-embedded" in problem
+    assert any("CONTRACT FONT PROBLEM" in r.getMessage() for r in caplog.records)
