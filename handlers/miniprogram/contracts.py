@@ -11,11 +11,30 @@ from sanic.response import HTTPResponse, json, raw
 
 from core.errors import ValidationFailed
 from handlers.common import services
-from handlers.spec import Body, Id, Out, Query, Response, TrueOnly, UnsupportedMediaType, id_param, media_type, operation
+from handlers.spec import (
+    Body,
+    Id,
+    Out,
+    Query,
+    Response,
+    TrueOnly,
+    UnsupportedMediaType,
+    id_param,
+    media_type,
+    operation,
+    parse_form,
+)
 from models.contracts import ContractStatus
 from services.esign import contracts
 from services.esign.contracts import ConsentRequired, ContractExpired, ContractNotSigned
-from services.esign.errors import ContractNotFound, SignatureImageInvalid, SubjectNotFound, TimestampUnavailable
+from services.esign.errors import (
+    ContractNotFound,
+    SignatureImageInvalid,
+    SubjectIdNotAllowed,
+    SubjectIdRequired,
+    SubjectNotFound,
+    TimestampUnavailable,
+)
 from services.esign.templates import TEMPLATES, list_templates
 from services.identity.errors import (
     FaceVerificationInvalid,
@@ -23,6 +42,7 @@ from services.identity.errors import (
     FaceVerificationStale,
     FaceVerificationUsed,
     IdCardRequired,
+    UploadKindMismatch,
     UploadNotFound,
 )
 
@@ -31,7 +51,7 @@ bp = Blueprint("mp_contracts")
 TemplateCode = Literal[tuple(TEMPLATES)]  # type: ignore[valid-type]
 StatusValue = Literal[tuple(s.value for s in ContractStatus)]  # type: ignore[valid-type]
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$")
-PDF_BINARY = {"type": "string", "format": "binary"}
+PDF_BINARY = {"type": "string", "format": "binary", "minLength": 1}
 CONTRACT_ID = id_param(ContractNotFound, "the contract's id")
 
 
@@ -216,7 +236,7 @@ async def list_contracts(request: Request, query: ListQuery) -> HTTPResponse:
     auth=True,
     body=PrepareBody,
     responses={200: Response(ContractOut, description="the existing draft"), 201: Response(ContractOut, description="a new draft")},
-    errors=(IdCardRequired, SubjectNotFound, (422, "CONTRACT_TEMPLATE_NOT_FOUND")),
+    errors=(IdCardRequired, SubjectNotFound, SubjectIdRequired, SubjectIdNotAllowed, (422, "CONTRACT_TEMPLATE_NOT_FOUND")),
 )
 async def prepare(request: Request, body: PrepareBody) -> HTTPResponse:
     subject = str(body.subject_id) if body.subject_id is not None else None
@@ -275,8 +295,8 @@ async def signed_pdf(request: Request, contract_id: int) -> HTTPResponse:
     body=SignBody,
     responses={200: Response(ContractOut)},
     errors=(ConsentRequired, FaceVerificationInvalid, FaceVerificationPending, FaceVerificationStale,
-            FaceVerificationUsed, SignatureImageInvalid, ContractExpired, UploadNotFound, IdCardRequired,
-            TimestampUnavailable),
+            FaceVerificationUsed, SignatureImageInvalid, ContractExpired, UploadNotFound, UploadKindMismatch,
+            IdCardRequired, TimestampUnavailable),
 )
 async def sign(request: Request, contract_id: int, body: SignBody) -> HTTPResponse:
     signed = await contracts.sign(
@@ -332,11 +352,7 @@ VERIFY_BODY = {
 async def verify(request: Request) -> HTTPResponse:
     ctype = media_type(request)
     if ctype == "multipart/form-data":
-        unknown = sorted((set(request.form or {}) | set(request.files or {})) - {"file"})
-        if unknown:
-            raise ValidationFailed(f"未知字段 {unknown[0]}", field=unknown[0])
-        file = request.files.get("file") if request.files else None
-        data = file.body if file else b""
+        data = parse_form(request, {"file"}).files.get("file") or b""
     elif ctype == "application/pdf":
         data = request.body or b""
     else:

@@ -10,8 +10,18 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from core.errors import RateLimited, UpstreamUnavailable, ValidationFailed
+from core.validators import CARD_RE, MOBILE_RE, NAME_RE
 from handlers.common import services
-from handlers.spec import Body, Id, Out, Response, UnsupportedMediaType, media_type, operation, str_param
+from handlers.spec import (
+    Body,
+    Id,
+    Out,
+    Response,
+    checked_string,
+    operation,
+    parse_form,
+    str_param,
+)
 from models.identity import UploadKind
 from services.identity import bank_card, face, id_card, uploads
 from services.identity.errors import (
@@ -32,6 +42,7 @@ from services.identity.errors import (
     TooManyAttempts,
     UnderAge,
     UnsupportedFileType,
+    UploadKindMismatch,
     UploadNotFound,
 )
 from services.wechat_errors import WECHAT_ERRORS
@@ -45,13 +56,17 @@ UPLOAD_FIELDS = {"file", "kind"}
 class IdCardBody(Body):
     front_upload_id: Id = Field(description="an upload of kind `id_front`")
     back_upload_id: Id = Field(description="an upload of kind `id_back`")
-    name: str = Field(min_length=1, max_length=64, description="the name as printed on the card")
-    id_number: str = Field(min_length=1, max_length=32, description="18 characters, GB 11643 (checked with python-stdnum)")
+    name: checked_string(pattern=NAME_RE.pattern, min_length=2, max_length=30) = Field(
+        description="the name as printed on the card (Chinese characters, · in minority names)")
+    id_number: checked_string(pattern=r"^[0-9]{17}[0-9Xx]$", min_length=18, max_length=18) = Field(
+        description="GB 11643: region, birth date and check character are verified (python-stdnum)")
 
 
 class BankCardBody(Body):
-    card_number: str = Field(min_length=1, max_length=32, description="a Class I debit or credit card in the user's name")
-    reserved_phone: str = Field(min_length=1, max_length=20, description="the phone the card's bank holds")
+    card_number: checked_string(pattern=CARD_RE.pattern, min_length=12, max_length=19) = Field(
+        description="a Class I debit or credit card in the user's name (the Luhn check digit is verified)")
+    reserved_phone: checked_string(pattern=MOBILE_RE.pattern, min_length=11, max_length=11) = Field(
+        description="the mobile number the card's bank holds")
 
 
 class UploadOut(Out):
@@ -94,7 +109,7 @@ UPLOAD_FORM = {
         "required": ["file", "kind"],
         "additionalProperties": False,
         "properties": {
-            "file": {"type": "string", "format": "binary", "description": "JPEG or PNG, checked by content"},
+            "file": {"type": "string", "format": "binary", "minLength": 1, "description": "JPEG or PNG, checked by content"},
             "kind": {"type": "string", "enum": [k.value for k in UploadKind]},
         },
     },
@@ -115,17 +130,9 @@ UPLOAD_FORM = {
     errors=(FileTooLarge, UnsupportedFileType, ImageTooLarge, ValidationFailed),
 )
 async def upload(request: Request) -> HTTPResponse:
-    if media_type(request) != "multipart/form-data":
-        raise UnsupportedMediaType("请使用 multipart/form-data 上传")
-    form, files = request.form or {}, request.files or {}
-    unknown = sorted((set(form) | set(files)) - UPLOAD_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"未知字段 {unknown[0]}", field=unknown[0])
-    if len(form.getlist("kind", [])) > 1 or len(files.getlist("file", [])) > 1:
-        raise ValidationFailed("每次只能上传一个文件", field="file")
-    file = files.get("file")
+    form = parse_form(request, UPLOAD_FIELDS)
     created = await uploads.create_upload(
-        services(request), request.ctx.user_id, kind=form.get("kind") or "", data=file.body if file else None
+        services(request), request.ctx.user_id, kind=form.fields.get("kind") or "", data=form.files.get("file")
     )
     return json(uploads.public_upload(created), status=201)
 
@@ -139,8 +146,8 @@ async def upload(request: Request) -> HTTPResponse:
     auth=True,
     body=IdCardBody,
     responses={200: Response(IdCardOut)},
-    errors=(IdNumberInvalid, IdMismatch, IdExpired, UnderAge, OcrUnreadable, UploadNotFound, TooManyAttempts,
-            *WECHAT_ERRORS),
+    errors=(IdNumberInvalid, IdMismatch, IdExpired, UnderAge, OcrUnreadable, UploadNotFound, UploadKindMismatch,
+            TooManyAttempts, *WECHAT_ERRORS),
 )
 async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
     result = await id_card.verify_id_card(

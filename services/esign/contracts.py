@@ -29,7 +29,13 @@ from models.audit import AuditEvent
 from services import audit
 from services.context import ServiceContext
 from services.db import atomic
-from services.esign.errors import ContractNotFound, SubjectNotFound, TemplateNotFound
+from services.esign.errors import (
+    ContractNotFound,
+    SubjectIdNotAllowed,
+    SubjectIdRequired,
+    SubjectNotFound,
+    TemplateNotFound,
+)
 from services.esign.render import render_contract_async
 from services.esign.signing import sign_contract_async
 from services.esign.templates import get_template
@@ -120,10 +126,10 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
     variant = None
     if tpl.subject_type is None:
         if subject_id is not None:
-            raise ValidationFailed("该合同不需要 subject_id", field="subject_id")
+            raise SubjectIdNotAllowed(field="subject_id")
     else:
         if subject_id is None:
-            raise ValidationFailed("请指定合同所涉业务（subject_id）", field="subject_id")
+            raise SubjectIdRequired(field="subject_id")
         resolver = SUBJECTS.get(tpl.subject_type)
         if resolver is None:
             raise SubjectNotFound(field="subject_id")

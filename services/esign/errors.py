@@ -15,6 +15,16 @@ class SubjectNotFound(NotFound):
     message = "合同所涉业务不存在"
 
 
+class SubjectIdRequired(ValidationFailed):
+    code = "SUBJECT_ID_REQUIRED"
+    message = "请指定合同所涉业务（subject_id）"
+
+
+class SubjectIdNotAllowed(ValidationFailed):
+    code = "SUBJECT_ID_NOT_ALLOWED"
+    message = "该合同不需要 subject_id"
+
+
 class TemplateNotFound(NotFound):
     code = "CONTRACT_TEMPLATE_NOT_FOUND"
     message = "合同模板不存在"

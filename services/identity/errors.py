@@ -63,6 +63,10 @@ class UploadNotFound(NotFound):
     code, message = "UPLOAD_NOT_FOUND", "上传的文件不存在"
 
 
+class UploadKindMismatch(AppError):
+    status, code, message = 422, "UPLOAD_KIND_MISMATCH", "上传的文件不是所需的类型"
+
+
 class PhoneInvalid(AppError):
     status, code, message = 422, "PHONE_INVALID", "预留手机号格式不正确"
 

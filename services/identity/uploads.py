@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from core.errors import ValidationFailed
 from models.identity import Upload, UploadKind
 from services.context import ServiceContext
-from services.identity.errors import FileTooLarge, ImageTooLarge, UnsupportedFileType, UploadNotFound
+from services.identity.errors import FileTooLarge, ImageTooLarge, UnsupportedFileType, UploadKindMismatch, UploadNotFound
 
 UPLOAD_PURPOSE = "upload"
 _MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
@@ -80,7 +80,7 @@ async def read_upload(ctx: ServiceContext, user_id: int, upload_id: int, *, kind
     if upload is None:
         raise UploadNotFound(field=field)
     if upload.kind != kind:
-        raise ValidationFailed(f"上传文件类型应为 {kind.value}", field=field)
+        raise UploadKindMismatch(f"上传文件类型应为 {kind.value}", field=field)
     data = await ctx.storage.get(upload.storage_key, purpose=UPLOAD_PURPOSE)
     return upload, data
 

@@ -37,12 +37,12 @@ async def test_prepare_needs_identity_and_a_known_template(client, sandbox, user
     assert_error(await client.post("/api/v1/contracts", headers=user.headers, json={"template": "loan"}),
                  422, "CONTRACT_TEMPLATE_NOT_FOUND", "template")
     assert_error(await client.post("/api/v1/contracts", headers=user.headers, json={"template": "account_agreement"}),
-                 422, "VALIDATION_ERROR", "subject_id")
+                 422, "SUBJECT_ID_REQUIRED", "subject_id")
     # its subject (an account application) comes with the accounts capability; until then none exists
     assert_error(await client.post("/api/v1/contracts", headers=user.headers,
                                    json={"template": "account_agreement", "subject_id": 1}), 404, "SUBJECT_NOT_FOUND")
     assert_error(await client.post("/api/v1/contracts", headers=user.headers,
-                                   json={"template": "privacy_consent", "subject_id": 3}), 422, "VALIDATION_ERROR", "subject_id")
+                                   json={"template": "privacy_consent", "subject_id": 3}), 422, "SUBJECT_ID_NOT_ALLOWED", "subject_id")
 
 
 async def test_prepare_returns_the_pdf_hash_and_reuses_the_draft(client, signer):
@@ -210,7 +210,7 @@ async def test_signature_must_be_a_signature_upload(client, sandbox, signer):
     c = await prepare_privacy_consent(client, signer)
     verify_id = await fresh_face(client, sandbox, signer)
     photo = (await upload(client, signer, await id_card_image(sandbox, new_person(), "front"), "id_front")).json()["id"]
-    assert_error(await sign(client, signer, c["id"], verify_id=verify_id, upload_id=photo), 422, "VALIDATION_ERROR", "signature_upload_id")
+    assert_error(await sign(client, signer, c["id"], verify_id=verify_id, upload_id=photo), 422, "UPLOAD_KIND_MISMATCH", "signature_upload_id")
     stranger = await login_new_user(client, sandbox)
     theirs = await signature_upload(client, stranger)
     assert_error(await sign(client, signer, c["id"], verify_id=verify_id, upload_id=theirs), 404, "UPLOAD_NOT_FOUND")

@@ -45,7 +45,7 @@ async def test_body_ids_out_of_range_are_422(client, user, value):
                  422, "VALIDATION_ERROR", "signature_upload_id")
 
 
-@pytest.mark.parametrize("value", ["5", 5.0, True, None, [5], {"id": 5}])
+@pytest.mark.parametrize("value", ["5", 5.5, True, None, [5], {"id": 5}])
 async def test_body_ids_must_be_json_integers(client, user, value):
     body = {"front_upload_id": value, "back_upload_id": 1, "name": "张三", "id_number": "11010519491231002X"}
     assert_error(await client.post("/api/v1/identity/id-card", headers=user.headers, json=body),
@@ -151,3 +151,29 @@ async def test_oversized_request_head_is_431(client):
     writer.close()
     assert raw.startswith(b"HTTP/1.1 431"), raw[:200]
     assert b"REQUEST_HEADER_FIELDS_TOO_LARGE" in raw
+
+
+@pytest.mark.parametrize("literal", ["1.0", "1e0", "10E-1"])
+async def test_integral_json_numbers_are_the_integers_json_says_they_are(client, user, literal):
+    # JSON has one number type and JSON Schema's "integer" accepts 1.0: the upload id 1 (not found),
+    # not a type error
+    raw = '{"front_upload_id": %s, "back_upload_id": 1, "name": "张三", "id_number": "11010519491231002X"}' % literal
+    resp = await client.post("/api/v1/identity/id-card", headers={**user.headers, "content-type": "application/json"},
+                             content=raw)
+    assert_error(resp, 404, "UPLOAD_NOT_FOUND", "front_upload_id")
+
+
+@pytest.mark.parametrize("literal", ["1.5", "1e400", "1e25", "-0.5"])
+async def test_fractional_or_huge_numbers_are_not_ids(client, user, literal):
+    raw = '{"front_upload_id": %s, "back_upload_id": 1, "name": "张三", "id_number": "11010519491231002X"}' % literal
+    resp = await client.post("/api/v1/identity/id-card", headers={**user.headers, "content-type": "application/json"},
+                             content=raw)
+    assert_error(resp, 422, "VALIDATION_ERROR", "front_upload_id")
+
+
+async def test_a_blank_query_value_is_not_an_absent_one(client, user):
+    assert_error(await client.get("/api/v1/contracts?status=", headers=user.headers), 422, "VALIDATION_ERROR", "status")
+    assert_error(await client.get("/api/v1/contracts?template=x", headers=user.headers), 422, "VALIDATION_ERROR", "template")
+    assert_error(await client.get("/api/v1/contracts?status=draft&status=signed", headers=user.headers),
+                 422, "VALIDATION_ERROR", "status")
+    assert (await client.get("/api/v1/contracts?status=draft&_=123", headers=user.headers)).status_code == 200

@@ -100,7 +100,7 @@ async def test_upload_of_wrong_kind_is_refused(client, sandbox, user):
     front, back = await upload_id_photos(client, sandbox, user, person)
     resp = await client.post("/api/v1/identity/id-card", headers=user.headers,
                              json={"front_upload_id": back, "back_upload_id": front, "name": person.name, "id_number": person.id_number})
-    assert_error(resp, 422, "VALIDATION_ERROR", "front_upload_id")
+    assert_error(resp, 422, "UPLOAD_KIND_MISMATCH", "front_upload_id")
 
 
 async def test_attempt_limit(client, sandbox, user, settings):

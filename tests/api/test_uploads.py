@@ -56,7 +56,15 @@ async def test_kind_and_file_are_required(client, user):
     assert_error(resp, 422, "VALIDATION_ERROR", "file")
     resp = await client.post("/api/v1/uploads", headers=user.headers, data={"kind": "id_front"},
                              files={"kind": ("k.txt", b"x")})
-    assert_error(resp, 422, "VALIDATION_ERROR", "file")
+    assert_error(resp, 422, "VALIDATION_ERROR", "kind")  # kind twice (a field and a file)
+    resp = await client.post("/api/v1/uploads", headers=user.headers, files={"kind": (None, "id_front")})
+    assert_error(resp, 422, "VALIDATION_ERROR", "file")  # multipart with no file
+
+
+async def test_multipart_without_a_boundary_is_400(client, user):
+    resp = await client.post("/api/v1/uploads", headers={**user.headers, "content-type": "multipart/form-data"},
+                             content=b"--x\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nid_front\r\n--x--\r\n")
+    assert_error(resp, 400, "INVALID_MULTIPART")
     assert_error(await client.post("/api/v1/uploads", files={"file": ("a.jpg", jpeg_bytes())}), 401, "UNAUTHORIZED")
 
 
@@ -71,3 +79,13 @@ async def test_another_users_upload_is_not_found(client, sandbox, user):
         json={"front_upload_id": mine, "back_upload_id": back, "name": person.name, "id_number": person.id_number},
     )
     assert_error(resp, 404, "UPLOAD_NOT_FOUND", "front_upload_id")
+
+
+async def test_a_part_with_an_empty_or_no_name_is_refused(client, user):
+    boundary = "b0undary"
+    for header in ('Content-Disposition: form-data; name=""', "Content-Disposition: form-data"):
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nsignature\r\n"
+                f"--{boundary}\r\n{header}\r\n\r\nfalse\r\n--{boundary}--\r\n").encode()
+        resp = await client.post("/api/v1/uploads", content=body,
+                                 headers={**user.headers, "content-type": f"multipart/form-data; boundary={boundary}"})
+        assert_error(resp, 422, "VALIDATION_ERROR")

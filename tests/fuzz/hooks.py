@@ -1,0 +1,108 @@
+"""Schemathesis hooks for the API fuzz run (``tests/e2e/test_fuzz_api.py``).
+
+* Deeper states: path ids and body ids are drawn half of the time from resources the fuzzed user
+  really owns (``FUZZ_FIXTURES``: a JSON file the test writes), so the fuzzer reaches signing, evidence
+  and the identity checks instead of stopping at 404.
+* ``application/pdf`` bodies: real PDFs (a signed contract, or schemathesis's minimal sample).
+* One more check: a request the document says is valid is never refused by the contract layer itself
+  (``VALIDATION_ERROR``, ``INVALID_JSON``, ``UNSUPPORTED_MEDIA_TYPE``). Domain answers (a checksum that
+  fails, a code WeChat does not know, an upload of another kind) are allowed: no schema can state them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+import schemathesis
+from hypothesis import strategies as st
+
+CONTRACT_LAYER_CODES = {"VALIDATION_ERROR", "INVALID_JSON", "UNSUPPORTED_MEDIA_TYPE", "INVALID_MULTIPART"}
+
+
+@lru_cache(maxsize=1)
+def fixtures() -> dict:
+    path = os.environ.get("FUZZ_FIXTURES")
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _positive(case) -> bool:
+    meta = case.meta
+    return meta is None or meta.generation.mode.is_positive
+
+
+@schemathesis.hook
+def flatmap_case(context, case):
+    """In positive cases, half of the time, send the user's real ids instead of drawn ones (negative
+    cases stay as drawn: replacing their values would make them valid)."""
+    if not _positive(case):
+        return st.just(case)
+    real_path, real_body = fixtures().get("path", {}), fixtures().get("body", {})
+    choices = []
+    for name in case.path_parameters or {}:
+        choices += [("path", name, v) for v in real_path.get(name, [])]
+    if isinstance(case.body, dict):
+        choices += [("body", name, v) for name in case.body for v in real_body.get(name, [])]
+    if not choices:
+        return st.just(case)
+
+    def apply(picked):
+        for where, name, value in picked:
+            (case.path_parameters if where == "path" else case.body)[name] = value
+        return case
+
+    return st.lists(st.sampled_from(choices), max_size=len(choices), unique=True).map(apply)
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Now and then, a positive login or phone binding carries a code the emulated WeChat really issued
+    (codes are single use, so they are minted per call), so those flows run to the end too."""
+    global _calls
+    control = fixtures().get("control")
+    if not control or not _positive(case) or not isinstance(case.body, dict):
+        return
+    _calls += 1
+    if _calls % 2:
+        return
+    import requests
+
+    if case.operation.path == "/api/v1/auth/login" and "code" in case.body:
+        case.body["code"] = requests.post(f"{control}/login-code", json={}, timeout=10).json()["code"]
+    elif case.operation.path == "/api/v1/me/phone" and "code" in case.body:
+        case.body["code"] = requests.post(f"{control}/phone-code", json={"phone": "13700000000"}, timeout=10).json()["code"]
+
+
+_calls = 0
+
+
+@schemathesis.serializer("application/pdf")
+def pdf(ctx, value):
+    if not _positive(ctx.case):  # a negative case is sent as drawn, empty or not
+        return value.encode() if isinstance(value, str) else bytes(value or b"")
+    if isinstance(value, (bytes, bytearray)) and value:
+        return bytes(value)
+    path = fixtures().get("signed_pdf")
+    if path and os.path.exists(path):
+        with open(path, "rb") as fh:
+            return fh.read()
+    return b"%PDF-1.4\n%%EOF\n"
+
+
+@schemathesis.check
+def contract_layer_accepts_what_the_document_accepts(ctx, response, case):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code not in (400, 415, 422):
+        return None
+    try:
+        code = response.json()["error"]["code"]
+    except Exception:  # noqa: BLE001 - not our error shape; other checks report that
+        return None
+    if code in CONTRACT_LAYER_CODES:
+        raise AssertionError(f"a request valid by the document was refused by the contract layer: {code} "
+                             f"{response.json()['error'].get('field')}")
+    return None
