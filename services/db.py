@@ -1,7 +1,7 @@
 """Transactions that a client hanging up cannot cut in half.
 
 Sanic cancels a handler when its client disconnects. Cancelled inside ``in_transaction()``, the driver
-raises mid-query and the connection never returns to the pool (reference/stack-notes.md, pitfall 1).
+raises mid-query and the connection never returns to the pool (docs/stack-notes.md, pitfall 1).
 ``atomic`` runs the transaction in its own task and shields it: the caller may be cancelled, the
 transaction still commits or rolls back and gives its connection back.
 """

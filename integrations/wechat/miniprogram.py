@@ -1,7 +1,7 @@
 """Async client for the WeChat mini-program server API, modelled on wechatpy's API groups.
 
 Why our own: wechatpy is synchronous, hard-codes its token URL, has no ``stable_token`` and no face
-verification 2.0 (see reference/wechat-wire.md). Base URL comes from config, so the sandbox emulator and
+verification 2.0 (see docs/wechat-wire.md). Base URL comes from config, so the sandbox emulator and
 the real ``https://api.weixin.qq.com`` are a URL apart.
 
 Failure policy: a call is retried (a bounded number of times, then ``WeChatUnavailable``) only when the

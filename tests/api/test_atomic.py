@@ -1,5 +1,5 @@
 """A transaction cut off by a client hanging up still commits (or rolls back) and frees its connection
-(reference/stack-notes.md, pitfall 1)."""
+(docs/stack-notes.md, pitfall 1)."""
 
 from __future__ import annotations
 
