@@ -26,3 +26,15 @@ def http(sandbox) -> httpx.Client:
 @pytest.fixture
 def sb(sandbox, http) -> Helpers:
     return Helpers(sandbox, http)
+
+
+@pytest.fixture
+def token(sb) -> str:
+    """A valid access token of the default app."""
+    return sb.token()
+
+
+@pytest.fixture
+def user(sb) -> str:
+    """The openid of a user the emulated WeChat knows (a login code was minted for it)."""
+    return sb.login_code()["openid"]

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import secrets
 
-import pytest
 
 from sandbox.face import cert_hash
 from tests.sandbox.support import APPID2, assert_wx_error
@@ -31,16 +30,6 @@ def test_cert_hash_matches_wechat_worked_example():
     assert hashlib.sha256(joined.encode()).hexdigest() == expected
     assert independent_cert_hash(**CERT) == expected
     assert cert_hash(**CERT) == expected
-
-
-@pytest.fixture
-def token(sb):
-    return sb.token()
-
-
-@pytest.fixture
-def user(sb):
-    return sb.login_code()["openid"]
 
 
 def seq() -> str:

@@ -24,16 +24,6 @@ OPENED_DATA = {
 APP_JSON_PAGES = json.loads((REPO_ROOT / "miniprogram_stub" / "app.json").read_text(encoding="utf-8"))["pages"]
 
 
-@pytest.fixture
-def token(sb):
-    return sb.token()
-
-
-@pytest.fixture
-def user(sb):
-    return sb.login_code()["openid"]
-
-
 @pytest.fixture(autouse=True)
 def reset_pages(sb):
     yield
