@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, file, html, json
 
+from core.errors import NotFound
 from handlers.spec import Operation, operation_of
 
 DOCS_PREFIX = "/docs"
@@ -89,7 +90,8 @@ def undocumented_routes(app: Sanic) -> list[str]:
     return missing
 
 
-def _models(ops: list[Operation]) -> tuple[list[tuple[type[BaseModel], str]], set]:
+def _models(ops: list[Operation]) -> list[tuple[type[BaseModel], str]]:
+    """Every model the operations use, once, with the mode its schema is wanted in."""
     wanted: list[tuple[type[BaseModel], str]] = []
     for op in ops:
         if op.body is not None:
@@ -99,8 +101,7 @@ def _models(ops: list[Operation]) -> tuple[list[tuple[type[BaseModel], str]], se
         for resp in op.responses.values():
             if resp.model is not None:
                 wanted.append((resp.model, "serialization"))
-    unique = list(dict.fromkeys(wanted))
-    return unique, {m for m, _ in unique}
+    return list(dict.fromkeys(wanted))
 
 
 def _query_parameters(model: type[BaseModel], schemas: dict) -> list[dict]:
@@ -165,14 +166,11 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
 
 def build_openapi(app: Sanic, *, title: str, version: str, description: str) -> dict:
     routes = documented_routes(app)
-    models, _ = _models([op for _, _, op in routes])
-    refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    refs, defs = models_json_schema(_models([op for _, _, op in routes]), ref_template="#/components/schemas/{model}")
     schemas = dict(defs.get("$defs", {}))
-    # Inline reference lookup by model name, for query parameters.
-    by_name = {m.__name__: schemas.get(m.__name__, {}) for m, _ in models}
     paths: dict[str, dict] = {}
     for path, method, op in routes:
-        paths.setdefault(path, {})[method] = _operation_doc(path, method, op, refs, by_name)
+        paths.setdefault(path, {})[method] = _operation_doc(path, method, op, refs, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},
@@ -228,8 +226,6 @@ def docs_blueprint(title: str) -> Blueprint:
     @bp.get("/static/<name:str>")
     async def static(request: Request, name: str) -> HTTPResponse:
         if name not in SWAGGER_FILES:
-            from core.errors import NotFound
-
             raise NotFound()
         return await file(SWAGGER_STATIC / name, headers={"Cache-Control": "public, max-age=86400"})
 
@@ -240,14 +236,16 @@ def install_response_check(app: Sanic) -> None:
     """Test-time guard (``Settings.validate_responses``): every response of a documented operation
     must match the document, status, media type and body; a mismatch becomes a 500
     ``RESPONSE_CONTRACT_VIOLATION`` naming it, so whichever test made the request fails."""
+    import json as jsonlib
+    import logging
+
     import jsonschema
 
     validators: dict[tuple[str, str, str], Any] = {}
+    log = logging.getLogger("app.contract")
 
     def violation(request: Request, what: str) -> HTTPResponse:
-        import logging
-
-        logging.getLogger("app.contract").error("response contract violation", extra={"detail": what})
+        log.error("response contract violation", extra={"detail": what})
         return json({"error": {"code": "RESPONSE_CONTRACT_VIOLATION", "message": what}}, status=500)
 
     @app.on_response(priority=1100)
@@ -283,9 +281,7 @@ def install_response_check(app: Sanic) -> None:
         if key not in validators:
             schema = {**content[media]["schema"], "components": doc["components"]}
             validators[key] = jsonschema.Draft202012Validator(schema)
-        import json as _json
-
-        errors = sorted(validators[key].iter_errors(_json.loads(response.body)), key=lambda e: e.path)
+        errors = sorted(validators[key].iter_errors(jsonlib.loads(response.body)), key=lambda e: e.path)
         if errors:
             err = errors[0]
             return violation(request, f"{label}: {err.message} at {'/'.join(map(str, err.absolute_path))}")

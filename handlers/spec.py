@@ -275,6 +275,7 @@ def parse_query(request: Request, model: type[M]) -> M:
         raise _invalid(exc) from None
 
 
+_BOUNDARY_RE = re.compile(r'(?i);\s*boundary=("[^"]+"|[^;\s]+)')
 _PART_NAME_RE = re.compile(rb'(?i)content-disposition:[^\r\n]*?[; ]name="([^"\r\n]*)"')
 
 
@@ -303,14 +304,12 @@ class Form:
 
 def parse_form(request: Request, allowed: set[str]) -> Form:
     """A ``multipart/form-data`` body with each of ``allowed`` at most once and nothing else."""
-    raw_type = request.content_type or ""
     if media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("请使用 multipart/form-data")
-    if "boundary=" not in raw_type:
+    found = _BOUNDARY_RE.search(request.content_type or "")
+    if not found:
         raise InvalidMultipart("multipart 请求缺少 boundary")
-    boundary = raw_type.split("boundary=", 1)[1].split(";")[0].strip().strip('"').encode()
-    if not boundary:
-        raise InvalidMultipart("multipart 请求缺少 boundary")
+    boundary = found.group(1).strip('"').encode()
     seen: set[str] = set()
     for name in _part_names(request.body or b"", boundary):
         if name not in allowed:
