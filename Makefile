@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install migrate sandbox bench-esign lint-docker clean
+.PHONY: run test install migrate sandbox fuzz mutants clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ migrate: install
 
 sandbox: install
 	$(BIN)/python -m sandbox
+
+# Part of `make test`; on their own for a longer or different run (FUZZ_SECONDS=300 FUZZ_SEED=7 make fuzz).
+fuzz: install
+	$(BIN)/python -m pytest tests/e2e/test_fuzz_api.py $(ARGS)
+
+mutants: install
+	$(BIN)/python tests/mutants.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -128,6 +128,7 @@ def test_fuzz_every_operation_with_every_check(tmp_path):
     finally:
         server.stop()
     output = result.stdout + result.stderr
+    (tmp_path / "schemathesis.out").write_text(output)  # the whole report; failing cases replay from here
     server_log = server.log.read_text(errors="replace")
     detail = output[-12000:] + "\n[server errors]\n" + "\n".join(
         l[:2000] for l in server_log.splitlines() if '"level": "ERROR"' in l)[-6000:]
