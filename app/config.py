@@ -135,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         esign_tsa_url=get("ESIGN_TSA_URL") or None,
         contract_draft_ttl_s=int(get("CONTRACT_DRAFT_TTL_S", str(24 * 3600))),
         cjk_font_path=get("CJK_FONT_PATH") or None,
+        esign_processes=int(get("ESIGN_PROCESSES", str(os.cpu_count() or 1))),
         storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),
         storage_sweep_every_s=int(get("STORAGE_SWEEP_EVERY_S", "3600")),
     )

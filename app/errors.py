@@ -15,6 +15,7 @@ from sanic_routing.exceptions import NoMethod, NotFound as RouteNotFound
 
 from tortoise.exceptions import ValidationError as TortoiseValidationError
 
+from app import middleware
 from core.errors import AppError
 
 log = logging.getLogger("app.errors")
@@ -60,7 +61,7 @@ def _status_of(exc: SanicException) -> int:
 
 
 def error_response(request: Request, exc: Exception) -> HTTPResponse:
-    request_id = getattr(request.ctx, "request_id", None)
+    request_id = middleware.request_id(request)
     if isinstance(exc, AppError):
         return json(exc.body(), status=exc.status, headers=exc.headers)
     if isinstance(exc, TortoiseValidationError):

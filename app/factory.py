@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
-from functools import partial
 from pathlib import Path
 
-import ujson
+import orjson
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -52,8 +52,6 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
         # Sanic keeps a registry of apps by name; tests build several apps in one process.
         n = next(_names)
         name = "openbank" if n == 0 else f"openbank_{n}"
-    # Chinese messages as UTF-8, not \u escapes.
-    dumps = partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False)
     config = Config()
     # No sanic-ext: the contract and its OpenAPI document come from handlers.spec, and sanic-ext would
     # attach itself to every request (about 20% on a trivial route) for features we do not use.
@@ -66,12 +64,17 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
             "ACCESS_LOG": False,
         }
     )
-    app = Sanic(name, config=config, log_config=logging_config(settings.log_level), dumps=dumps)
+    # orjson: UTF-8 Chinese messages as they are (no \u escapes), several times faster than ujson.
+    app = Sanic(name, config=config, log_config=logging_config(settings.log_level), dumps=orjson.dumps)
     app.ctx.settings = settings
+
+    # Errors raised by an API handler are rendered by its contract wrapper (handlers.spec), which then
+    # finishes the request; this catches everything else (no route, 405, a body or head too large).
+    app.ctx.render_error = error_response
 
     @app.exception(Exception)
     async def on_error(request: Request, exc: Exception):
-        return error_response(request, exc)
+        return middleware.finish(app, request, error_response(request, exc), None)
 
     middleware.install(app)
     app.blueprint(ops.bp)
@@ -96,6 +99,13 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
         )
         app.blueprint(emulators)  # not part of the product's API: app.openapi leaves /sandbox out
 
+    @app.after_server_start
+    async def freeze_startup_objects(app: Sanic) -> None:
+        # Everything loaded so far (pyHanko, reportlab, the routes...) lives as long as the process: out
+        # of the collector's sight, a full collection no longer walks 100k objects (35 ms) under load.
+        gc.collect()
+        gc.freeze()
+
     @app.before_server_start
     async def start(app: Sanic) -> None:
         if not settings.is_production:  # production refused to start without a covering font
@@ -104,9 +114,12 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
         await init_db(settings.database_url, auto_migrate=not settings.is_production)
         app.ctx.http = build_http(settings)
         app.ctx.services = build_services(settings, app.ctx.http)
+        if settings.is_production:  # the first contract should not wait for processes to start
+            await app.ctx.services.contract_workers.warm_up()
 
     @app.after_server_stop
     async def stop(app: Sanic) -> None:
+        app.ctx.services.contract_workers.close()
         await app.ctx.http.aclose()
         await close_db()
 

@@ -1,6 +1,7 @@
 """JSON-lines logging with personal data redacted.
 
-Every record goes through ``RedactFilter``: values of fields that hold personal data by their name
+Every record goes through ``RedactFilter`` (the access line has its own writer, ``app.access_log``, and
+carries only safe values): values of fields that hold personal data by their name
 (``id_number``, ``phone``, ``card_number``, ``address``... see ``core.pii.FIELD_MASKS``) are masked
 whatever they look like, nested dicts included, and every other string is scrubbed by pattern, whole
 tokens only, so request ids and hashes stay searchable. Handlers never log bodies, tokens or query
@@ -19,18 +20,12 @@ from core.pii import redact, redact_field
 _STD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-# Loggers whose records carry only fields we build from known-safe values (the access line: request
-# id, method, route *template*, status, duration). Skipping the regexes there halves the per-request
-# logging cost; everything else is scrubbed.
-SAFE_LOGGERS = frozenset({"app.access"})
 # Extras that are our own identifiers, never personal data: left as they are so support can search them.
 SAFE_FIELDS = frozenset({"request_id"})
 
 
 class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name in SAFE_LOGGERS:
-            return True
         record.msg = redact(record.getMessage())
         record.args = ()
         for key, value in list(vars(record).items()):

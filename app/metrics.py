@@ -1,20 +1,28 @@
-"""Request metrics in Prometheus format, right with any number of workers.
+"""Request metrics in Prometheus format, right with any number of workers, cheap per request.
 
 Each Sanic worker is its own process and counts its own requests. In ``python -m app serve``,
 prometheus_client runs in its multi-process mode: every process writes its values to files under
 ``PROMETHEUS_MULTIPROC_DIR`` (``VAR_DIR/metrics``, emptied before the workers start) and a scrape
 sums them, so whichever worker answers ``/metrics`` reports the whole server. Without that variable
 (an app built in-process by the tests) the counts live in this process's own registry.
+
+Requests only append a tuple (``app.middleware.finish``); the app's flusher adds them to plain
+counters here (``observe_many``), and ``flush`` moves those into prometheus_client's values, whose multi-process mode writes a memory-mapped file
+under a lock for every change. The app flushes every ``FLUSH_S`` and before answering a scrape, so
+another worker's figures are at most that old.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from bisect import bisect_left
+from collections import defaultdict
 from pathlib import Path
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+FLUSH_S = 0.5
 
 
 def prepare_multiprocess_dir(var_dir: str) -> str:
@@ -33,23 +41,57 @@ class Metrics:
 
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV)
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
+        self._requests = Counter(
             "http_requests", "Requests handled, by method, route and status.",
             ("method", "route", "status"), registry=self.registry,
         )
-        self.latency = Histogram(
+        self._latency = Histogram(
             "http_request_duration_seconds", "Request latency, by method and route.",
             ("method", "route"), buckets=BUCKETS, registry=self.registry,
         )
+        # Not yet flushed: (method, route, status) -> n; (method, route) -> [per-bucket n..., +Inf n], sum
+        self._counts: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._buckets: dict[tuple[str, str], list[int]] = {}
+        self._sums: dict[tuple[str, str], float] = defaultdict(float)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        self.observe_many([(0.0, "", method, route, status, seconds)])
+
+    def observe_many(self, observations: list[tuple]) -> None:
+        """``observations``: ``(wall_time, request_id, method, route, status, seconds)`` each."""
+        counts, buckets, sums = self._counts, self._buckets, self._sums
+        for _, _, method, route, status, seconds in observations:
+            counts[(method, route, status)] += 1
+            key = (method, route)
+            slots = buckets.get(key)
+            if slots is None:
+                slots = buckets[key] = [0] * (len(BUCKETS) + 1)
+            slots[bisect_left(BUCKETS, seconds)] += 1
+            sums[key] += seconds
+
+    def flush(self) -> None:
+        """Move what was counted since the last flush into prometheus_client's values."""
+        counts, self._counts = self._counts, defaultdict(int)
+        buckets, self._buckets = self._buckets, {}
+        sums, self._sums = self._sums, defaultdict(float)
+        for (method, route, status), n in counts.items():
+            self._requests.labels(method, route, str(status)).inc(n)
+        for labels, slots in buckets.items():
+            child = self._latency.labels(*labels)
+            # prometheus_client (pinned) keeps one value per bucket, cumulated at collection time, and
+            # the sum; observe() adds to exactly these, one observation at a time.
+            for i, n in enumerate(slots):
+                if n:
+                    child._buckets[i].inc(n)
+            child._sum.inc(sums[labels])
 
     def render(self) -> bytes:
+        """The text exposition, after this worker's own counts are flushed (``app.middleware.drain``
+        first adds what its requests appended since the last flush)."""
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        self.flush()
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)

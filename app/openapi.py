@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, file, html, json
 
+from app.middleware import instrumented
 from core.errors import NotFound
 from handlers.spec import Operation, operation_of
 
@@ -216,14 +217,17 @@ def docs_blueprint(title: str) -> Blueprint:
     page = _PAGE.format(title=title, prefix=DOCS_PREFIX)
 
     @bp.get("/", strict_slashes=False)
+    @instrumented
     async def ui(request: Request) -> HTTPResponse:
         return html(page)
 
     @bp.get("/openapi.json")
+    @instrumented
     async def spec(request: Request) -> HTTPResponse:
         return json(request.app.ctx.openapi)
 
     @bp.get("/static/<name:str>")
+    @instrumented
     async def static(request: Request, name: str) -> HTTPResponse:
         if name not in SWAGGER_FILES:
             raise NotFound()

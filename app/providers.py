@@ -14,12 +14,20 @@ from integrations.cardcheck import CardCheckClient
 from integrations.storage import LocalEncryptedStorage
 from integrations.wechat import MiniProgramClient
 from services.cache import DbTokenStore
-from services.esign.certs import load_bank_identity
+from services.esign.pool import ContractWorkers, IdentitySource
 from services.context import ServiceContext
 
 
 def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContext:
     pii = PiiCipher(settings.pii_keys, settings.pii_index_key)
+    identity_source = IdentitySource(
+        sandbox=not settings.is_production,
+        var_dir=settings.var_dir,
+        key_path=settings.esign_key_path,
+        cert_path=settings.esign_cert_path,
+        chain_path=settings.esign_chain_path,
+    )
+    signer = identity_source.load()
     return ServiceContext(
         settings=settings,
         pii=pii,
@@ -44,12 +52,10 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
             retries=settings.upstream_retries,
         ),
         storage=LocalEncryptedStorage(Path(settings.var_dir) / "uploads", pii),
-        signer=load_bank_identity(
-            sandbox=not settings.is_production,
-            var_dir=settings.var_dir,
-            key_path=settings.esign_key_path,
-            cert_path=settings.esign_cert_path,
-            chain_path=settings.esign_chain_path,
+        signer=signer,
+        contract_workers=ContractWorkers(
+            processes=settings.esign_processes, identity=signer, source=identity_source,
+            font_path=settings.cjk_font_path,
         ),
     )
 

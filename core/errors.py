@@ -28,11 +28,20 @@ class AppError(Exception):
         self.headers = headers or {}
         super().__init__(f"{self.code}: {self.message}")
 
+    def __reduce__(self):
+        # Errors cross process boundaries (contracts are signed in worker processes); the default
+        # pickling would rebuild them from the formatted text and lose the code, status and field.
+        return (_rebuild, (type(self), self.message, self.code, self.status, self.field, self.headers))
+
     def body(self) -> dict:
         err: dict = {"code": self.code, "message": self.message}
         if self.field:
             err["field"] = self.field
         return {"error": err}
+
+
+def _rebuild(cls, message, code, status, field, headers):
+    return cls(message, code=code, status=status, field=field, headers=headers)
 
 
 class ValidationFailed(AppError):

@@ -82,7 +82,9 @@ def mask_id_number(value: str) -> str:
 
 def mask_phone(value: str) -> str:
     """``13812345678`` -> ``138****5678`` (a leading +86 is dropped)."""
-    digits = re.sub(r"^\+?86", "", value.strip())
+    digits = value.strip()
+    if digits.startswith(("86", "+86")) and len(digits) > 11:
+        digits = digits[digits.index("86") + 2 :]
     if len(digits) < 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]

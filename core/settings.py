@@ -57,6 +57,8 @@ class Settings:
     # A TrueType CJK font embedded in every contract (required in production; sandbox searches the
     # usual system paths and falls back, loudly, to a non-embedded font).
     cjk_font_path: str | None = None
+    # Processes that render and sign contracts for each server worker (0: a thread in the worker).
+    esign_processes: int = 2
 
     # Stored files nothing refers to (a crash or a lost race between writing a file and committing its
     # row) are deleted by the worker once older than this, checked this often.

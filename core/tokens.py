@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 ALGORITHM = "HS256"
 MAX_USER_ID = 2**63 - 1  # users.id is a BIGINT
@@ -38,12 +39,35 @@ class AccessClaims:
         return int(self.sub)
 
 
+class _CheckedKeyHMAC(HMACAlgorithm):
+    """pyjwt's HS256, checking each key once: ``prepare_key`` scans the key for PEM and SSH markers on
+    every call (about a sixth of a token check); our keys are fixed at start, so a checked key is
+    remembered."""
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._checked: set[bytes] = set()
+
+    def prepare_key(self, key):
+        if isinstance(key, bytes) and key in self._checked:
+            return key
+        prepared = super().prepare_key(key)
+        if isinstance(key, bytes) and len(self._checked) < 64:
+            self._checked.add(key)
+        return prepared
+
+
 class JWTCodec:
     def __init__(self, keys: dict[str, bytes], *, issuer: str, audience: str, ttl_s: int) -> None:
         if not keys:
             raise ValueError("at least one JWT key is required")
         self._keys = dict(keys)
         self._active = next(iter(keys))
+        self._kids: dict[str, str] = {}  # header segment -> kid
+        # Our own pyjwt instance (its PyJWS is its own) with the key-checking HS256 above.
+        self._jwt = jwt.PyJWT()
+        self._jwt._jws.unregister_algorithm(ALGORITHM)
+        self._jwt._jws.register_algorithm(ALGORITHM, _CheckedKeyHMAC())
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
@@ -61,18 +85,30 @@ class JWTCodec:
         }
         return jwt.encode(claims, self._keys[self._active], algorithm=ALGORITHM, headers={"kid": self._active})
 
+    def _key_for(self, token: str) -> bytes:
+        """The key named by the token's header. Every token of one key has the same header, so the
+        header segment is parsed once per distinct value (a handful) and remembered; pyjwt then decodes
+        the token once."""
+        segment = token.split(".", 1)[0]
+        kid = self._kids.get(segment)
+        if kid is None:
+            try:
+                header = jwt.get_unverified_header(token)
+            except jwt.PyJWTError as exc:
+                raise TokenInvalid(f"malformed: {exc}") from exc
+            if header.get("alg") != ALGORITHM:
+                raise TokenInvalid(f"algorithm {header.get('alg')!r} not allowed")
+            kid = header.get("kid", "")
+            if kid not in self._keys:
+                raise TokenInvalid("unknown kid")
+            if len(self._kids) < 64:  # only headers we issue are worth remembering; bounded anyway
+                self._kids[segment] = kid
+        return self._keys[kid]
+
     def verify(self, token: str) -> AccessClaims:
+        key = self._key_for(token)
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenInvalid(f"malformed: {exc}") from exc
-        if header.get("alg") != ALGORITHM:
-            raise TokenInvalid(f"algorithm {header.get('alg')!r} not allowed")
-        key = self._keys.get(header.get("kid", ""))
-        if key is None:
-            raise TokenInvalid("unknown kid")
-        try:
-            claims = jwt.decode(
+            claims = self._jwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],

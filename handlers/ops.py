@@ -56,4 +56,5 @@ async def ready(request: Request) -> HTTPResponse:
     responses={200: Response(media_type="text/plain", schema={"type": "string"}, description="Prometheus text format 0.0.4")},
 )
 async def metrics(request: Request) -> HTTPResponse:
+    request.app.ctx.drain()  # this worker's latest requests too
     return raw(request.app.ctx.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

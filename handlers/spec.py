@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -189,19 +190,27 @@ def operation(**declaration: Any) -> Callable:
     def decorate(handler: Callable) -> Callable:
         @wraps(handler)
         async def wrapper(request: Request, **params: Any):
-            if op.auth:
-                claims = authenticate(request.app.ctx.services, request.headers.get("authorization"))
-                request.ctx.user_id = claims.user_id
-                request.ctx.token_family = claims.sid
-            for name, param in op.path.items():
-                if not param.accepts(params.get(name)):
-                    raise param.not_found()
-            extra: dict[str, Any] = {}
-            if op.query is not None:
-                extra["query"] = parse_query(request, op.query)
-            if op.body is not None:
-                extra["body"] = parse_json_body(request, op.body)
-            return await handler(request, **params, **extra)
+            # Every answer of an API operation passes here, errors included: the app's ``finish`` (request
+            # id, metrics, access log) runs once for each, without a Sanic middleware.
+            started = time.perf_counter()
+            ctx = request.app.ctx
+            try:
+                if op.auth:
+                    claims = authenticate(ctx.services, request.headers.get("authorization"))
+                    request.ctx.user_id = claims.user_id
+                    request.ctx.token_family = claims.sid
+                for name, param in op.path.items():
+                    if not param.accepts(params.get(name)):
+                        raise param.not_found()
+                extra: dict[str, Any] = {}
+                if op.query is not None:
+                    extra["query"] = parse_query(request, op.query)
+                if op.body is not None:
+                    extra["body"] = parse_json_body(request, op.body)
+                response = await handler(request, **params, **extra)
+            except Exception as exc:  # noqa: BLE001 - rendered as the error shape, like Sanic's handler would
+                response = ctx.render_error(request, exc)
+            return ctx.finish(request, response, started)
 
         wrapper.__operation__ = op  # type: ignore[attr-defined]
         return wrapper

@@ -11,6 +11,7 @@ from integrations.cardcheck import CardCheckClient
 from integrations.storage import ObjectStorage
 from integrations.wechat import MiniProgramClient
 from services.esign.certs import BankSigningIdentity
+from services.esign.pool import ContractWorkers
 
 
 @dataclass
@@ -22,3 +23,4 @@ class ServiceContext:
     cardcheck: CardCheckClient
     storage: ObjectStorage
     signer: BankSigningIdentity  # the bank's e-signing key and certificate
+    contract_workers: ContractWorkers  # render and sign contracts in worker processes

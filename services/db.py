@@ -1,26 +1,59 @@
-"""Transactions that a client hanging up cannot cut in half.
+"""Transactions that a client hanging up cannot cut in half, and that a lock conflict re-runs.
 
 Sanic cancels a handler when its client disconnects. Cancelled inside ``in_transaction()``, the driver
 raises mid-query and the connection never returns to the pool (docs/stack-notes.md, pitfall 1).
 ``atomic`` runs the transaction in its own task and shields it: the caller may be cancelled, the
 transaction still commits or rolls back and gives its connection back.
+
+A transaction the database aborts for a conflict (MySQL 1213 deadlock, 1205 lock wait timeout;
+Galera's certification failures surface as 1213; TiDB's write conflicts as 9007 and 8002) did nothing,
+so ``atomic`` runs the whole unit of work again, from its first read, a bounded number of times. The
+work must therefore be a function of what it reads inside the transaction (every caller's is).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+RETRYABLE_CODES = {1213, 1205, 9007, 8002}
+ATTEMPTS = 5
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether the database aborted the transaction for a conflict with another one."""
+    for cause in (exc, exc.__cause__, exc.__context__, *(getattr(exc, "args", ()) or ())):
+        args = getattr(cause, "args", None)
+        if args and isinstance(args[0], int) and args[0] in RETRYABLE_CODES:
+            return True
+    return False
+
+
+def placeholder(conn: BaseDBAsyncClient) -> str:
+    """The driver's parameter marker, for the few hot reads written as plain SQL."""
+    return "?" if conn.capabilities.dialect == "sqlite" else "%s"
 
 
 async def atomic(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
     async def body() -> T:
-        async with in_transaction() as conn:
-            return await work(conn)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with in_transaction() as conn:
+                    return await work(conn)
+            except (OperationalError, TransactionManagementError) as exc:
+                if attempt == ATTEMPTS or not is_conflict(exc):
+                    raise
+                log.info("transaction conflict, running it again", extra={"attempt": attempt})
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # spread the retries out
+        raise AssertionError("unreachable")
 
     return await asyncio.shield(asyncio.ensure_future(body()))

@@ -45,15 +45,16 @@ def _exists(cur, name: str) -> bool:
     return cur.fetchone() is not None
 
 
-def _is_ours(cur, name: str) -> bool:
+def _is_ours(cur, name: str, marker: str) -> bool:
     cur.execute(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s", (name, MARKER_TABLE)
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s", (name, marker)
     )
     return cur.fetchone() is not None
 
 
-def claim(url: str) -> str:
-    """Give the suite an empty database of its own at ``url``; returns its name.
+def claim(url: str, *, marker: str = MARKER_TABLE) -> str:
+    """Give the suite an empty database of its own at ``url``; returns its name. (The benchmarks use
+    the same rule for theirs, with their own ``marker``.)
 
     Raises ``NotOurDatabase`` (having changed nothing) when the database exists without our mark."""
     conn_args, name = _parts(url)
@@ -61,7 +62,7 @@ def claim(url: str) -> str:
     try:
         with conn.cursor() as cur:
             if _exists(cur, name):
-                if not _is_ours(cur, name):
+                if not _is_ours(cur, name, marker):
                     cur.execute(
                         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", (name,)
                     )
@@ -74,12 +75,12 @@ def claim(url: str) -> str:
                 cur.execute(f"DROP DATABASE `{name}`")
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
             cur.execute(
-                f"CREATE TABLE `{name}`.`{MARKER_TABLE}` (created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+                f"CREATE TABLE `{name}`.`{marker}` (created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
                 "note VARCHAR(255)) ENGINE=InnoDB"
             )
             cur.execute(
-                f"INSERT INTO `{name}`.`{MARKER_TABLE}` (note) VALUES (%s)",
-                ("created by the openbank-mp test suite; dropped and rebuilt by every run",),
+                f"INSERT INTO `{name}`.`{marker}` (note) VALUES (%s)",
+                ("created by the openbank-mp tooling; dropped and rebuilt by every run",),
             )
     finally:
         conn.close()

@@ -15,7 +15,6 @@ from services import users as user_svc
 from services.auth import login as login_svc
 from services.auth import tokens as token_svc
 from services.auth.tokens import RefreshTokenInvalid, RefreshTokenReused
-from services.identity.status import identity_status
 from services.users import PhoneNotSupported
 from services.wechat_errors import WECHAT_ERRORS
 
@@ -138,9 +137,7 @@ async def logout(request: Request) -> HTTPResponse:
     errors=((404, "NOT_FOUND"),),
 )
 async def me(request: Request) -> HTTPResponse:
-    ctx = services(request)
-    user = await user_svc.get_user(request.ctx.user_id)
-    return json({**user_svc.public_user(ctx, user), "identity": await identity_status(ctx, user.id)})
+    return json(await user_svc.profile(services(request), request.ctx.user_id))
 
 
 @bp.post("/me/phone")

@@ -36,7 +36,11 @@ async def login(ctx: ServiceContext, *, code: str) -> LoginResult:
     session_key_enc = ctx.pii.encrypt(session["session_key"], purpose=SESSION_KEY_PURPOSE)
 
     async def work(conn: BaseDBAsyncClient) -> LoginResult:
-        user = await User.filter(openid=openid).select_for_update().using_db(conn).first()
+        # No SELECT ... FOR UPDATE of a row that may not exist: on MySQL that takes a gap lock, and two
+        # first logins (any two openids in one gap) then deadlock on their INSERTs. A plain read, then
+        # the INSERT (a concurrent first login of the same openid fails it on the unique key) or an
+        # UPDATE by primary key, which locks that one row.
+        user = await User.filter(openid=openid).using_db(conn).first()
         created = user is None
         if user is None:
             user = await User.create(openid=openid, using_db=conn)

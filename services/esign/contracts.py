@@ -36,8 +36,6 @@ from services.esign.errors import (
     SubjectNotFound,
     TemplateNotFound,
 )
-from services.esign.render import render_contract_async
-from services.esign.signing import sign_contract_async
 from services.esign.templates import get_template
 from services.esign.verification import verify_pdf_async
 from services.identity import face
@@ -150,8 +148,7 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
         "date": utcnow().astimezone(CHINA_TZ).date(),
         **subject_context,
     }
-    rendered = await render_contract_async(tpl.code, context, variant=variant, contract_ref=contract_no,
-                                           font_path=ctx.settings.cjk_font_path)
+    rendered = await ctx.contract_workers.render(tpl.code, context, variant=variant, contract_ref=contract_no)
     key = await ctx.storage.put(rendered.pdf, purpose=PDF_PURPOSE)
 
     async def save(conn) -> Contract:
@@ -257,14 +254,12 @@ async def sign(
         f"证件号码：{mask_id_number(id_number)}",
         f"意愿认证：微信人脸核验 {fv.out_seq_no}",
     ]
-    signed = await sign_contract_async(
+    signed = await ctx.contract_workers.sign(
         unsigned,
-        identity=ctx.signer,
         signature_png=signature,
         signer_lines=signer_lines,
         signed_at=signed_at,
         tsa_url=ctx.settings.esign_tsa_url,
-        font_path=ctx.settings.cjk_font_path,
     )
     signed_sha = hashlib.sha256(signed).hexdigest()
     key = await ctx.storage.put(signed, purpose=PDF_PURPOSE)

@@ -87,5 +87,11 @@ async def test_two_workers_make_one_draft(tmp_path):
                 assert sum(r.status_code == 201 for r in responses) == 1
             # two ID photos per user and one PDF per draft: no PDF rendered in vain was left behind
             assert len(_stored_files(tmp_path)) == 3 * 2 + 3
+        started = server.descendants()  # the workers, and the processes rendering contracts for them
+        assert len(started) > 2
     finally:
-        await asyncio.to_thread(server.stop)
+        assert await asyncio.to_thread(server.stop) == 0
+    # nothing outlives the server: the contract worker processes stop with their Sanic worker
+    await asyncio.sleep(1)
+    assert [pid for pid in started if Path(f"/proc/{pid}").exists() and
+            b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()] == []

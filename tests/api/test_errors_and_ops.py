@@ -39,10 +39,10 @@ async def test_request_id_is_echoed_or_made(client):
 
 
 async def test_unexpected_error_is_500_without_internals(client, user, monkeypatch):
-    async def boom(user_id):
+    async def boom(ctx, user_id):
         raise RuntimeError("secret internals at /work/main/services/users.py")
 
-    monkeypatch.setattr(services.users, "get_user", boom)
+    monkeypatch.setattr(services.users, "profile", boom)
     resp = await client.get("/api/v1/me", headers=user.headers)
     assert resp.status_code == 500
     body = resp.json()

@@ -81,12 +81,12 @@ async def test_docs_page_works_offline(client):
 
 
 async def test_a_response_that_drifts_from_the_document_fails_loudly(client, user, monkeypatch):
-    real = services.users.public_user
+    real = services.users.profile
 
-    def drifted(ctx, u):
-        return {**real(ctx, u), "openid": "leaked"}  # an undocumented field
+    async def drifted(ctx, user_id):
+        return {**await real(ctx, user_id), "openid": "leaked"}  # an undocumented field
 
-    monkeypatch.setattr(services.users, "public_user", drifted)
+    monkeypatch.setattr(services.users, "profile", drifted)
     resp = await client.get("/api/v1/me", headers=user.headers)
     assert resp.status_code == 500
     assert resp.json()["error"]["code"] == "RESPONSE_CONTRACT_VIOLATION"
@@ -99,14 +99,14 @@ async def test_an_undocumented_error_code_fails_loudly(client, user, monkeypatch
     async def odd(*a, **kw):
         raise AppError("x", code="SOMETHING_NEW", status=409)
 
-    monkeypatch.setattr(services.users, "get_user", odd)
+    monkeypatch.setattr(services.users, "profile", odd)
     resp = await client.get("/api/v1/me", headers=user.headers)
     assert resp.status_code == 500 and "status not documented" in resp.json()["error"]["message"]
     # and a documented status with an undocumented code
     async def odd404(*a, **kw):
         raise AppError("x", code="SOMETHING_NEW", status=404)
 
-    monkeypatch.setattr(services.users, "get_user", odd404)
+    monkeypatch.setattr(services.users, "profile", odd404)
     resp = await client.get("/api/v1/me", headers=user.headers)
     assert resp.status_code == 500 and "SOMETHING_NEW" in resp.json()["error"]["message"]
 

@@ -12,7 +12,7 @@ from tests.helpers import assert_error
 PHONE = "13812345678"
 
 
-async def test_bind_phone_masks_and_encrypts(client, sandbox, user, ctx):
+async def test_bind_phone_masks_and_encrypts(client, sandbox, user, ctx, server):
     root = logging.getLogger()
     buffers = []
     for h in root.handlers:
@@ -20,6 +20,9 @@ async def test_bind_phone_masks_and_encrypts(client, sandbox, user, ctx):
             buf = io.StringIO()
             buffers.append((h, h.setStream(buf), buf))
     assert buffers, "the app's JSON log handler should be on the root logger"
+    access = io.StringIO()
+    server.app.ctx.drain()
+    server.app.ctx.access_log.stream = access
     try:
         # Given a phone code for the user's WeChat phone
         code = await sandbox.phone_code(PHONE)
@@ -30,6 +33,8 @@ async def test_bind_phone_masks_and_encrypts(client, sandbox, user, ctx):
     finally:
         for h, old, _ in buffers:
             h.setStream(old)
+        server.app.ctx.drain()
+        server.app.ctx.access_log.stream = None
     # Then it is shown masked
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"phone": "138****5678"}
@@ -41,7 +46,7 @@ async def test_bind_phone_masks_and_encrypts(client, sandbox, user, ctx):
     assert PHONE not in dumped and rows[0]["phone_enc"].startswith("v1.")
     assert rows[0]["phone_index"] == ctx.pii.blind_index(PHONE, purpose="user.phone")
     # and neither do the logs
-    logs = "".join(buf.getvalue() for _, _, buf in buffers)
+    logs = "".join(buf.getvalue() for _, _, buf in buffers) + access.getvalue()
     assert "app.access" in logs and "/api/v1/me/phone" in logs
     assert PHONE not in logs and "138****5678" in logs
 

@@ -50,6 +50,19 @@ class ServerProcess:
             time.sleep(0.3)
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.log.read_text(errors='replace')[-3000:]}")
 
+    def descendants(self) -> list[int]:
+        """Every process this server started (its workers, and theirs)."""
+        found, frontier = [], [self.proc.pid]
+        while frontier:
+            pid = frontier.pop()
+            try:
+                kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            frontier += kids
+        return found
+
     def stop(self) -> int | None:
         """SIGTERM to the main process only, as Docker does: it shuts its workers down gracefully.
         (Signalling the whole group makes workers get it twice, and Sanic then hangs in cleanup.)

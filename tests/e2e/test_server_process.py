@@ -55,6 +55,7 @@ def test_metrics_count_every_worker_whichever_answers_the_scrape(tmp_path):
         n = 60
         for _ in range(n):  # a new connection each time, so both workers take some
             assert httpx.get(f"{server.url}/health/live", headers={"Connection": "close"}, trust_env=False).status_code == 200
+        time.sleep(1.0)  # each worker moves its in-memory counts to the shared files every 0.5 s
         counted_by = {p.name for p in (tmp_path / "metrics").glob("counter_*.db")}
         assert len(counted_by) >= 2, counted_by  # both worker processes counted requests
         for _ in range(6):  # whichever worker answers, it reports the whole server

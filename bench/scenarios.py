@@ -1,0 +1,340 @@
+"""The benchmark scenarios. Each starts what it needs, measures, compares with its baseline in the same
+run, and returns a ``Result`` with its target; nothing is asserted here: a scenario below target is
+reported as such."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import jwt
+
+from bench.harness import (
+    ROOT,
+    Load,
+    Proc,
+    Result,
+    children_cpu_seconds,
+    cpu_seconds,
+    drive,
+    free_port,
+    interleave,
+    load,
+    pids_named,
+)
+
+JWT_KEY = b"bench-only-jwt-key-0123456789abcdef0123456789"
+
+
+class Context:
+    """What every scenario shares: the database, a scratch folder, the timing knobs."""
+
+    def __init__(self, db_url: str, work: Path, seconds: float, rounds: int, connections: int) -> None:
+        self.db_url = db_url
+        self.work = work
+        self.seconds = seconds
+        self.rounds = rounds
+        self.connections = connections
+        self.started: list[Proc] = []
+
+    def stop_all(self) -> None:
+        while self.started:
+            self.started.pop().stop()
+
+    def app_env(self, var: Path, **extra: str) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("APP_", "WECHAT_", "JWT_", "PII_", "SELF_BASE", "DATABASE_URL", "PROMETHEUS"))}
+        env.update(PYTHONPATH=str(ROOT), VAR_DIR=str(var), DATABASE_URL=self.db_url, SANDBOX_ROUTES="1")
+        env.update(extra)
+        return env
+
+    def project(self, name: str, *, workers: int = 1, **env: str) -> Proc:
+        var = self.work / name
+        var.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        proc = Proc(name, [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
+                    env=self.app_env(var, **env), ready=f"http://127.0.0.1:{port}/health/ready", log_dir=self.work)
+        proc.url = f"http://127.0.0.1:{port}"
+        self.started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    def baseline(self, script: str, *args: str) -> Proc:
+        port = free_port()
+        ready_path = {"hello": "/hello", "jwt_select": "/me", "insert_tx": "/insert"}[script]
+        proc = Proc(f"baseline-{script}", [sys.executable, str(ROOT / "bench" / "baselines" / f"{script}.py"),
+                                           "--port", str(port), *args],
+                    ready=f"http://127.0.0.1:{port}{ready_path}", log_dir=self.work)
+        proc.url = f"http://127.0.0.1:{port}"
+        self.started.append(proc)
+        proc.wait_ready()
+        return proc
+
+    def load(self, url: str, headers: dict | None = None) -> Load:
+        return load(url, seconds=self.seconds, connections=self.connections, headers=headers)
+
+
+def _as_dict(load_: Load) -> dict:
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in load_.__dict__.items()}
+
+
+def _worker_rss(proc: Proc) -> dict:
+    """RSS of each serving process: with several workers the main process only manages them, and
+    multiprocessing's resource tracker serves nobody."""
+    rss = proc.rss_mb()
+
+    def helper(pid: int) -> bool:
+        try:
+            return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+
+    pids = [pid for pid in rss if not helper(pid)]
+    serving = pids[1:] if len(pids) > 1 else pids
+    return {str(pid): round(rss[pid], 1) for pid in serving}
+
+
+def _sql(db_url: str, statements: list[tuple[str, tuple]]) -> None:
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    parts = urlsplit(db_url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                           password=parts.password or "", database=parts.path.lstrip("/"), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for sql, args in statements:
+                cur.execute(sql, args)
+    finally:
+        conn.close()
+
+
+# -- seeding -----------------------------------------------------------------------------------------
+
+
+def verified_user(base: str) -> str:
+    """Log a user in through the emulator and pass every identity check; returns an access token."""
+    from tests.identity_data import make_card_number, make_id_number
+
+    http = httpx.Client(base_url=base, timeout=30, trust_env=False)
+    control = lambda path, body: http.post(f"/sandbox/control/{path}", json=body)  # noqa: E731
+    token = http.post("/api/v1/auth/login", json={"code": control("login-code", {}).json()["code"]}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    http.post("/api/v1/me/phone", headers=auth, json={"code": control("phone-code", {"phone": "13812345678"}).json()["code"]})
+    id_number, card = make_id_number(), make_card_number()
+    person = {"name": "王小明", "id_number": id_number, "valid_until": "20400101"}
+    ids = {}
+    for side, kind in (("front", "id_front"), ("back", "id_back")):
+        image = control("id-card-images", {"side": side, **person}).content
+        ids[kind] = http.post("/api/v1/uploads", headers=auth, files={"file": ("f.png", image, "image/png")},
+                              data={"kind": kind}).json()["id"]
+    assert http.post("/api/v1/identity/id-card", headers=auth, json={
+        "front_upload_id": ids["id_front"], "back_upload_id": ids["id_back"],
+        "name": person["name"], "id_number": id_number}).status_code == 200
+    verify_id = http.post("/api/v1/identity/face", headers=auth).json()["verify_id"]
+    control(f"face/{verify_id}", {"result": "pass"})
+    http.post(f"/api/v1/identity/face/{verify_id}/result", headers=auth)
+    control("bank-cards", {"card_number": card, "name": person["name"], "id_number": id_number,
+                           "phone": "13812345678", "card_class": "I"})
+    assert http.post("/api/v1/identity/bank-card", headers=auth,
+                     json={"card_number": card, "reserved_phone": "13812345678"}).status_code == 200
+    return token
+
+
+# -- scenarios ---------------------------------------------------------------------------------------
+
+
+def live(ctx: Context) -> Result:
+    """The trivial route with everything every request pays (request id, access log, metrics)."""
+    project, hello = ctx.project("live"), ctx.baseline("hello")
+    try:
+        a, b = interleave(lambda: ctx.load(f"{project.url}/health/live"), lambda: ctx.load(f"{hello.url}/hello"),
+                          rounds=ctx.rounds)
+        ratio = a.rps / b.rps
+        return Result("live", "GET /health/live (access log on)", _as_dict(a), _as_dict(b), "Sanic hello route",
+                      round(ratio, 2), round(a.p99_ms / b.p99_ms, 2), "≥ 0.8× hello", ratio >= 0.8,
+                      _worker_rss(project))
+    finally:
+        project.stop()
+        hello.stop()
+
+
+def me(ctx: Context) -> Result:
+    """The profile read: JWT check, the user and their identity, decrypted and masked."""
+    project = ctx.project("me")
+    token = verified_user(project.url)
+    _sql(ctx.db_url, [
+        ("CREATE TABLE IF NOT EXISTS bench_users (id BIGINT PRIMARY KEY AUTO_INCREMENT, openid VARCHAR(64), "
+         "phone_enc VARCHAR(255), created_at DATETIME(6) NOT NULL)", ()),
+        ("INSERT INTO bench_users (openid, phone_enc, created_at) VALUES (%s, %s, NOW(6))", ("obench", "v1.k.x")),
+    ])
+    base_token = jwt.encode({"sub": "1", "aud": "bench", "iss": "bench", "exp": int(time.time()) + 3600},
+                            JWT_KEY, algorithm="HS256")
+    baseline = ctx.baseline("jwt_select", "--db", ctx.db_url)
+    try:
+        a, b = interleave(lambda: ctx.load(f"{project.url}/api/v1/me", {"Authorization": f"Bearer {token}"}),
+                          lambda: ctx.load(f"{baseline.url}/me", {"Authorization": f"Bearer {base_token}"}),
+                          rounds=ctx.rounds)
+        ratio, p99_ratio = a.rps / b.rps, a.p99_ms / b.p99_ms
+        return Result("me", "GET /api/v1/me (verified user)", _as_dict(a), _as_dict(b),
+                      "HS256 JWT + one PK SELECT, raw aiomysql", round(ratio, 2), round(p99_ratio, 2),
+                      "≥ 0.8× baseline, p99 ≤ 1.5× baseline p99", ratio >= 0.8 and p99_ratio <= 1.5,
+                      _worker_rss(project))
+    finally:
+        project.stop()
+        baseline.stop()
+
+
+def insert(ctx: Context) -> Result:
+    """The write baseline on its own: one INSERT in a transaction. The money paths (debits, top-ups)
+    add their scenario against it when they land."""
+    _sql(ctx.db_url, [("CREATE TABLE IF NOT EXISTS bench_events (id BIGINT PRIMARY KEY AUTO_INCREMENT, "
+                       "token CHAR(32) NOT NULL, body TEXT)", ())])
+    baseline = ctx.baseline("insert_tx", "--db", ctx.db_url)
+    try:
+        b = drive({"method": "POST", "url": f"{baseline.url}/insert", "connections": ctx.connections,
+                   "headers": {"content-type": "application/json"}, "body": '{"n": 1}'},
+                  seconds=ctx.seconds)
+        return Result("insert", "one INSERT in a transaction (reference for the write paths to come)",
+                      _as_dict(b), target="reported (no project route writes money yet)")
+    finally:
+        baseline.stop()
+
+
+def login(ctx: Context) -> Result:
+    """WeChat login against the emulator in its own process: jscode2session over HTTP, the user upsert,
+    a refresh token, an access JWT."""
+    sandbox_port = free_port()
+    var = ctx.work / "login-sandbox"
+    var.mkdir(exist_ok=True)
+    appid, secret = "wxbench000000001", "bench-only-sandbox-secret"
+    sandbox = Proc("login-sandbox", [sys.executable, "-m", "sandbox", "--port", str(sandbox_port)],
+                   env={**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_APPS": f"{appid}:{secret}",
+                        "SANDBOX_STATE_PATH": str(var / "sandbox.sqlite3")},
+                   ready=f"http://127.0.0.1:{sandbox_port}/sandbox/control/health", log_dir=ctx.work)
+    ctx.started.append(sandbox)
+    sandbox.wait_ready()
+    emulator = f"http://127.0.0.1:{sandbox_port}/sandbox"
+    project = ctx.project("login", SANDBOX_ROUTES="0", WECHAT_APPID=appid, WECHAT_SECRET=secret,
+                          WECHAT_API_BASE=f"{emulator}/wechat")
+    try:
+        codes = asyncio.run(_mint_codes(f"{emulator}/control/login-code", int(600 * ctx.seconds)))
+        a = drive({"method": "POST", "url": f"{project.url}/api/v1/auth/login", "connections": ctx.connections,
+                   "headers": {"content-type": "application/json"},
+                   "bodies": [f'{{"code": "{c}"}}' for c in codes]}, seconds=ctx.seconds)
+        return Result("login", "POST /api/v1/auth/login (emulator in its own process)", _as_dict(a),
+                      target="reported: logins/s and p99", rss_mb=_worker_rss(project),
+                      notes=[f"{len(codes)} codes minted beforehand; each used once"])
+    finally:
+        project.stop()
+        sandbox.stop()
+
+
+async def _mint_codes(url: str, n: int) -> list[str]:
+    async with httpx.AsyncClient(timeout=30, trust_env=False) as http:
+        sem = asyncio.Semaphore(16)
+
+        async def one() -> str:
+            async with sem:
+                return (await http.post(url, json={})).json()["code"]
+
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+
+def workers(ctx: Context) -> Result:
+    """The same read with two worker processes: does the second core add throughput?"""
+    one = ctx.project("me-1worker")
+    two = ctx.project("me-2workers", workers=2)
+    try:
+        t1, t2 = verified_user(one.url), verified_user(two.url)
+        a, b = interleave(lambda: ctx.load(f"{two.url}/api/v1/me", {"Authorization": f"Bearer {t2}"}),
+                          lambda: ctx.load(f"{one.url}/api/v1/me", {"Authorization": f"Bearer {t1}"}),
+                          rounds=ctx.rounds)
+        ratio = a.rps / b.rps
+        # Where the CPU goes with two workers: the database and the load generator share these cores.
+        servers, database = two.pids(), pids_named("mariadbd", "mysqld")
+        app0, db0, gen0 = cpu_seconds(servers), cpu_seconds(database), children_cpu_seconds()
+        probe = ctx.load(f"{two.url}/api/v1/me", {"Authorization": f"Bearer {t2}"})
+        n = max(probe.requests, 1)
+        app_us, db_us, gen_us = ((cpu_seconds(servers) - app0) / n * 1e6, (cpu_seconds(database) - db0) / n * 1e6,
+                                 (children_cpu_seconds() - gen0) / n * 1e6)
+        cores = os.cpu_count() or 1
+        ceiling = cores * 1e6 / (app_us + db_us + gen_us)
+        return Result("workers", "GET /api/v1/me, 2 workers", _as_dict(a), _as_dict(b), "the same, 1 worker",
+                      round(ratio, 2), round(a.p99_ms / b.p99_ms, 2), "≥ 1.5× one worker", ratio >= 1.5,
+                      {**_worker_rss(two), **_worker_rss(one)},
+                      notes=[f"CPU per request with 2 workers: app {app_us:.0f} us, database {db_us:.0f} us, "
+                             f"load generator {gen_us:.0f} us; {cores} cores busy give at most {ceiling:.0f}/s, "
+                             f"{ceiling / b.rps:.2f}x one worker"])
+    finally:
+        one.stop()
+        two.stop()
+
+
+SCENARIOS: dict[str, Callable[[Context], Result]] = {
+    "live": live,
+    "me": me,
+    "login": login,
+    "insert": insert,
+    "workers": workers,
+}
+
+
+def esign(ctx: Context) -> Result:
+    """Contracts signed per second by the service's worker processes (``ESIGN_PROCESSES``, one per
+    core) against bare pyHanko signing the same PDF in one process."""
+    import datetime as dt
+
+    from bench.esign_baseline import bare_signings_per_second
+    from services.esign.pool import ContractWorkers, IdentitySource
+    from services.esign.render import render_contract
+    from tests.contract_helpers import signature_png
+
+    var = ctx.work / "esign"
+    var.mkdir(exist_ok=True)
+    source = IdentitySource(sandbox=True, var_dir=str(var))
+    identity = source.load()
+    context = {"signer_name": "张三丰", "signer_id_number": "11010519491231002X", "date": "2026-11-20"}
+    pdf = render_contract("privacy_consent", context, contract_ref="HTBENCH0001").pdf
+    png = signature_png()
+    processes = os.cpu_count() or 1
+    workers = ContractWorkers(processes=processes, identity=identity, source=source, font_path=None)
+
+    async def ours() -> Load:
+        await workers.warm_up()
+        done, latencies = 0, []
+        deadline = time.perf_counter() + ctx.seconds
+
+        async def one_at_a_time() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                await workers.sign(pdf, signature_png=png, signer_lines=["签署人：张*丰"],
+                                   signed_at=dt.datetime.now(dt.timezone.utc))
+                latencies.append((time.perf_counter() - t0) * 1000)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_at_a_time() for _ in range(2 * processes)))
+        latencies.sort()
+        return Load(done / (time.perf_counter() - started), latencies[len(latencies) // 2],
+                    latencies[int(len(latencies) * 0.99)], latencies[-1], done, 0)
+
+    try:
+        a, b = interleave(lambda: asyncio.run(ours()),
+                          lambda: bare_signings_per_second(pdf, identity, seconds=ctx.seconds), rounds=ctx.rounds)
+    finally:
+        workers.close()
+    ratio = a.rps / b.rps
+    return Result("esign", f"contracts signed/s, {processes} worker processes", _as_dict(a), _as_dict(b),
+                  "bare pyHanko sign_pdf, one process", round(ratio, 2), None, "≥ 1.5× bare pyHanko", ratio >= 1.5,
+                  notes=["signing includes the signer's handwritten image and the bank's seal appearance"])
+
+
+SCENARIOS["esign"] = esign
