@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], metavar="scenario",
                         help=f"any of: {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--seconds", type=float, default=5, help="length of each load run")
-    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds per comparison (the median counts)")
+    parser.add_argument("--rounds", type=int, default=5, help="A/B rounds per comparison (the median counts)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round: checks the harness, not speed")
     parser.add_argument("--json", type=Path, default=None, help="where to write results (default var/bench/)")

@@ -1,10 +1,13 @@
-"""The Python load driver, run as its own process by ``bench.harness.drive``.
+"""The Python load driver, run as its own process by ``bench.harness.drive`` where wrk is unavailable.
 
     python bench/drive.py SPEC.json      -> prints one JSON line: rps, p50_ms, p99_ms, max_ms, requests, errors
 
-SPEC: ``{"method", "url", "headers"?, "connections", "seconds", "body"?: str, "bodies"?: [str, ...]}``. With
-``bodies``, each request takes the next body (one use each, e.g. single-use login codes) and the run
-ends early when they run out. Used where wrk cannot go: POST mixes and per-request bodies.
+SPEC: ``{"method", "url", "headers"?, "connections", "seconds", "body"?: str, "bodies"?: [str, ...]}``.
+With ``bodies``, each request takes the next body (one use each, e.g. single-use login codes) and the
+run ends early when they run out.
+
+Each connection is a plain HTTP/1.1 keep-alive stream (asyncio), not an HTTP client library: httpx's
+connection pool falls to ~150 requests/s at 64 concurrent requests here, which would measure the driver.
 """
 
 from __future__ import annotations
@@ -13,40 +16,51 @@ import asyncio
 import json
 import sys
 import time
-
-import httpx
+from urllib.parse import urlsplit
 
 
 async def run(spec: dict) -> dict:
+    url = urlsplit(spec["url"])
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    head = f"{spec['method']} {target} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in (spec.get("headers") or {}).items())
     bodies = iter(spec.get("bodies") or [])
     has_bodies = bool(spec.get("bodies"))
     deadline = time.perf_counter() + float(spec["seconds"])
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=spec["connections"], max_keepalive_connections=spec["connections"])
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def connection() -> None:
         nonlocal errors
-        while time.perf_counter() < deadline:
-            body = spec.get("body")
-            if has_bodies:
-                body = next(bodies, None)
-                if body is None:
-                    return
-            t0 = time.perf_counter()
-            try:
-                resp = await client.request(spec["method"], spec["url"], headers=spec.get("headers") or {},
-                                            content=body.encode() if isinstance(body, str) else body)
-                if resp.status_code >= 400:
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        try:
+            while time.perf_counter() < deadline:
+                body = spec.get("body") or ""
+                if has_bodies:
+                    body = next(bodies, None)
+                    if body is None:
+                        return
+                data = body.encode()
+                t0 = time.perf_counter()
+                writer.write(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t0)
+                if not status_line.startswith(b"HTTP/1.1 2"):
                     errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append(time.perf_counter() - t0)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            errors += 1
+        finally:
+            writer.close()
 
-    async with httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(spec["connections"])))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(spec["connections"])))
+    elapsed = time.perf_counter() - started
     latencies.sort()
     n = len(latencies)
     pick = lambda q: latencies[min(n - 1, int(n * q))] * 1000 if n else float("nan")  # noqa: E731

@@ -157,12 +157,34 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def wrk(url: str, *, seconds: float, connections: int, headers: dict | None = None) -> Load:
+# POSTs for wrk: each request takes the next body from a file (one per line), so single-use bodies
+# (login codes) are each sent once; when they run out the last one repeats, and shows as errors.
+_POST_LUA = """
+local bodies, i = {}, 0
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  if i < #bodies then i = i + 1 end
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+"""
+
+
+def wrk(url: str, *, seconds: float, connections: int, headers: dict | None = None,
+        bodies: list[str] | None = None) -> Load:
     cmd = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
            "--timeout", "10s"]
+    env = None
+    if bodies is not None:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+        (tmp / "post.lua").write_text(_POST_LUA)
+        (tmp / "bodies.txt").write_text("\n".join(bodies) + "\n", encoding="utf-8")
+        cmd += ["-s", str(tmp / "post.lua")]
+        env = {**os.environ, "BENCH_BODIES": str(tmp / "bodies.txt")}
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60, env=env).stdout
     latency = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -196,6 +218,14 @@ def load(url: str, *, seconds: float, connections: int, headers: dict | None = N
     if shutil.which("wrk"):
         return wrk(url, seconds=seconds, connections=connections, headers=headers)
     return drive({"method": "GET", "url": url, "headers": headers or {}, "connections": connections}, seconds=seconds)
+
+
+def post(url: str, bodies: list[str], *, seconds: float, connections: int) -> Load:
+    """POST JSON bodies, each once in order (the last repeats if they run out)."""
+    if shutil.which("wrk"):
+        return wrk(url, seconds=seconds, connections=connections, bodies=bodies)
+    return drive({"method": "POST", "url": url, "connections": connections,
+                  "headers": {"Content-Type": "application/json"}, "bodies": bodies}, seconds=seconds)
 
 
 @dataclass

@@ -21,11 +21,11 @@ from bench.harness import (
     Result,
     children_cpu_seconds,
     cpu_seconds,
-    drive,
     free_port,
     interleave,
     load,
     pids_named,
+    post,
 )
 
 JWT_KEY = b"bench-only-jwt-key-0123456789abcdef0123456789"
@@ -198,9 +198,7 @@ def insert(ctx: Context) -> Result:
                        "token CHAR(32) NOT NULL, body TEXT)", ())])
     baseline = ctx.baseline("insert_tx", "--db", ctx.db_url)
     try:
-        b = drive({"method": "POST", "url": f"{baseline.url}/insert", "connections": ctx.connections,
-                   "headers": {"content-type": "application/json"}, "body": '{"n": 1}'},
-                  seconds=ctx.seconds)
+        b = post(f"{baseline.url}/insert", ['{"n": 1}'], seconds=ctx.seconds, connections=ctx.connections)
         return Result("insert", "one INSERT in a transaction (reference for the write paths to come)",
                       _as_dict(b), target="reported (no project route writes money yet)")
     finally:
@@ -224,10 +222,9 @@ def login(ctx: Context) -> Result:
     project = ctx.project("login", SANDBOX_ROUTES="0", WECHAT_APPID=appid, WECHAT_SECRET=secret,
                           WECHAT_API_BASE=f"{emulator}/wechat")
     try:
-        codes = asyncio.run(_mint_codes(f"{emulator}/control/login-code", int(600 * ctx.seconds)))
-        a = drive({"method": "POST", "url": f"{project.url}/api/v1/auth/login", "connections": ctx.connections,
-                   "headers": {"content-type": "application/json"},
-                   "bodies": [f'{{"code": "{c}"}}' for c in codes]}, seconds=ctx.seconds)
+        codes = asyncio.run(_mint_codes(f"{emulator}/control/login-code", int(1500 * ctx.seconds)))
+        a = post(f"{project.url}/api/v1/auth/login", [f'{{"code": "{c}"}}' for c in codes],
+                 seconds=ctx.seconds, connections=ctx.connections)
         return Result("login", "POST /api/v1/auth/login (emulator in its own process)", _as_dict(a),
                       target="reported: logins/s and p99", rss_mb=_worker_rss(project),
                       notes=[f"{len(codes)} codes minted beforehand; each used once"])
