@@ -234,13 +234,13 @@ async def sign(
     ip: str | None,
     user_agent: str | None,
 ) -> Contract:
+    if consent is not True:  # before anything else: even a repeat of a signing must say it consents
+        raise ConsentRequired(field="consent")
     contract = await _expire_if_due(await _owned(user_id, contract_id))
     if contract.status == ContractStatus.SIGNED:
         return contract  # signing twice returns the first result
     if contract.status != ContractStatus.DRAFT:
         raise ContractExpired()
-    if consent is not True:
-        raise ConsentRequired(field="consent")
     fv = await face.check_intent(ctx, user_id, verify_id, max_age_s=ctx.settings.face_intent_s)
     _, signature = await read_upload(ctx, user_id, signature_upload_id, kind=UploadKind.SIGNATURE, field="signature_upload_id")
     found = await verified_identity(ctx, user_id)

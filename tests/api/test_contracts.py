@@ -179,6 +179,9 @@ async def test_signing_twice_returns_the_first_result(client, sandbox, signer):
     assert first.json() == second.json()
     row = await Contract.get(id=c["id"])
     assert row.signed_sha256 == first.json()["signed_sha256"]
+    # a repeat that does not consent is refused, not answered as if it had (found by the fuzzer)
+    refused = await sign(client, signer, c["id"], verify_id=verify_id, upload_id=up, consent=False)
+    assert_error(refused, 422, "CONSENT_REQUIRED", "consent")
 
 
 async def test_a_face_verification_signs_once(client, sandbox, signer):
