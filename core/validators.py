@@ -32,7 +32,9 @@ def parse_id_number(value: str) -> ResidentId | None:
         number = ric.validate(candidate)
         birth = ric.get_birth_date(number)
         ric.get_birth_place(number)  # raises when the region code is unknown
-    except (StdnumError, ValueError):
+    except (StdnumError, ValueError, KeyError):
+        # KeyError: python-stdnum 2.2's region table has prefectures without counties, and looking one
+        # up raises instead of saying "invalid" (found by the fuzzer: 374729250401104370)
         return None
     if birth > date.today():
         return None

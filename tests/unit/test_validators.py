@@ -90,3 +90,19 @@ def test_cert_hash_matches_wechat_worked_example():
     assert cert_hash("IDENTITY_CARD", "张三", "310101199801011234") == (
         "3c241f7ff324977aeb91f173bb2a7b06569e6fd784d5573db34a636d8671108b"
     )
+
+
+def test_an_id_number_whose_region_stdnum_cannot_look_up_is_invalid_not_an_error():
+    # python-stdnum raises KeyError('county') for this region code instead of an InvalidComponent
+    assert parse_id_number("374729250401104370") is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.from_regex(r"[1-9][0-9]{5}(19[5-9][0-9]|20[01][0-9])(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])[0-9]{3}", fullmatch=True))
+def test_parse_id_number_answers_for_any_well_shaped_number(body):
+    """Whatever the region, a number with a right check character gets an answer, never an exception."""
+    from stdnum.cn import ric
+
+    number = body + ric.calc_check_digit(body)
+    result = parse_id_number(number)
+    assert result is None or result.number == number
