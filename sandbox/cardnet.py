@@ -1,4 +1,5 @@
-"""Emulated bank-card element-check network (同名卡 / 四要素 verification), mounted at ``/sandbox/cardnet``.
+"""Emulated bank-card network, mounted at ``/sandbox/cardnet``: the element check (同名卡 / 四要素
+verification) and money movement to and from a card (transfers).
 
 Not a WeChat API: a generic card-network style JSON API, as specified for this project.
 
@@ -15,11 +16,41 @@ Cards come from ``POST /sandbox/control/bank-cards``. Names compare after trimmi
 ignoring the case of a final X. Idempotent per request_id: the first answer is stored and returned
 again for the same request_id, whatever the body of the repeat.
 
-Faults (``POST /sandbox/control/faults`` with path ``cardnet/v1/verify-elements``) work as for the
-WeChat APIs (``when`` before/after, ``delay_s``, ``http_status`` with a plain-text body, ``body``,
-``drop``; see :mod:`sandbox.wxcommon`), except ``errcode``: WeChat errcodes do not apply here. With
-``when: "after"`` the answer is computed and stored for its request_id before the reply is spoiled,
-so a retry with the same request_id gets it.
+Transfers: ``POST /sandbox/cardnet/v1/transfers`` (same Bearer key) with JSON ``{"request_id" (≤ 64),
+"card_number", "direction": "debit"|"credit", "amount_fen": 1..10**12, "memo"?: ≤ 64}`` → HTTP 200
+``{"request_id","status":"SUCCEEDED"|"DECLINED","reason":null|"INSUFFICIENT_FUNDS"|"CARD_BLOCKED"|
+"CARD_NOT_FOUND","amount_fen","direction","card_balance_fen"}``. ``debit`` takes the amount from the
+card (the backend pulls money: a top-up of the user's account), ``credit`` adds it (a withdrawal to
+the card). ``card_balance_fen`` is the card's balance after the transfer (unchanged when declined),
+null when the card is unknown. Checks in order: unknown card, blocked card, then (debit only) a
+balance lower than the amount. The same malformed-input answers as verify-elements (field named);
+``amount_fen`` must be an integer, not a bool, and ``memo`` a string.
+
+Idempotent per request_id, as a real network is, because the backend must be able to repeat a pull
+whose reply it never saw without pulling twice: the first answer (declined ones too) is stored and
+returned again for a repeat with the same card_number, direction and amount_fen (memo is not
+compared); the same request_id with another of those → HTTP 409 ``{"code":"REQUEST_ID_REUSED",
+"message"}``. The look-up of the request_id, the balance change and the stored answer are one
+``BEGIN IMMEDIATE`` transaction (:func:`execute_transfer`), so concurrent duplicates, in one process
+or several, move money once. Transfers and verify-elements keep separate request_id spaces.
+
+``GET /sandbox/cardnet/v1/transfers/{request_id}`` (same Bearer key; the request_id percent-encoded as
+one path segment) → HTTP 200 the stored answer, or
+HTTP 404 ``{"code":"NOT_FOUND","message"}`` when that request_id never reached the network: how the
+backend resolves a timeout (ask, never pull again under a new request_id).
+
+Errors of this API are all ``{"code","message","field"?}`` with codes ``UNAUTHORIZED`` (401),
+``INVALID_REQUEST`` (400), ``REQUEST_ID_REUSED`` (409), ``NOT_FOUND`` (404) and ``INTERNAL`` (500).
+
+Faults (``POST /sandbox/control/faults``) are keyed by path: ``cardnet/v1/verify-elements``,
+``cardnet/v1/transfers`` (the POST) and ``cardnet/v1/transfers/{request_id}`` (the GET query,
+literally with ``{request_id}``: one key for every request_id). They work as for the WeChat APIs
+(``when`` before/after, ``delay_s``, ``http_status`` with a plain-text body, ``body``, ``drop``; see
+:mod:`sandbox.wxcommon`), except ``errcode``: WeChat errcodes do not apply here. With ``when:
+"after"`` the answer is computed and stored (for a transfer: the money moved and committed) before
+the reply is spoiled, so a retry with the same request_id, or the GET query, gets it. With ``when:
+"before"`` nothing is done unless the fault only delays; a client that gives up during such a delay
+has moved nothing (Sanic cancels the handler when the connection goes).
 """
 
 from __future__ import annotations
@@ -29,6 +60,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -41,9 +73,14 @@ from sandbox.wxcommon import dumps, serve_with_fault
 log = logging.getLogger("sandbox.cardnet")
 
 PATH = "cardnet/v1/verify-elements"
+TRANSFER_PATH = "cardnet/v1/transfers"
+TRANSFER_QUERY_PATH = "cardnet/v1/transfers/{request_id}"  # fault/call-log key of the GET query
 BANK_NAME = "沙箱银行"
 FIELDS = ("request_id", "name", "id_number", "card_number", "phone")
 CARD_RE = re.compile(r"^\d{12,19}$")
+DIRECTIONS = ("debit", "credit")
+MAX_AMOUNT_FEN = 10**12
+MAX_MEMO = 64
 
 
 def luhn_ok(number: str) -> bool:
@@ -68,6 +105,17 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> HT
     if field is not None:
         body["field"] = field
     return json_response(body, status=status, dumps=dumps)
+
+
+class CardnetError(Exception):
+    """Raised inside a card-network handler to answer the error body with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def response(self) -> HTTPResponse:
+        return _error(self.status, self.code, self.message, self.field)
 
 
 def _authorised(config: SandboxConfig, header: str | None) -> bool:
@@ -106,6 +154,112 @@ def decide(card: Any, request: dict[str, str]) -> dict[str, Any]:
         "card_class": card["card_class"],
         "bank_name": BANK_NAME,
     }
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    request_id: str
+    card_number: str
+    direction: str
+    amount_fen: int
+    memo: str | None
+
+
+def _invalid(field: str | None, message: str) -> CardnetError:
+    return CardnetError(400, "INVALID_REQUEST", message, field)
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid(None, "body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise _invalid(None, "body must be a JSON object")
+    return data
+
+
+def parse_transfer(data: dict[str, Any]) -> TransferRequest:
+    """The transfer request in ``data``, or :class:`CardnetError` 400 naming the first bad field.
+    Unknown fields are ignored, as verify-elements ignores them."""
+    for field in ("request_id", "card_number"):
+        value = data.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid(field, f"{field} is required and must be a string")
+    request_id = data["request_id"]
+    if len(request_id) > 64:
+        raise _invalid("request_id", "request_id is at most 64 characters")
+    card_number = data["card_number"].strip()
+    if not card_number_ok(card_number):
+        raise _invalid("card_number", "card_number must be 12-19 digits passing the Luhn check")
+    direction = data.get("direction")
+    if direction not in DIRECTIONS:
+        raise _invalid("direction", "direction must be 'debit' or 'credit'")
+    amount = data.get("amount_fen")
+    # bool is an int in Python; true is not an amount
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_AMOUNT_FEN:
+        raise _invalid("amount_fen", f"amount_fen must be an integer in [1, {MAX_AMOUNT_FEN}]")
+    memo = data.get("memo")
+    if memo is not None and (not isinstance(memo, str) or len(memo) > MAX_MEMO):
+        raise _invalid("memo", f"memo must be a string of at most {MAX_MEMO} characters")
+    return TransferRequest(request_id, card_number, direction, amount, memo)
+
+
+def decline_reason(card: Any, transfer: TransferRequest) -> str | None:
+    """Why the network refuses the transfer (None: it goes through), checked in this order."""
+    if card is None:
+        return "CARD_NOT_FOUND"
+    if card["blocked"]:
+        return "CARD_BLOCKED"
+    if transfer.direction == "debit" and card["balance_fen"] < transfer.amount_fen:
+        return "INSUFFICIENT_FUNDS"
+    return None
+
+
+async def execute_transfer(state: State, transfer: TransferRequest) -> dict[str, Any] | None:
+    """Do the transfer once per request_id and return its answer; None when the request_id was
+    already used for another card, direction or amount.
+
+    One ``BEGIN IMMEDIATE`` transaction: the request_id look-up, the balance change and the stored
+    answer commit together or not at all, and the write lock taken up front makes a concurrent
+    duplicate (from this process or another) wait and then find the stored answer, so the money
+    moves exactly once."""
+    async with state.tx() as tx:
+        prior = await tx.fetchone(
+            "SELECT card_number, direction, amount_fen, response_json FROM cardnet_transfers WHERE request_id = ?",
+            (transfer.request_id,),
+        )
+        if prior is not None:
+            same = (prior["card_number"], prior["direction"], prior["amount_fen"]) == (
+                transfer.card_number, transfer.direction, transfer.amount_fen)
+            return json.loads(prior["response_json"]) if same else None
+        card = await tx.fetchone(
+            "SELECT balance_fen, blocked FROM bank_cards WHERE card_number = ?", (transfer.card_number,)
+        )
+        reason = decline_reason(card, transfer)
+        balance = None if card is None else card["balance_fen"]
+        if reason is None:
+            delta = transfer.amount_fen if transfer.direction == "credit" else -transfer.amount_fen
+            row = await tx.fetchone(
+                "UPDATE bank_cards SET balance_fen = balance_fen + ? WHERE card_number = ? RETURNING balance_fen",
+                (delta, transfer.card_number),
+            )
+            balance = row["balance_fen"]
+        answer = {
+            "request_id": transfer.request_id,
+            "status": "SUCCEEDED" if reason is None else "DECLINED",
+            "reason": reason,
+            "amount_fen": transfer.amount_fen,
+            "direction": transfer.direction,
+            "card_balance_fen": balance,
+        }
+        await tx.execute(
+            "INSERT INTO cardnet_transfers (request_id, card_number, direction, amount_fen, memo, status, reason, "
+            "response_json, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (transfer.request_id, transfer.card_number, transfer.direction, transfer.amount_fen, transfer.memo,
+             answer["status"], reason, dumps(answer), time.time()),
+        )
+    return answer
 
 
 def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
@@ -160,6 +314,49 @@ def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         )
         return json_response(json.loads(stored["response_json"]), dumps=dumps)
 
-    state.api_paths.add(PATH)
+    async def guarded(request: Request, impl, *args: Any) -> HTTPResponse:
+        """Bearer check, then ``impl``; its :class:`CardnetError` becomes the error body."""
+        try:
+            if not _authorised(config, request.headers.get("authorization")):
+                raise CardnetError(401, "UNAUTHORIZED", "missing or unknown bearer key")
+            return await impl(request, *args)
+        except CardnetError as exc:
+            return exc.response()
+        except Exception:  # noqa: BLE001
+            log.exception("sandbox cardnet failed")
+            return _error(500, "INTERNAL", "sandbox card network failed")
+
+    async def _transfer(request: Request) -> HTTPResponse:
+        transfer = parse_transfer(json_object(request))
+        answer = await execute_transfer(state, transfer)
+        if answer is None:
+            raise CardnetError(
+                409, "REQUEST_ID_REUSED",
+                "request_id was already used for another card_number, direction or amount_fen",
+            )
+        return json_response(answer, dumps=dumps)
+
+    async def _transfer_query(request: Request, request_id: str) -> HTTPResponse:
+        row = await state.fetchone(
+            "SELECT response_json FROM cardnet_transfers WHERE request_id = ?", (request_id,)
+        )
+        if row is None:
+            raise CardnetError(404, "NOT_FOUND", "no transfer with this request_id was received")
+        return json_response(json.loads(row["response_json"]), dumps=dumps)
+
+    async def transfer(request: Request) -> HTTPResponse:
+        return await serve_with_fault(
+            state, request, TRANSFER_PATH, lambda: guarded(request, _transfer), errcodes=False
+        )
+
+    async def transfer_query(request: Request, request_id: str) -> HTTPResponse:
+        return await serve_with_fault(
+            state, request, TRANSFER_QUERY_PATH, lambda: guarded(request, _transfer_query, request_id), errcodes=False
+        )
+
+    state.api_paths.update((PATH, TRANSFER_PATH, TRANSFER_QUERY_PATH))
     bp.add_route(verify, "/v1/verify-elements", methods=["POST"], name="verify_elements")
+    bp.add_route(transfer, "/v1/transfers", methods=["POST"], name="transfers")
+    # unquote: the request_id is one percent-encoded path segment (a "/" in it travels as %2F)
+    bp.add_route(transfer_query, "/v1/transfers/<request_id>", methods=["GET"], name="transfer_query", unquote=True)
     return bp

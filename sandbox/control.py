@@ -2,8 +2,8 @@
 
 It plays the parts WeChat's servers and the user's phone play in reality (wx.login codes, phone
 codes, ID-card photos, a handwritten signature, finishing face verification), seeds the card network
-and the app's subscribe templates and pages, injects faults and lets tests inspect what the
-emulators saw. Guide with curl examples: ``docs/sandbox.md``; machine-readable description (OpenAPI
+(cards, balances, blocked cards) and the app's subscribe templates and pages, injects faults and lets
+tests inspect what the emulators saw (calls, messages, transfers). Guide with curl examples: ``docs/sandbox.md``; machine-readable description (OpenAPI
 3.1): ``sandbox/control_openapi.json``, served at ``GET /sandbox/control/openapi.json``.
 
 JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
@@ -17,7 +17,15 @@ JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
 - ``POST face/{verify_id} {result: pass|fail|pending, verify_ret?, expires_in?}`` →
   ``{"verify_id","verify_ret"}``; ``GET face/{verify_id}`` → the stored session
 - ``POST bank-cards {card_number, name, id_number, phone, card_class, balance_fen?}`` → 201 ``{"card_number"}``
-  (card_number: 12-19 digits passing the Luhn check)
+  (card_number: 12-19 digits passing the Luhn check; re-registering replaces the card: its balance
+  becomes balance_fen, default 0, and it is unblocked)
+- ``GET bank-cards/{card_number}`` → ``{card_number, name, card_class, balance_fen, blocked}``;
+  ``POST bank-cards/{card_number}/balance {balance_fen}`` and ``POST bank-cards/{card_number}/block
+  {blocked}`` → the same (a blocked card declines every transfer with CARD_BLOCKED); 404 for an
+  unknown card
+- ``GET transfers?card_number=`` → ``{"transfers": [{request_id, card_number, direction, amount_fen,
+  memo, status, reason, at}]}``: every transfer the card network answered, declined ones included,
+  oldest first (count the SUCCEEDED ones to see how often money really moved)
 - ``POST faults {path, errcode?, http_status?, body?, drop?, delay_s?, when?: before|after, count?}``
   → 201; ``GET faults``; ``DELETE faults`` (semantics: :mod:`sandbox.wxcommon`)
 - ``POST subscribe-templates {template_id, title, keywords, appid?}`` → 201;
@@ -43,7 +51,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response, raw
 
 from sandbox import face, ocr, signature, subscribe
-from sandbox.cardnet import PATH as CARDNET_PATH, card_number_ok
+from sandbox.cardnet import card_number_ok
 from sandbox.config import SandboxConfig
 from sandbox.state import State
 from sandbox.subscribe import subscribe_message_row
@@ -102,6 +110,29 @@ def opt_str(data: dict[str, Any], name: str, pattern: re.Pattern[str] | None = N
     if not isinstance(value, str) or not value or len(value) > max_len or (pattern and not pattern.match(value)):
         raise bad(name, f"{name} is not valid")
     return value
+
+
+def strict_body(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON body, refusing fields not in ``fields`` (a typo must not pass as a no-op)."""
+    data = body_of(request)
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise bad(min(unknown), f"unknown field; the fields are {', '.join(fields)}")
+    return data
+
+
+CARD_COLUMNS = "card_number, name, card_class, balance_fen, blocked"
+
+
+def card_state(row: Any) -> dict[str, Any]:
+    """A card as the control API shows it (the full name: this is the sandbox)."""
+    return {
+        "card_number": row["card_number"],
+        "name": row["name"],
+        "card_class": row["card_class"],
+        "balance_fen": row["balance_fen"],
+        "blocked": bool(row["blocked"]),
+    }
 
 
 def new_code() -> str:
@@ -258,13 +289,64 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             raise bad("card_class", "card_class must be one of I, II, III, credit")
         balance = opt_int(data, "balance_fen", 0, 0, 10**15)
         await state.execute(
-            "INSERT INTO bank_cards (card_number, name, id_number, phone, card_class, balance_fen, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (card_number) DO UPDATE SET name = excluded.name, "
+            "INSERT INTO bank_cards (card_number, name, id_number, phone, card_class, balance_fen, updated_at, blocked) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (card_number) DO UPDATE SET name = excluded.name, "
             "id_number = excluded.id_number, phone = excluded.phone, card_class = excluded.card_class, "
-            "balance_fen = excluded.balance_fen, updated_at = excluded.updated_at",
+            "balance_fen = excluded.balance_fen, updated_at = excluded.updated_at, blocked = 0",
             (card_number, name.strip(), id_number.upper(), phone, card_class, balance, time.time()),
         )
         return json_response({"card_number": card_number}, status=201)
+
+    def unknown_card() -> ControlError:
+        return ControlError(404, "NOT_FOUND", "unknown card_number; register it with POST bank-cards")
+
+    @route("/bank-cards/<card_number>", ["GET"])
+    async def bank_card_get(request: Request, card_number: str) -> HTTPResponse:
+        row = await state.fetchone(f"SELECT {CARD_COLUMNS} FROM bank_cards WHERE card_number = ?", (card_number,))
+        if row is None:
+            raise unknown_card()
+        return json_response(card_state(row), dumps=dumps)
+
+    @route("/bank-cards/<card_number>/balance", ["POST"])
+    async def bank_card_balance(request: Request, card_number: str) -> HTTPResponse:
+        data = strict_body(request, ("balance_fen",))
+        if data.get("balance_fen") is None:
+            raise bad("balance_fen", "balance_fen is required")
+        balance = opt_int(data, "balance_fen", None, 0, 10**15)
+        # one statement: atomic against a transfer running in another process
+        row = await state.fetchone(
+            f"UPDATE bank_cards SET balance_fen = ?, updated_at = ? WHERE card_number = ? RETURNING {CARD_COLUMNS}",
+            (balance, time.time(), card_number),
+        )
+        if row is None:
+            raise unknown_card()
+        return json_response(card_state(row), dumps=dumps)
+
+    @route("/bank-cards/<card_number>/block", ["POST"])
+    async def bank_card_block(request: Request, card_number: str) -> HTTPResponse:
+        data = strict_body(request, ("blocked",))
+        blocked = data.get("blocked")
+        if not isinstance(blocked, bool):
+            raise bad("blocked", "blocked must be true or false")
+        row = await state.fetchone(
+            f"UPDATE bank_cards SET blocked = ?, updated_at = ? WHERE card_number = ? RETURNING {CARD_COLUMNS}",
+            (int(blocked), time.time(), card_number),
+        )
+        if row is None:
+            raise unknown_card()
+        return json_response(card_state(row), dumps=dumps)
+
+    @route("/transfers", ["GET"])
+    async def transfers(request: Request) -> HTTPResponse:
+        columns = "request_id, card_number, direction, amount_fen, memo, status, reason, at"
+        card_number = request.args.get("card_number")
+        if card_number:
+            rows = await state.fetchall(
+                f"SELECT {columns} FROM cardnet_transfers WHERE card_number = ? ORDER BY id", (card_number,)
+            )
+        else:
+            rows = await state.fetchall(f"SELECT {columns} FROM cardnet_transfers ORDER BY id")
+        return json_response({"transfers": [dict(r) for r in rows]}, dumps=dumps)
 
     @route("/faults", ["POST"])
     async def faults_add(request: Request) -> HTTPResponse:
@@ -302,7 +384,7 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             raise bad(None, "give errcode, http_status, body or drop, and/or delay_s")
         if len(replies) > 1:
             raise bad(replies[1], "give only one of errcode, http_status, body and drop (delay_s may go with any)")
-        if errcode is not None and path == CARDNET_PATH:
+        if errcode is not None and path.startswith("cardnet/"):
             raise bad("errcode", "the card network has no errcodes; use http_status or body")
         if errcode == 0:
             raise bad("errcode", "errcode 0 is not a fault; use body to answer a success of your own")

@@ -2,7 +2,7 @@
 
 - ``/sandbox/wechat/...``  WeChat mini-program server API (:mod:`sandbox.wechat_api`, :mod:`sandbox.ocr`,
   :mod:`sandbox.face`), standing for ``https://api.weixin.qq.com``
-- ``/sandbox/cardnet/...`` bank-card element-check network (:mod:`sandbox.cardnet`)
+- ``/sandbox/cardnet/...`` bank-card network: element check and transfers to/from a card (:mod:`sandbox.cardnet`)
 - ``/sandbox/control/...`` control API for tests and local development (:mod:`sandbox.control`)
 
 State lives in the SQLite file ``SandboxConfig.state_path`` (see :mod:`sandbox.state`), opened per

@@ -102,13 +102,29 @@ CREATE TABLE IF NOT EXISTS bank_cards (
     phone TEXT NOT NULL,
     card_class TEXT NOT NULL,
     balance_fen INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    blocked INTEGER NOT NULL DEFAULT 0     -- 1: every transfer is declined with CARD_BLOCKED
 );
 CREATE TABLE IF NOT EXISTS cardnet_requests (
     request_id TEXT PRIMARY KEY,
     response_json TEXT NOT NULL,
     at REAL NOT NULL
 );
+-- Money movements on the card network: one row per request_id received, declined ones included,
+-- written in the same transaction as the balance change (see sandbox.cardnet.execute_transfer).
+CREATE TABLE IF NOT EXISTS cardnet_transfers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order they were received in
+    request_id TEXT NOT NULL UNIQUE,
+    card_number TEXT NOT NULL,
+    direction TEXT NOT NULL,               -- 'debit' (from the card) or 'credit' (to it)
+    amount_fen INTEGER NOT NULL,
+    memo TEXT,
+    status TEXT NOT NULL,                  -- 'SUCCEEDED' or 'DECLINED'
+    reason TEXT,
+    response_json TEXT NOT NULL,           -- the answer, given again for a repeat of the request_id
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cardnet_transfers_by_card ON cardnet_transfers (card_number, id);
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
@@ -149,6 +165,7 @@ ADDED_COLUMNS = {
         ("drop_conn", "INTEGER NOT NULL DEFAULT 0"),
         ("body_json", "TEXT"),
     ),
+    "bank_cards": (("blocked", "INTEGER NOT NULL DEFAULT 0"),),
 }
 
 
@@ -296,17 +313,26 @@ class State:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator["Tx"]:
-        """A write transaction (BEGIN IMMEDIATE: takes the cross-process write lock up front)."""
+        """A write transaction (BEGIN IMMEDIATE: takes the cross-process write lock up front).
+
+        Safe against cancellation (Sanic cancels a handler whose client hung up): aiosqlite runs a
+        queued statement even when the coroutine awaiting it was cancelled, so a cancelled ``BEGIN``
+        still opens the transaction and a cancelled ``COMMIT`` still commits. Hence BEGIN and COMMIT
+        sit inside the ``try`` and any exception queues a ROLLBACK behind them (statements run in
+        order): the transaction is then either committed whole or rolled back whole, and the
+        connection is never left inside an open transaction holding the write lock."""
         db = await self._conn()
         async with self._lock:  # type: ignore[union-attr]
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                await db.execute("BEGIN IMMEDIATE")
                 yield Tx(db)
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            else:
                 await db.execute("COMMIT")
+            except BaseException:
+                try:
+                    await db.execute("ROLLBACK")
+                except sqlite3.OperationalError:
+                    pass  # no transaction open: BEGIN failed, or the COMMIT queued before went through
+                raise
 
     # -- shared helpers ----------------------------------------------------------------------
 

@@ -98,14 +98,17 @@ def test_answers_fit_the_documented_schemas(sb, clean_state):
     """GET answers and the error shape, as a client generated from the document would read them."""
     sb.control("POST", "faults", json={"path": "cgi-bin/token", "body": {"errcode": 0}, "when": "after"})
     sb.login_code()
-    for path in ("/health", "/faults", "/subscribe-templates", "/pages", "/subscribe-messages", "/calls", "/settings"):
+    for path in ("/health", "/faults", "/subscribe-templates", "/pages", "/subscribe-messages", "/transfers", "/calls",
+                 "/settings"):
         r = sb.control("GET", path.lstrip("/"))
         assert r.status_code == 200
         schema = DOC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         schema_validator(schema).validate(r.json())
     error_schema = schema_validator(DOC["components"]["schemas"]["Error"])
     for method, path, body in (("POST", "faults", {"path": "nope"}), ("POST", "pages", {"pages": 1}),
-                               ("GET", "face/nope", None), ("POST", "bank-cards", {})):
+                               ("GET", "face/nope", None), ("POST", "bank-cards", {}),
+                               ("GET", "bank-cards/6222020200000000006", None),
+                               ("POST", "bank-cards/6222020200000000006/block", {"blocked": "yes"})):
         r = sb.control(method, path, json=body)
         assert r.status_code in (400, 404)
         error_schema.validate(r.json())

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.sandbox.support import APPID, SECRET, start_sandbox, stop_sandbox
+from tests.sandbox.support import APPID, CARDNET_KEY, SECRET, start_sandbox, stop_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,32 @@ async def test_templates_and_pages_are_shared(pair):
         await http.delete(f"{b.control}/pages")
         r = await http.post(url, params={"access_token": token}, json={**body, "page": "pages/index/index"})
         assert r.json()["errcode"] == 0
+
+
+async def test_transfer_duplicates_across_processes_move_money_once(pair):
+    """The same request_id reaching two worker processes at once: one pull, one stored answer."""
+    a, b = pair
+    card = "6222020200112233446"
+    auth = {"Authorization": f"Bearer {CARDNET_KEY}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.post(f"{a.control}/bank-cards", json={
+            "card_number": card, "name": "张三", "id_number": "11010119900307123X", "phone": "13812345678",
+            "card_class": "I", "balance_fen": 100_00})
+        assert r.status_code == 201
+        body = {"request_id": "shared-pull-1", "card_number": card, "direction": "debit", "amount_fen": 60_00}
+        responses = await asyncio.gather(
+            *(http.post(f"{srv.cardnet}/v1/transfers", json=body, headers=auth) for srv in (a, b) * 8)
+        )
+        answers = [r.json() for r in responses]
+        assert all(x == answers[0] for x in answers), answers
+        assert answers[0]["status"] == "SUCCEEDED" and answers[0]["card_balance_fen"] == 40_00
+        # distinct pulls on both processes at once never overdraw the card
+        pulls = [{**body, "request_id": f"shared-pull-{i}", "amount_fen": 10_00} for i in range(2, 10)]
+        responses = await asyncio.gather(
+            *(http.post(f"{srv.cardnet}/v1/transfers", json=p, headers=auth) for srv, p in zip((a, b) * 4, pulls))
+        )
+        assert sum(r.json()["status"] == "SUCCEEDED" for r in responses) == 4
+        assert (await http.get(f"{b.control}/bank-cards/{card}")).json()["balance_fen"] == 0
+        log = (await http.get(f"{a.control}/transfers", params={"card_number": card})).json()["transfers"]
+        assert [t["request_id"] for t in log].count("shared-pull-1") == 1
+        assert sum(t["status"] == "SUCCEEDED" for t in log) == 5
