@@ -4,7 +4,8 @@
     python -m app migrate                                     apply pending migrations
     python -m app check-config                                print what production would refuse
     python -m app audit verify                                check the audit events' hash chain
-    python -m app worker                                      run the periodic jobs (storage sweep)
+    python -m app ledger check                                check every balance against its ledger entries
+    python -m app worker                                      run the outbox and the periodic jobs
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
 
@@ -123,6 +124,33 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_ledger_check(args: argparse.Namespace) -> int:
+    from tortoise import Tortoise
+
+    from app.db import tortoise_config
+    from core.pii import mask_card
+    from services.accounts import ledger
+
+    settings = _settings()
+
+    async def run():
+        await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+        try:
+            return await ledger.check()
+        finally:
+            await Tortoise.close_connections()
+
+    report = asyncio.run(run())
+    if report.ok:
+        print(f"ledger OK: {report.accounts} account(s), {report.entries} entr(y/ies); every balance is the sum of its entries")
+        return 0
+    for bad in report.mismatches:
+        print(f"account id={bad.account_id} number={mask_card(bad.number)}: balance {bad.balance_fen} fen, entries sum to "
+              f"{bad.entries_sum_fen} fen, last entry says {bad.last_balance_after_fen}")
+    print(f"ledger BROKEN: {len(report.mismatches)} of {report.accounts} account(s) do not add up")
+    return 1
+
+
 async def _with_services(settings, fn):
     """Run ``fn(ctx)`` with the database and the service context, as a worker process has them."""
     from app.db import close_db, init_db
@@ -152,7 +180,7 @@ def cmd_storage_sweep(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 
-    from services import jobs, storage_sweep
+    from services import jobs, worker
 
     settings = _settings()
 
@@ -161,15 +189,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        periodic = [
-            jobs.Job(
-                "storage.sweep",
-                settings.storage_sweep_every_s,
-                lambda: storage_sweep.sweep(ctx, older_than_s=settings.storage_sweep_age_s),
-            ),
-        ]
-        print(f"worker {jobs.holder_id()}: {', '.join(j.name for j in periodic)}", flush=True)
-        await jobs.run_worker(periodic, stop, poll_s=args.poll_s)
+        names = ["outbox"] + [j.name for j in worker.periodic_jobs(ctx, settings)]
+        print(f"worker {jobs.holder_id()}: {', '.join(names)}", flush=True)
+        await worker.run(ctx, settings, stop, poll_s=args.poll_s)
 
     asyncio.run(_with_services(settings, work))
     return 0
@@ -197,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     audit = sub.add_parser("audit", help="audit trail tools").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="check the hash chain of audit events").set_defaults(func=cmd_audit_verify)
+    ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="ledger_command", required=True)
+    ledger.add_parser("check", help="check that every balance equals the sum of its entries").set_defaults(
+        func=cmd_ledger_check)
     sub.add_parser("check-config", help="list what production mode would refuse").set_defaults(func=cmd_check_config)
     worker = sub.add_parser("worker", help="run the periodic background jobs")
     worker.add_argument("--poll-s", type=float, default=30.0, help="how often to look for due jobs")

@@ -136,6 +136,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         contract_draft_ttl_s=int(get("CONTRACT_DRAFT_TTL_S", str(24 * 3600))),
         cjk_font_path=get("CJK_FONT_PATH") or None,
         esign_processes=int(get("ESIGN_PROCESSES", str(os.cpu_count() or 1))),
+        bank_account_prefix=get("BANK_ACCOUNT_PREFIX") or ("" if production else "623099"),
+        application_ttl_s=int(get("APPLICATION_TTL_S", str(7 * 24 * 3600))),
+        idempotency_ttl_s=int(get("IDEMPOTENCY_TTL_S", str(48 * 3600))),
+        outbox_max_attempts=int(get("OUTBOX_MAX_ATTEMPTS", "8")),
+        account_opened_template_id=get("ACCOUNT_OPENED_TEMPLATE_ID")
+        or ("" if production else "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE"),
+        worker_in_server=_truthy(get("WORKER_IN_SERVER"), default=not production),
+        outbox_poll_s=float(get("OUTBOX_POLL_S", "1")),
+        reconcile_every_s=float(get("RECONCILE_EVERY_S", "60")),
         storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),
         storage_sweep_every_s=int(get("STORAGE_SWEEP_EVERY_S", "3600")),
     )
@@ -163,6 +172,8 @@ def production_problems(s: Settings) -> list[str]:
         ("PII_INDEX_KEY", s.pii_index_key),
         ("ESIGN_KEY_PATH", s.esign_key_path),
         ("ESIGN_CERT_PATH", s.esign_cert_path),
+        ("BANK_ACCOUNT_PREFIX", s.bank_account_prefix),
+        ("ACCOUNT_OPENED_TEMPLATE_ID", s.account_opened_template_id),
     ]:
         if not value:
             problems.append(f"{name} is missing")

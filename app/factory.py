@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import logging
@@ -21,6 +22,7 @@ from app.openapi import build_openapi, docs_blueprint, install_response_check
 from app.providers import build_http, build_services
 from core.settings import Settings
 from handlers import miniprogram, ops
+from services import worker
 
 log = logging.getLogger("app")
 _names = itertools.count()
@@ -116,6 +118,24 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
         app.ctx.services = build_services(settings, app.ctx.http)
         if settings.is_production:  # the first contract should not wait for processes to start
             await app.ctx.services.contract_workers.warm_up()
+        app.ctx.worker_stop = asyncio.Event()
+        app.ctx.worker_task = None
+        if settings.worker_in_server:  # sandbox: no second process to run (services.worker)
+            app.ctx.worker_task = asyncio.get_running_loop().create_task(
+                worker.run(app.ctx.services, settings, app.ctx.worker_stop, poll_s=min(30.0, settings.reconcile_every_s)),
+                name="background-worker",
+            )
+
+    @app.before_server_stop
+    async def stop_worker(app: Sanic) -> None:
+        app.ctx.worker_stop.set()
+        if app.ctx.worker_task is not None:
+            try:
+                await asyncio.wait_for(app.ctx.worker_task, timeout=10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+            except Exception:  # noqa: BLE001 - shutting down; it has logged what went wrong
+                pass
 
     @app.after_server_stop
     async def stop(app: Sanic) -> None:

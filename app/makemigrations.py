@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,7 @@ def main(name: str) -> None:
             generated[dialect] = new[0]
         mods = {d: _load(p) for d, p in generated.items()}
         up = {d: asyncio.run(m.upgrade(None)).strip() for d, m in mods.items()}
+        up["mysql"] = escape_comments(up["mysql"])
         down = {d: asyncio.run(m.downgrade(None)).strip() for d, m in mods.items()}
         state_src = generated["sqlite"].read_text().split("MODELS_STATE = (", 1)[1].rsplit(")", 1)[0].strip()
         filename = generated["sqlite"].name
@@ -116,6 +118,21 @@ def main(name: str) -> None:
         )
         (target / filename).write_text(text, encoding="utf-8")
         print(f"wrote migrations/{APP_LABEL}/{filename}")
+
+
+_COMMENT_RE = re.compile(r"(COMMENT ?=?')(.*)('[,;]?)$")
+
+
+def escape_comments(sql: str) -> str:
+    """Aerich copies a model's docstring into MySQL's ``COMMENT='...'`` without escaping it: a quote
+    in the text ("the first one's answer") ends the string early. Double the quotes inside."""
+    def fix(line: str) -> str:
+        m = _COMMENT_RE.search(line)
+        if not m or "''" in m.group(2):
+            return line
+        return line[: m.start()] + m.group(1) + m.group(2).replace("'", "''") + m.group(3)
+
+    return "\n".join(fix(line) for line in sql.split("\n"))
 
 
 def _dict_literal(d: dict[str, str]) -> str:

@@ -22,7 +22,7 @@ from sanic.response import HTTPResponse, file, html, json
 
 from app.middleware import instrumented
 from core.errors import NotFound
-from handlers.spec import Operation, operation_of
+from handlers.spec import IDEMPOTENCY_HEADER, REPLAYED_HEADER, Operation, operation_of
 
 DOCS_PREFIX = "/docs"
 # Routes that are not part of the product's API (the docs themselves, the sandbox emulators).
@@ -135,6 +135,8 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
     ]
     if op.query is not None:
         params += _query_parameters(op.query, schemas)
+    if op.idempotent:
+        params.append(IDEMPOTENCY_HEADER)
     if params:
         doc["parameters"] = params
     content: dict[str, Any] = {}
@@ -147,6 +149,8 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
     responses: dict[str, Any] = {}
     for status, resp in sorted(op.responses.items()):
         entry: dict[str, Any] = {"description": resp.description, "headers": {"X-Request-ID": REQUEST_ID_REF, **resp.headers}}
+        if op.idempotent:
+            entry["headers"]["Idempotent-Replayed"] = REPLAYED_HEADER
         if resp.model is not None:
             entry["content"] = {resp.media_type: {"schema": refs[(resp.model, "serialization")]}}
         elif resp.schema is not None:

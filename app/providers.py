@@ -10,7 +10,7 @@ import httpx
 from core.pii import PiiCipher
 from core.settings import Settings
 from core.tokens import JWTCodec
-from integrations.cardcheck import CardCheckClient
+from integrations.cardnet import CardNetworkClient
 from integrations.storage import LocalEncryptedStorage
 from integrations.wechat import MiniProgramClient
 from services.cache import DbTokenStore
@@ -45,7 +45,7 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
             token_store=DbTokenStore(),
             retries=settings.upstream_retries,
         ),
-        cardcheck=CardCheckClient(
+        cardnet=CardNetworkClient(
             base_url=settings.cardnet_base,
             api_key=settings.cardnet_api_key,
             http=http,

@@ -65,6 +65,20 @@ class Settings:
     storage_sweep_age_s: int = 24 * 3600
     storage_sweep_every_s: int = 3600
 
+    # Accounts. The bank's account-number prefix (sandbox: a made-up one), how long an application stays
+    # open, how long an Idempotency-Key's answer is kept, how often the outbox tries a delivery, and the
+    # subscribe-message template for "account opened" (empty: no message).
+    bank_account_prefix: str = "623099"
+    application_ttl_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 48 * 3600
+    outbox_max_attempts: int = 8
+    account_opened_template_id: str = "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE"  # the sandbox's template
+    outbox_poll_s: float = 1.0
+    reconcile_every_s: float = 60.0  # how often pending card transfers are asked about
+    # Run the background work (services.worker) inside the server (sandbox); otherwise
+    # `python -m app worker` does.
+    worker_in_server: bool = False
+
     # Tests: check every response of a documented operation against the OpenAPI document.
     validate_responses: bool = False
 

@@ -31,7 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, With
 from sanic import Request
 
 from core.errors import AppError, NotFound, ValidationFailed
+from services import idempotency
 from services.auth.tokens import authenticate
+from services.idempotency import (
+    KEY_PATTERN,
+    IdempotencyKeyInUse,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    request_hash,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -146,6 +155,8 @@ class Operation:
     path: Mapping[str, PathParam] = field(default_factory=dict)
     responses: Mapping[int, Response] = field(default_factory=dict)
     errors: Iterable[ErrorSpec] = ()
+    # Takes an ``Idempotency-Key`` header (required): see ``services.idempotency``.
+    idempotent: bool = False
 
     def error_codes(self) -> dict[int, list[str]]:
         """Every error status this operation can answer, with its codes: declared ones, and those the
@@ -177,6 +188,9 @@ class Operation:
                 add(422, ValidationFailed.code)
         if self.query is not None:
             add(422, ValidationFailed.code)
+        if self.idempotent:
+            for error in (IdempotencyKeyRequired, IdempotencyKeyInvalid, IdempotencyKeyReused, IdempotencyKeyInUse):
+                add(error.status, error.code)
         for spec in self.errors:
             status, code = spec if isinstance(spec, tuple) else (spec.status, spec.code)
             add(status, code)
@@ -202,12 +216,16 @@ def operation(**declaration: Any) -> Callable:
                 for name, param in op.path.items():
                     if not param.accepts(params.get(name)):
                         raise param.not_found()
+                key = idempotency_key(request) if op.idempotent else None
                 extra: dict[str, Any] = {}
                 if op.query is not None:
                     extra["query"] = parse_query(request, op.query)
                 if op.body is not None:
                     extra["body"] = parse_json_body(request, op.body)
-                response = await handler(request, **params, **extra)
+                if key is None:
+                    response = await handler(request, **params, **extra)
+                else:
+                    response = await _run_idempotent(request, handler, key, params, extra)
             except Exception as exc:  # noqa: BLE001 - rendered as the error shape, like Sanic's handler would
                 response = ctx.render_error(request, exc)
             return ctx.finish(request, response, started)
@@ -216,6 +234,52 @@ def operation(**declaration: Any) -> Callable:
         return wrapper
 
     return decorate
+
+
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "a key of the caller's choosing, new for each distinct request: a retry with the same key and "
+    "body gets the first final answer (with `Idempotent-Replayed: true`); with another body, 422 "
+    "IDEMPOTENCY_KEY_REUSED; while the first still runs, 409 IDEMPOTENCY_KEY_IN_USE. A 202 or 5xx is not final: "
+    "the retry runs the operation again, continuing what the first started. Keys are kept 48 hours, per user.",
+    "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 8, "maxLength": 64},
+}
+REPLAYED_HEADER = {"description": "present on a replayed answer", "schema": {"type": "string", "enum": ["true"]}}
+
+
+def idempotency_key(request: Request) -> str:
+    key = request.headers.get("idempotency-key")
+    if key is None or key == "":
+        raise IdempotencyKeyRequired(field="Idempotency-Key")
+    if not _KEY_RE.fullmatch(key):
+        raise IdempotencyKeyInvalid(field="Idempotency-Key")
+    return key
+
+
+_KEY_RE = re.compile(KEY_PATTERN.strip("^$"))
+
+
+async def _run_idempotent(request: Request, handler: Callable, key: str, params: dict, extra: dict) -> Any:
+    from sanic.response import json as json_response
+
+    services = request.app.ctx.services
+    body = extra.get("body")
+    digest = request_hash(request.method, request.path, body.model_dump(mode="json") if body is not None else None)
+    scope = f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
+    begun = await idempotency.begin(request.ctx.user_id, scope, key, digest, ttl_s=services.settings.idempotency_ttl_s)
+    record = begun.record
+    if begun.replay:
+        return json_response(record.response, status=record.status_code, headers={"Idempotent-Replayed": "true"})
+    request.ctx.idempotency = record
+    try:
+        response = await handler(request, **params, **extra)
+    except Exception as exc:  # noqa: BLE001 - an error answer is an answer too (final when a 4xx)
+        response = request.app.ctx.render_error(request, exc)
+    answer = json.loads(response.body) if response.body and response.content_type.startswith("application/json") else None
+    await idempotency.finish(record, response.status, answer)
+    return response
 
 
 # -- parsing -----------------------------------------------------------------------------------------

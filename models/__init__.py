@@ -6,4 +6,5 @@ MODEL_MODULES = [
     "models.identity",
     "models.audit",
     "models.contracts",
+    "models.accounts",
 ]

@@ -1,5 +1,7 @@
 """Shared state that must not live in process memory (several workers and hosts share it)."""
 
+from enum import StrEnum
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -30,3 +32,66 @@ class JobLease(Model):
 
     class Meta:
         table = "job_leases"
+
+
+class IdempotencyRecord(Model):
+    """A request made with an ``Idempotency-Key``: the first one's answer is kept and replayed for the
+    same key and body; the same key with another body is refused. Unique per user, operation and key."""
+
+    id = fields.BigIntField(primary_key=True)
+    user_id = fields.BigIntField()
+    scope = fields.CharField(max_length=64)  # the operation, e.g. "POST /api/v1/accounts/{account_id}/top-ups"
+    key = fields.CharField(max_length=64)
+    request_hash = fields.CharField(max_length=64)
+    status_code = fields.IntField(null=True)  # None until the first request has a final answer
+    response = fields.JSONField(null=True)
+    # While a request runs under this key, its lease: a retry meanwhile is told the key is in use; a
+    # request that died (or answered 5xx / 202) leaves the record to be taken over by the next retry.
+    locked_until = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "idempotency_records"
+        unique_together = (("user_id", "scope", "key"),)
+        indexes = (("expires_at",),)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    GAVE_UP = "gave_up"
+
+
+class OutboxMessage(Model):
+    """A side effect to deliver (a subscribe message, later partner webhooks), written in the same
+    transaction as the change it reports, delivered by a worker that claims it by lease."""
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=32)
+    payload = fields.JSONField()
+    status = fields.CharEnumField(OutboxStatus, max_length=16, default=OutboxStatus.PENDING)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    claimed_by = fields.CharField(max_length=128, null=True)
+    claimed_until = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=255, null=True)
+
+    class Meta:
+        table = "outbox_messages"
+        indexes = (("status", "next_attempt_at"),)
+
+
+class OutboxAttempt(Model):
+    """One delivery attempt of an outbox message, and what came of it."""
+
+    id = fields.BigIntField(primary_key=True)
+    message = fields.ForeignKeyField("models.OutboxMessage", related_name="attempt_log", on_delete=fields.CASCADE)
+    at = fields.DatetimeField(auto_now_add=True)
+    ok = fields.BooleanField()
+    detail = fields.CharField(max_length=255)
+
+    class Meta:
+        table = "outbox_attempts"

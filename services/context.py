@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from core.pii import PiiCipher
 from core.settings import Settings
 from core.tokens import JWTCodec
-from integrations.cardcheck import CardCheckClient
+from integrations.cardnet import CardNetworkClient
 from integrations.storage import ObjectStorage
 from integrations.wechat import MiniProgramClient
 from services.esign.certs import BankSigningIdentity
@@ -20,7 +20,7 @@ class ServiceContext:
     pii: PiiCipher
     jwt: JWTCodec
     wechat: MiniProgramClient
-    cardcheck: CardCheckClient
+    cardnet: CardNetworkClient
     storage: ObjectStorage
     signer: BankSigningIdentity  # the bank's e-signing key and certificate
     contract_workers: ContractWorkers  # render and sign contracts in worker processes

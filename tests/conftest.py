@@ -154,3 +154,16 @@ def _only_loopback(monkeypatch):
         return real(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+async def _ledger_adds_up(request):
+    """After every test that ran against the server: every balance is the sum of its entries (what
+    ``python -m app ledger check`` verifies), whatever the test did with money."""
+    yield
+    if "server" not in request.fixturenames:
+        return
+    from services.accounts import ledger
+
+    report = await ledger.check()
+    assert report.ok, f"ledger check failed after this test: {report.mismatches}"

@@ -2,8 +2,8 @@
 
 from sanic import Blueprint
 
-from handlers.miniprogram import auth, contracts, identity
+from handlers.miniprogram import accounts, auth, contracts, identity
 
 
 def blueprint() -> Blueprint:
-    return Blueprint.group(auth.bp, identity.bp, contracts.bp, url_prefix="/api/v1")
+    return Blueprint.group(auth.bp, identity.bp, contracts.bp, accounts.bp, url_prefix="/api/v1")

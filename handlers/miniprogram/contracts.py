@@ -30,6 +30,7 @@ from services.esign.contracts import ConsentRequired, ContractExpired, ContractN
 from services.esign.errors import (
     ContractNotFound,
     SignatureImageInvalid,
+    SubjectClosed,
     SubjectIdNotAllowed,
     SubjectIdRequired,
     SubjectNotFound,
@@ -236,7 +237,7 @@ async def list_contracts(request: Request, query: ListQuery) -> HTTPResponse:
     auth=True,
     body=PrepareBody,
     responses={200: Response(ContractOut, description="the existing draft"), 201: Response(ContractOut, description="a new draft")},
-    errors=(IdCardRequired, SubjectNotFound, SubjectIdRequired, SubjectIdNotAllowed, (422, "CONTRACT_TEMPLATE_NOT_FOUND")),
+    errors=(IdCardRequired, SubjectNotFound, SubjectClosed, SubjectIdRequired, SubjectIdNotAllowed, (422, "CONTRACT_TEMPLATE_NOT_FOUND")),
 )
 async def prepare(request: Request, body: PrepareBody) -> HTTPResponse:
     subject = str(body.subject_id) if body.subject_id is not None else None

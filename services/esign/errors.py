@@ -15,6 +15,11 @@ class SubjectNotFound(NotFound):
     message = "合同所涉业务不存在"
 
 
+class SubjectClosed(Conflict):
+    code = "SUBJECT_CLOSED"
+    message = "合同所涉业务已结束（已完成、被拒绝或已过期）"
+
+
 class SubjectIdRequired(ValidationFailed):
     code = "SUBJECT_ID_REQUIRED"
     message = "请指定合同所涉业务（subject_id）"

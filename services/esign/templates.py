@@ -29,6 +29,8 @@ from typing import Any, Literal
 from core.clock import CHINA_TZ
 from core.pii import mask_card, mask_id_number, mask_name, mask_phone
 
+from services.accounts.rules import CLASS_III_ID_COLLECTION_FEN, rules_for
+
 from .errors import ContractContextInvalid, TemplateNotFound
 
 DEFAULT_BANK_NAME = "沙箱银行股份有限公司"
@@ -45,25 +47,13 @@ class Para:
     kind: ParaKind = "clause"
 
 
-# The account-class rules as the agreement states them (PBOC 银发〔2015〕392号, 〔2016〕302号,
-# 〔2018〕16号). The accounts service enforces its own versioned rule table; when that table changes,
-# this wording must change with it and the template version must be bumped.
-ACCOUNT_CLASS_TERMS: dict[str, dict[str, Any]] = {
-    "II": {
-        "label": "Ⅱ类",
-        "daily_outflow_fen": 1_000_000,
-        "yearly_outflow_fen": 20_000_000,
-        "balance_cap_fen": None,
-        "max_accounts": 5,
-    },
-    "III": {
-        "label": "Ⅲ类",
-        "daily_outflow_fen": 200_000,
-        "yearly_outflow_fen": 5_000_000,
-        "balance_cap_fen": 200_000,
-        "max_accounts": 5,
-    },
-}
+# The account-class rules come from the accounts service's one versioned table: the agreement states
+# exactly what the code enforces (services/accounts/rules.py says when to bump versions).
+def _terms(account_class: str) -> dict[str, Any]:
+    r = rules_for(account_class)
+    return {"label": r.label, "daily_outflow_fen": r.daily_outflow_fen, "yearly_outflow_fen": r.yearly_outflow_fen,
+            "balance_cap_fen": r.balance_cap_fen, "max_accounts": r.max_accounts_per_person}
+
 
 PLATE_COLORS = {
     "blue": "蓝色",
@@ -174,7 +164,7 @@ def _or(value: str | None, placeholder: str) -> str:
 
 def _account_agreement(c: dict[str, Any], variant: str | None) -> list[Para]:
     assert variant is not None
-    t = ACCOUNT_CLASS_TERMS[variant]
+    t = _terms(variant)
     label = t["label"]
     bank = c["bank_name"]
     p: list[Para] = [
@@ -233,8 +223,8 @@ def _account_agreement(c: dict[str, Any], variant: str | None) -> list[Para]:
                  "将被拒绝或原路退回。"),
             Para(f"2.3　本账户消费、缴费（含ETC通行费、停车费等代扣）及向非绑定账户转出资金合计，"
                  f"日累计限额为{daily}，年累计限额为{yearly}。甲方在乙方所有Ⅲ类户累计收付达到"
-                 "人民币5万元的，应按乙方要求在七日内补充身份信息，逾期未补充的，乙方有权暂停本账户"
-                 "的非柜面业务。"),
+                 f"{yuan(CLASS_III_ID_COLLECTION_FEN)}的，应按乙方要求在七日内补充身份信息，逾期未补充的，"
+                 "乙方有权暂停本账户的非柜面业务。"),
         ]
     p += [
         Para("2.4　上述限额为监管上限，乙方可根据风险管理需要在此范围内调低，并在小程序中公示。"),
@@ -273,7 +263,7 @@ def _account_agreement(c: dict[str, Any], variant: str | None) -> list[Para]:
 def _etc_autodebit(c: dict[str, Any], variant: str | None) -> list[Para]:
     bank = c["bank_name"]
     plate = c["plate_number"] + (f"（{c['plate_color']}）" if c["plate_color"] else "")
-    ii, iii = ACCOUNT_CLASS_TERMS["II"], ACCOUNT_CLASS_TERMS["III"]
+    ii, iii = _terms("II"), _terms("III")
     ii_text = f"Ⅱ类户日累计{yuan(ii['daily_outflow_fen'])}、年累计{yuan(ii['yearly_outflow_fen'])}"
     iii_text = (
         f"Ⅲ类户日累计{yuan(iii['daily_outflow_fen'])}、年累计{yuan(iii['yearly_outflow_fen'])}，"
@@ -378,7 +368,7 @@ TEMPLATES: dict[str, Template] = {
     for t in (
         Template(
             code="account_agreement",
-            version="2026.11-1",
+            version="2026.11-2",  # -2: the limits are rendered from services/accounts/rules.py
             title="个人银行电子账户服务协议",
             subject_type="account_application",
             body=_account_agreement,

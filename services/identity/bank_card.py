@@ -11,7 +11,7 @@ from core.clock import utcnow
 from core.errors import UpstreamUnavailable
 from core.pii import mask_card, mask_phone
 from core.validators import card_number_ok, mobile_ok
-from integrations.cardcheck import CardCheckUnavailable
+from integrations.cardnet import CardNetworkUnavailable
 from models.identity import AttemptKind, Identity
 from services import audit
 from services.context import ServiceContext
@@ -54,10 +54,10 @@ async def verify_bank_card(ctx: ServiceContext, user_id: int, *, card_number: st
     request_id = uuid.uuid4().hex
     inputs = {"card_number": mask_card(card_number), "reserved_phone": mask_phone(reserved_phone)}
     try:
-        result = await ctx.cardcheck.verify_elements(
+        result = await ctx.cardnet.verify_elements(
             request_id=request_id, name=name, id_number=id_number, card_number=card_number, phone=reserved_phone
         )
-    except CardCheckUnavailable as exc:
+    except CardNetworkUnavailable as exc:
         await attempts.record(user_id, AttemptKind.BANK_CARD, "UPSTREAM_UNAVAILABLE", provider_ref=request_id, inputs=inputs)
         raise UpstreamUnavailable() from exc
 

@@ -38,7 +38,7 @@ async def test_prepare_needs_identity_and_a_known_template(client, sandbox, user
                  422, "CONTRACT_TEMPLATE_NOT_FOUND", "template")
     assert_error(await client.post("/api/v1/contracts", headers=user.headers, json={"template": "account_agreement"}),
                  422, "SUBJECT_ID_REQUIRED", "subject_id")
-    # its subject (an account application) comes with the accounts capability; until then none exists
+    # its subject is an account application of this user's: none with that id
     assert_error(await client.post("/api/v1/contracts", headers=user.headers,
                                    json={"template": "account_agreement", "subject_id": 1}), 404, "SUBJECT_NOT_FOUND")
     assert_error(await client.post("/api/v1/contracts", headers=user.headers,

@@ -82,7 +82,7 @@ def test_every_page_footer_names_the_contract(tmp_path):
     assert len(pages) >= 2
     for i, page in enumerate(pages, 1):
         assert "合同编号 C-20261120-0042" in page
-        assert "account_agreement/II 版本 2026.11-1" in page
+        assert f"account_agreement/II 版本 {TEMPLATES['account_agreement'].version}" in page
         assert f"第{i}页/共{len(pages)}页" in page.replace(" ", "")  # pdftotext drops some spaces
     assert "个人Ⅱ类银行结算账户服务协议" in pages[0]
     assert "张*丰" in pages[0] and "张三丰" not in text

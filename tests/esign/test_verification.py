@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.esign.certs import BankSigningIdentity
+from services.esign.templates import TEMPLATES
 from services.esign.verification import verify_pdf, verify_pdf_async
 
 from . import tamper
@@ -14,7 +15,7 @@ def test_signed_contract_says_which_contract_it_is(signed_pdf, identity):
     r = verify_pdf(signed_pdf, trust_roots=identity.trust_roots)
     assert r.ok
     assert (r.contract_ref, r.template, r.version, r.variant) == (
-        "C-20261120-0001", "account_agreement", "2026.11-1", "II",
+        "C-20261120-0001", "account_agreement", TEMPLATES["account_agreement"].version, "II",
     )
     assert r.signatures == 1
     assert r.signed_at is not None and r.signed_at.tzinfo is not None

@@ -33,6 +33,8 @@ PROD = {
     "ESIGN_KEY_PATH": "/run/secrets/esign.key",
     "ESIGN_CERT_PATH": "/run/secrets/esign.pem",
     "CJK_FONT_PATH": WQY,
+    "BANK_ACCOUNT_PREFIX": "623058",
+    "ACCOUNT_OPENED_TEMPLATE_ID": "real-template-id-from-the-console",
 }
 
 

@@ -1,0 +1,266 @@
+"""Account opening, accounts with their limits and ledgers, and funding from the bound card."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from handlers.common import services
+from handlers.spec import Body, Out, Query, Response, id_param, operation
+from models.accounts import ApplicationStatus, TransferStatus
+from services.accounts import funding, opening, views
+from services.accounts.funding import MAX_AMOUNT_FEN, CardDeclined, CardNetworkDown
+from services.accounts.ledger import AccountNotActive, AccountNotFound, BalanceCapExceeded, InsufficientFunds
+from services.accounts.opening import (
+    STEPS,
+    AccountLimitReached,
+    ApplicationClosed,
+    ApplicationIncomplete,
+    ApplicationNotFound,
+    UnderAgeForAccount,
+)
+from services.accounts.rules import ACCOUNT_CLASSES
+from services.identity.errors import IdCardRequired
+
+bp = Blueprint("mp_accounts")
+
+AccountClass = Literal[ACCOUNT_CLASSES]  # type: ignore[valid-type]
+Step = Literal[STEPS]  # type: ignore[valid-type]
+APPLICATION_ID = id_param(ApplicationNotFound, "the application's id")
+ACCOUNT_ID = id_param(AccountNotFound, "the account's id")
+Fen = Field(ge=1, le=MAX_AMOUNT_FEN, description="an amount in fen (1 fen = ¥0.01): a JSON integer, never a float "
+            "or a string")
+
+
+class ApplicationBody(Body):
+    account_class: AccountClass = Field(description="Class II (needs a same-name Class I debit or credit card) or III")
+
+
+class AmountBody(Body):
+    amount_fen: int = Fen
+
+
+class TransactionsQuery(Query):
+    cursor: str | None = Field(default=None, max_length=32, description="`next_cursor` of the previous page")
+    limit: int = Field(default=20, ge=1, le=views.MAX_PAGE)
+
+
+class Milestones(Out):
+    identity_verified: datetime | None
+    signed: datetime | None
+    opened: datetime | None
+    rejected: datetime | None
+    expired: datetime | None
+
+
+class ApplicationOut(Out):
+    id: int
+    account_class: AccountClass
+    status: Literal[tuple(s.value for s in ApplicationStatus)]  # type: ignore[valid-type]
+    missing: list[Step] = Field(description="what the user still has to do, in the order to do it")
+    next_step: Literal[STEPS + ("submit",)] | None = Field(  # type: ignore[valid-type]
+        description="the first missing step, `submit` when nothing is missing, null once the application is closed")
+    rules_version: str
+    contract_id: int | None = Field(description="the signed account agreement")
+    account_id: int | None
+    rejection_code: str | None
+    created_at: datetime
+    expires_at: datetime
+    milestones: Milestones
+
+
+class Limits(Out):
+    daily_outflow_fen: int
+    daily_outflow_used_fen: int
+    daily_outflow_remaining_fen: int
+    yearly_outflow_fen: int
+    yearly_outflow_used_fen: int
+    yearly_outflow_remaining_fen: int
+    balance_cap_fen: int | None = Field(description="Class III: the balance may never exceed it")
+    balance_room_fen: int | None = Field(description="how much more the account can take in now")
+
+
+class AccountOut(Out):
+    id: int
+    number_masked: str
+    account_class: AccountClass
+    status: Literal["active", "frozen", "closed"]
+    balance_fen: int
+    pending_in_fen: int = Field(description="top-ups on their way from the bound card")
+    bound_card_masked: str
+    rules_version: str
+    opened_at: datetime
+    limits: Limits = Field(description="outflow counted today and this year (China Standard Time)")
+
+
+class AccountsOut(Out):
+    accounts: list[AccountOut]
+
+
+class EntryOut(Out):
+    id: int
+    direction: Literal["credit", "debit"]
+    kind: str
+    amount_fen: int
+    balance_after_fen: int
+    counts_as_outflow: bool
+    counterparty: str | None
+    reference: str
+    booked_at: datetime
+
+
+class TransactionsOut(Out):
+    entries: list[EntryOut]
+    next_cursor: str | None
+
+
+class TransferOut(Out):
+    id: int
+    account_id: int
+    direction: Literal["pull", "push"]
+    amount_fen: int
+    status: Literal[tuple(s.value for s in TransferStatus)]  # type: ignore[valid-type]
+    decline_reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    balance_fen: int = Field(description="the account's balance after")
+
+
+@bp.post("/account-applications")
+@operation(
+    summary="Start an application to open an account (or get the open one for that class)",
+    description="Returns the user's open application for the class (200) or a new one (201). The account agreement "
+    "to sign is the `account_agreement` contract with this application's id as `subject_id`.",
+    tag="accounts",
+    auth=True,
+    body=ApplicationBody,
+    responses={200: Response(ApplicationOut, description="the open application"),
+               201: Response(ApplicationOut, description="a new application")},
+)
+async def start_application(request: Request, body: ApplicationBody) -> HTTPResponse:
+    ctx = services(request)
+    app, created = await opening.start(ctx, request.ctx.user_id, account_class=body.account_class)
+    progress = await opening.sync(ctx, request.ctx.user_id, app.id)
+    return json(views.public_application(progress), status=201 if created else 200)
+
+
+@bp.get("/account-applications/<application_id:int>")
+@operation(
+    summary="An application's status, milestones and what is still missing, in order",
+    tag="accounts",
+    auth=True,
+    path={"application_id": APPLICATION_ID},
+    responses={200: Response(ApplicationOut)},
+)
+async def get_application(request: Request, application_id: int) -> HTTPResponse:
+    progress = await opening.sync(services(request), request.ctx.user_id, application_id)
+    return json(views.public_application(progress))
+
+
+@bp.post("/account-applications/<application_id:int>/submit")
+@operation(
+    summary="Open the account, once every check is valid and the agreement signed",
+    description="201 with the new account; 200 with the same account when the application was already opened "
+    "(concurrent submits open one). Refused while anything is missing (409 APPLICATION_INCOMPLETE), and when the "
+    "person already holds as many accounts of the class as the rules allow (409 ACCOUNT_LIMIT_REACHED: the "
+    "application is then rejected).",
+    tag="accounts",
+    auth=True,
+    path={"application_id": APPLICATION_ID},
+    responses={200: Response(AccountOut, description="already opened"),
+               201: Response(AccountOut, description="opened now")},
+    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAgeForAccount, IdCardRequired),
+)
+async def submit_application(request: Request, application_id: int) -> HTTPResponse:
+    account, opened = await opening.submit(services(request), request.ctx.user_id, application_id)
+    return json(views.public_account(account), status=201 if opened else 200)
+
+
+@bp.get("/accounts")
+@operation(
+    summary="The user's accounts with balances and limits",
+    tag="accounts",
+    auth=True,
+    responses={200: Response(AccountsOut)},
+)
+async def list_accounts(request: Request) -> HTTPResponse:
+    return json({"accounts": [views.public_account(a) for a in await views.accounts_of(request.ctx.user_id)]})
+
+
+@bp.get("/accounts/<account_id:int>")
+@operation(
+    summary="An account: balance, and the limits used today and this year and what remains",
+    tag="accounts",
+    auth=True,
+    path={"account_id": ACCOUNT_ID},
+    responses={200: Response(AccountOut)},
+)
+async def get_account(request: Request, account_id: int) -> HTTPResponse:
+    return json(views.public_account(await views.owned(request.ctx.user_id, account_id)))
+
+
+@bp.get("/accounts/<account_id:int>/transactions")
+@operation(
+    summary="The account's ledger, newest first, a page at a time",
+    tag="accounts",
+    auth=True,
+    path={"account_id": ACCOUNT_ID},
+    query=TransactionsQuery,
+    responses={200: Response(TransactionsOut)},
+    errors=((422, "CURSOR_INVALID"),),
+)
+async def transactions(request: Request, account_id: int, query: TransactionsQuery) -> HTTPResponse:
+    entries, cursor = await views.transactions(request.ctx.user_id, account_id, cursor=query.cursor, limit=query.limit)
+    return json({"entries": [views.public_entry(e) for e in entries], "next_cursor": cursor})
+
+
+FUNDING_ERRORS = (CardDeclined, AccountNotActive, CardNetworkDown)
+PENDING = Response(TransferOut, description="the card network's answer is not known yet: retry with the same "
+                   "Idempotency-Key to learn the outcome (the transfer is never sent twice)")
+
+
+def _transfer_response(outcome: funding.Outcome) -> HTTPResponse:
+    status = 202 if outcome.transfer.status == TransferStatus.PENDING else 201
+    return json(views.public_transfer(outcome.transfer, outcome.account), status=status)
+
+
+@bp.post("/accounts/<account_id:int>/top-ups")
+@operation(
+    summary="Top up the account from its bound card",
+    description="Pulls the amount from the bound card through the card network, then credits the account. A Class III "
+    "top-up that would take the balance over its cap is refused (422 BALANCE_CAP_EXCEEDED) before any money moves.",
+    tag="accounts",
+    auth=True,
+    idempotent=True,
+    path={"account_id": ACCOUNT_ID},
+    body=AmountBody,
+    responses={201: Response(TransferOut, description="the money is in the account"), 202: PENDING},
+    errors=(BalanceCapExceeded, *FUNDING_ERRORS),
+)
+async def top_up(request: Request, account_id: int, body: AmountBody) -> HTTPResponse:
+    outcome = await funding.top_up(services(request), request.ctx.user_id, account_id, body.amount_fen,
+                                   idempotency_id=request.ctx.idempotency.id)
+    return _transfer_response(outcome)
+
+
+@bp.post("/accounts/<account_id:int>/withdrawals")
+@operation(
+    summary="Withdraw from the account to its bound card",
+    description="Debits the account, then pushes the amount to the bound card; a push the card network declines is "
+    "reversed. Moves to the bound card do not count against the outflow limits.",
+    tag="accounts",
+    auth=True,
+    idempotent=True,
+    path={"account_id": ACCOUNT_ID},
+    body=AmountBody,
+    responses={201: Response(TransferOut, description="the money is on the card"), 202: PENDING},
+    errors=(InsufficientFunds, *FUNDING_ERRORS),
+)
+async def withdraw(request: Request, account_id: int, body: AmountBody) -> HTTPResponse:
+    outcome = await funding.withdraw(services(request), request.ctx.user_id, account_id, body.amount_fen,
+                                     idempotency_id=request.ctx.idempotency.id)
+    return _transfer_response(outcome)

@@ -1,0 +1,208 @@
+"""Money between an account and its bound card, through the card network: top-ups (a pull from the
+card) and withdrawals (a push to it). Neither counts against the outflow limits: moves to and from the
+bound card are outside them.
+
+A top-up reserves room under the balance cap, records the transfer as pending and commits, and only
+then asks the network to pull: a Class III top-up that would pass the cap is refused before any money
+moves. A withdrawal debits the account with the pending transfer in one transaction, then asks the
+network to push; a push the network declines is reversed.
+
+Each transfer is sent once, under a request id of its own. When the answer is lost the transfer stays
+pending and is settled by asking the network about that id (``get_transfer``): at once, again when the
+user retries with the same ``Idempotency-Key`` (the retry finds the transfer by the key's record), and
+by the reconciliation job for the rest. A transfer the network has never heard of after
+``UNKNOWN_AFTER_S`` did not happen and is closed as declined (``NOT_RECEIVED``). Settling locks the
+transfer row and moves it out of ``pending`` once, so the money is booked once whoever settles.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.clock import CHINA_TZ, utcnow
+from core.errors import AppError, UpstreamUnavailable
+from integrations.cardnet import CardNetworkUnavailable, TransferAnswer, TransferNotSent, TransferOutcomeUnknown
+from models.accounts import Account, CardTransfer, EntryDirection, TransferDirection, TransferStatus
+from services.accounts import ledger
+from services.accounts.ledger import AccountNotFound
+from services.accounts.opening import ACCOUNT_CARD_PURPOSE
+from services.context import ServiceContext
+from services.db import atomic
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_AFTER_S = 300  # a transfer the network still does not know after this was never received
+MAX_AMOUNT_FEN = 10**12  # what one transfer may carry: keeps every sum far inside a BIGINT
+
+DECLINE_MESSAGES = {
+    "INSUFFICIENT_FUNDS": "绑定银行卡余额不足",
+    "CARD_BLOCKED": "绑定银行卡状态异常，请联系发卡行",
+    "CARD_NOT_FOUND": "绑定银行卡不存在",
+    "NOT_RECEIVED": "银行卡转账未受理，请重试",
+    "NOT_SENT": "银行卡转账未受理，请重试",
+}
+
+
+class CardDeclined(AppError):
+    status, code, message = 422, "CARD_DECLINED", "绑定银行卡交易被拒绝"
+
+
+class CardNetworkDown(UpstreamUnavailable):
+    code, message = "CARD_NETWORK_UNAVAILABLE", "银行卡网络暂不可用，请稍后重试"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    transfer: CardTransfer
+    account: Account  # as it stands after
+
+
+def _wire(direction: TransferDirection) -> str:
+    """The card network's word for it: a pull debits the card, a push credits it."""
+    return "debit" if direction == TransferDirection.PULL else "credit"
+
+
+def new_request_id(direction: TransferDirection) -> str:
+    prefix = "TU" if direction == TransferDirection.PULL else "WD"
+    return f"{prefix}{utcnow().astimezone(CHINA_TZ):%Y%m%d}{secrets.token_hex(10).upper()}"
+
+
+async def _owned_account(user_id: int, account_id: int) -> Account:
+    account = await Account.get_or_none(id=account_id, user_id=user_id)
+    if account is None:
+        raise AccountNotFound()
+    return account
+
+
+async def top_up(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: int, *,
+                 idempotency_id: int | None = None) -> Outcome:
+    return await _move(ctx, user_id, account_id, amount_fen, TransferDirection.PULL, idempotency_id)
+
+
+async def withdraw(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: int, *,
+                   idempotency_id: int | None = None) -> Outcome:
+    return await _move(ctx, user_id, account_id, amount_fen, TransferDirection.PUSH, idempotency_id)
+
+
+async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: int, direction: TransferDirection,
+                idempotency_id: int | None) -> Outcome:
+    if not 1 <= amount_fen <= MAX_AMOUNT_FEN:
+        raise ValueError("amount out of range")  # the contract bounds it before this
+    account = await _owned_account(user_id, account_id)
+    transfer = None
+    if idempotency_id is not None:
+        transfer = await CardTransfer.get_or_none(idempotency_id=idempotency_id)
+    answer = None
+    if transfer is None:
+        transfer = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction, idempotency_id))
+        try:
+            answer = await _send(ctx, transfer, account)
+        except TransferNotSent:
+            # Nothing reached the network: undo the reservation (or the debit), and let a retry under the
+            # same key start afresh rather than find this transfer.
+            not_sent = TransferAnswer(transfer.request_id, "DECLINED", "NOT_SENT", amount_fen, _wire(direction))
+            await atomic(lambda conn: _apply(conn, transfer.id, not_sent))
+            raise CardNetworkDown() from None
+    elif transfer.account_id != account_id or transfer.amount_fen != amount_fen or transfer.direction != direction:
+        raise RuntimeError("an idempotency record maps to another transfer")  # the request hash prevents it
+    transfer = await settle(ctx, transfer, answer)
+    if transfer.status == TransferStatus.DECLINED:
+        reason = transfer.decline_reason or ""
+        raise CardDeclined(DECLINE_MESSAGES.get(reason, CardDeclined.message))
+    return Outcome(transfer, await Account.get(id=account_id))
+
+
+async def _start(conn: BaseDBAsyncClient, account: Account, user_id: int, amount_fen: int,
+                 direction: TransferDirection, idempotency_id: int | None) -> CardTransfer:
+    request_id = new_request_id(direction)
+    if direction == TransferDirection.PULL:
+        await ledger.reserve_inflow(conn, account.id, amount_fen)
+    else:
+        await ledger.post(conn, account.id, direction=EntryDirection.DEBIT, kind="withdrawal", amount_fen=amount_fen,
+                          reference=request_id, counterparty=account.bound_card_masked)
+    return await CardTransfer.create(request_id=request_id, idempotency_id=idempotency_id, account_id=account.id,
+                                     user_id=user_id, direction=direction, amount_fen=amount_fen, using_db=conn)
+
+
+async def _send(ctx: ServiceContext, transfer: CardTransfer, account: Account) -> TransferAnswer | None:
+    card = ctx.pii.decrypt(account.bound_card_enc, purpose=ACCOUNT_CARD_PURPOSE)
+    try:
+        return await ctx.cardnet.transfer(
+            request_id=transfer.request_id, card_number=card, amount_fen=transfer.amount_fen,
+            direction=_wire(transfer.direction),
+            memo="电子账户充值" if transfer.direction == TransferDirection.PULL else "电子账户提现",
+        )
+    except TransferOutcomeUnknown as exc:
+        log.warning("card transfer answer lost", extra={"request_id": transfer.request_id, "reason": str(exc)})
+        return None
+
+
+async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAnswer | None = None, *,
+                 give_up_unknown: bool = False) -> CardTransfer:
+    """Bring a pending transfer to its outcome if the network knows it (``answer``, or asked now).
+
+    ``give_up_unknown``: a transfer the network has never heard of, older than ``UNKNOWN_AFTER_S``, is
+    closed as declined (``NOT_RECEIVED``); otherwise it stays pending."""
+    if transfer.status != TransferStatus.PENDING:
+        return transfer
+    if answer is None:
+        try:
+            answer = await ctx.cardnet.get_transfer(transfer.request_id)
+        except CardNetworkUnavailable as exc:
+            await CardTransfer.filter(id=transfer.id).update(checked_at=utcnow())
+            log.warning("card transfer query failed", extra={"request_id": transfer.request_id, "reason": str(exc)})
+            return transfer
+        if answer is None:
+            await CardTransfer.filter(id=transfer.id).update(checked_at=utcnow())
+            if not (give_up_unknown and transfer.created_at <= utcnow() - timedelta(seconds=UNKNOWN_AFTER_S)):
+                return transfer
+            answer = TransferAnswer(transfer.request_id, "DECLINED", "NOT_RECEIVED", transfer.amount_fen,
+                                    _wire(transfer.direction))
+    if answer.amount_fen != transfer.amount_fen or answer.direction != _wire(transfer.direction) or answer.status not in (
+            "SUCCEEDED", "DECLINED"):
+        log.error("card network answer does not match the transfer", extra={"request_id": transfer.request_id})
+        return transfer  # left pending for a person to look at; never booked on a doubtful answer
+    return await atomic(lambda conn: _apply(conn, transfer.id, answer))
+
+
+async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer) -> CardTransfer:
+    transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
+    if transfer.status != TransferStatus.PENDING:
+        return transfer  # settled by someone else meanwhile
+    account = await Account.get(id=transfer.account_id).using_db(conn)
+    succeeded = answer.status == "SUCCEEDED"
+    if transfer.direction == TransferDirection.PULL:
+        if succeeded:
+            await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT, kind="top_up",
+                              amount_fen=transfer.amount_fen, reference=transfer.request_id,
+                              counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True)
+        else:
+            await ledger.release_inflow(conn, transfer.account_id, transfer.amount_fen)
+    elif not succeeded:
+        await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT, kind="withdrawal_reversal",
+                          amount_fen=transfer.amount_fen, reference=transfer.request_id,
+                          counterparty=account.bound_card_masked, settling=True)
+    transfer.status = TransferStatus.SUCCEEDED if succeeded else TransferStatus.DECLINED
+    transfer.decline_reason = None if succeeded else (answer.reason or "DECLINED")[:32]
+    transfer.finished_at = utcnow()
+    if answer.reason == "NOT_SENT":
+        transfer.idempotency_id = None  # a retry under the key sends a new transfer
+    await transfer.save(using_db=conn, update_fields=["status", "decline_reason", "finished_at", "idempotency_id"])
+    return transfer
+
+
+async def reconcile(ctx: ServiceContext, *, older_than_s: float = 30, batch: int = 200) -> dict:
+    """The reconciliation job: settle the pending transfers whose answer was lost."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    pending = await CardTransfer.filter(status=TransferStatus.PENDING, created_at__lte=cutoff).order_by("id").limit(batch)
+    counts = {"checked": 0, "succeeded": 0, "declined": 0, "pending": 0}
+    for transfer in pending:
+        counts["checked"] += 1
+        settled = await settle(ctx, transfer, give_up_unknown=True)
+        counts[str(settled.status)] += 1
+    return counts

@@ -1,0 +1,111 @@
+"""Idempotency keys for the mini-program's POSTs that create or move money.
+
+The first request under a key (per user and operation) inserts a record and takes a short lease on it;
+the unique ``(user_id, scope, key)`` lets one of two concurrent requests win. What a retry gets:
+
+* the same key and the same request (method, path, canonical body), answered: the first answer, as it
+  was (status and body), with ``Idempotent-Replayed: true``;
+* the same key and another request: 422 ``IDEMPOTENCY_KEY_REUSED``, whatever state the first is in;
+* the same key while the first is still running: 409 ``IDEMPOTENCY_KEY_IN_USE``;
+* the same key after the first ended without a final answer (a 5xx, a 202 "still pending", or a worker
+  that died): the operation runs again under the same record, so ``record.id`` names the attempt for
+  good and the service can find what the first run started (the card transfer it sent, by request id)
+  instead of starting it twice.
+
+Final answers are the 2xx other than 202 and every 4xx the operation gives after it started. Records
+are kept ``idempotency_ttl_s`` (48 h by default, DESIGN: at least 24 h) and then swept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+
+from core.clock import utcnow
+from core.errors import AppError, Conflict
+from models.infra import IdempotencyRecord
+
+LEASE_S = 60  # longer than a request can run (handlers time their calls out well before)
+KEY_PATTERN = r"^[A-Za-z0-9_\-.:]{8,64}$"
+
+
+class IdempotencyKeyRequired(AppError):
+    status, code, message = 400, "IDEMPOTENCY_KEY_REQUIRED", "请求缺少 Idempotency-Key"
+
+
+class IdempotencyKeyInvalid(AppError):
+    status, code, message = 422, "IDEMPOTENCY_KEY_INVALID", "Idempotency-Key 应为 8–64 位字母、数字或 _-.:"
+
+
+class IdempotencyKeyReused(AppError):
+    status, code, message = 422, "IDEMPOTENCY_KEY_REUSED", "该 Idempotency-Key 已用于另一笔请求"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code, message = "IDEMPOTENCY_KEY_IN_USE", "相同请求正在处理中，请稍后重试"
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    """What makes two requests "the same": method, concrete path, and the body as parsed (so spacing
+    and key order do not matter, a different amount does)."""
+    canonical = json.dumps([method.upper(), path, body], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Begun:
+    record: IdempotencyRecord
+    replay: bool  # True: ``record`` holds the final answer to send again
+
+
+async def begin(user_id: int, scope: str, key: str, digest: str, *, ttl_s: int) -> Begun:
+    now = utcnow()
+    try:
+        record = await IdempotencyRecord.create(
+            user_id=user_id, scope=scope, key=key, request_hash=digest, expires_at=now + timedelta(seconds=ttl_s),
+            locked_until=now + timedelta(seconds=LEASE_S),
+        )
+        return Begun(record, False)
+    except IntegrityError:
+        pass
+    record = await IdempotencyRecord.get(user_id=user_id, scope=scope, key=key)
+    if record.expires_at <= now and (record.locked_until is None or record.locked_until < now):
+        # Kept as long as promised and idle: the key is free again (the sweep would have removed it).
+        if await IdempotencyRecord.filter(id=record.id, expires_at=record.expires_at).delete():
+            return await begin(user_id, scope, key, digest, ttl_s=ttl_s)
+    if record.request_hash != digest:
+        raise IdempotencyKeyReused(field="Idempotency-Key")
+    if record.status_code is not None:
+        return Begun(record, True)
+    lapsed = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    taken = await IdempotencyRecord.filter(Q(id=record.id) & Q(status_code__isnull=True) & lapsed).update(
+        locked_until=now + timedelta(seconds=LEASE_S))
+    if not taken:
+        raise IdempotencyKeyInUse()
+    return Begun(await IdempotencyRecord.get(id=record.id), False)
+
+
+def is_final(status: int) -> bool:
+    return status < 500 and status != 202
+
+
+async def finish(record: IdempotencyRecord, status: int, body: Any) -> None:
+    """Keep a final answer for replay; otherwise free the record for the next retry to run again."""
+    if is_final(status):
+        await IdempotencyRecord.filter(id=record.id).update(status_code=status, response=body, locked_until=None)
+    else:
+        await IdempotencyRecord.filter(id=record.id).update(locked_until=None)
+
+
+async def sweep(now=None) -> int:
+    """Delete the records past their time that no request is running under. (What an unanswered one
+    started, a card transfer, is settled by the transfers' own reconciliation, not by its record.)"""
+    now = now or utcnow()
+    idle = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    return await IdempotencyRecord.filter(Q(expires_at__lt=now) & idle).delete()

@@ -1,0 +1,32 @@
+"""Messages to users: WeChat subscribe messages, delivered from the outbox.
+
+A change that should tell the user something writes an outbox message of kind ``subscribe_message`` in
+its own transaction (``services.outbox.enqueue``); the worker sends it here. WeChat answers that no
+retry can fix give up at once: the user refused this template (43101), or the message itself is wrong
+(bad openid 40003, template 40037, data 47003, page 41030). Anything else (timeouts, "system busy",
+an unavailable WeChat) is retried by the outbox with backoff.
+"""
+
+from __future__ import annotations
+
+from integrations.wechat.miniprogram import WeChatAPIError
+from services.context import ServiceContext
+from services.outbox import Handler, Permanent
+
+USER_REFUSED = 43101
+PERMANENT_ERRCODES = {USER_REFUSED, 40003, 40037, 47003, 41030}
+
+
+def outbox_handlers(ctx: ServiceContext) -> dict[str, Handler]:
+    async def subscribe_message(payload: dict) -> None:
+        try:
+            await ctx.wechat.send_subscribe_message(
+                touser=payload["touser"], template_id=payload["template_id"], data=payload["data"],
+                page=payload.get("page"),
+            )
+        except WeChatAPIError as exc:
+            if exc.errcode in PERMANENT_ERRCODES:
+                raise Permanent(f"errcode {exc.errcode}") from exc
+            raise
+
+    return {"subscribe_message": subscribe_message}
