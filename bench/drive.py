@@ -2,9 +2,11 @@
 
     python bench/drive.py SPEC.json      -> prints one JSON line: rps, p50_ms, p99_ms, max_ms, requests, errors
 
-SPEC: ``{"method", "url", "headers"?, "connections", "seconds", "body"?: str, "bodies"?: [str, ...]}``.
+SPEC: ``{"method", "url", "headers"?, "connections", "seconds", "body"?: str, "bodies"?: [str, ...],
+"targets"?: [[path, authorization], ...], "unique_header"?: [name, prefix]}``.
 With ``bodies``, each request takes the next body (one use each, e.g. single-use login codes) and the
-run ends early when they run out.
+run ends early when they run out. With ``targets``, requests go to each path as its user in turn; with
+``unique_header``, each request carries that header with a value never sent before (``prefix`` + n).
 
 Each connection is a plain HTTP/1.1 keep-alive stream (asyncio), not an HTTP client library: httpx's
 connection pool falls to ~150 requests/s at 64 concurrent requests here, which would measure the driver.
@@ -22,8 +24,22 @@ from urllib.parse import urlsplit
 async def run(spec: dict) -> dict:
     url = urlsplit(spec["url"])
     target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    head = f"{spec['method']} {target} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in (spec.get("headers") or {}).items())
+    common = "".join(f"{k}: {v}\r\n" for k, v in (spec.get("headers") or {}).items())
+    targets = spec.get("targets") or [[target, None]]
+    unique = spec.get("unique_header")
+    sent = 0
+
+    def head() -> str:
+        nonlocal sent
+        path, auth = targets[sent % len(targets)]
+        sent += 1
+        text = f"{spec['method']} {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n{common}"
+        if auth:
+            text += f"Authorization: {auth}\r\n"
+        if unique:
+            text += f"{unique[0]}: {unique[1]}{sent}\r\n"
+        return text
+
     bodies = iter(spec.get("bodies") or [])
     has_bodies = bool(spec.get("bodies"))
     deadline = time.perf_counter() + float(spec["seconds"])
@@ -42,7 +58,7 @@ async def run(spec: dict) -> dict:
                         return
                 data = body.encode()
                 t0 = time.perf_counter()
-                writer.write(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                writer.write(f"{head()}Content-Length: {len(data)}\r\n\r\n".encode() + data)
                 status_line = await reader.readline()
                 length = 0
                 while (line := await reader.readline()) not in (b"\r\n", b""):

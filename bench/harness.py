@@ -185,6 +185,10 @@ def wrk(url: str, *, seconds: float, connections: int, headers: dict | None = No
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60, env=env).stdout
+    return _wrk_figures(out)
+
+
+def _wrk_figures(out: str) -> Load:
     latency = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -198,6 +202,40 @@ def wrk(url: str, *, seconds: float, connections: int, headers: dict | None = No
         requests=int(total.group(1)) if total else 0,
         errors=(int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     )
+
+
+# POSTs to many resources as many users: each request takes the next (path, Authorization) from a file,
+# round robin, and carries a fresh Idempotency-Key (a run prefix and a counter; wrk runs one thread).
+_TARGETS_LUA = """
+local targets, i = {}, 0
+for line in io.lines(os.getenv("BENCH_TARGETS")) do
+  local path, auth = line:match("^([^\t]+)\t(.+)$")
+  targets[#targets + 1] = {path, auth}
+end
+local prefix, body = os.getenv("BENCH_KEY_PREFIX"), os.getenv("BENCH_BODY")
+request = function()
+  i = i + 1
+  local t = targets[(i - 1) % #targets + 1]
+  return wrk.format("POST", t[1], {["Content-Type"] = "application/json", ["Authorization"] = t[2],
+                                   ["Idempotency-Key"] = prefix .. i}, body)
+end
+"""
+
+
+def post_targets(base: str, targets: list[tuple[str, str]], body: str, *, seconds: float, connections: int) -> Load:
+    """POST ``body`` to each ``(path, authorization)`` in turn, every request under a new Idempotency-Key."""
+    prefix = f"bench-{os.urandom(4).hex()}-"
+    if shutil.which("wrk"):
+        tmp = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+        (tmp / "targets.lua").write_text(_TARGETS_LUA)
+        (tmp / "targets.txt").write_text("".join(f"{p}\t{a}\n" for p, a in targets), encoding="utf-8")
+        cmd = [shutil.which("wrk"), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+               "--timeout", "10s", "-s", str(tmp / "targets.lua"), base]
+        env = {**os.environ, "BENCH_TARGETS": str(tmp / "targets.txt"), "BENCH_KEY_PREFIX": prefix, "BENCH_BODY": body}
+        return _wrk_figures(subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, env=env).stdout)
+    return drive({"method": "POST", "url": base, "connections": connections, "body": body,
+                  "headers": {"Content-Type": "application/json"}, "targets": targets, "unique_header":
+                  ["Idempotency-Key", prefix]}, seconds=seconds)
 
 
 def drive(spec: dict, *, seconds: float) -> Load:

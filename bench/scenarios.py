@@ -26,6 +26,7 @@ from bench.harness import (
     load,
     pids_named,
     post,
+    post_targets,
 )
 
 JWT_KEY = b"bench-only-jwt-key-0123456789abcdef0123456789"
@@ -192,15 +193,14 @@ def me(ctx: Context) -> Result:
 
 
 def insert(ctx: Context) -> Result:
-    """The write baseline on its own: one INSERT in a transaction. The money paths (debits, top-ups)
-    add their scenario against it when they land."""
+    """The write baseline on its own: one INSERT in a transaction (``topups`` measures against it)."""
     _sql(ctx.db_url, [("CREATE TABLE IF NOT EXISTS bench_events (id BIGINT PRIMARY KEY AUTO_INCREMENT, "
                        "token CHAR(32) NOT NULL, body TEXT)", ())])
     baseline = ctx.baseline("insert_tx", "--db", ctx.db_url)
     try:
         b = post(f"{baseline.url}/insert", ['{"n": 1}'], seconds=ctx.seconds, connections=ctx.connections)
-        return Result("insert", "one INSERT in a transaction (reference for the write paths to come)",
-                      _as_dict(b), target="reported (no project route writes money yet)")
+        return Result("insert", "one INSERT in a transaction (the write paths' reference)",
+                      _as_dict(b), target="reported")
     finally:
         baseline.stop()
 
@@ -274,12 +274,124 @@ def workers(ctx: Context) -> Result:
         two.stop()
 
 
+def _emulator(ctx: Context, name: str, **env: str) -> tuple[Proc, str]:
+    """The sandbox emulators in their own process, as the real WeChat and card network would be."""
+    port = free_port()
+    var = ctx.work / f"{name}-sandbox"
+    var.mkdir(exist_ok=True)
+    proc = Proc(f"{name}-sandbox", [sys.executable, "-m", "sandbox", "--port", str(port)],
+                env={**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_STATE_PATH": str(var / "sandbox.sqlite3"), **env},
+                ready=f"http://127.0.0.1:{port}/sandbox/control/health", log_dir=ctx.work)
+    ctx.started.append(proc)
+    proc.wait_ready()
+    return proc, f"http://127.0.0.1:{port}/sandbox"
+
+
+def _ledger_check(env: dict) -> str:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "app", "ledger", "check"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    return (out.stdout.strip().splitlines() or ["(no output)"])[-1] + ("" if out.returncode == 0 else " — FAILED")
+
+
+TOP_UP_ACCOUNTS = 1000
+CARDNET_KEY = "bench-only-cardnet-key"
+
+
+def topups(ctx: Context) -> Result:
+    """Top-ups across 1,000 accounts, each its own user: an idempotency record, the transfer row and
+    the reserved room, a pull from the bound card over HTTP (the card-network emulator in its own
+    process), then the credit and its ledger entry; against one INSERT in a transaction."""
+    import subprocess
+
+    emulator, base = _emulator(ctx, "topups", SANDBOX_CARDNET_KEYS=CARDNET_KEY)
+    app_env = dict(SANDBOX_ROUTES="0", WORKER_IN_SERVER="0", CARDNET_API_BASE=f"{base}/cardnet",
+                   CARDNET_API_KEY=CARDNET_KEY)
+    project = ctx.project("topups", **app_env)
+    seeded = ctx.work / "topup-accounts.tsv"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "seed_accounts.py"), str(TOP_UP_ACCOUNTS), str(seeded),
+                    f"{base}/control"], cwd=ROOT, env=ctx.app_env(ctx.work / "topups", **app_env), check=True,
+                   capture_output=True, timeout=600)
+    targets = [(f"/api/v1/accounts/{line.split(chr(9))[0]}/top-ups", f"Bearer {line.split(chr(9))[1]}")
+               for line in seeded.read_text().splitlines() if line]
+    _sql(ctx.db_url, [("CREATE TABLE IF NOT EXISTS bench_events (id BIGINT PRIMARY KEY AUTO_INCREMENT, "
+                       "token CHAR(32) NOT NULL, body TEXT)", ())])
+    baseline = ctx.baseline("insert_tx", "--db", ctx.db_url)
+    try:
+        a, b = interleave(
+            lambda: post_targets(project.url, targets, '{"amount_fen": 100}', seconds=ctx.seconds,
+                                 connections=ctx.connections),
+            lambda: post(f"{baseline.url}/insert", ['{"n": 1}'], seconds=ctx.seconds, connections=ctx.connections),
+            rounds=ctx.rounds)
+        ratio = a.rps / b.rps
+        cpu = _cpu_per_request(lambda: post_targets(project.url, targets, '{"amount_fen": 100}', seconds=ctx.seconds,
+                                                    connections=ctx.connections),
+                               {"app": project.pids(), "card-network emulator": emulator.pids(),
+                                "database": pids_named("mariadbd", "mysqld")})
+        base_cpu = _cpu_per_request(
+            lambda: post(f"{baseline.url}/insert", ['{"n": 1}'], seconds=ctx.seconds, connections=ctx.connections),
+            {"baseline": baseline.pids(), "database": pids_named("mariadbd", "mysqld")})
+        check = _ledger_check(ctx.app_env(ctx.work / "topups", **app_env))
+        return Result("topups", f"POST /api/v1/accounts/{{id}}/top-ups across {len(targets)} accounts", _as_dict(a),
+                      _as_dict(b), "one INSERT in a transaction, raw aiomysql", round(ratio, 2),
+                      round(a.p99_ms / b.p99_ms, 2), "≥ 0.4× baseline", ratio >= 0.4 and a.errors == 0,
+                      _worker_rss(project), notes=[f"ledger check afterwards: {check}",
+                                                   "each request a new Idempotency-Key; ¥1.00 each",
+                                                   f"CPU per top-up: {cpu}", f"CPU per baseline INSERT: {base_cpu}"])
+    finally:
+        project.stop()
+        baseline.stop()
+        emulator.stop()
+
+
+def _cpu_per_request(run: Callable[[], Load], groups: dict[str, list[int]]) -> str:
+    """One more load run, and the CPU each group of processes spent per request in it (plus the load
+    generator's): where a request's cost goes on this machine's shared cores."""
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    gen0 = children_cpu_seconds()
+    done = run()
+    n = max(done.requests, 1)
+    parts = {name: (cpu_seconds(pids) - before[name]) / n * 1e6 for name, pids in groups.items()}
+    parts["load generator"] = (children_cpu_seconds() - gen0) / n * 1e6
+    return ", ".join(f"{name} {us:.0f} us" for name, us in parts.items())
+
+
+OUTFLOWS = 200
+
+
+def outflows(ctx: Context) -> Result:
+    """200 concurrent outflows on one account, through the ledger service on the benchmark database:
+    every one answered, exactly those that fit under the daily limit booked, p99 reported."""
+    import json
+    import subprocess
+
+    var = ctx.work / "outflows"
+    var.mkdir(exist_ok=True)
+    out = subprocess.run([sys.executable, "-m", "bench.outflows", str(OUTFLOWS)], cwd=ROOT,
+                         env=ctx.app_env(var), capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench.outflows failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    load_ = Load(r["rps"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["answered"], r["unexpected"])
+    met = (r["answered"] == OUTFLOWS and r["unexpected"] == 0 and r["booked"] == r["fit"]
+           and r["used_fen"] <= r["limit_fen"] and r["balance_ok"])
+    return Result("outflows", f"{OUTFLOWS} concurrent outflows on one Class II account (ledger service)",
+                  _as_dict(load_), target="all answered, exactly those that fit booked, limit never exceeded; p99 reported",
+                  met=met, notes=[f"booked {r['booked']} of {OUTFLOWS} (¥{r['amount_fen'] / 100:.2f} each; "
+                                  f"{r['fit']} fit under ¥{r['limit_fen'] / 100:,.0f}/day), refused {r['refused']} "
+                                  f"LIMIT_EXCEEDED; used ¥{r['used_fen'] / 100:,.2f}; balance = sum of entries: "
+                                  f"{r['balance_ok']}; lock-conflict reruns: {r['reruns']}"])
+
+
 SCENARIOS: dict[str, Callable[[Context], Result]] = {
     "live": live,
     "me": me,
     "login": login,
     "insert": insert,
     "workers": workers,
+    "topups": topups,
+    "outflows": outflows,
 }
 
 

@@ -36,6 +36,8 @@ class Mutant:
 
 
 SEC = "tests/api/test_security_rules.py"
+LEDGER = "tests/api/test_ledger.py"
+FUNDING = "tests/api/test_funding.py"
 MUTANTS = (
     Mutant(
         "a transaction aborted by a lock conflict is not run again",
@@ -153,6 +155,70 @@ MUTANTS = (
         "            draft_key=key_of_draft,\n",
         "            draft_key=None,\n",
         ("tests/api/test_contract_drafts.py::test_concurrent_prepares_make_one_draft",),
+    ),
+    Mutant(
+        "the daily outflow limit is not checked",
+        "services/accounts/ledger.py",
+        "            if today + amount_fen > rules.daily_outflow_fen or year + amount_fen > rules.yearly_outflow_fen:\n",
+        "            if year + amount_fen > rules.yearly_outflow_fen:\n",
+        (f"{LEDGER}::test_fifty_concurrent_outflows_stop_exactly_at_the_daily_limit",),
+    ),
+    Mutant(
+        "the yearly outflow limit is not checked",
+        "services/accounts/ledger.py",
+        "            if today + amount_fen > rules.daily_outflow_fen or year + amount_fen > rules.yearly_outflow_fen:\n",
+        "            if today + amount_fen > rules.daily_outflow_fen:\n",
+        (f"{LEDGER}::test_class_iii_daily_and_yearly_outflow_limits",),
+    ),
+    Mutant(
+        "a debit may overdraw",
+        "services/accounts/ledger.py",
+        "        if balance < amount_fen:\n            raise InsufficientFunds()\n",
+        "",
+        (f"{LEDGER}::test_concurrent_outflows_never_overdraw",),
+    ),
+    Mutant(
+        "a credit may pass the Class III balance cap",
+        "services/accounts/ledger.py",
+        "        if rules.balance_cap_fen is not None and not reversal and balance + pending + amount_fen > rules.balance_cap_fen:\n",
+        "        if False:\n",
+        (f"{LEDGER}::test_class_iii_balance_cap_holds_under_concurrent_credits",),
+    ),
+    Mutant(
+        "top-ups are not held to the Class III cap before money moves",
+        "services/accounts/ledger.py",
+        "    if cap is not None and account.balance_fen + account.pending_in_fen + amount_fen > cap:\n",
+        "    if False:\n",
+        (f"{FUNDING}::test_class_iii_top_ups_past_the_cap_are_refused_before_money_moves",),
+    ),
+    Mutant(
+        "a movement already posted is posted again",
+        "services/accounts/ledger.py",
+        "    if existing is not None:\n        return Posted(existing, account, False)\n",
+        "",
+        (f"{LEDGER}::test_the_same_movement_posts_once",),
+    ),
+    Mutant(
+        "ledger check ignores the sum of entries",
+        "services/accounts/ledger.py",
+        "        if total != r[\"balance\"] or (last is not None and int(last) != r[\"balance\"]):\n",
+        "        if last is not None and int(last) != r[\"balance\"]:\n",
+        (f"{LEDGER}::test_ledger_check_catches_a_deleted_entry",),
+    ),
+    Mutant(
+        "an Idempotency-Key may be reused for another request",
+        "services/idempotency.py",
+        "    if record.request_hash != digest:\n        raise IdempotencyKeyReused(field=\"Idempotency-Key\")\n",
+        "",
+        (f"{FUNDING}::test_the_same_key_with_another_request_is_refused",),
+    ),
+    Mutant(
+        "the per-person account limit is not checked",
+        "services/accounts/opening.py",
+        "        if count >= rules.max_accounts_per_person:\n",
+        "        if False:\n",
+        ("tests/api/test_account_opening.py::test_a_sixth_class_ii_account_is_refused",
+         "tests/api/test_account_opening.py::test_two_applications_submitted_at_once_cannot_pass_the_limit"),
     ),
     Mutant(
         "one-shot WeChat calls retried after a lost reply",

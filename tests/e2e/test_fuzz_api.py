@@ -1,7 +1,8 @@
 """Schemathesis over the served OpenAPI document, against a live server, with every check on.
 
 Given a user who has walked every flow so far (login, phone, ID card, face, bank card, a signed
-privacy consent, a fresh draft, unused uploads and face checks), schemathesis runs all its phases
+privacy consent, an open and funded Class II account, a Class III application, a fresh draft, unused
+uploads and face checks), schemathesis runs all its phases
 (examples, coverage, fuzzing, stateful) over every operation, authenticated as that user, half of the
 ids it sends being that user's real ones (``tests/fuzz/hooks.py``). Then: zero server errors, zero
 schema violations, zero failures of any check, and every operation exercised.
@@ -87,17 +88,31 @@ class Walker:
             "verify_id": self.face("pass")}))
         pdf = workdir / "signed.pdf"
         pdf.write_bytes(self.http.get(f"/api/v1/contracts/{signed['id']}/signed.pdf", headers=self.headers).content)
+        # an open Class II account with money on its bound card, and a Class III application still missing its agreement
+        application = self.ok(self.http.post("/api/v1/account-applications", headers=self.headers, json={"account_class": "II"}))
+        agreement = self.ok(self.http.post("/api/v1/contracts", headers=self.headers,
+                                           json={"template": "account_agreement", "subject_id": application["id"]}))
+        self.ok(self.http.post(f"/api/v1/contracts/{agreement['id']}/sign", headers=self.headers, json={
+            "signature_upload_id": self.upload(signature_png(), "signature"), "consent": True,
+            "verify_id": self.face("pass")}))
+        account = self.ok(self.http.post(f"/api/v1/account-applications/{application['id']}/submit", headers=self.headers))
+        self.control(f"bank-cards/{person['card_number']}/balance", {"balance_fen": 10**11})
+        self.ok(self.http.post(f"/api/v1/accounts/{account['id']}/top-ups", json={"amount_fen": 100_000},
+                               headers={**self.headers, "Idempotency-Key": "walk-top-up-1"}))
+        class_iii = self.ok(self.http.post("/api/v1/account-applications", headers=self.headers, json={"account_class": "III"}))
         draft = self.ok(self.http.post("/api/v1/contracts", headers=self.headers, json={"template": "privacy_consent"}))
         fresh, pending = self.face("pass"), self.face(None)
         signature = self.upload(signature_png(), "signature")
         return {
-            "path": {"contract_id": [signed["id"], draft["id"]], "verify_id": [fresh, pending]},
+            "path": {"contract_id": [signed["id"], draft["id"]], "verify_id": [fresh, pending],
+                     "application_id": [application["id"], class_iii["id"]], "account_id": [account["id"]]},
             "body": {
                 "front_upload_id": [uploads["id_front"]], "back_upload_id": [uploads["id_back"]],
                 "signature_upload_id": [signature], "verify_id": [fresh, pending],
                 "name": [person["name"]], "id_number": [person["id_number"]],
                 "card_number": [person["card_number"]], "reserved_phone": [person["phone"]],
                 "template": ["privacy_consent"], "refresh_token": [self.refresh_token],
+                "subject_id": [application["id"], class_iii["id"]], "amount_fen": [1, 100, 100_000],
             },
             "signed_pdf": str(pdf),
             "control": f"{self.http.base_url}/sandbox/control",

@@ -1,0 +1,303 @@
+"""Top-ups and withdrawals over the API, through the card-network emulator: idempotency keys, lost
+answers settled by asking the network (never by pulling twice), declines, the Class III cap before any
+money moves, and the reconciliation job. ``ledger check`` runs after each test (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from core.clock import utcnow
+from models.accounts import Account, CardTransfer, LedgerEntry
+from services.accounts import funding, rules
+from tests.account_helpers import card_balance, new_key, open_account, top_up, withdraw
+from tests.helpers import assert_error
+
+PULL_PATH, QUERY_PATH = "cardnet/v1/transfers", "cardnet/v1/transfers/{request_id}"
+
+
+@pytest.fixture(scope="module")
+async def opened(server):
+    """One Class II account shared by the read-only checks of this module."""
+    import httpx
+
+    from tests.helpers import Sandbox
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False) as client:
+        return await open_account(client, Sandbox(client), card_balance_fen=10_000_000)
+
+
+async def network_transfers(client, card_number: str) -> list[dict]:
+    resp = await client.get("/sandbox/control/transfers", params={"card_number": card_number})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["transfers"]
+
+
+async def balance(account_id: int) -> int:
+    return (await Account.get(id=account_id)).balance_fen
+
+
+async def test_a_top_up_pulls_from_the_card_and_credits_the_account(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    resp = await top_up(client, user, account["id"], 30_000)
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["status"] == "succeeded" and body["direction"] == "pull" and body["amount_fen"] == 30_000
+    assert body["balance_fen"] == 30_000 and body["finished_at"] and body["decline_reason"] is None
+    assert "idempotent-replayed" not in resp.headers
+    assert await card_balance(client, person.card_number) == 70_000
+    got = (await client.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)).json()
+    assert got["balance_fen"] == 30_000 and got["pending_in_fen"] == 0
+    assert got["limits"]["daily_outflow_used_fen"] == 0  # money in is no outflow
+    entries = (await client.get(f"/api/v1/accounts/{account['id']}/transactions", headers=user.headers)).json()["entries"]
+    assert [(e["kind"], e["direction"], e["amount_fen"], e["balance_after_fen"]) for e in entries] == [
+        ("top_up", "credit", 30_000, 30_000)]
+    assert entries[0]["counterparty"] == account["bound_card_masked"]
+    sent = await network_transfers(client, person.card_number)
+    assert [(t["direction"], t["amount_fen"], t["status"]) for t in sent] == [("debit", 30_000, "SUCCEEDED")]
+    assert sent[0]["request_id"] == entries[0]["reference"]
+
+
+async def test_the_same_key_and_body_answer_the_first_answer_again(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    first = await top_up(client, user, account["id"], 12_300, key=key)
+    assert first.status_code == 201
+    again = await top_up(client, user, account["id"], 12_300, key=key)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(await network_transfers(client, person.card_number)) == 1
+    assert await card_balance(client, person.card_number) == 100_000 - 12_300
+    assert await balance(account["id"]) == 12_300
+
+
+async def test_the_same_key_with_another_request_is_refused(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    assert (await top_up(client, user, account["id"], 1_000, key=key)).status_code == 201
+    assert_error(await top_up(client, user, account["id"], 2_000, key=key), 422, "IDEMPOTENCY_KEY_REUSED",
+                 "Idempotency-Key")
+    # the key belongs to this user: another user's request with the same key is theirs alone
+    other, other_person, other_account = await open_account(client, sandbox, card_balance_fen=100_000)
+    assert (await top_up(client, other, other_account["id"], 2_000, key=key)).status_code == 201
+    # spacing and key order are not "another request"
+    same = await client.post(f"/api/v1/accounts/{account['id']}/top-ups", content=b'{ "amount_fen" : 1000 }',
+                             headers={**user.headers, "Idempotency-Key": key, "Content-Type": "application/json"})
+    assert same.status_code == 201 and same.headers["idempotent-replayed"] == "true"
+    assert await balance(account["id"]) == 1_000 and await card_balance(client, person.card_number) == 99_000
+
+
+async def test_a_key_is_required_and_shaped(client, opened):
+    user, _, account = opened
+    path = f"/api/v1/accounts/{account['id']}/top-ups"
+    assert_error(await client.post(path, json={"amount_fen": 100}, headers=user.headers), 400,
+                 "IDEMPOTENCY_KEY_REQUIRED", "Idempotency-Key")
+    for bad in ("short", "x" * 65, "has space-12345", "引号引号引号引号引号".encode()):
+        resp = await client.post(path, json={"amount_fen": 100}, headers={**user.headers, "Idempotency-Key": bad})
+        assert_error(resp, 422, "IDEMPOTENCY_KEY_INVALID", "Idempotency-Key")
+    assert await balance(account["id"]) == 0
+
+
+async def test_concurrent_requests_under_one_key_pull_once(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    answers = await asyncio.gather(*(top_up(client, user, account["id"], 5_000, key=key) for _ in range(5)))
+    statuses = sorted(a.status_code for a in answers)
+    assert 201 in statuses and set(statuses) <= {201, 409}, [a.text for a in answers]
+    for a in answers:
+        if a.status_code == 409:
+            assert_error(a, 409, "IDEMPOTENCY_KEY_IN_USE")
+    assert len(await network_transfers(client, person.card_number)) == 1
+    assert await balance(account["id"]) == 5_000
+
+
+async def test_a_lost_answer_is_settled_by_asking_the_network(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    # the network pulls the money, and the reply never arrives
+    await sandbox.fault(PULL_PATH, when="after", drop=True)
+    resp = await top_up(client, user, account["id"], 40_000)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["status"] == "succeeded" and resp.json()["balance_fen"] == 40_000
+    assert await card_balance(client, person.card_number) == 60_000
+    assert len(await network_transfers(client, person.card_number)) == 1  # asked, not pulled again
+    assert [c["path"] for c in await sandbox.calls(QUERY_PATH)]  # the query was made
+
+
+async def test_a_timeout_that_debited_the_card_credits_the_account_once(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    # the pull is done but its reply comes after our timeout, and the network cannot be asked either
+    await sandbox.fault(PULL_PATH, when="after", delay_s=3)
+    await sandbox.fault(QUERY_PATH, http_status=503, count=3)
+    first = await top_up(client, user, account["id"], 25_000, key=key)
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "pending" and first.json()["balance_fen"] == 0
+    got = (await client.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)).json()
+    assert got["pending_in_fen"] == 25_000 and got["balance_fen"] == 0
+    assert await card_balance(client, person.card_number) == 75_000  # the money left the card
+    # the user retries with the same key: the transfer is asked about, not sent again
+    second = await top_up(client, user, account["id"], 25_000, key=key)
+    assert second.status_code == 201, second.text
+    assert second.json()["status"] == "succeeded" and second.json()["id"] == first.json()["id"]
+    assert "idempotent-replayed" not in second.headers
+    third = await top_up(client, user, account["id"], 25_000, key=key)
+    assert third.json() == second.json() and third.headers["idempotent-replayed"] == "true"
+    assert len(await network_transfers(client, person.card_number)) == 1
+    assert await card_balance(client, person.card_number) == 75_000
+    assert await balance(account["id"]) == 25_000
+    assert await LedgerEntry.filter(account_id=account["id"], kind="top_up").count() == 1
+    assert (await Account.get(id=account["id"])).pending_in_fen == 0
+
+
+async def test_the_reconciliation_job_settles_what_nobody_asked_about(client, sandbox, ctx):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    await sandbox.fault(PULL_PATH, when="after", drop=True)
+    await sandbox.fault(QUERY_PATH, http_status=503, count=3)
+    assert (await top_up(client, user, account["id"], 8_000)).status_code == 202
+    result = await funding.reconcile(ctx, older_than_s=0)
+    assert result["succeeded"] >= 1
+    assert await balance(account["id"]) == 8_000
+    transfer = await CardTransfer.filter(account_id=account["id"]).first()
+    assert transfer.status == "succeeded" and transfer.finished_at is not None
+    # settling again changes nothing
+    await funding.reconcile(ctx, older_than_s=0)
+    assert await balance(account["id"]) == 8_000
+
+
+async def test_a_transfer_the_network_never_received_is_closed_and_its_room_given_back(client, sandbox, ctx):
+    user, person, account = await open_account(client, sandbox, "III", card_balance_fen=500_000)
+    key = new_key()
+    await sandbox.fault(PULL_PATH, http_status=500)  # refused before anything moved
+    resp = await top_up(client, user, account["id"], 150_000, key=key)
+    assert resp.status_code == 202
+    assert (await Account.get(id=account["id"])).pending_in_fen == 150_000
+    # within UNKNOWN_AFTER_S it stays pending; after, the job closes it
+    assert (await funding.reconcile(ctx, older_than_s=0))["pending"] >= 1
+    await CardTransfer.filter(account_id=account["id"]).update(
+        created_at=utcnow() - timedelta(seconds=funding.UNKNOWN_AFTER_S + 1))
+    await funding.reconcile(ctx, older_than_s=0)
+    transfer = await CardTransfer.get(account_id=account["id"])
+    assert (transfer.status, transfer.decline_reason) == ("declined", "NOT_RECEIVED")
+    after = await Account.get(id=account["id"])
+    assert (after.balance_fen, after.pending_in_fen) == (0, 0)
+    assert await card_balance(client, person.card_number) == 500_000
+    assert_error(await top_up(client, user, account["id"], 150_000, key=key), 422, "CARD_DECLINED")
+    assert (await top_up(client, user, account["id"], 150_000)).status_code == 201  # a new key tries afresh
+
+
+async def test_an_unreachable_network_moves_nothing_and_the_same_key_tries_again(client, sandbox, ctx, monkeypatch):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    monkeypatch.setattr(ctx.cardnet, "base_url", "http://127.0.0.1:9")  # nothing listens: the pull is never sent
+    assert_error(await top_up(client, user, account["id"], 7_000, key=key), 503, "CARD_NETWORK_UNAVAILABLE")
+    assert (await Account.get(id=account["id"])).pending_in_fen == 0
+    monkeypatch.undo()
+    again = await top_up(client, user, account["id"], 7_000, key=key)
+    assert again.status_code == 201, again.text
+    assert await balance(account["id"]) == 7_000 and await card_balance(client, person.card_number) == 93_000
+    assert await CardTransfer.filter(account_id=account["id"]).count() == 2  # the unsent one, closed
+
+
+async def test_a_declined_pull_moves_nothing_and_is_answered_again(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=1_000)
+    key = new_key()
+    err = assert_error(await top_up(client, user, account["id"], 5_000, key=key), 422, "CARD_DECLINED")
+    assert "余额不足" in err["message"]
+    replay = await top_up(client, user, account["id"], 5_000, key=key)
+    assert replay.status_code == 422 and replay.headers["idempotent-replayed"] == "true"
+    after = await Account.get(id=account["id"])
+    assert (after.balance_fen, after.pending_in_fen) == (0, 0)
+    assert not await LedgerEntry.filter(account_id=account["id"]).exists()
+    await sandbox._post(f"bank-cards/{person.card_number}/block", {"blocked": True})
+    err = assert_error(await top_up(client, user, account["id"], 500), 422, "CARD_DECLINED")
+    assert "状态异常" in err["message"]
+
+
+async def test_class_iii_top_ups_past_the_cap_are_refused_before_money_moves(client, sandbox):
+    user, person, account = await open_account(client, sandbox, "III", card_balance_fen=1_000_000)
+    cap = rules.RULES["III"].balance_cap_fen
+    assert account["limits"]["balance_cap_fen"] == cap and account["limits"]["balance_room_fen"] == cap
+    assert_error(await top_up(client, user, account["id"], cap + 1), 422, "BALANCE_CAP_EXCEEDED")
+    assert await network_transfers(client, person.card_number) == []
+    # concurrent top-ups: exactly those that fit under the cap go through, and only they touch the card
+    answers = await asyncio.gather(*(top_up(client, user, account["id"], 15_000) for _ in range(20)))
+    fits = cap // 15_000
+    assert sorted(a.status_code for a in answers) == [201] * fits + [422] * (20 - fits)
+    for a in answers:
+        if a.status_code == 422:
+            assert_error(a, 422, "BALANCE_CAP_EXCEEDED")
+    assert await balance(account["id"]) == fits * 15_000
+    assert await card_balance(client, person.card_number) == 1_000_000 - fits * 15_000
+    assert len(await network_transfers(client, person.card_number)) == fits
+    got = (await client.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)).json()
+    assert got["limits"]["balance_room_fen"] == cap - fits * 15_000
+
+
+async def test_a_withdrawal_pushes_to_the_card_outside_the_limits(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    assert (await top_up(client, user, account["id"], 60_000)).status_code == 201
+    resp = await withdraw(client, user, account["id"], 20_000)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["direction"] == "push" and resp.json()["balance_fen"] == 40_000
+    assert await card_balance(client, person.card_number) == 60_000
+    got = (await client.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)).json()
+    assert got["limits"]["daily_outflow_used_fen"] == 0  # to the bound card: outside the outflow limits
+    entry = await LedgerEntry.get(account_id=account["id"], kind="withdrawal")
+    assert entry.direction == "debit" and entry.counts_as_outflow is False
+    assert_error(await withdraw(client, user, account["id"], 40_001), 422, "INSUFFICIENT_FUNDS")
+    assert len(await network_transfers(client, person.card_number)) == 2
+
+
+async def test_a_declined_withdrawal_is_reversed(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    assert (await top_up(client, user, account["id"], 50_000)).status_code == 201
+    await sandbox._post(f"bank-cards/{person.card_number}/block", {"blocked": True})
+    assert_error(await withdraw(client, user, account["id"], 30_000), 422, "CARD_DECLINED")
+    assert await balance(account["id"]) == 50_000
+    kinds = [(e.kind, e.amount_fen) for e in await LedgerEntry.filter(account_id=account["id"]).order_by("id")]
+    assert kinds == [("top_up", 50_000), ("withdrawal", 30_000), ("withdrawal_reversal", 30_000)]
+
+
+async def test_a_frozen_account_takes_no_top_up(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    await Account.filter(id=account["id"]).update(status="frozen")
+    assert_error(await top_up(client, user, account["id"], 1_000), 409, "ACCOUNT_NOT_ACTIVE")
+    assert await network_transfers(client, person.card_number) == []
+
+
+@pytest.mark.parametrize("amount", ["100", 1.5, 0, -1, True, None, 10**12 + 1, [1]])
+async def test_amounts_are_strict_integer_fen(client, opened, amount):
+    user, _, account = opened
+    resp = await top_up(client, user, account["id"], amount)
+    assert_error(resp, 422, "VALIDATION_ERROR", "amount_fen")
+    assert await balance(account["id"]) == 0
+
+
+async def test_someone_elses_account_is_not_found(client, opened, user):
+    _, _, account = opened
+    assert_error(await top_up(client, user, account["id"], 100), 404, "ACCOUNT_NOT_FOUND")
+    assert_error(await withdraw(client, user, account["id"], 100), 404, "ACCOUNT_NOT_FOUND")
+    assert_error(await top_up(client, user, 2**63, 100), 404, "ACCOUNT_NOT_FOUND")
+
+
+async def test_transactions_page_newest_first_with_a_cursor(client, sandbox):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    for amount in (100, 200, 300, 400, 500):
+        assert (await top_up(client, user, account["id"], amount)).status_code == 201
+    path = f"/api/v1/accounts/{account['id']}/transactions"
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(path, params=params, headers=user.headers)).json()
+        assert len(page["entries"]) <= 2
+        seen += [e["amount_fen"] for e in page["entries"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [500, 400, 300, 200, 100]
+    for bad in ("abc", "-1", "0", "99999999999999999999"):
+        assert_error(await client.get(path, params={"cursor": bad}, headers=user.headers), 422, "CURSOR_INVALID", "cursor")
+    for bad in ("0", "101", "x"):
+        assert_error(await client.get(path, params={"limit": bad}, headers=user.headers), 422, "VALIDATION_ERROR")
