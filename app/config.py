@@ -215,3 +215,6 @@ def check(s: Settings) -> None:
             raise ConfigError("refusing to start in production:\n  - " + "\n  - ".join(problems))
     if s.access_ttl_s > 900:
         raise ConfigError("ACCESS_TTL_S must be at most 900 seconds (15 minutes)")
+    if s.idempotency_ttl_s < 24 * 3600:
+        # a client may retry a money request for a day; a key forgotten sooner could move money twice
+        raise ConfigError("IDEMPOTENCY_TTL_S must be at least 86400 seconds (24 hours)")

@@ -89,6 +89,37 @@ async def test_the_same_key_with_another_request_is_refused(client, sandbox):
     assert await balance(account["id"]) == 1_000 and await card_balance(client, person.card_number) == 99_000
 
 
+async def test_a_key_is_kept_at_least_a_day_then_freed(client, sandbox):
+    from models.infra import IdempotencyRecord
+    from services import idempotency
+
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    assert (await top_up(client, user, account["id"], 1_000, key=key)).status_code == 201
+    record = await IdempotencyRecord.get(key=key)
+    assert record.expires_at - record.created_at >= timedelta(hours=24)
+    # the sweep a minute short of a day later leaves it: a retry then still finds the first answer
+    await idempotency.sweep(now=record.created_at + timedelta(hours=23, minutes=59))
+    assert await IdempotencyRecord.exists(id=record.id)
+    replay = await top_up(client, user, account["id"], 1_000, key=key)
+    assert replay.headers["idempotent-replayed"] == "true"
+    # past its time the key is free again (the sweep, or the next request under it, forgets it)
+    await IdempotencyRecord.filter(id=record.id).update(expires_at=utcnow() - timedelta(seconds=1))
+    assert (await top_up(client, user, account["id"], 2_000, key=key)).status_code == 201
+    assert await balance(account["id"]) == 3_000 and await card_balance(client, person.card_number) == 97_000
+    await IdempotencyRecord.filter(key=key).update(expires_at=utcnow() - timedelta(seconds=1))
+    assert await idempotency.sweep() >= 1 and not await IdempotencyRecord.exists(key=key)
+
+
+def test_keys_cannot_be_configured_to_last_less_than_a_day(tmp_path):
+    from app.config import load_settings
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="IDEMPOTENCY_TTL_S"):
+        load_settings({"VAR_DIR": str(tmp_path), "IDEMPOTENCY_TTL_S": "3600"}, dotenv=False)
+    assert load_settings({"VAR_DIR": str(tmp_path), "IDEMPOTENCY_TTL_S": "86400"}, dotenv=False).idempotency_ttl_s == 86400
+
+
 async def test_a_key_is_required_and_shaped(client, opened):
     user, _, account = opened
     path = f"/api/v1/accounts/{account['id']}/top-ups"
