@@ -97,3 +97,112 @@ test('an old WeChat (base library < 3.8.12): the face page and signing ask to up
     shim.reset()
   }
 })
+
+test('errors: account and funding codes; a card decline shows the reason the server gives', () => {
+  assert.equal(errors.describe({ code: 'INSUFFICIENT_FUNDS', message: 'x' }), '账户余额不足')
+  assert.match(errors.describe({ code: 'LIMIT_EXCEEDED' }), /超出账户交易限额/)
+  assert.match(errors.describe({ code: 'ACCOUNT_LIMIT_REACHED' }), /已达上限/)
+  assert.match(errors.describe({ code: 'IDEMPOTENCY_KEY_IN_USE' }), /处理中/)
+  assert.equal(errors.describe({ code: 'CARD_DECLINED', message: '绑定银行卡余额不足' }), '绑定银行卡余额不足', 'the reason, not a generic text')
+  assert.equal(errors.describe({ code: 'CARD_DECLINED', message: '' }), '绑定银行卡交易被拒绝')
+  assert.equal(errors.describe({ code: 'CARD_DECLINED', message: '网络异常，请稍后再试' }), '绑定银行卡交易被拒绝', 'ApiError\'s fallback is not a reason')
+  assert.equal(errors.describe({ code: 'APPLICATION_INCOMPLETE', message: '尚未完成：签署开户协议' }), '尚未完成：签署开户协议')
+})
+
+/** Answers wx.request from handler(opts) → {statusCode, data} or 'fail' (a network error); records the calls. */
+function fakeNetwork(handler) {
+  const real = shim.wx.request
+  const calls = []
+  shim.wx.request = (opts) => {
+    calls.push({ method: opts.method || 'GET', url: opts.url, data: opts.data, header: Object.assign({}, opts.header) })
+    const res = handler(opts)
+    setImmediate(() => {
+      if (res === 'fail') opts.fail && opts.fail({ errMsg: 'request:fail timeout' })
+      else opts.success && opts.success(Object.assign({ header: {} }, res))
+    })
+    return { abort() {}, onHeadersReceived() {}, offHeadersReceived() {} }
+  }
+  return { calls, restore: () => { shim.wx.request = real } }
+}
+
+const ACCOUNT = {
+  id: 5, number_masked: '623099*********1234', account_class: 'II', status: 'active', balance_fen: 0, pending_in_fen: 0,
+  bound_card_masked: '622202*********4321', rules_version: 'r', opened_at: '2026-01-01T00:00:00Z',
+  limits: { daily_outflow_fen: 1000000, daily_outflow_used_fen: 0, daily_outflow_remaining_fen: 1000000, yearly_outflow_fen: 20000000,
+    yearly_outflow_used_fen: 0, yearly_outflow_remaining_fen: 20000000, balance_cap_fen: null, balance_room_fen: null }
+}
+
+function transfer(status, amount, balance) {
+  return { id: 9, account_id: 5, direction: 'pull', amount_fen: amount, status, decline_reason: null, created_at: '2026-01-01T00:00:00Z', finished_at: null, balance_fen: balance }
+}
+
+test('top-up page: one Idempotency-Key per intent, reused after a network error, a 5xx or a 202, new after a final answer', async () => {
+  shim.reset()
+  shim.wx.setStorageSync('access_token', 'token')
+  const answers = [
+    'fail',
+    apiError(503, 'CARD_NETWORK_UNAVAILABLE', '银行卡网络暂不可用，请稍后重试'),
+    apiError(409, 'IDEMPOTENCY_KEY_IN_USE', '相同请求正在处理中，请稍后重试'),
+    { statusCode: 202, data: transfer('pending', 1234, 0) },
+    { statusCode: 201, data: transfer('succeeded', 1234, 1234) },
+    apiError(422, 'CARD_DECLINED', '绑定银行卡余额不足'),
+    { statusCode: 201, data: transfer('succeeded', 1234, 2468) },
+    'fail',
+    { statusCode: 201, data: transfer('succeeded', 500, 2968) }
+  ]
+  const fake = fakeNetwork((opts) => (opts.url.endsWith('/top-ups') ? answers.shift() : { statusCode: 200, data: ACCOUNT }))
+  try {
+    const page = shim.loadPage('pages/account/topup/topup')
+    await page.onLoad({ id: '5', mode: 'topup' })
+    page.onAmountInput({ detail: { value: '12.34' } })
+    const keys = []
+    const tap = async () => {
+      const before = fake.calls.length
+      const out = await page.onSubmit()
+      const post = fake.calls.slice(before).find((c) => c.url.endsWith('/top-ups'))
+      assert.deepEqual(post.data, { amount_fen: 1234 })
+      keys.push(post.header['Idempotency-Key'])
+      return out
+    }
+    assert.equal(await tap(), null)
+    assert.equal(page.data.retrying, true)
+    assert.equal(page.data.error.code, 'NETWORK_ERROR')
+    assert.equal(await tap(), null)
+    assert.equal(page.data.error.message, '银行卡网络暂不可用，请稍后重试')
+    assert.equal(page.data.retrying, true, 'a 5xx: the outcome is not known')
+    assert.equal(await tap(), null)
+    assert.equal(page.data.retrying, true, 'still running on the server: retry later with the same key')
+    assert.equal((await tap()).status, 'pending')
+    assert.equal(page.data.retrying, true)
+    assert.match(shim.render(page).text, /查询结果[\s\S]*银行处理中/)
+    page.onAmountInput({ detail: { value: '99' } })
+    assert.equal(page.data.amount, '12.34', 'the amount of an unresolved intent stays')
+    assert.equal((await tap()).status, 'succeeded')
+    assert.equal(page.data.retrying, false)
+    assert.equal(new Set(keys).size, 1, 'one key for the whole intent: ' + keys.join(' '))
+
+    page.onAmountInput({ detail: { value: '12.34' } })
+    assert.equal(await tap(), null)
+    assert.equal(page.data.error.message, '绑定银行卡余额不足')
+    assert.equal(page.data.retrying, false, 'a decline is final')
+    assert.equal((await tap()).status, 'succeeded')
+    assert.equal(new Set(keys).size, 3, 'a new key after each final answer')
+    assert.notEqual(keys[5], keys[4])
+    assert.notEqual(keys[6], keys[5])
+
+    // After a network error the user may give up on the unresolved intent (重新填写): the next one has a new key.
+    page.onAmountInput({ detail: { value: '5' } })
+    const before = fake.calls.length
+    assert.equal(await page.onSubmit(), null)
+    const lostKey = fake.calls.slice(before).find((c) => c.url.endsWith('/top-ups')).header['Idempotency-Key']
+    page.onResetIntent()
+    assert.equal(page.data.retrying, false)
+    const from = fake.calls.length
+    assert.equal((await page.onSubmit()).status, 'succeeded')
+    assert.notEqual(fake.calls.slice(from).find((c) => c.url.endsWith('/top-ups')).header['Idempotency-Key'], lostKey)
+    assert.deepEqual(shim.state.renderErrors, [])
+  } finally {
+    fake.restore()
+    shim.reset()
+  }
+})

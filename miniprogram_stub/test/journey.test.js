@@ -7,7 +7,10 @@
  * Login and phone binding always run. The identity steps (ID card, face, bank card) are skipped
  * only while their backend routes do not exist yet (404 for the route); any other problem fails.
  * The contract steps (read and e-sign the privacy consent) follow the identity steps and are
- * skipped only while POST /api/v1/contracts answers 404.
+ * skipped only while POST /api/v1/contracts answers 404. The account steps follow: open a Class II account
+ * (the open page, the account agreement signed for the application, submit), the "account opened" subscribe
+ * message, then top-ups and withdrawals through the bound card (the sandbox card network's control API sets the
+ * card's balance, blocks it and injects faults) with their Idempotency-Key retries, and the ledger.
  *
  * Every page is rendered as WeChat would: on load and after each setData (the shim records any render error;
  * show() fails on one), and explicitly after each step with the strict WXML renderer (test/wxml.js), so the
@@ -22,8 +25,10 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const shim = require('./wx-shim')
 const bodies = require('./request-bodies')
+const path = require('node:path')
 const api = require('../utils/api')
 const errors = require('../utils/errors')
+const money = require('../utils/money')
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
 const PHONE = '13812345678'
@@ -157,6 +162,44 @@ function tappable(view, handler) {
 
 function assertShows(view, parts) {
   for (const part of parts) assert.ok(view.text.includes(part), JSON.stringify(part) + ' is not shown in:\n' + view.text)
+}
+
+/** GET on the sandbox control API: {status, json, text}. */
+async function controlGet(pathname) {
+  const res = await fetch(BASE_URL + '/sandbox/control/' + pathname.replace(/^\/+/, ''))
+  const text = await res.text()
+  let json = null
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    json = null
+  }
+  return { status: res.status, json, text }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * The next POST whose path matches reaches the server and is processed, but its answer is lost on the way
+ * back: wx.request calls fail (request:fail timeout) instead of success. Returns a function that undoes it.
+ */
+function loseNextAnswer(pathPattern) {
+  const real = shim.wx.request
+  let armed = true
+  shim.wx.request = function (opts) {
+    if (armed && String(opts.method || 'GET').toUpperCase() === 'POST' && pathPattern.test(new URL(opts.url).pathname)) {
+      armed = false
+      return real.call(this, Object.assign({}, opts, {
+        success() {
+          if (typeof opts.fail === 'function') opts.fail({ errMsg: 'request:fail timeout', errno: 5 })
+        }
+      }))
+    }
+    return real.call(this, opts)
+  }
+  return () => {
+    shim.wx.request = real
+  }
 }
 
 function describeError(page) {
@@ -731,6 +774,558 @@ test('mini-program journey against the live backend', async (t) => {
         }
       })
     })
+
+    // Every person has 5 face checks a day (DAILY_ATTEMPT_LIMIT, the signing intent checks included), and the
+    // customer above used them all (a failed check, a pass, a blank signature, a check never fetched, the privacy
+    // consent). The account is opened by a second customer (another WeChat user, another person), from scratch:
+    // the open page lists every step as missing, and each is done through the page it links to.
+    await t.test('accounts: a second customer opens a Class II account step by step and funds it', async (t) => {
+      const PHONE2 = '13912345678'
+      const NAME2 = '王五'
+      const idNo2 = idNumber('310104', '19880808')
+      const boundCard = cardNumber('622202')
+      const openPage = shim.loadPage('pages/account/open/open')
+      let application = null
+      let agreement = null
+      let account = null
+      const accountPath = () => '/api/v1/accounts/' + account.id
+      const card = async () => {
+        const res = await controlGet('bank-cards/' + boundCard)
+        assert.equal(res.status, 200, res.text)
+        return res.json
+      }
+      const balanceNow = async () => (await api.request({ url: accountPath() })).balance_fen
+      const topUpPage = async (mode) => {
+        const page = shim.loadPage('pages/account/topup/topup')
+        const loaded = await page.onLoad({ id: String(account.id), mode })
+        assert.ok(loaded, describeError(page))
+        return page
+      }
+      const transferCalls = (from) => shim.state.requests.slice(from).filter((r) => /\/(top-ups|withdrawals)$/.test(new URL(r.url).pathname))
+      /** Back on the open page (onShow): what is missing now. */
+      const missingNow = async () => {
+        const app = await openPage.onShow()
+        assert.ok(app, describeError(openPage))
+        return app.missing
+      }
+      /** The open page's step row for a step, as rendered, and where tapping it goes. */
+      const tapStep = (key) => {
+        const index = openPage.data.steps.findIndex((s) => s.key === key)
+        const row = show(openPage).select('view.step')[index]
+        openPage.goStep({ currentTarget: { dataset: row.dataset } })
+        return shim.state.navigations.pop().url
+      }
+
+      await t.test('a second WeChat user logs in; the index has no account yet and an entry to open one', async () => {
+        shim.wx.clearStorageSync()
+        shim.state.openid = 'o_node_' + crypto.randomBytes(6).toString('hex')
+        const login = shim.loadPage('pages/login/login')
+        await login.onTapLogin()
+        assert.ok(login.data.user, describeError(login))
+        assert.equal(login.data.phone, '')
+
+        const index = shim.loadPage('pages/index/index')
+        await index.onShow()
+        assert.equal(index.data.error, null, describeError(index))
+        assert.equal(index.data.accountsLoaded, true)
+        assert.deepEqual(index.data.accounts, [])
+        assertShows(show(index), ['我的账户\n尚未开立电子账户\n开立电子账户'])
+        index.goOpenAccount()
+        assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/account/open/open' })
+      })
+
+      await t.test('open page: Class II by default; every step missing, in order, each linking to its page', async () => {
+        const from = shim.state.requests.length
+        application = await openPage.onLoad({})
+        assert.ok(application, describeError(openPage))
+        const [call] = shim.state.requests.slice(from)
+        assert.equal(pathOf(call), 'POST /api/v1/account-applications 201')
+        assert.deepEqual(call.data, { account_class: 'II' })
+        assert.equal(application.account_class, 'II')
+        assert.deepEqual(application.missing, ['phone', 'id_card', 'face', 'bank_card', 'agreement'])
+        assert.equal(application.next_step, 'phone')
+        assert.equal(application.status, 'draft')
+        assert.equal(application.contract_id, null)
+        assert.equal(application.account_id, null)
+        assert.equal(openPage.data.canSubmit, false)
+
+        const agreementUrl = '/pages/contract/contract?template=account_agreement&subject_id=' + application.id
+        const view = show(openPage)
+        assertShows(view, ['Ⅱ类户\n已选择', '申请编号\n' + application.id, '账户类别\nⅡ类户', '申请状态\n资料填写中',
+          '1. 绑定手机号\n去完成 >\n2. 身份证验证\n去完成 >\n3. 人脸核验\n去完成 >\n4. 同名银行卡验证\n去完成 >\n5. 签署开户协议\n个人银行电子账户服务协议\n去完成 >',
+          '尚需完成：绑定手机号、身份证验证、人脸核验、同名银行卡验证、签署开户协议'])
+        assert.equal(tappable(view, 'onSubmit').attrs.disabled, true, 'no submit while anything is missing')
+        assert.deepEqual(view.select('view.step').map((r) => r.dataset.url), ['/pages/login/login', '/pages/identity/idcard/idcard',
+          '/pages/identity/face/face', '/pages/identity/bankcard/bankcard', agreementUrl])
+        assert.deepEqual(openPage.data.steps.map((s) => s.current), [true, false, false, false, false], 'the first missing step is the one to do now')
+
+        // Tapping 提交开户 anyway: refused on the page, no request.
+        const before = shim.state.requests.length
+        assert.equal(await openPage.onSubmit(), null)
+        assert.equal(shim.state.requests.length, before)
+        assert.equal(shim.lastToast().title, '请先完成：绑定手机号、身份证验证、人脸核验、同名银行卡验证、签署开户协议')
+      })
+
+      await t.test('open page: a stale page that thinks nothing is missing gets APPLICATION_INCOMPLETE from the server', async () => {
+        openPage.setData({ canSubmit: true })
+        const from = shim.state.requests.length
+        assert.equal(await openPage.onSubmit(), null)
+        const calls = shim.state.requests.slice(from)
+        assert.deepEqual(calls.map(pathOf), ['POST /api/v1/account-applications/' + application.id + '/submit 409',
+          'GET /api/v1/account-applications/' + application.id + ' 200'])
+        assert.equal(calls[0].response.error.code, 'APPLICATION_INCOMPLETE')
+        assert.match(calls[0].response.error.message, /绑定手机号/)
+        assert.equal(openPage.data.error.code, 'APPLICATION_INCOMPLETE')
+        assert.equal(openPage.data.error.message, calls[0].response.error.message, 'the server says what is missing')
+        assert.equal(openPage.data.canSubmit, false, 'the page re-read what is missing')
+        assertShows(show(openPage), [calls[0].response.error.message, '尚需完成：绑定手机号'])
+      })
+
+      await t.test('each step through the page it links to: the missing list shrinks in order', async () => {
+        // phone → the login page's getPhoneNumber button
+        assert.equal(tapStep('phone'), '/pages/login/login')
+        const login = shim.loadPage('pages/login/login')
+        await login.onLoad({})
+        const code = await shim.control('phone-code', { phone: PHONE2 })
+        assert.equal(code.status, 200, code.text)
+        await login.onGetPhoneNumber({ detail: { errMsg: 'getPhoneNumber:ok', code: code.json.code } })
+        assert.equal(login.data.phone, '139****5678', describeError(login))
+        assert.deepEqual(await missingNow(), ['id_card', 'face', 'bank_card', 'agreement'])
+        assertShows(show(openPage), ['1. 绑定手机号\n已完成', '尚需完成：身份证验证、人脸核验、同名银行卡验证、签署开户协议'])
+
+        // id_card → the ID card page
+        assert.equal(tapStep('id_card'), '/pages/identity/idcard/idcard')
+        const idcard = shim.loadPage('pages/identity/idcard/idcard')
+        for (const side of ['front', 'back']) {
+          const res = await shim.control('id-card-images', { side, name: NAME2, id_number: idNo2, valid_until: '20400101' }, { raw: true })
+          assert.equal(res.status, 200)
+          shim.queueMedia(shim.writeTempFile(res.buffer, '.png'))
+        }
+        await idcard.chooseFront()
+        await idcard.chooseBack()
+        idcard.onNameInput({ detail: { value: NAME2 } })
+        idcard.onIdNumberInput({ detail: { value: idNo2 } })
+        const verified = await idcard.onSubmit()
+        assert.ok(verified && verified.verified, describeError(idcard))
+        assert.deepEqual(await missingNow(), ['face', 'bank_card', 'agreement'])
+
+        // face → the face page
+        assert.equal(tapStep('face'), '/pages/identity/face/face')
+        const facePage = shim.loadPage('pages/identity/face/face')
+        facePage.onLoad({})
+        shim.state.faceResult = 'pass'
+        const passed = await facePage.onStart()
+        assert.ok(passed && passed.passed, describeError(facePage))
+        assert.deepEqual(await missingNow(), ['bank_card', 'agreement'])
+        assert.equal(openPage.data.application.status, 'draft')
+
+        // bank_card → the bank card page (a Class I card in the same name)
+        assert.equal(tapStep('bank_card'), '/pages/identity/bankcard/bankcard')
+        const res = await shim.control('bank-cards', { card_number: boundCard, name: NAME2, id_number: idNo2, phone: PHONE2, card_class: 'I' })
+        assert.ok(res.status >= 200 && res.status < 300, res.text)
+        const bankcard = shim.loadPage('pages/identity/bankcard/bankcard')
+        bankcard.onCardInput({ detail: { value: boundCard } })
+        bankcard.onPhoneInput({ detail: { value: PHONE2 } })
+        const cardResult = await bankcard.onSubmit()
+        assert.ok(cardResult && cardResult.verified, describeError(bankcard))
+
+        // Identity done: only the agreement is missing, and the application moved on.
+        assert.deepEqual(await missingNow(), ['agreement'])
+        application = await openPage.refresh()
+        assert.equal(application.status, 'identity_verified')
+        assert.equal(application.next_step, 'agreement')
+        assert.ok(application.milestones.identity_verified)
+        assert.deepEqual(openPage.data.steps.map((s) => [s.key, s.done]),
+          [['phone', true], ['id_card', true], ['face', true], ['bank_card', true], ['agreement', false]])
+        const view = show(openPage)
+        assertShows(view, ['申请状态\n身份已核验', '1. 绑定手机号\n已完成', '2. 身份证验证\n已完成', '3. 人脸核验\n已完成', '4. 同名银行卡验证\n已完成',
+          '5. 签署开户协议\n个人银行电子账户服务协议\n去完成 >', '尚需完成：签署开户协议', '办理进度\n身份核验完成'])
+        assert.deepEqual(view.select('view.step').map((r) => r.dataset.url), ['', '', '', '',
+          '/pages/contract/contract?template=account_agreement&subject_id=' + application.id], 'done steps no longer link anywhere')
+        assert.equal(tappable(view, 'onSubmit').attrs.disabled, true)
+      })
+
+      await t.test('open page: Class III is another application; back to Class II gives the same one', async () => {
+        const page = shim.loadPage('pages/account/open/open')
+        const same = await page.onLoad({})
+        assert.equal(same.id, application.id)
+        assert.equal(shim.state.requests.filter((r) => r.url.endsWith('/api/v1/account-applications')).pop().statusCode, 200, 'the open application, not a new one')
+        const three = await page.onChooseClass({ currentTarget: { dataset: { value: 'III' } } })
+        assert.ok(three, describeError(page))
+        assert.notEqual(three.id, application.id)
+        assert.equal(three.account_class, 'III')
+        assert.deepEqual(three.missing, ['agreement'])
+        assertShows(show(page), ['Ⅲ类户\n已选择', '账户类别\nⅢ类户', '5. 签署开户协议'])
+        assert.equal(page.data.steps[4].url, '/pages/contract/contract?template=account_agreement&subject_id=' + three.id)
+        const back = await page.onChooseClass({ currentTarget: { dataset: { value: 'II' } } })
+        assert.equal(back.id, application.id)
+        assert.equal(page.data.accountClass, 'II')
+      })
+
+      await t.test('contract page: the account agreement is signed with subject_id = the application id', async () => {
+        const page = shim.loadPage('pages/contract/contract')
+        const contract = await page.onLoad({ template: 'account_agreement', subject_id: String(application.id) })
+        assert.ok(contract, describeError(page))
+        const prepare = shim.state.requests.filter((r) => r.url.endsWith('/api/v1/contracts') && r.method === 'POST').pop()
+        assert.deepEqual(prepare.data, { template: 'account_agreement', subject_id: application.id }, 'subject_id as an integer')
+        assert.equal(prepare.statusCode, 201)
+        assert.equal(contract.template, 'account_agreement')
+        assert.equal(contract.status, 'draft')
+        await page.onReady()
+        shim.setCanvasImage(shim.writeTempFile(shim.signaturePng({ width: 200, height: 80 }), '.png'))
+        page.onConsentChange({ detail: { value: ['agree'] } })
+        drawStroke(page, STROKE)
+        shim.state.faceResult = 'pass'
+        agreement = await page.onSign()
+        assert.ok(agreement, describeError(page))
+        assert.equal(agreement.status, 'signed')
+        assert.equal(agreement.id, contract.id)
+        const view = show(page)
+        assertShows(view, [page.data.title, '签署成功', '返回继续开户'])
+        page.goOpenAccount()
+        assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateBack', delta: 1 })
+      })
+
+      await t.test('open page: nothing missing, 提交开户 opens the account and goes to the account page', async () => {
+        const app = await openPage.onShow()
+        assert.ok(app, describeError(openPage))
+        assert.deepEqual(app.missing, [])
+        assert.equal(app.next_step, 'submit')
+        assert.equal(app.status, 'signed')
+        assert.equal(app.contract_id, agreement.id)
+        assert.ok(app.milestones.signed)
+        assert.equal(openPage.data.canSubmit, true)
+        let view = show(openPage)
+        assertShows(view, ['申请状态\n协议已签署', '5. 签署开户协议\n个人银行电子账户服务协议\n已完成', '开户协议签署'])
+        assert.ok(!view.text.includes('尚需完成'))
+        assert.equal(tappable(view, 'onSubmit').attrs.disabled, false)
+
+        const from = shim.state.requests.length
+        account = await openPage.onSubmit()
+        assert.ok(account, describeError(openPage))
+        assert.deepEqual(shim.state.requests.slice(from).map(pathOf), ['POST /api/v1/account-applications/' + application.id + '/submit 201'])
+        assert.equal(account.account_class, 'II')
+        assert.equal(account.status, 'active')
+        assert.equal(account.balance_fen, 0)
+        assert.ok(account.number_masked.includes('*'), 'masked account number: ' + account.number_masked)
+        assert.ok(account.bound_card_masked.endsWith(boundCard.slice(-4)) && account.bound_card_masked.includes('*'), account.bound_card_masked)
+        assert.ok(!account.bound_card_masked.includes(boundCard))
+        assert.equal(shim.lastToast().title, '开户成功')
+        assert.deepEqual(shim.state.navigations.pop(), { type: 'redirectTo', url: '/pages/account/account?id=' + account.id })
+
+        // Submitting again (a double tap, a retry) answers the same account: 200, nothing opened twice.
+        const again = await openPage.onSubmit()
+        assert.equal(again.id, account.id)
+        assert.equal(shim.state.requests[shim.state.requests.length - 1].statusCode, 200)
+        shim.state.navigations.pop()
+
+        await openPage.refresh()
+        assert.equal(openPage.data.application.status, 'opened')
+        view = show(openPage)
+        assertShows(view, ['申请状态\n已开户', '查看账户', '账户开立'])
+        assert.ok(!view.text.includes('提交开户'))
+        openPage.goAccount()
+        assert.deepEqual(shim.state.navigations.pop(), { type: 'redirectTo', url: '/pages/account/account?id=' + account.id })
+      })
+
+      await t.test('the "account opened" subscribe message opens pages/account/account, a page of app.json', async () => {
+        const pages = JSON.parse(fs.readFileSync(path.join(shim.ROOT, 'app.json'), 'utf8')).pages
+        let message = null
+        for (let i = 0; i < 75 && !message; i++) {
+          const res = await controlGet('subscribe-messages?touser=' + encodeURIComponent(shim.state.openid))
+          assert.equal(res.status, 200, res.text)
+          message = res.json.messages.find((m) => m.page && m.data && m.data.character_string2) || null
+          if (!message) await sleep(200)
+        }
+        assert.ok(message, 'the outbox delivered the message (WeChat refuses a page not in app.json with 41030)')
+        const [route, query] = message.page.split('?')
+        assert.equal(route, 'pages/account/account')
+        assert.equal(query, 'id=' + account.id, 'the message opens this account')
+        assert.ok(pages.includes(route), route + ' is a page of app.json')
+        assert.equal(message.data.character_string2.value, account.number_masked)
+
+        // Opened from the message: the page takes the query the message carries (the account's id).
+        const page = shim.loadPage(route)
+        const shown = await page.onLoad(Object.fromEntries(new URLSearchParams(query || '')))
+        assert.ok(shown, describeError(page))
+        assert.equal(shown.id, account.id)
+        assert.equal(page.data.account.number, account.number_masked)
+      })
+
+      await t.test('account page: masked number, Class II, balance ¥0.00, the limits used and left', async () => {
+        const page = shim.loadPage('pages/account/account')
+        const a = await page.onLoad({ id: String(account.id) })
+        assert.ok(a, describeError(page))
+        assert.equal(pathOf(shim.state.requests[shim.state.requests.length - 1]), 'GET /api/v1/accounts/' + account.id + ' 200')
+        assert.deepEqual(a.limits, {
+          daily_outflow_fen: 1000000, daily_outflow_used_fen: 0, daily_outflow_remaining_fen: 1000000,
+          yearly_outflow_fen: 20000000, yearly_outflow_used_fen: 0, yearly_outflow_remaining_fen: 20000000,
+          balance_cap_fen: null, balance_room_fen: null
+        }, 'Class II: ¥10,000 a day, ¥200,000 a year, no balance cap')
+        const view = show(page)
+        assertShows(view, ['Ⅱ类户电子账户\n正常\n' + account.number_masked + '\n账户余额\n¥0.00', '绑定银行卡\n' + account.bound_card_masked,
+          '今日已用\n¥0.00\n今日剩余\n¥10,000.00\n日累计限额\n¥10,000.00', '本年已用\n¥0.00\n本年剩余\n¥200,000.00\n年累计限额\n¥200,000.00',
+          '从银行卡充值', '提现到银行卡', '交易明细'])
+        assert.ok(!view.text.includes('余额上限'), 'no cap on Class II')
+        page.goTopUp()
+        page.goWithdraw()
+        page.goTransactions()
+        assert.deepEqual(shim.state.navigations.splice(-3).map((n) => n.url), [
+          '/pages/account/topup/topup?id=' + account.id + '&mode=topup',
+          '/pages/account/topup/topup?id=' + account.id + '&mode=withdraw',
+          '/pages/account/transactions/transactions?id=' + account.id
+        ])
+      })
+
+      await t.test('top-up page: malformed amounts are refused on the page, without a request', async () => {
+        const page = await topUpPage('topup')
+        for (const [typed, message] of [['', '请输入金额'], ['1.234', '金额最多保留两位小数'], ['-5', '金额须大于 0'], ['abc', '请输入正确的金额'],
+          ['1e3', '请输入正确的金额'], ['0', '金额须大于 0'], ['10000000000.01', '金额超出单笔上限']]) {
+          page.onAmountInput({ detail: { value: typed } })
+          const before = shim.state.requests.length
+          assert.equal(await page.onSubmit(), null, typed)
+          assert.equal(shim.state.requests.length, before, JSON.stringify(typed) + ' sends nothing')
+          assert.equal(shim.lastToast().title, message, typed)
+          assert.equal(page.data.error.message, message)
+        }
+        assertShows(show(page), ['金额超出单笔上限'])
+      })
+
+      await t.test('top up ¥100 (typed "100"): 10000 fen pulled from the bound card, balance ¥100.00', async () => {
+        const res = await shim.control('bank-cards/' + boundCard + '/balance', { balance_fen: 50000 })
+        assert.equal(res.status, 200, res.text)
+        assert.equal(res.json.balance_fen, 50000)
+        const page = await topUpPage('topup')
+        let view = show(page)
+        assertShows(view, ['从银行卡充值', '账户余额\n¥0.00', '绑定银行卡\n' + account.bound_card_masked, '确认充值'])
+        page.onAmountInput({ detail: { value: '100' } })
+        const from = shim.state.requests.length
+        const transfer = await page.onSubmit()
+        assert.ok(transfer, describeError(page))
+        const calls = shim.state.requests.slice(from)
+        assert.deepEqual(calls.map(pathOf), ['POST ' + accountPath() + '/top-ups 201', 'GET ' + accountPath() + ' 200'])
+        assert.deepEqual(calls[0].data, { amount_fen: 10000 }, 'an integer number of fen')
+        assert.match(calls[0].header['Idempotency-Key'], /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+        assert.equal(transfer.direction, 'pull')
+        assert.equal(transfer.status, 'succeeded')
+        assert.equal(transfer.amount_fen, 10000)
+        assert.equal(transfer.balance_fen, 10000)
+        assert.equal(page.data.amount, '', 'the form is cleared')
+        assert.equal(page.data.retrying, false)
+        assert.equal(shim.lastToast().title, '充值成功')
+        view = show(page)
+        assertShows(view, ['充值成功\n充值金额\n¥100.00\n账户余额\n¥100.00', '查看交易明细'])
+        assert.equal((await card()).balance_fen, 40000, 'the bound card paid ¥100')
+        assert.equal(await balanceNow(), 10000)
+      })
+
+      await t.test('transactions page: the top-up, newest first', async () => {
+        const page = shim.loadPage('pages/account/transactions/transactions')
+        const entries = await page.onLoad({ id: String(account.id) })
+        assert.ok(entries, describeError(page))
+        assert.equal(page.data.entries.length, 1)
+        assert.equal(page.data.nextCursor, null)
+        const view = show(page)
+        assertShows(view, ['交易明细\n充值\n+¥100.00\n' + page.data.entries[0].at + '\n余额 ¥100.00\n来自 ' + account.bound_card_masked, '没有更多了'])
+      })
+
+      await t.test('a blocked card declines the top-up: the decline message, the balance unchanged', async () => {
+        let res = await shim.control('bank-cards/' + boundCard + '/block', { blocked: true })
+        assert.equal(res.status, 200, res.text)
+        assert.equal(res.json.blocked, true)
+        const page = await topUpPage('topup')
+        page.onAmountInput({ detail: { value: '50' } })
+        let from = shim.state.requests.length
+        assert.equal(await page.onSubmit(), null)
+        const [declined] = transferCalls(from)
+        assert.equal(pathOf(declined), 'POST ' + accountPath() + '/top-ups 422')
+        assert.equal(declined.response.error.code, 'CARD_DECLINED')
+        assert.equal(page.data.error.code, 'CARD_DECLINED')
+        assert.equal(page.data.error.message, declined.response.error.message, 'the reason the server gives')
+        assert.equal(page.data.error.message, '绑定银行卡状态异常，请联系发卡行')
+        assert.equal(shim.lastToast().title, '绑定银行卡状态异常，请联系发卡行')
+        assert.equal(page.data.retrying, false, 'a decline is final: no retry under the same key')
+        assertShows(show(page), ['绑定银行卡状态异常，请联系发卡行', '确认充值'])
+        assert.equal(await balanceNow(), 10000, 'nothing credited')
+        assert.equal((await card()).balance_fen, 40000, 'nothing pulled')
+
+        // Unblocked, the same amount tapped again is a new intent: a new key, and it goes through.
+        res = await shim.control('bank-cards/' + boundCard + '/block', { blocked: false })
+        assert.equal(res.status, 200, res.text)
+        from = shim.state.requests.length
+        const transfer = await page.onSubmit()
+        assert.ok(transfer, describeError(page))
+        const [ok] = transferCalls(from)
+        assert.equal(ok.statusCode, 201)
+        assert.notEqual(ok.header['Idempotency-Key'], declined.header['Idempotency-Key'])
+        assert.equal(transfer.balance_fen, 15000)
+        assert.equal((await card()).balance_fen, 35000)
+      })
+
+      await t.test('an answer lost on the way back: 重试 reuses the Idempotency-Key, the account is credited once', async () => {
+        const page = await topUpPage('topup')
+        page.onAmountInput({ detail: { value: '20' } })
+        const from = shim.state.requests.length
+        const restore = loseNextAnswer(/\/top-ups$/)
+        let first
+        try {
+          first = await page.onSubmit()
+        } finally {
+          restore()
+        }
+        assert.equal(first, null)
+        const [lost] = transferCalls(from)
+        assert.equal(lost.statusCode, 201, 'the server did it; only the answer was lost')
+        assert.equal(page.data.error.code, 'NETWORK_ERROR')
+        assert.equal(page.data.error.message, '网络异常，请稍后再试')
+        assert.equal(page.data.retrying, true)
+        let view = show(page)
+        assertShows(view, ['网络异常，请稍后再试', '重试', '上一笔充值结果未知，重试不会重复扣款', '重新填写'])
+        page.onAmountInput({ detail: { value: '30' } })
+        assert.equal(page.data.amount, '20', 'the amount of an unresolved intent cannot be changed')
+
+        const again = await page.onSubmit()
+        assert.ok(again, describeError(page))
+        const [retry] = transferCalls(from).slice(1)
+        assert.equal(retry.statusCode, 201)
+        assert.equal(retry.header['Idempotency-Key'], lost.header['Idempotency-Key'], 'the same key for the same intent')
+        assert.deepEqual(retry.data, lost.data)
+        assert.equal(again.id, lost.response.id, 'the first answer, replayed')
+        assert.equal(again.balance_fen, 17000)
+        assert.equal(page.data.retrying, false)
+        view = show(page)
+        assertShows(view, ['充值成功\n充值金额\n¥20.00\n账户余额\n¥170.00'])
+        assert.equal(await balanceNow(), 17000, 'credited once')
+        assert.equal((await card()).balance_fen, 33000, 'pulled once')
+      })
+
+      await t.test('the card network\'s answer unknown (202): 查询结果 retries with the same key until it is known', async () => {
+        const page = await topUpPage('topup')
+        page.onAmountInput({ detail: { value: '30' } })
+        // The pull reaches the card network but its answer is dropped, and the status query fails (3 tries).
+        let res = await shim.control('faults', { path: 'cardnet/v1/transfers', when: 'after', drop: true })
+        assert.equal(res.status, 201, res.text)
+        res = await shim.control('faults', { path: 'cardnet/v1/transfers/{request_id}', http_status: 500, count: 3 })
+        assert.equal(res.status, 201, res.text)
+        const from = shim.state.requests.length
+        let pending
+        try {
+          pending = await page.onSubmit()
+        } finally {
+          // Never leave a fault behind for the next transfer (only this test sets card-network faults).
+          const left = await controlGet('faults')
+          if (left.json.faults.some((f) => String(f.path).includes('cardnet/v1/transfers'))) {
+            await fetch(BASE_URL + '/sandbox/control/faults', { method: 'DELETE' })
+            assert.fail('faults left unused: ' + JSON.stringify(left.json.faults))
+          }
+        }
+        assert.ok(pending, describeError(page))
+        const [first] = transferCalls(from)
+        assert.equal(first.statusCode, 202)
+        assert.equal(pending.status, 'pending')
+        assert.equal(page.data.retrying, true)
+        assert.equal(page.data.result.pending, true)
+        assertShows(show(page), ['银行处理中', '查询结果'])
+        assert.equal((await card()).balance_fen, 30000, 'the card network did pull')
+        const mid = await api.request({ url: accountPath() })
+        assert.equal(mid.balance_fen, 17000, 'not credited before the outcome is known')
+        assert.equal(mid.pending_in_fen, 3000)
+
+        const settled = await page.onSubmit()
+        assert.ok(settled, describeError(page))
+        const [second] = transferCalls(from).slice(1)
+        assert.equal(second.statusCode, 201)
+        assert.equal(second.header['Idempotency-Key'], first.header['Idempotency-Key'])
+        assert.equal(settled.id, pending.id, 'the same transfer, now settled')
+        assert.equal(settled.status, 'succeeded')
+        assert.equal(settled.balance_fen, 20000)
+        assert.equal(page.data.retrying, false)
+        assertShows(show(page), ['充值成功\n充值金额\n¥30.00\n账户余额\n¥200.00'])
+        assert.equal((await card()).balance_fen, 30000, 'pulled once')
+      })
+
+      await t.test('withdraw: more than the balance is INSUFFICIENT_FUNDS; ¥50 goes back to the card', async () => {
+        const page = await topUpPage('withdraw')
+        assertShows(show(page), ['提现到银行卡', '账户余额\n¥200.00', '确认提现'])
+        page.onAmountInput({ detail: { value: '1000' } })
+        let from = shim.state.requests.length
+        assert.equal(await page.onSubmit(), null)
+        const [refused] = transferCalls(from)
+        assert.equal(pathOf(refused), 'POST ' + accountPath() + '/withdrawals 422')
+        assert.equal(refused.response.error.code, 'INSUFFICIENT_FUNDS')
+        assert.deepEqual(refused.data, { amount_fen: 100000 })
+        assert.equal(page.data.error.message, '账户余额不足')
+        assert.equal(shim.lastToast().title, '账户余额不足')
+        assert.equal(page.data.retrying, false)
+        assertShows(show(page), ['账户余额不足'])
+
+        page.onAmountInput({ detail: { value: '50.00' } })
+        from = shim.state.requests.length
+        const transfer = await page.onSubmit()
+        assert.ok(transfer, describeError(page))
+        const [ok] = transferCalls(from)
+        assert.equal(pathOf(ok), 'POST ' + accountPath() + '/withdrawals 201')
+        assert.deepEqual(ok.data, { amount_fen: 5000 })
+        assert.notEqual(ok.header['Idempotency-Key'], refused.header['Idempotency-Key'])
+        assert.equal(transfer.direction, 'push')
+        assert.equal(transfer.balance_fen, 15000)
+        assertShows(show(page), ['提现成功\n提现金额\n¥50.00\n账户余额\n¥150.00'])
+        assert.equal((await card()).balance_fen, 35000, 'the card got ¥50 back')
+        assert.equal(await balanceNow(), 15000)
+      })
+
+      await t.test('transactions page: newest first, 加载更多 through the cursor', async () => {
+        const all = (await api.request({ url: accountPath() + '/transactions', data: { limit: 100 } })).entries
+        assert.deepEqual(all.map((e) => [e.kind, e.direction, e.amount_fen, e.balance_after_fen]), [
+          ['withdrawal', 'debit', 5000, 15000],
+          ['top_up', 'credit', 3000, 20000],
+          ['top_up', 'credit', 2000, 17000],
+          ['top_up', 'credit', 5000, 15000],
+          ['top_up', 'credit', 10000, 10000]
+        ], 'one entry per movement (the retried top-ups booked once), newest first')
+        assert.ok(all.every((e) => e.counts_as_outflow === false), 'moves to and from the bound card are not outflow')
+
+        const page = shim.loadPage('pages/account/transactions/transactions')
+        page.setData({ pageSize: 2 })
+        const from = shim.state.requests.length
+        await page.onLoad({ id: String(account.id) })
+        assert.equal(page.data.entries.length, 2, describeError(page))
+        assert.ok(page.data.nextCursor)
+        assertShows(show(page), ['提现\n-¥50.00', '余额 ¥150.00', '转至 ' + account.bound_card_masked, '充值\n+¥30.00', '加载更多'])
+        await page.onLoadMore()
+        assert.equal(page.data.entries.length, 4)
+        await page.onLoadMore()
+        assert.equal(page.data.entries.length, 5)
+        assert.equal(page.data.nextCursor, null)
+        const gets = shim.state.requests.slice(from)
+        assert.deepEqual(gets.map((r) => new URL(r.url).searchParams.get('cursor')), [null, gets[0].response.next_cursor, gets[1].response.next_cursor])
+        assert.deepEqual(gets.map((r) => new URL(r.url).searchParams.get('limit')), ['2', '2', '2'])
+        assert.deepEqual(page.data.entries.map((e) => e.id), all.map((e) => e.id))
+        assert.deepEqual(page.data.entries.map((e) => e.amount), ['-¥50.00', '+¥30.00', '+¥20.00', '+¥50.00', '+¥100.00'])
+        const view = show(page)
+        assertShows(view, ['充值\n+¥100.00', '余额 ¥100.00', '没有更多了'])
+        assert.ok(!view.text.includes('加载更多'))
+        const before = shim.state.requests.length
+        assert.equal(await page.onLoadMore(), null)
+        assert.equal(shim.state.requests.length, before, 'nothing more to load')
+      })
+
+      await t.test('account page (opened without an id) and index show the new balance', async () => {
+        const page = shim.loadPage('pages/account/account')
+        const a = await page.onLoad({})
+        assert.ok(a, describeError(page))
+        assert.equal(a.id, account.id)
+        assert.equal(pathOf(shim.state.requests[shim.state.requests.length - 1]), 'GET /api/v1/accounts 200')
+        assertShows(show(page), ['账户余额\n¥150.00', '今日已用\n¥0.00', '本年已用\n¥0.00'])
+
+        const index = shim.loadPage('pages/index/index')
+        await index.onShow()
+        assert.equal(index.data.accounts.length, 1, describeError(index))
+        assertShows(show(index), ['我的账户\nⅡ类户 ' + account.number_masked + '\n正常\n¥150.00 >'])
+        index.goAccount({ currentTarget: { dataset: { id: account.id } } })
+        assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/account/account?id=' + account.id })
+      })
+    })
   })
 })
 
@@ -751,4 +1346,114 @@ test('every request the pages sent is documented, with only documented fields of
   const sign = sent.filter((r) => /\/sign$/.test(new URL(r.url).pathname)).pop()
   assert.ok(sign, 'a sign request was sent')
   assert.ok(Number.isInteger(sign.data.signature_upload_id) && sign.data.consent === true && typeof sign.data.verify_id === 'string')
+})
+
+// ---------- the client's assumptions against the live OpenAPI document ----------
+
+async function openapiDocument() {
+  const res = await fetch(BASE_URL + '/docs/openapi.json')
+  assert.equal(res.status, 200, 'GET /docs/openapi.json')
+  return res.json()
+}
+
+/** The operation of the document for a documented "METHOD /path/:id" (path parameters named anything). */
+function operationOf(doc, method, documentedPath) {
+  const shape = (p) => p.replace(/\{[^}]+\}/g, ':').replace(/:[a-z_]+/g, ':')
+  const found = Object.keys(doc.paths).find((p) => shape(p) === shape(documentedPath))
+  return found ? doc.paths[found][method.toLowerCase()] || null : null
+}
+
+function resolve(doc, schema) {
+  if (schema && schema.$ref) return resolve(doc, schema.$ref.split('/').slice(1).reduce((o, k) => o[k], doc))
+  return schema || {}
+}
+
+/** The non-null alternative of an optional field's anyOf [X, null]. */
+function nonNull(schema) {
+  if (schema && Array.isArray(schema.anyOf)) return schema.anyOf.find((s) => s.type !== 'null') || {}
+  return schema || {}
+}
+
+/** Problems with one documented field type against its JSON Schema. */
+function schemaProblems(label, type, schema) {
+  const s = nonNull(schema)
+  if (Array.isArray(type)) {
+    return JSON.stringify((s.enum || []).slice().sort()) === JSON.stringify(type.slice().sort()) ? [] : [label + ': enum ' + JSON.stringify(s.enum) + ', documented ' + JSON.stringify(type)]
+  }
+  const t = type.replace(/\?$/, '')
+  const want = { string: (x) => x.type === 'string', id: (x) => x.type === 'integer' && x.minimum === 1, true: (x) => x.const === true,
+    fen: (x) => x.type === 'integer' && x.minimum === 1 && x.maximum === bodies.MAX_FEN, count: (x) => x.type === 'integer', key: (x) => x.type === 'string' }
+  return want[t] && want[t](s) ? [] : [label + ': documented as ' + type + ', the schema is ' + JSON.stringify(s)]
+}
+
+test('request-bodies.js agrees with the OpenAPI document: endpoints, fields, required ones, types, enums, bounds', async () => {
+  const doc = await openapiDocument()
+  const problems = []
+  for (const d of bodies.DOCUMENTED) {
+    const label = d.method + ' ' + d.path
+    const op = operationOf(doc, d.method, d.path)
+    if (!op) {
+      problems.push(label + ': no such operation')
+      continue
+    }
+    const content = op.requestBody ? op.requestBody.content || {} : null
+    if (d.form) {
+      const schema = content && resolve(doc, (content['multipart/form-data'] || {}).schema)
+      const props = Object.keys((schema && schema.properties) || {}).filter((k) => k !== 'file')
+      if (JSON.stringify(props.sort()) !== JSON.stringify(Object.keys(d.form).sort())) problems.push(label + ': form fields ' + props)
+      for (const k of Object.keys(d.form)) problems.push(...schemaProblems(label + ' ' + k, d.form[k], schema.properties[k]))
+    } else if (d.body === null || (d.body && !Object.keys(d.body).length)) {
+      if (d.body === null && content) problems.push(label + ': documented without a body, the schema has one')
+      if (content) {
+        const schema = resolve(doc, (content['application/json'] || {}).schema)
+        if ((schema.required || []).length) problems.push(label + ': documented with an empty body, the schema requires ' + schema.required)
+      }
+    } else if (d.body) {
+      const schema = content && resolve(doc, (content['application/json'] || {}).schema)
+      if (!schema) {
+        problems.push(label + ': no JSON body in the schema')
+        continue
+      }
+      const props = Object.keys(schema.properties || {})
+      if (JSON.stringify(props.slice().sort()) !== JSON.stringify(Object.keys(d.body).sort())) problems.push(label + ': fields ' + props + ', documented ' + Object.keys(d.body))
+      const required = Object.keys(d.body).filter((k) => !bodies.isOptional(d.body[k])).sort()
+      if (JSON.stringify((schema.required || []).slice().sort()) !== JSON.stringify(required)) problems.push(label + ': required ' + schema.required + ', documented ' + required)
+      if (schema.additionalProperties !== false) problems.push(label + ': the schema allows unknown fields')
+      for (const k of Object.keys(d.body)) if (schema.properties[k]) problems.push(...schemaProblems(label + ' ' + k, d.body[k], schema.properties[k]))
+    }
+    if (d.method === 'GET') {
+      const params = (op.parameters || []).filter((p) => p.in === 'query')
+      const names = params.map((p) => p.name).sort()
+      if (JSON.stringify(names) !== JSON.stringify(Object.keys(d.query || {}).sort())) problems.push(label + ': query ' + names + ', documented ' + Object.keys(d.query || {}))
+      for (const p of params) if (d.query && d.query[p.name]) problems.push(...schemaProblems(label + ' ?' + p.name, d.query[p.name], p.schema))
+    }
+    const headers = (op.parameters || []).filter((p) => p.in === 'header' && p.required).map((p) => p.name)
+    if (JSON.stringify(headers.sort()) !== JSON.stringify(Object.keys(d.headers || {}).sort())) problems.push(label + ': required headers ' + headers + ', documented ' + Object.keys(d.headers || {}))
+  }
+  assert.deepEqual(problems, [])
+  // utils/money.js refuses what the API would refuse.
+  const amount = resolve(doc, doc.components.schemas.AmountBody).properties.amount_fen
+  assert.equal(money.MAX_AMOUNT_FEN, amount.maximum)
+  assert.equal(amount.minimum, 1)
+})
+
+test('every error code of the account endpoints has a text for the user (errors.js) or a specific server message', async () => {
+  const doc = await openapiDocument()
+  // Codes no user action on these pages leads to: the server's message is shown as is.
+  const generic = new Set(['INVALID_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'VALIDATION_ERROR', 'NOT_FOUND', 'TOKEN_INVALID'])
+  const codes = new Set()
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    if (!/^\/api\/v1\/(account-applications|accounts)/.test(p)) continue
+    for (const op of Object.values(ops)) {
+      for (const [status, r] of Object.entries(op.responses || {})) {
+        if (Number(status) < 400) continue
+        const schema = (((r.content || {})['application/json'] || {}).schema || {})
+        const code = (((schema.properties || {}).error || {}).properties || {}).code
+        for (const c of (code && code.enum) || []) codes.add(c)
+      }
+    }
+  }
+  assert.ok(codes.has('CARD_DECLINED') && codes.has('INSUFFICIENT_FUNDS') && codes.has('ACCOUNT_LIMIT_REACHED'), [...codes].join(' '))
+  const missing = [...codes].filter((c) => !generic.has(c) && !errors.MESSAGES[c] && !errors.SERVER_TEXT[c])
+  assert.deepEqual(missing, [], 'codes without a text in utils/errors.js')
 })

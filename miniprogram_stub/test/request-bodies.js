@@ -7,8 +7,14 @@
  *   const bodies = require('./request-bodies')
  *   bodies.check(record)   // → [] or ['POST /api/v1/contracts: subject_id must be a positive integer, got "7"']
  *
- * Field types: 'string' (non-empty), 'id' (a positive safe integer, not a string), 'true' (the boolean true);
- * a trailing '?' marks an optional field. body: null means no body at all; {} means none or an empty object.
+ * Field types: 'string' (non-empty), 'id' (a positive safe integer, not a string), 'true' (the boolean true),
+ * 'fen' (an integer amount in fen, 1..10^12: never a float nor a string), 'count' (a query's positive integer,
+ * as the number or its decimal text), an array (one of these values); a trailing '?' marks an optional field.
+ * body: null means no body at all; {} means none or an empty object. headers: the headers a request must carry
+ * ('key': an Idempotency-Key, 8-64 of [A-Za-z0-9_-.:]).
+ *
+ * The journey's last test also checks this list against the live OpenAPI document (/docs/openapi.json): every
+ * entry is an operation there, with the same body fields, required fields, types, enums and bounds.
  */
 'use strict'
 
@@ -29,8 +35,20 @@ const DOCUMENTED = [
   { method: 'GET', path: '/api/v1/contracts/:id/pdf', query: {} },
   { method: 'GET', path: '/api/v1/contracts/:id/signed.pdf', query: {} },
   { method: 'GET', path: '/api/v1/contracts/:id/evidence', query: {} },
-  { method: 'POST', path: '/api/v1/contracts/:id/sign', body: { signature_upload_id: 'id', consent: 'true', verify_id: 'string' } }
+  { method: 'POST', path: '/api/v1/contracts/:id/sign', body: { signature_upload_id: 'id', consent: 'true', verify_id: 'string' } },
+  { method: 'POST', path: '/api/v1/account-applications', body: { account_class: ['II', 'III'] } },
+  { method: 'GET', path: '/api/v1/account-applications/:id', query: {} },
+  { method: 'POST', path: '/api/v1/account-applications/:id/submit', body: null },
+  { method: 'GET', path: '/api/v1/accounts', query: {} },
+  { method: 'GET', path: '/api/v1/accounts/:id', query: {} },
+  { method: 'GET', path: '/api/v1/accounts/:id/transactions', query: { cursor: 'string?', limit: 'count?' } },
+  { method: 'POST', path: '/api/v1/accounts/:id/top-ups', body: { amount_fen: 'fen' }, headers: { 'Idempotency-Key': 'key' } },
+  { method: 'POST', path: '/api/v1/accounts/:id/withdrawals', body: { amount_fen: 'fen' }, headers: { 'Idempotency-Key': 'key' } }
 ]
+
+// The bound of amount_fen (services/accounts/funding.py MAX_AMOUNT_FEN; utils/money.js uses the same).
+const MAX_FEN = 1000000000000
+const KEY_PATTERN = /^[A-Za-z0-9_\-.:]{8,64}$/
 
 function pattern(p) {
   const re = p.replace(/[.]/g, '\\.').replace(/:id\b/g, '[1-9]\\d*').replace(/:verify_id\b/g, '[^/]+')
@@ -49,7 +67,17 @@ function typeProblem(type, value) {
   if (t === 'string') return typeof value === 'string' && value.length > 0 ? null : 'must be a non-empty string'
   if (t === 'id') return Number.isSafeInteger(value) && value > 0 ? null : 'must be a positive integer'
   if (t === 'true') return value === true ? null : 'must be the boolean true'
+  if (t === 'fen') return Number.isSafeInteger(value) && value >= 1 && value <= MAX_FEN ? null : 'must be an integer number of fen, 1..' + MAX_FEN
+  if (t === 'count') {
+    const ok = (Number.isSafeInteger(value) && value > 0) || (typeof value === 'string' && /^[1-9]\d{0,8}$/.test(value))
+    return ok ? null : 'must be a positive integer'
+  }
+  if (t === 'key') return typeof value === 'string' && KEY_PATTERN.test(value) ? null : 'must be 8-64 of [A-Za-z0-9_-.:]'
   return 'unknown type ' + t
+}
+
+function isOptional(type) {
+  return typeof type === 'string' && type.endsWith('?')
 }
 
 function checkFields(label, spec, data) {
@@ -65,8 +93,7 @@ function checkFields(label, spec, data) {
     if (p) problems.push(label + ': ' + key + ' ' + p + ', got ' + JSON.stringify(data[key]))
   }
   for (const key of Object.keys(spec)) {
-    const optional = typeof spec[key] === 'string' ? spec[key].endsWith('?') : false
-    if (!optional && !Object.prototype.hasOwnProperty.call(data, key)) problems.push(label + ': missing field "' + key + '"')
+    if (!isOptional(spec[key]) && !Object.prototype.hasOwnProperty.call(data, key)) problems.push(label + ': missing field "' + key + '"')
   }
   return problems
 }
@@ -84,6 +111,19 @@ function check(record) {
   const label = method + ' ' + url.pathname
   const doc = DOCUMENTED.find((d) => d.method === method && d.re.test(url.pathname))
   if (!doc) return [label + ': not a documented endpoint']
+  const headerProblems = []
+  for (const name of Object.keys(doc.headers || {})) {
+    const found = Object.keys(record.header || {}).find((k) => k.toLowerCase() === name.toLowerCase())
+    if (found === undefined) headerProblems.push(label + ': missing header ' + name)
+    else {
+      const p = typeProblem(doc.headers[name], record.header[found])
+      if (p) headerProblems.push(label + ': header ' + name + ' ' + p + ', got ' + JSON.stringify(record.header[found]))
+    }
+  }
+  return headerProblems.concat(checkRecord(record, doc, method, url, label))
+}
+
+function checkRecord(record, doc, method, url, label) {
   if (record.kind === 'upload') {
     if (!doc.form) return [label + ': sent as a multipart upload but documented as JSON']
     const problems = []
@@ -106,11 +146,11 @@ function check(record) {
   const data = record.data
   const empty = data === undefined || data === null || data === ''
   if (doc.body === null) return empty ? [] : [label + ': documented without a body, sent ' + JSON.stringify(data)]
-  if (empty) return Object.keys(doc.body).some((k) => !doc.body[k].endsWith('?')) ? [label + ': no body sent'] : []
+  if (empty) return Object.keys(doc.body).some((k) => !isOptional(doc.body[k])) ? [label + ': no body sent'] : []
   return checkFields(label, doc.body, data)
 }
 
-module.exports = { DOCUMENTED, check }
+module.exports = { DOCUMENTED, MAX_FEN, check, isOptional }
 
 if (require.main === module) {
   const test = require('node:test')
@@ -127,6 +167,29 @@ if (require.main === module) {
     assert.deepEqual(check(rec('GET', '/api/v1/contracts?template=privacy_consent&status=signed', { template: 'privacy_consent', status: 'signed' })), [])
     assert.deepEqual(check(rec('POST', '/api/v1/uploads', { kind: 'signature' }, 'upload')), [])
     assert.deepEqual(check(rec('POST', '/sandbox/control/login-code', { anything: 1 })), [], 'only /api/ is checked')
+    assert.deepEqual(check(rec('POST', '/api/v1/account-applications', { account_class: 'II' })), [])
+    assert.deepEqual(check(rec('POST', '/api/v1/account-applications/3/submit', undefined)), [])
+    assert.deepEqual(check(rec('GET', '/api/v1/accounts/3/transactions?limit=20&cursor=17', { limit: 20, cursor: '17' })), [])
+    const key = { 'Idempotency-Key': '0b6f2c1e-4a8d-4c3b-9f10-2e7a5d6c8b90' }
+    assert.deepEqual(check(Object.assign(rec('POST', '/api/v1/accounts/3/top-ups', { amount_fen: 10000 }), { header: key })), [])
+    assert.deepEqual(check(Object.assign(rec('POST', '/api/v1/accounts/3/withdrawals', { amount_fen: 1 }), { header: key })), [])
+  })
+
+  test('request-bodies: amounts must be integer fen within the bound, the class one of II / III, the key present', () => {
+    const key = { 'idempotency-key': 'k-12345678' }
+    const topUp = (body, header) => check(Object.assign(rec('POST', '/api/v1/accounts/3/top-ups', body), { header: header || key }))
+    assert.match(topUp({ amount_fen: 100.5 })[0], /amount_fen must be an integer number of fen/)
+    assert.match(topUp({ amount_fen: '10000' })[0], /amount_fen must be an integer number of fen/)
+    assert.match(topUp({ amount_fen: 0 })[0], /amount_fen must be an integer number of fen/)
+    assert.match(topUp({ amount_fen: MAX_FEN + 1 })[0], /amount_fen must be an integer number of fen/)
+    assert.deepEqual(topUp({ amount_fen: MAX_FEN }), [])
+    assert.deepEqual(topUp({ amount_fen: 1 }, {}), ['POST /api/v1/accounts/3/top-ups: missing header Idempotency-Key'])
+    assert.match(topUp({ amount_fen: 1 }, { 'Idempotency-Key': 'short' })[0], /header Idempotency-Key must be 8-64/)
+    assert.match(check(rec('POST', '/api/v1/account-applications', { account_class: 'I' }))[0], /account_class must be one of II \/ III/)
+    assert.match(check(rec('POST', '/api/v1/account-applications', {}))[0], /missing field "account_class"/)
+    assert.deepEqual(check(rec('POST', '/api/v1/account-applications', undefined)), ['POST /api/v1/account-applications: no body sent'])
+    assert.match(check(rec('GET', '/api/v1/accounts/3/transactions?limit=0', { limit: 0 }))[0], /limit must be a positive integer/)
+    assert.match(check(rec('POST', '/api/v1/account-applications/3/submit', { force: true }))[0], /documented without a body/)
   })
 
   test('request-bodies: unknown fields, string ids, a non-boolean consent and undocumented routes are reported', () => {

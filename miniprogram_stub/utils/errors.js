@@ -1,5 +1,9 @@
 /**
  * 把后端错误码翻译成给用户看的中文提示；没有收录的错误码显示服务端返回的 message。
+ *
+ * SERVER_TEXT 里的错误码，服务端的 message 比固定文字更具体（CARD_DECLINED 说明拒绝原因：
+ * 绑定银行卡余额不足 / 状态异常…；APPLICATION_INCOMPLETE 列出尚未完成的步骤），优先显示服务端的，
+ * 服务端没给时才用这里的文字。
  */
 const MESSAGES = {
   WECHAT_CODE_INVALID: '微信授权已失效，请重试',
@@ -29,7 +33,35 @@ const MESSAGES = {
   CONTRACT_TEMPLATE_NOT_FOUND: '协议类型不存在',
   SUBJECT_NOT_FOUND: '协议所涉业务不存在，请返回重试',
   SIGNATURE_IMAGE_INVALID: '请重新手写签名',
-  SIGNATURE_REQUIRED: '请先手写签名'
+  SIGNATURE_REQUIRED: '请先手写签名',
+  SUBJECT_CLOSED: '该开户申请已结束，请重新申请',
+  // 开户
+  APPLICATION_NOT_FOUND: '开户申请不存在，请重新申请',
+  APPLICATION_CLOSED: '该开户申请已结束，请重新申请',
+  ACCOUNT_LIMIT_REACHED: '您在本行开立的该类账户已达上限，暂不能再开立',
+  // 账户与资金
+  ACCOUNT_NOT_FOUND: '账户不存在',
+  ACCOUNT_NOT_ACTIVE: '账户当前不可交易，请联系客服',
+  INSUFFICIENT_FUNDS: '账户余额不足',
+  LIMIT_EXCEEDED: '超出账户交易限额，请明日再试或调整金额',
+  BALANCE_CAP_EXCEEDED: '超出账户余额上限，请调整金额',
+  CARD_NETWORK_UNAVAILABLE: '银行卡网络暂不可用，请稍后重试',
+  CURSOR_INVALID: '交易明细加载失败，请刷新后重试',
+  IDEMPOTENCY_KEY_IN_USE: '上一笔请求正在处理中，请稍后再试',
+  IDEMPOTENCY_KEY_REUSED: '请求已变更，请重新提交',
+  IDEMPOTENCY_KEY_REQUIRED: '请求不完整，请重新提交',
+  IDEMPOTENCY_KEY_INVALID: '请求不完整，请重新提交',
+  // 本地校验（utils/money.js）
+  AMOUNT_REQUIRED: '请输入金额',
+  AMOUNT_INVALID: '请输入正确的金额',
+  AMOUNT_TOO_PRECISE: '金额最多保留两位小数',
+  AMOUNT_NOT_POSITIVE: '金额须大于 0',
+  AMOUNT_TOO_LARGE: '金额超出单笔上限'
+}
+
+const SERVER_TEXT = {
+  CARD_DECLINED: '绑定银行卡交易被拒绝',
+  APPLICATION_INCOMPLETE: '开户资料尚未完成'
 }
 
 function describe(err, overrides) {
@@ -37,6 +69,10 @@ function describe(err, overrides) {
   const code = err.code
   if (overrides && code && overrides[code]) return overrides[code]
   if (code && MESSAGES[code]) return MESSAGES[code]
+  if (code && SERVER_TEXT[code]) {
+    // ApiError 在服务端没给 message 时用的是“网络异常”，那不是这个错误的说明。
+    return err.message && err.message !== MESSAGES.NETWORK_ERROR ? err.message : SERVER_TEXT[code]
+  }
   return err.message || MESSAGES.NETWORK_ERROR
 }
 
@@ -47,4 +83,4 @@ function showFriendlyError(err, overrides) {
   return title
 }
 
-module.exports = { MESSAGES, describe, showFriendlyError }
+module.exports = { MESSAGES, SERVER_TEXT, describe, showFriendlyError }

@@ -203,7 +203,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int) -> tupl
         if ctx.settings.account_opened_template_id:
             await outbox.enqueue(conn, "subscribe_message", {
                 "touser": user.openid, "template_id": ctx.settings.account_opened_template_id,
-                "page": "pages/account/account", "data": {
+                "page": f"pages/account/account?id={account.id}", "data": {
                     "thing1": {"value": f"个人{rules.label}电子账户"},
                     "character_string2": {"value": mask_card(account.number)},
                     "time3": {"value": account.opened_at.astimezone(_cst()).strftime("%Y-%m-%d %H:%M")},

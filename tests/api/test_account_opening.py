@@ -119,6 +119,7 @@ async def test_submit_opens_the_account_once(client, sandbox, ctx):
     assert len(messages) == 1
     assert messages[0].payload["template_id"] == ctx.settings.account_opened_template_id
     assert messages[0].payload["data"]["character_string2"]["value"] == account["number_masked"]
+    assert messages[0].payload["page"] == f"pages/account/account?id={account['id']}"  # opens this account
     listed = (await client.get("/api/v1/accounts", headers=user.headers)).json()["accounts"]
     assert [a["id"] for a in listed] == [account["id"]]
     # the audit trail records the opening, and its chain holds

@@ -398,6 +398,16 @@ Page({
     wx.navigateTo({ url: '/pages/identity/idcard/idcard' })
   },
 
+  /** 开户协议签署后回到开户页（它在 onShow 时重新读取还缺什么）；没有上一页时打开该申请。 */
+  goOpenAccount() {
+    const subjectId = this.data.subjectId
+    wx.navigateBack({
+      fail() {
+        wx.redirectTo({ url: '/pages/account/open/open?id=' + subjectId })
+      }
+    })
+  },
+
   goHome() {
     wx.reLaunch({ url: '/pages/index/index' })
   },

@@ -1,6 +1,7 @@
 const api = require('../../utils/api')
 const errors = require('../../utils/errors')
 const contracts = require('../../utils/contracts')
+const accountsUtil = require('../../utils/accounts')
 
 function pick(obj, path) {
   let cur = obj
@@ -66,6 +67,8 @@ Page({
     user: null,
     steps: buildSteps(null, null),
     doneCount: 0,
+    accounts: [],
+    accountsLoaded: false,
     error: null
   },
 
@@ -79,20 +82,24 @@ Page({
 
   refresh() {
     if (!api.isLoggedIn()) {
-      this.setData({ loggedIn: false, user: null, steps: buildSteps(null, null), doneCount: 0 })
+      this.setData({ loggedIn: false, user: null, steps: buildSteps(null, null), doneCount: 0, accounts: [], accountsLoaded: false })
       return Promise.resolve(null)
     }
     this.setData({ loading: true, error: null })
     // 协议状态查询失败不影响页面其它部分：该步骤显示为未完成。
     const consent = contracts.latestSigned('privacy_consent').catch(() => null)
-    return Promise.all([api.request({ url: '/api/v1/me' }), consent]).then(([me, signed]) => {
+    // 账户列表同样：查询失败时不显示“我的账户”，只给开户入口。
+    const owned = api.request({ url: '/api/v1/accounts' }).then((body) => (body && body.accounts) || [], () => null)
+    return Promise.all([api.request({ url: '/api/v1/me' }), consent, owned]).then(([me, signed, list]) => {
       const steps = buildSteps(me, signed)
       this.setData({
         loggedIn: true,
         loading: false,
         user: me,
         steps,
-        doneCount: steps.filter((s) => s.done).length
+        doneCount: steps.filter((s) => s.done).length,
+        accounts: (list || []).slice().sort((a, b) => b.id - a.id).map(accountsUtil.viewAccount),
+        accountsLoaded: list !== null
       })
       return me
     }).catch((err) => {
@@ -125,6 +132,16 @@ Page({
 
   goLogin() {
     wx.navigateTo({ url: '/pages/login/login' })
+  },
+
+  /** 开立电子账户（未登录先登录）。 */
+  goOpenAccount() {
+    wx.navigateTo({ url: this.data.loggedIn ? '/pages/account/open/open' : '/pages/login/login' })
+  },
+
+  goAccount(e) {
+    const id = accountsUtil.parseId(e && e.currentTarget && e.currentTarget.dataset ? e.currentTarget.dataset.id : null)
+    wx.navigateTo({ url: id ? '/pages/account/account?id=' + id : '/pages/account/account' })
   },
 
   onLogout() {

@@ -1,0 +1,95 @@
+const api = require('../../utils/api')
+const errors = require('../../utils/errors')
+const accounts = require('../../utils/accounts')
+
+Page({
+  data: {
+    loading: false,
+    loaded: false,
+    account: null,
+    accounts: [],
+    error: null
+  },
+
+  /**
+   * options: {id?}。“开户成功”订阅消息打开的是 pages/account/account（不带参数）：没有 id 时读取
+   * GET /api/v1/accounts，显示最新开立的账户（有多个时可切换）。
+   */
+  onLoad(options) {
+    options = options || {}
+    this.accountId = accounts.parseId(options.id)
+    if (!api.isLoggedIn()) {
+      wx.navigateTo({ url: '/pages/login/login' })
+      return Promise.resolve(null)
+    }
+    return this.refresh()
+  },
+
+  /** 从充值 / 提现页回来：刷新余额与限额（首次显示时 onLoad 的请求还在进行，不重复请求）。 */
+  onShow() {
+    if (!this.data.loaded || this.data.loading) return Promise.resolve(null)
+    return this.refresh()
+  },
+
+  onPullDownRefresh() {
+    return this.refresh().then((account) => {
+      wx.stopPullDownRefresh()
+      return account
+    })
+  },
+
+  refresh() {
+    this.setData({ loading: true, error: null })
+    const load = this.accountId
+      ? api.request({ url: '/api/v1/accounts/' + encodeURIComponent(this.accountId) }).then((a) => ({ account: a, list: null }))
+      : api.request({ url: '/api/v1/accounts' }).then((body) => {
+        const list = (body && Array.isArray(body.accounts)) ? body.accounts : []
+        // 最新开立的在前（id 越大越新）。
+        const sorted = list.slice().sort((a, b) => b.id - a.id)
+        return { account: sorted[0] || null, list: sorted }
+      })
+    return load.then(({ account, list }) => {
+      const update = { loading: false, loaded: true, account: accounts.viewAccount(account) }
+      if (list) update.accounts = list.map(accounts.viewAccount)
+      if (account) this.accountId = account.id
+      this.setData(update)
+      return account
+    }).catch((err) => {
+      this.setData({ loading: false })
+      return this.fail(err)
+    })
+  },
+
+  onChooseAccount(e) {
+    const id = accounts.parseId(e && e.currentTarget && e.currentTarget.dataset ? e.currentTarget.dataset.id : null)
+    if (!id || id === this.accountId) return Promise.resolve(null)
+    this.accountId = id
+    return this.refresh()
+  },
+
+  goTopUp() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/topup/topup?id=' + this.data.account.id + '&mode=topup' })
+  },
+
+  goWithdraw() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/topup/topup?id=' + this.data.account.id + '&mode=withdraw' })
+  },
+
+  goTransactions() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/transactions/transactions?id=' + this.data.account.id })
+  },
+
+  goOpen() {
+    wx.navigateTo({ url: '/pages/account/open/open' })
+  },
+
+  goHome() {
+    wx.reLaunch({ url: '/pages/index/index' })
+  },
+
+  fail(err) {
+    const message = errors.showFriendlyError(err)
+    this.setData({ error: { code: err.code, message, field: err.field || null } })
+    return null
+  }
+})
