@@ -243,7 +243,8 @@ IDEMPOTENCY_HEADER = {
     "description": "a key of the caller's choosing, new for each distinct request: a retry with the same key and "
     "body gets the first final answer (with `Idempotent-Replayed: true`); with another body, 422 "
     "IDEMPOTENCY_KEY_REUSED; while the first still runs, 409 IDEMPOTENCY_KEY_IN_USE. A 202 or 5xx is not final: "
-    "the retry runs the operation again, continuing what the first started. Keys are kept 48 hours, per user.",
+    "the retry runs the operation again, continuing what the first started. Keys are kept per user, at least 24 hours "
+    "(48 by default).",
     "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 8, "maxLength": 64},
 }
 REPLAYED_HEADER = {"description": "present on a replayed answer", "schema": {"type": "string", "enum": ["true"]}}

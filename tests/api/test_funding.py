@@ -306,6 +306,16 @@ async def test_amounts_are_strict_integer_fen(client, opened, amount):
     assert await balance(account["id"]) == 0
 
 
+async def test_a_refused_request_does_not_use_up_its_key(client, sandbox):
+    user, _, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    assert_error(await top_up(client, user, account["id"], "100", key=key), 422, "VALIDATION_ERROR", "amount_fen")
+    # nothing was stored under the key: the corrected request is a first request, not a reuse
+    resp = await top_up(client, user, account["id"], 100, key=key)
+    assert resp.status_code == 201 and "idempotent-replayed" not in resp.headers
+    assert await balance(account["id"]) == 100
+
+
 async def test_someone_elses_account_is_not_found(client, opened, user):
     _, _, account = opened
     assert_error(await top_up(client, user, account["id"], 100), 404, "ACCOUNT_NOT_FOUND")
