@@ -6,6 +6,9 @@
     python -m app audit verify                                check the audit events' hash chain
     python -m app ledger check                                check every balance against its ledger entries
     python -m app worker                                      run the outbox and the periodic jobs
+    python -m app partner create --name N --scopes S[,S] [--callback-url U]   a partner of the open API
+    python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
+    python -m app partner disable APP_ID                      refuse the partner's requests from now on
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
 
@@ -197,6 +200,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partner(args: argparse.Namespace) -> int:
+    """Partners of the open API. Prints JSON; the secret appears once, at creation or rotation."""
+    import json
+
+    from core.errors import ValidationFailed
+    from services.partners import registry
+
+    async def run(ctx) -> dict:
+        if args.partner_command == "create":
+            made = await registry.create(ctx, name=args.name, scopes=[s.strip() for s in args.scopes.split(",")],
+                                         callback_url=args.callback_url)
+        elif args.partner_command == "rotate-secret":
+            made = await registry.rotate_secret(ctx, args.app_id, grace_s=args.grace_s)
+        else:
+            partner = await registry.disable(args.app_id)
+            return {"app_id": partner.app_id, "status": str(partner.status)}
+        p = made.partner
+        return {"app_id": p.app_id, "name": p.name, "scopes": p.scopes, "callback_url": p.callback_url,
+                "status": str(p.status), "secret": made.secret,
+                "previous_secret_valid_until": p.previous_valid_until.isoformat() if p.previous_valid_until else None}
+
+    try:
+        result = asyncio.run(_with_services(_settings(), run))
+    except registry.PartnerNotFound as exc:
+        print(f"error: no partner {exc}", file=sys.stderr)
+        return 1
+    except ValidationFailed as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from app.config import production_problems
 
@@ -223,9 +259,24 @@ def main(argv: list[str] | None = None) -> int:
     ledger.add_parser("check", help="check that every balance equals the sum of its entries").set_defaults(
         func=cmd_ledger_check)
     sub.add_parser("check-config", help="list what production mode would refuse").set_defaults(func=cmd_check_config)
-    worker = sub.add_parser("worker", help="run the periodic background jobs")
+    worker = sub.add_parser("worker", help="run the outbox and the periodic background jobs")
     worker.add_argument("--poll-s", type=float, default=30.0, help="how often to look for due jobs")
     worker.set_defaults(func=cmd_worker)
+    partner = sub.add_parser("partner", help="partners of the open API").add_subparsers(dest="partner_command",
+                                                                                         required=True)
+    create = partner.add_parser("create", help="a new partner; prints its app id and secret (shown once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated: etc:debit, parking:debit, fuel:debit, "
+                        "carwash:debit, etc:read")
+    create.add_argument("--callback-url", default=None, help="where notifications go (https in production)")
+    create.set_defaults(func=cmd_partner)
+    rotate = partner.add_parser("rotate-secret", help="a new secret; the old one stays valid for --grace-s")
+    rotate.add_argument("app_id")
+    rotate.add_argument("--grace-s", type=int, default=24 * 3600)
+    rotate.set_defaults(func=cmd_partner)
+    disable = partner.add_parser("disable", help="refuse the partner's requests from now on")
+    disable.add_argument("app_id")
+    disable.set_defaults(func=cmd_partner)
     storage = sub.add_parser("storage", help="stored files").add_subparsers(dest="storage_command", required=True)
     sweep = storage.add_parser("sweep", help="delete stored files no row refers to")
     sweep.add_argument("--older-than-s", type=int, default=None, help="minimum age (default STORAGE_SWEEP_AGE_S)")

@@ -22,6 +22,7 @@ from app.openapi import build_openapi, docs_blueprint, install_response_check
 from app.providers import build_http, build_services
 from core.settings import Settings
 from handlers import miniprogram, ops
+from handlers import open as open_api
 from services import worker
 
 log = logging.getLogger("app")
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     middleware.install(app)
     app.blueprint(ops.bp)
     app.blueprint(miniprogram.blueprint())
+    app.blueprint(open_api.blueprint())
     app.blueprint(docs_blueprint(API_TITLE))
     if settings.validate_responses:
         install_response_check(app)

@@ -22,7 +22,14 @@ from sanic.response import HTTPResponse, file, html, json
 
 from app.middleware import instrumented
 from core.errors import NotFound
-from handlers.spec import IDEMPOTENCY_HEADER, REPLAYED_HEADER, Operation, operation_of
+from handlers.spec import (
+    IDEMPOTENCY_HEADER,
+    PARTNER_HEADERS,
+    REPLAYED_HEADER,
+    SIGNED_RESPONSE_HEADERS,
+    Operation,
+    operation_of,
+)
 
 DOCS_PREFIX = "/docs"
 # Routes that are not part of the product's API (the docs themselves, the sandbox emulators).
@@ -128,7 +135,7 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
     }
     if op.description:
         doc["description"] = op.description
-    doc["security"] = [{"bearer": []}] if op.auth else []
+    doc["security"] = [{"bearer": []}] if op.auth else [{"partnerSignature": []}] if op.partner is not None else []
     params = [
         {"name": name, "in": "path", "required": True, "schema": p.schema, **({"description": p.description} if p.description else {})}
         for name, p in op.path.items()
@@ -137,6 +144,8 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
         params += _query_parameters(op.query, schemas)
     if op.idempotent:
         params.append(IDEMPOTENCY_HEADER)
+    if op.partner is not None:
+        params += PARTNER_HEADERS
     if params:
         doc["parameters"] = params
     content: dict[str, Any] = {}
@@ -149,8 +158,10 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
     responses: dict[str, Any] = {}
     for status, resp in sorted(op.responses.items()):
         entry: dict[str, Any] = {"description": resp.description, "headers": {"X-Request-ID": REQUEST_ID_REF, **resp.headers}}
-        if op.idempotent:
+        if op.idempotent or op.partner is not None:
             entry["headers"]["Idempotent-Replayed"] = REPLAYED_HEADER
+        if op.partner is not None:
+            entry["headers"].update(SIGNED_RESPONSE_HEADERS)
         if resp.model is not None:
             entry["content"] = {resp.media_type: {"schema": refs[(resp.model, "serialization")]}}
         elif resp.schema is not None:
@@ -160,6 +171,8 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
         headers: dict[str, Any] = {"X-Request-ID": REQUEST_ID_REF}
         if status == 429:
             headers["Retry-After"] = {"description": "seconds to wait", "schema": {"type": "string"}}
+        if op.partner is not None and status != 401:  # past the signature check every answer is signed
+            headers.update({k: {**v, "required": False} for k, v in SIGNED_RESPONSE_HEADERS.items()})
         responses[str(status)] = {
             "description": "error: " + ", ".join(codes),
             "headers": headers,
@@ -183,7 +196,11 @@ def build_openapi(app: Sanic, *, title: str, version: str, description: str) -> 
         "components": {
             "schemas": schemas,
             "headers": {"X-Request-ID": REQUEST_ID_HEADER},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "partnerSignature": {"type": "apiKey", "in": "header", "name": "X-Signature",
+                                     "description": "with X-App-Id, X-Timestamp and X-Nonce: see docs/open-api.md"},
+            },
         },
     }
 

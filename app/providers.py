@@ -12,6 +12,7 @@ from core.settings import Settings
 from core.tokens import JWTCodec
 from integrations.cardnet import CardNetworkClient
 from integrations.storage import LocalEncryptedStorage
+from integrations.webhooks import WebhookSender
 from integrations.wechat import MiniProgramClient
 from services.cache import DbTokenStore
 from services.esign.pool import ContractWorkers, IdentitySource
@@ -57,6 +58,7 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
             processes=settings.esign_processes, identity=signer, source=identity_source,
             font_path=settings.cjk_font_path,
         ),
+        webhooks=WebhookSender(http, allow_loopback=not settings.is_production),
     )
 
 

@@ -3,10 +3,12 @@
     python bench/drive.py SPEC.json      -> prints one JSON line: rps, p50_ms, p99_ms, max_ms, requests, errors
 
 SPEC: ``{"method", "url", "headers"?, "connections", "seconds", "body"?: str, "bodies"?: [str, ...],
-"targets"?: [[path, authorization], ...], "unique_header"?: [name, prefix]}``.
+"targets"?: [[path, authorization], ...], "unique_header"?: [name, prefix], "signed"?: [[path, headers,
+body], ...]}``.
 With ``bodies``, each request takes the next body (one use each, e.g. single-use login codes) and the
 run ends early when they run out. With ``targets``, requests go to each path as its user in turn; with
 ``unique_header``, each request carries that header with a value never sent before (``prefix`` + n).
+With ``signed``, each request is the next one given (path, headers, body), sent once.
 
 Each connection is a plain HTTP/1.1 keep-alive stream (asyncio), not an HTTP client library: httpx's
 connection pool falls to ~150 requests/s at 64 concurrent requests here, which would measure the driver.
@@ -27,10 +29,18 @@ async def run(spec: dict) -> dict:
     common = "".join(f"{k}: {v}\r\n" for k, v in (spec.get("headers") or {}).items())
     targets = spec.get("targets") or [[target, None]]
     unique = spec.get("unique_header")
+    signed = iter(spec.get("signed") or [])
     sent = 0
 
-    def head() -> str:
+    def head() -> tuple[str, str | None]:
         nonlocal sent
+        if spec.get("signed"):
+            path, headers, body = next(signed, (None, None, None))
+            if path is None:
+                return "", None
+            extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            return (f"{spec['method']} {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n"
+                    f"Content-Type: application/json\r\n{extra}"), body
         path, auth = targets[sent % len(targets)]
         sent += 1
         text = f"{spec['method']} {path} HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\n{common}"
@@ -38,7 +48,7 @@ async def run(spec: dict) -> dict:
             text += f"Authorization: {auth}\r\n"
         if unique:
             text += f"{unique[0]}: {unique[1]}{sent}\r\n"
-        return text
+        return text, None
 
     bodies = iter(spec.get("bodies") or [])
     has_bodies = bool(spec.get("bodies"))
@@ -56,9 +66,12 @@ async def run(spec: dict) -> dict:
                     body = next(bodies, None)
                     if body is None:
                         return
-                data = body.encode()
+                start, own_body = head()
+                if not start:
+                    return  # the signed requests ran out
+                data = (own_body if own_body is not None else body).encode()
                 t0 = time.perf_counter()
-                writer.write(f"{head()}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                writer.write(f"{start}Content-Length: {len(data)}\r\n\r\n".encode() + data)
                 status_line = await reader.readline()
                 length = 0
                 while (line := await reader.readline()) not in (b"\r\n", b""):

@@ -26,6 +26,7 @@ from bench.harness import (
     load,
     pids_named,
     post,
+    post_signed,
     post_targets,
 )
 
@@ -384,6 +385,116 @@ def outflows(ctx: Context) -> Result:
                                   f"{r['balance_ok']}; lock-conflict reruns: {r['reruns']}"])
 
 
+DEBIT_BINDINGS = 1000
+
+
+def _seed_bindings(ctx: Context, name: str, n: int, balance_fen: int) -> tuple[dict, list[str]]:
+    import subprocess
+
+    out = ctx.work / f"{name}-bindings.tsv"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "seed_bindings.py"), str(n), str(out), str(balance_fen)],
+                   cwd=ROOT, env=ctx.app_env(ctx.work / name), check=True, capture_output=True, timeout=900)
+    first, *cards = [line for line in out.read_text().splitlines() if line]
+    app_id, secret = first.split("\t")
+    return {"app_id": app_id, "secret": secret}, cards
+
+
+def _signed_debits(partner: dict, cards: list[str], count: int, amount_fen: int) -> list[tuple[str, dict, str]]:
+    """``count`` debits over the cards in turn, each under a new out_trade_no, signed now."""
+    import json
+    import secrets
+    from datetime import datetime, timedelta, timezone
+
+    from tests.partner_helpers import partner_headers
+
+    when = (datetime.now(timezone(timedelta(hours=8))) - timedelta(minutes=1)).isoformat(timespec="seconds")
+    run = secrets.token_hex(4)
+    out = []
+    for i in range(count):
+        body = json.dumps({"out_trade_no": f"B{run}{i:08d}", "card_number": cards[i % len(cards)], "category": "toll",
+                           "amount_fen": amount_fen, "occurred_at": when, "merchant": "bench"}, separators=(",", ":"))
+        out.append(("/open/v1/debits", partner_headers(partner["app_id"], partner["secret"], "POST", "/open/v1/debits",
+                                                       body.encode()), body))
+    return out
+
+
+def debits(ctx: Context) -> Result:
+    """Partner debits across 1,000 bindings: the signature checked, the nonce stored, the binding found
+    by its card's blind index, the debit row and its ledger entry in one transaction under the Class II
+    limits; against one INSERT in a transaction."""
+    project = ctx.project("debits", WORKER_IN_SERVER="0")
+    partner, cards = _seed_bindings(ctx, "debits", DEBIT_BINDINGS, 10**8)
+    _sql(ctx.db_url, [("CREATE TABLE IF NOT EXISTS bench_events (id BIGINT PRIMARY KEY AUTO_INCREMENT, "
+                       "token CHAR(32) NOT NULL, body TEXT)", ())])
+    baseline = ctx.baseline("insert_tx", "--db", ctx.db_url)
+    per_run = max(2000, int(ctx.seconds * 1500))  # more than a run can send: each is signed for one use
+    try:
+        ours = lambda: post_signed(project.url, _signed_debits(partner, cards, per_run, 100),  # noqa: E731
+                                   seconds=ctx.seconds, connections=ctx.connections)
+        a, b = interleave(ours, lambda: post(f"{baseline.url}/insert", ['{"n": 1}'], seconds=ctx.seconds,
+                                             connections=ctx.connections), rounds=ctx.rounds)
+        ratio = a.rps / b.rps
+        cpu = _cpu_per_request(ours, {"app": project.pids(), "database": pids_named("mariadbd", "mysqld")})
+        check = _ledger_check(ctx.app_env(ctx.work / "debits"))
+        return Result("debits", f"POST /open/v1/debits across {len(cards)} bindings (signed, nonce stored)",
+                      _as_dict(a), _as_dict(b), "one INSERT in a transaction, raw aiomysql", round(ratio, 2),
+                      round(a.p99_ms / b.p99_ms, 2), "≥ 0.4× baseline", ratio >= 0.4 and a.errors == 0,
+                      _worker_rss(project), notes=[f"ledger check afterwards: {check}", f"CPU per debit: {cpu}",
+                                                   "¥1.00 tolls, each a new out_trade_no and nonce, signed beforehand"])
+    finally:
+        project.stop()
+        baseline.stop()
+
+
+DEBIT_BURST = 200
+
+
+def debit_burst(ctx: Context) -> Result:
+    """200 concurrent partner debits on one account, over HTTP: every one answered, exactly those that fit
+    under the daily limit booked, the rest refused as arrears; p99 reported."""
+    import json
+
+    project = ctx.project("debit-burst", WORKER_IN_SERVER="0")
+    limit = 1_000_000  # Class II: ¥10,000 a day
+    partner, cards = _seed_bindings(ctx, "debit-burst", 1, 3 * limit)
+    amount = 30_000
+    try:
+        requests = _signed_debits(partner, cards, DEBIT_BURST, amount)
+
+        async def burst() -> tuple[list[int], list[float], float]:
+            async with httpx.AsyncClient(base_url=project.url, timeout=60, trust_env=False,
+                                         limits=httpx.Limits(max_connections=DEBIT_BURST)) as http:
+                async def one(path, headers, body):
+                    t0 = time.perf_counter()
+                    resp = await http.post(path, content=body.encode(),
+                                           headers={**headers, "Content-Type": "application/json"})
+                    return resp.status_code, (time.perf_counter() - t0) * 1000, resp.json()
+
+                started = time.perf_counter()
+                got = await asyncio.gather(*(one(*r) for r in requests))
+                return got, time.perf_counter() - started
+
+        got, elapsed = asyncio.run(burst())
+        statuses = [g[0] for g in got]
+        refused = [g[2]["error"]["code"] for g in got if g[0] == 422]
+        latencies = sorted(g[1] for g in got)
+        fits = limit // amount
+        check = _ledger_check(ctx.app_env(ctx.work / "debit-burst"))
+        load_ = Load(len(got) / elapsed, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)],
+                     latencies[-1], len(got), sum(s not in (201, 422) for s in statuses))
+        met = (len(got) == DEBIT_BURST and statuses.count(201) == fits and set(refused) == {"LIMIT_EXCEEDED"}
+               and load_.errors == 0 and "FAILED" not in check)
+        return Result("debit_burst", f"{DEBIT_BURST} concurrent partner debits on one Class II account (HTTP, signed)",
+                      _as_dict(load_), target="all answered, exactly those that fit booked, limit never exceeded; "
+                      "p99 reported", met=met, rss_mb=_worker_rss(project),
+                      notes=[f"booked {statuses.count(201)} of {DEBIT_BURST} (¥{amount / 100:.2f} each; {fits} fit "
+                             f"under ¥{limit / 100:,.0f}/day), refused {len(refused)} "
+                             f"({', '.join(sorted(set(refused))) or 'none'}) and recorded as arrears",
+                             f"ledger check afterwards: {check}", json.dumps({"statuses": sorted(set(statuses))})])
+    finally:
+        project.stop()
+
+
 SCENARIOS: dict[str, Callable[[Context], Result]] = {
     "live": live,
     "me": me,
@@ -392,6 +503,8 @@ SCENARIOS: dict[str, Callable[[Context], Result]] = {
     "workers": workers,
     "topups": topups,
     "outflows": outflows,
+    "debits": debits,
+    "debit_burst": debit_burst,
 }
 
 

@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 CARD_BALANCE_FEN = 10**12
 
 
-async def seed(ctx, n: int, out: Path, control_url: str, balance_fen: int) -> None:
+async def open_account(ctx, balance_fen: int):
+    """``(user, account, bound card number)``: a user with an open Class II account, as opening leaves
+    it, with ``balance_fen`` booked through the ledger."""
     from core.clock import utcnow
     from core.pii import mask_card
     from models.accounts import Account, AccountHolder, EntryDirection
@@ -37,24 +39,31 @@ async def seed(ctx, n: int, out: Path, control_url: str, balance_fen: int) -> No
     from services.accounts.numbers import new_account_number
     from services.accounts.opening import ACCOUNT_CARD_PURPOSE
     from services.db import atomic
-    from tests.identity_data import make_card_number, make_id_number
+    from tests.identity_data import make_card_number
+
+    card = make_card_number()
+    user = await User.create(openid="obench" + secrets.token_hex(10))
+    holder = secrets.token_hex(32)
+    await AccountHolder.create(holder_index=holder)
+    account = await Account.create(
+        number=new_account_number(ctx.settings.bank_account_prefix), user_id=user.id, holder_index=holder,
+        account_class="II", rules_version=rules.RULES_VERSION,
+        bound_card_enc=ctx.pii.encrypt(card, purpose=ACCOUNT_CARD_PURPOSE),
+        bound_card_index=ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE),
+        bound_card_masked=mask_card(card), opened_at=utcnow())
+    if balance_fen:
+        await atomic(lambda conn: ledger.post(conn, account.id, direction=EntryDirection.CREDIT, kind="top_up",
+                                              amount_fen=balance_fen, reference=f"seed-{account.id}"))
+    return user, account, card
+
+
+async def seed(ctx, n: int, out: Path, control_url: str, balance_fen: int) -> None:
+    from tests.identity_data import make_id_number
 
     lines: list[str] = []
     cards: list[str] = []
     for _ in range(n):
-        card = make_card_number()
-        user = await User.create(openid="obench" + secrets.token_hex(10))
-        holder = secrets.token_hex(32)
-        await AccountHolder.create(holder_index=holder)
-        account = await Account.create(
-            number=new_account_number(ctx.settings.bank_account_prefix), user_id=user.id, holder_index=holder,
-            account_class="II", rules_version=rules.RULES_VERSION,
-            bound_card_enc=ctx.pii.encrypt(card, purpose=ACCOUNT_CARD_PURPOSE),
-            bound_card_index=ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE),
-            bound_card_masked=mask_card(card), opened_at=utcnow())
-        if balance_fen:
-            await atomic(lambda conn, a=account: ledger.post(conn, a.id, direction=EntryDirection.CREDIT, kind="top_up",
-                                                             amount_fen=balance_fen, reference=f"seed-{a.id}"))
+        user, account, card = await open_account(ctx, balance_fen)
         lines.append(f"{account.id}\t{ctx.jwt.issue(str(user.id), family=secrets.token_hex(8))}")
         cards.append(card)
 

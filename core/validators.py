@@ -1,4 +1,5 @@
-"""Validators for the bank's inputs: resident ID numbers, bank cards, mobile numbers, names."""
+"""Validators for the bank's inputs: resident ID numbers, bank cards, mobile numbers, names, vehicle
+plates (GA 36-2018) and ETC cards."""
 
 from __future__ import annotations
 
@@ -56,3 +57,33 @@ def mobile_ok(value: str) -> bool:
 
 def name_ok(value: str) -> bool:
     return bool(NAME_RE.match(value or ""))
+
+
+# -- vehicles (GA 36-2018) ---------------------------------------------------------------------------
+
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_L = "A-HJ-NP-Z"  # letters on plates: never I or O (they read as 1 and 0)
+# ordinary (7): province, issuing authority, 4 letters/digits, a final letter/digit or 挂学警港澳领;
+# new energy (8): small cars D|F + letter/digit + 4 digits, large vehicles 5 digits + D|F; embassy: 使 + 6 digits.
+PLATE_RE = re.compile(
+    rf"^(?:[{PROVINCES}][{_L}](?:[{_L}0-9]{{4}}[{_L}0-9挂学警港澳领]|[DF][{_L}0-9][0-9]{{4}}|[0-9]{{5}}[DF])|使[0-9]{{6}})$"
+)
+# One internal colour enum (partners number colours differently and are mapped at their edge).
+PLATE_COLORS = ("blue", "yellow", "black", "white", "gradient_green", "yellow_green")
+NEW_ENERGY_SMALL, NEW_ENERGY_LARGE = "gradient_green", "yellow_green"
+
+
+def plate_ok(value: str) -> bool:
+    return bool(PLATE_RE.match(value or ""))
+
+
+def plate_color_fits(plate: str, color: str) -> bool:
+    """A new-energy (8-character) plate is green (gradient for small cars, yellow-green for large vehicles);
+    any other plate is not."""
+    if len(plate) == 8:
+        return color == (NEW_ENERGY_LARGE if plate[-1] in "DF" and plate[2:7].isdigit() else NEW_ENERGY_SMALL)
+    return color not in (NEW_ENERGY_SMALL, NEW_ENERGY_LARGE)
+
+
+# ETC user cards: 4-digit card-network number + 16-digit internal number, no check digit.
+ETC_CARD_RE = re.compile(r"^[0-9]{20}$")

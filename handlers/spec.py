@@ -1,7 +1,7 @@
 """The API contract, declared once per operation.
 
 ``@operation(...)`` sits under a route decorator and says everything a caller may rely on: who may call
-(``auth``), the path parameters and their bounds, the query, the body (a pydantic model), the success
+(``auth``: a user's access token; ``partner``: a partner's signed request, docs/open-api.md), the path parameters and their bounds, the query, the body (a pydantic model), the success
 responses and every error status with its codes. The same declaration
 
 * validates each request before the handler runs (401, then 404 for a path id that cannot exist, then
@@ -33,6 +33,7 @@ from sanic import Request
 from core.errors import AppError, NotFound, ValidationFailed
 from services import idempotency
 from services.auth.tokens import authenticate
+from services.partners import auth as partner_auth
 from services.idempotency import (
     KEY_PATTERN,
     IdempotencyKeyInUse,
@@ -157,6 +158,9 @@ class Operation:
     errors: Iterable[ErrorSpec] = ()
     # Takes an ``Idempotency-Key`` header (required): see ``services.idempotency``.
     idempotent: bool = False
+    # A partner's signed request (``services.partners.auth``), holding at least one of these scopes.
+    # The answer is signed too.
+    partner: tuple[str, ...] | None = None
 
     def error_codes(self) -> dict[int, list[str]]:
         """Every error status this operation can answer, with its codes: declared ones, and those the
@@ -171,6 +175,9 @@ class Operation:
         if self.auth:
             add(401, "UNAUTHORIZED")
             add(401, "TOKEN_INVALID")
+        if self.partner is not None:
+            for error in (*partner_auth.AUTH_ERRORS, partner_auth.ScopeMissing):
+                add(error.status, error.code)
         if self.path:
             add(404, "NOT_FOUND")  # the router's answer for a value of the wrong shape
             for param in self.path.values():
@@ -208,7 +215,14 @@ def operation(**declaration: Any) -> Callable:
             # id, metrics, access log) runs once for each, without a Sanic middleware.
             started = time.perf_counter()
             ctx = request.app.ctx
+            caller = None
             try:
+                if op.partner is not None:
+                    caller = await partner_auth.authenticate(
+                        ctx.services, method=request.method, path=request.path, query=request.query_string,
+                        headers=request.headers, body=request.body or b"")
+                    request.ctx.caller = caller
+                    partner_auth.require_scope(caller, *op.partner)
                 if op.auth:
                     claims = authenticate(ctx.services, request.headers.get("authorization"))
                     request.ctx.user_id = claims.user_id
@@ -228,6 +242,8 @@ def operation(**declaration: Any) -> Callable:
                     response = await _run_idempotent(request, handler, key, params, extra)
             except Exception as exc:  # noqa: BLE001 - rendered as the error shape, like Sanic's handler would
                 response = ctx.render_error(request, exc)
+            if caller is not None:  # the partner proved who it is: sign what we answer
+                response.headers.update(partner_auth.response_headers(caller, response.status, response.body or b""))
             return ctx.finish(request, response, started)
 
         wrapper.__operation__ = op  # type: ignore[attr-defined]
@@ -248,6 +264,23 @@ IDEMPOTENCY_HEADER = {
     "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 8, "maxLength": 64},
 }
 REPLAYED_HEADER = {"description": "present on a replayed answer", "schema": {"type": "string", "enum": ["true"]}}
+
+
+PARTNER_HEADERS = [
+    {"name": name, "in": "header", "required": True, "description": description,
+     "schema": {"type": "string", "pattern": pattern.pattern}}
+    for name, pattern, description in (
+        ("X-App-Id", partner_auth.APP_ID_RE, "the partner's app id"),
+        ("X-Timestamp", partner_auth.TIMESTAMP_RE, "Unix time in seconds, within 300 s of the bank's clock"),
+        ("X-Nonce", partner_auth.NONCE_RE, "never used before by this partner"),
+        ("X-Signature", partner_auth.SIGNATURE_RE, "hex HMAC-SHA256 of the request (docs/open-api.md)"),
+    )
+]
+SIGNED_RESPONSE_HEADERS = {
+    name: {"description": description, "required": True, "schema": {"type": "string"}}
+    for name, description in (("X-Timestamp", "when the bank signed this answer"), ("X-Nonce", "the bank's nonce"),
+                              ("X-Signature", "hex HMAC-SHA256 of the answer (docs/open-api.md)"))
+}
 
 
 def idempotency_key(request: Request) -> str:

@@ -7,4 +7,6 @@ MODEL_MODULES = [
     "models.audit",
     "models.contracts",
     "models.accounts",
+    "models.etc",
+    "models.partners",
 ]

@@ -2,8 +2,9 @@
 
 It plays the parts WeChat's servers and the user's phone play in reality (wx.login codes, phone
 codes, ID-card photos, a handwritten signature, finishing face verification), seeds the card network
-(cards, balances, blocked cards) and the app's subscribe templates and pages, injects faults and lets
-tests inspect what the emulators saw (calls, messages, transfers). Guide with curl examples: ``docs/sandbox.md``; machine-readable description (OpenAPI
+(cards, balances, blocked cards), the partners whose callbacks are emulated, and the app's subscribe
+templates and pages, injects faults and lets tests inspect what the emulators saw (calls, messages,
+transfers, notifications). Guide with curl examples: ``docs/sandbox.md``; machine-readable description (OpenAPI
 3.1): ``sandbox/control_openapi.json``, served at ``GET /sandbox/control/openapi.json``.
 
 JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
@@ -26,8 +27,17 @@ JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
 - ``GET transfers?card_number=`` → ``{"transfers": [{request_id, card_number, direction, amount_fen,
   memo, status, reason, at}]}``: every transfer the card network answered, declined ones included,
   oldest first (count the SUCCEEDED ones to see how often money really moved)
+- ``POST partners {app_id, secret, previous_secret?}`` → 201 ``{"app_id","previous_secret": bool,
+  "callback_path"}``: registers a partner with the callback emulator, or replaces its secrets (its
+  records stay); ``GET partners/{app_id}/notifications`` → ``{"notifications": [{event_id, type,
+  occurred_at, data, received_at, deliveries}]}`` (each event once); ``GET
+  partners/{app_id}/deliveries`` → ``{"deliveries": [{at, event_id, outcome, reason, detail,
+  http_status, secret_used}]}`` (every attempt); ``DELETE partners/{app_id}/notifications`` →
+  ``{"notifications": n, "deliveries": m}`` (forgets events, deliveries and spent nonces); 404 for
+  an unknown app_id (semantics: :mod:`sandbox.partner`)
 - ``POST faults {path, errcode?, http_status?, body?, drop?, delay_s?, when?: before|after, count?}``
-  → 201; ``GET faults``; ``DELETE faults`` (semantics: :mod:`sandbox.wxcommon`)
+  → 201; ``GET faults``; ``DELETE faults`` (semantics: :mod:`sandbox.wxcommon`; partner callback
+  keys ``partner/<app_id>/notify`` and ``partner/{app_id}/notify``: :mod:`sandbox.partner`)
 - ``POST subscribe-templates {template_id, title, keywords, appid?}`` → 201;
   ``GET subscribe-templates?appid=`` → ``{"templates": [...]}``
 - ``GET|POST|DELETE pages {pages}`` → ``{"pages": [...], "source": "config"|"control"}``
@@ -50,7 +60,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response, raw
 
-from sandbox import face, ocr, signature, subscribe
+from sandbox import face, ocr, partner, signature, subscribe
 from sandbox.cardnet import card_number_ok
 from sandbox.config import SandboxConfig
 from sandbox.state import State
@@ -348,6 +358,33 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             rows = await state.fetchall(f"SELECT {columns} FROM cardnet_transfers ORDER BY id")
         return json_response({"transfers": [dict(r) for r in rows]}, dumps=dumps)
 
+    @route("/partners", ["POST"])
+    async def partners_add(request: Request) -> HTTPResponse:
+        try:
+            app_id, secret, previous = partner.validate_registration(body_of(request))
+        except partner.RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return json_response(await partner.register(state, app_id, secret, previous), status=201, dumps=dumps)
+
+    async def known_partner(app_id: str) -> None:
+        if not await partner.known(state, app_id):
+            raise ControlError(404, "NOT_FOUND", "unknown app_id; register it with POST partners")
+
+    @route("/partners/<app_id>/notifications", ["GET"])
+    async def partner_notifications(request: Request, app_id: str) -> HTTPResponse:
+        await known_partner(app_id)
+        return json_response({"notifications": await partner.notifications(state, app_id)}, dumps=dumps)
+
+    @route("/partners/<app_id>/notifications", ["DELETE"])
+    async def partner_reset(request: Request, app_id: str) -> HTTPResponse:
+        await known_partner(app_id)
+        return json_response(await partner.reset(state, app_id))
+
+    @route("/partners/<app_id>/deliveries", ["GET"])
+    async def partner_deliveries(request: Request, app_id: str) -> HTTPResponse:
+        await known_partner(app_id)
+        return json_response({"deliveries": await partner.deliveries(state, app_id)}, dumps=dumps)
+
     @route("/faults", ["POST"])
     async def faults_add(request: Request) -> HTTPResponse:
         data = body_of(request)
@@ -358,8 +395,11 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         if not isinstance(raw_path, str):
             raise bad("path", "path is required")
         path = normalise_path(raw_path)
-        if path not in state.api_paths:
-            raise bad("path", f"unknown API path; one of: {', '.join(sorted(state.api_paths))}")
+        if path not in state.api_paths and not partner.is_fault_path(path):
+            raise bad(
+                "path",
+                f"unknown API path; one of: {', '.join(sorted(state.api_paths))}, or partner/<app_id>/notify",
+            )
         errcode = opt_int(data, "errcode", None, -(2**31), 2**31 - 1)
         http_status = opt_int(data, "http_status", None, 400, 599)
         delay = data.get("delay_s")
@@ -384,8 +424,8 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             raise bad(None, "give errcode, http_status, body or drop, and/or delay_s")
         if len(replies) > 1:
             raise bad(replies[1], "give only one of errcode, http_status, body and drop (delay_s may go with any)")
-        if errcode is not None and path.startswith("cardnet/"):
-            raise bad("errcode", "the card network has no errcodes; use http_status or body")
+        if errcode is not None and path.startswith(("cardnet/", "partner/")):
+            raise bad("errcode", "the card network and partner callbacks have no errcodes; use http_status or body")
         if errcode == 0:
             raise bad("errcode", "errcode 0 is not a fault; use body to answer a success of your own")
         body_json = None if body is None else dumps(body)

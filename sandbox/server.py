@@ -3,11 +3,14 @@
 - ``/sandbox/wechat/...``  WeChat mini-program server API (:mod:`sandbox.wechat_api`, :mod:`sandbox.ocr`,
   :mod:`sandbox.face`), standing for ``https://api.weixin.qq.com``
 - ``/sandbox/cardnet/...`` bank-card network: element check and transfers to/from a card (:mod:`sandbox.cardnet`)
+- ``/sandbox/partner/...`` a partner's callback server: receives and checks the bank's signed
+  notifications (:mod:`sandbox.partner`)
 - ``/sandbox/control/...`` control API for tests and local development (:mod:`sandbox.control`)
 
 State lives in the SQLite file ``SandboxConfig.state_path`` (see :mod:`sandbox.state`), opened per
 worker process by a ``before_server_start`` listener on the blueprint (and lazily on first use);
-opening it writes the configured subscribe templates and pages (:func:`sandbox.subscribe.make_seed`).
+opening it creates the partner emulator's tables (:func:`sandbox.partner.with_schema`) and writes the
+configured subscribe templates and pages (:func:`sandbox.subscribe.make_seed`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sanic.config import Config
 from sandbox.cardnet import create_cardnet_blueprint
 from sandbox.config import SandboxConfig
 from sandbox.control import create_control_blueprint
+from sandbox.partner import create_partner_blueprint, with_schema
 from sandbox.state import State
 from sandbox.subscribe import make_seed
 from sandbox.wechat_api import create_wechat_blueprint
@@ -27,9 +31,10 @@ from sandbox.wechat_api import create_wechat_blueprint
 def create_blueprint(config: SandboxConfig | None = None) -> BlueprintGroup:
     """All sandbox routes, under ``/sandbox``; mount with ``app.blueprint(create_blueprint(cfg))``."""
     config = config or SandboxConfig()
-    state = State(config.state_path, seed=make_seed(config))
+    state = State(config.state_path, seed=with_schema(make_seed(config)))
     wechat = create_wechat_blueprint(config, state)
     cardnet = create_cardnet_blueprint(config, state)
+    partner = create_partner_blueprint(config, state)
     control = create_control_blueprint(config, state)
 
     async def open_state(app) -> None:
@@ -40,7 +45,7 @@ def create_blueprint(config: SandboxConfig | None = None) -> BlueprintGroup:
 
     control.before_server_start(open_state)
     control.after_server_stop(close_state)
-    group = Blueprint.group(wechat, cardnet, control, url_prefix="/sandbox")
+    group = Blueprint.group(wechat, cardnet, partner, control, url_prefix="/sandbox")
     return group
 
 

@@ -9,6 +9,7 @@ from core.settings import Settings
 from core.tokens import JWTCodec
 from integrations.cardnet import CardNetworkClient
 from integrations.storage import ObjectStorage
+from integrations.webhooks import WebhookSender
 from integrations.wechat import MiniProgramClient
 from services.esign.certs import BankSigningIdentity
 from services.esign.pool import ContractWorkers
@@ -24,3 +25,4 @@ class ServiceContext:
     storage: ObjectStorage
     signer: BankSigningIdentity  # the bank's e-signing key and certificate
     contract_workers: ContractWorkers  # render and sign contracts in worker processes
+    webhooks: WebhookSender  # partners' callback URLs (never the bank's own network)

@@ -26,7 +26,14 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
                  lambda: storage_sweep.sweep(ctx, older_than_s=settings.storage_sweep_age_s)),
         jobs.Job("cardnet.reconcile", settings.reconcile_every_s, lambda: funding.reconcile(ctx), lease_s=300),
         jobs.Job("idempotency.sweep", 3600, _sweep_idempotency),
+        jobs.Job("partner_nonces.sweep", 600, _sweep_nonces),
     ]
+
+
+async def _sweep_nonces() -> dict:
+    from services.partners.auth import sweep_nonces
+
+    return {"deleted": await sweep_nonces()}
 
 
 async def _sweep_idempotency() -> dict:

@@ -38,6 +38,9 @@ class Mutant:
 SEC = "tests/api/test_security_rules.py"
 LEDGER = "tests/api/test_ledger.py"
 FUNDING = "tests/api/test_funding.py"
+PAUTH = "tests/api/test_partner_auth.py"
+PDEBIT = "tests/api/test_partner_debits.py"
+BIND = "tests/api/test_etc_bindings.py"
 MUTANTS = (
     Mutant(
         "a transaction aborted by a lock conflict is not run again",
@@ -219,6 +222,98 @@ MUTANTS = (
         "        if False:\n",
         ("tests/api/test_account_opening.py::test_a_sixth_class_ii_account_is_refused",
          "tests/api/test_account_opening.py::test_two_applications_submitted_at_once_cannot_pass_the_limit"),
+    ),
+    Mutant(
+        "a nonce may be used again",
+        "services/partners/auth.py",
+        "        await PartnerNonce.create(partner_id=partner.id, nonce=values[\"X-Nonce\"], created_at=utcnow())\n",
+        "        pass\n",
+        (f"{PAUTH}::test_a_nonce_is_spent_once_and_only_by_a_signed_request",),
+    ),
+    Mutant(
+        "a partner's timestamp is not checked",
+        "services/partners/auth.py",
+        "    if abs((now if now is not None else time.time()) - int(values[\"X-Timestamp\"])) > WINDOW_S:\n",
+        "    if False:\n",
+        (f"{PAUTH}::test_a_timestamp_outside_five_minutes_is_refused",),
+    ),
+    Mutant(
+        "a rotated secret stays valid for ever",
+        "services/partners/auth.py",
+        "partner.previous_valid_until > utcnow():",
+        "partner.previous_valid_until is not None:",
+        (f"{PAUTH}::test_a_rotated_secret_keeps_working_for_the_grace_period_only",),
+    ),
+    Mutant(
+        "a request's body is not signed",
+        "services/partners/signing.py",
+        "canonical_query(query), timestamp, nonce, body_sha256(body)))",
+        "canonical_query(query), timestamp, nonce, body_sha256(b\"\")))",
+        (f"{PAUTH}::test_each_signed_field_changed_in_turn_breaks_the_signature",),
+    ),
+    Mutant(
+        "a disabled partner is served",
+        "services/partners/auth.py",
+        "    if partner.status != PartnerStatus.ACTIVE:\n        raise PartnerDisabled()\n",
+        "",
+        (f"{PAUTH}::test_a_disabled_partner_is_refused",),
+    ),
+    Mutant(
+        "a debit's category needs no scope of its own",
+        "services/partners/debits.py",
+        "    require_scope(caller, CATEGORY_SCOPES[fields[\"category\"]])\n",
+        "",
+        (f"{PDEBIT}::test_each_category_needs_its_scope",),
+    ),
+    Mutant(
+        "an out_trade_no may be reused for another debit",
+        "services/partners/debits.py",
+        "    if found.request_hash != digest:\n        raise OutTradeNoConflict(field=\"out_trade_no\")\n",
+        "",
+        (f"{PDEBIT}::test_a_retry_answers_the_first_answer_and_another_body_conflicts",),
+    ),
+    Mutant(
+        "refunds may add up to more than the debit",
+        "services/partners/debits.py",
+        "        if row.refunded_fen + fields[\"amount_fen\"] > row.amount_fen:\n",
+        "        if False:\n",
+        (f"{PDEBIT}::test_refunds_are_idempotent_and_never_exceed_the_debit",),
+    ),
+    Mutant(
+        "a refused debit is not owed",
+        "services/partners/debits.py",
+        "            await EtcBinding.filter(id=binding.id).using_db(conn).update(arrears_fen=F(\"arrears_fen\") + row.amount_fen)\n",
+        "",
+        (f"{PDEBIT}::test_insufficient_funds_is_refused_and_recorded_as_arrears",),
+    ),
+    Mutant(
+        "a binding with arrears may be unbound",
+        "services/etc/bindings.py",
+        "        if to == B.UNBOUND and current.arrears_fen > 0:\n",
+        "        if False:\n",
+        (f"{BIND}::test_unbinding_is_refused_while_arrears_are_owed",),
+    ),
+    Mutant(
+        "a card may be bound twice",
+        "services/etc/bindings.py",
+        "card_masked=mask_card(card_number), obu_id=obu_id, plate=plate, card_key=index, plate_key=plate,",
+        "card_masked=mask_card(card_number), obu_id=obu_id, plate=plate, card_key=None, plate_key=None,",
+        (f"{BIND}::test_one_binding_per_card_and_per_plate_across_users",
+         f"{BIND}::test_two_users_binding_one_card_at_once_make_one_binding"),
+    ),
+    Mutant(
+        "a callback may point inside the bank's network",
+        "integrations/webhooks.py",
+        "        bad = [str(a) for a in addresses if _refused(a, self._allow_loopback)]\n",
+        "        bad = []\n",
+        ("tests/api/test_partner_notifications.py::test_private_loopback_and_link_local_addresses_are_refused",),
+    ),
+    Mutant(
+        "plates may contain I and O",
+        "core/validators.py",
+        '_L = "A-HJ-NP-Z"',
+        '_L = "A-Z"',
+        ("tests/unit/test_plates.py",),
     ),
     Mutant(
         "one-shot WeChat calls retried after a lost reply",

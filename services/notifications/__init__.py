@@ -1,4 +1,5 @@
-"""Messages to users: WeChat subscribe messages, delivered from the outbox.
+"""Messages to users (WeChat subscribe messages) and to partners (signed notifications,
+``services.partners.notify``), delivered from the outbox.
 
 A change that should tell the user something writes an outbox message of kind ``subscribe_message`` in
 its own transaction (``services.outbox.enqueue``); the worker sends it here. WeChat answers that no
@@ -29,4 +30,6 @@ def outbox_handlers(ctx: ServiceContext) -> dict[str, Handler]:
                 raise Permanent(f"errcode {exc.errcode}") from exc
             raise
 
-    return {"subscribe_message": subscribe_message}
+    from services.partners import notify
+
+    return {"subscribe_message": subscribe_message, **notify.outbox_handlers(ctx)}

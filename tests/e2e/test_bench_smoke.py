@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MYSQL_URL, reason="the be
 def test_bench_quick_run_prints_every_scenario_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "BENCH_DATABASE_URL": MYSQL_URL.rsplit("/", 1)[0] + "/openbank_bench_smoke"}
-    scenarios = ["live", "me", "esign", "topups", "outflows"]
+    scenarios = ["live", "me", "esign", "topups", "outflows", "debits", "debit_burst"]
     result = subprocess.run([sys.executable, "-m", "bench", "--quick", *scenarios, "--json", str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -30,9 +30,12 @@ def test_bench_quick_run_prints_every_scenario_and_writes_json(tmp_path):
     by_name = {r["scenario"]: r for r in data["results"]}
     for r in data["results"]:
         assert r["project"]["requests"] > 0 and r["project"]["errors"] == 0, r
-        if r["scenario"] != "outflows":
+        if r["scenario"] not in ("outflows", "debit_burst"):
             assert r["baseline"]["requests"] > 0 and r["ratio"] > 0, r
     # correctness, not speed: every top-up booked with its entry, and the concurrent outflows kept the limit
     assert any("ledger OK" in n for n in by_name["topups"]["notes"]), by_name["topups"]
     assert by_name["outflows"]["met"] is True and by_name["outflows"]["project"]["requests"] == 200, by_name["outflows"]
+    assert any("ledger OK" in n for n in by_name["debits"]["notes"]), by_name["debits"]
+    assert by_name["debit_burst"]["met"] is True and by_name["debit_burst"]["project"]["requests"] == 200, by_name[
+        "debit_burst"]
     assert "target" in result.stdout and "ratio" in result.stdout

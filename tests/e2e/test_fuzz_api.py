@@ -1,10 +1,11 @@
 """Schemathesis over the served OpenAPI document, against a live server, with every check on.
 
 Given a user who has walked every flow so far (login, phone, ID card, face, bank card, a signed
-privacy consent, an open and funded Class II account, a Class III application, a fresh draft, unused
-uploads and face checks), schemathesis runs all its phases
+privacy consent, an open and funded Class II account, a Class III application, a car whose ETC card is
+bound to it and debited once by a partner, a fresh draft, unused uploads and face checks), schemathesis runs all its phases
 (examples, coverage, fuzzing, stateful) over every operation, authenticated as that user, half of the
-ids it sends being that user's real ones (``tests/fuzz/hooks.py``). Then: zero server errors, zero
+ids it sends being that user's real ones (``tests/fuzz/hooks.py``); every ``/open/v1`` request is signed
+as that partner (unless the case is about malformed signing headers), so the fuzzer reaches the handlers. Then: zero server errors, zero
 schema violations, zero failures of any check, and every operation exercised.
 
 Bounded by ``FUZZ_SECONDS`` (default 75 s); ``FUZZ_SEED`` picks the seed (fixed by default, so CI is
@@ -34,11 +35,21 @@ FUZZ_SEED = os.environ.get("FUZZ_SEED", "20261129")
 PERSON = {"name": "李小龙", "phone": "13912345678", "valid_until": "20400101"}
 
 
+def signed_call(http: httpx.Client, app_id: str, secret: str, method: str, path: str, body: dict) -> httpx.Response:
+    """A partner's request, signed as docs/open-api.md says (the hooks sign the fuzzer's the same way)."""
+    from tests.partner_helpers import partner_headers
+
+    raw = json.dumps(body).encode()
+    return http.request(method, path, content=raw, headers={**partner_headers(app_id, secret, method, path, raw),
+                                                            "Content-Type": "application/json"})
+
+
 class Walker:
     """A user walking the mini-program's flows over HTTP, as the fuzzer's starting state."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, env: dict) -> None:
         self.http = httpx.Client(base_url=base, timeout=30, trust_env=False)
+        self.env = env  # the server's: for `python -m app partner create` on its database
         self.headers: dict[str, str] = {}
 
     def ok(self, resp: httpx.Response) -> dict:
@@ -100,12 +111,33 @@ class Walker:
         self.ok(self.http.post(f"/api/v1/accounts/{account['id']}/top-ups", json={"amount_fen": 100_000},
                                headers={**self.headers, "Idempotency-Key": "walk-top-up-1"}))
         class_iii = self.ok(self.http.post("/api/v1/account-applications", headers=self.headers, json={"account_class": "III"}))
+        # a car whose ETC card is bound to that account, and a partner that has debited it once
+        vehicle = self.ok(self.http.post("/api/v1/vehicles", headers=self.headers,
+                                         json={"plate_number": "粤B12345D", "plate_color": "yellow_green"}))
+        etc_card = "4401" + "0" * 12 + "1234"
+        binding = self.ok(self.http.post("/api/v1/etc-bindings", headers=self.headers, json={
+            "vehicle_id": vehicle["id"], "card_number": etc_card, "account_id": account["id"]}))
+        self.ok(self.http.post(f"/api/v1/contracts/{binding['authorisation_contract_id']}/sign", headers=self.headers,
+                               json={"signature_upload_id": self.upload(signature_png(), "signature"), "consent": True,
+                                     "verify_id": self.face("pass")}))
+        self.ok(self.http.post(f"/api/v1/etc-bindings/{binding['id']}/activate", headers=self.headers))
+        spare = self.ok(self.http.post("/api/v1/vehicles", headers=self.headers,
+                                       json={"plate_number": "沪AD12345", "plate_color": "gradient_green"}))
+        partner = json.loads(subprocess.run(
+            [sys.executable, "-m", "app", "partner", "create", "--name", "fuzz", "--scopes",
+             "etc:debit,parking:debit,fuel:debit,carwash:debit,etc:read"], cwd=ROOT, env=self.env, check=True,
+            capture_output=True, text=True).stdout)
+        debit = {"out_trade_no": "FUZZ-000001", "card_number": etc_card, "category": "toll", "amount_fen": 1_000,
+                 "occurred_at": "2026-01-01T08:00:00+08:00", "merchant": "收费站"}
+        self.ok(signed_call(self.http, partner["app_id"], partner["secret"], "POST", "/open/v1/debits", debit))
         draft = self.ok(self.http.post("/api/v1/contracts", headers=self.headers, json={"template": "privacy_consent"}))
         fresh, pending = self.face("pass"), self.face(None)
         signature = self.upload(signature_png(), "signature")
         return {
             "path": {"contract_id": [signed["id"], draft["id"]], "verify_id": [fresh, pending],
-                     "application_id": [application["id"], class_iii["id"]], "account_id": [account["id"]]},
+                     "application_id": [application["id"], class_iii["id"]], "account_id": [account["id"]],
+                     "vehicle_id": [vehicle["id"], spare["id"]], "binding_id": [binding["id"]],
+                     "out_trade_no": [debit["out_trade_no"]]},
             "body": {
                 "front_upload_id": [uploads["id_front"]], "back_upload_id": [uploads["id_back"]],
                 "signature_upload_id": [signature], "verify_id": [fresh, pending],
@@ -113,7 +145,15 @@ class Walker:
                 "card_number": [person["card_number"]], "reserved_phone": [person["phone"]],
                 "template": ["privacy_consent"], "refresh_token": [self.refresh_token],
                 "subject_id": [application["id"], class_iii["id"]], "amount_fen": [1, 100, 100_000],
+                "vehicle_id": [vehicle["id"], spare["id"]], "account_id": [account["id"]],
             },
+            # fields whose real values differ by operation (a bank card vs an ETC card)
+            "body_by_path": {
+                "/open/v1/debits": {"card_number": [etc_card], "plate_number": ["粤B12345D"],
+                                    "plate_color": ["yellow_green"], "out_trade_no": [debit["out_trade_no"]]},
+                "/api/v1/etc-bindings": {"card_number": [etc_card, "4401" + "0" * 12 + "5678"]},
+            },
+            "partner": {"app_id": partner["app_id"], "secret": partner["secret"]},
             "signed_pdf": str(pdf),
             "control": f"{self.http.base_url}/sandbox/control",
         }
@@ -121,11 +161,11 @@ class Walker:
 
 def test_fuzz_every_operation_with_every_check(tmp_path):
     # A high daily attempt limit, so the fuzzer reaches the checks behind it (the limit has its own tests).
-    server = ServerProcess(free_port(), server_env(tmp_path, SANDBOX_ROUTES="1", DAILY_ATTEMPT_LIMIT="100000"),
-                           tmp_path / "server.log")
+    env = server_env(tmp_path, SANDBOX_ROUTES="1", DAILY_ATTEMPT_LIMIT="100000")
+    server = ServerProcess(free_port(), env, tmp_path / "server.log")
     try:
         server.wait_ready()
-        walker = Walker(server.url)
+        walker = Walker(server.url, env)
         fixtures = walker.walk(tmp_path)
         (tmp_path / "fixtures.json").write_text(json.dumps(fixtures))
         spec = httpx.get(f"{server.url}/docs/openapi.json", trust_env=False).json()

@@ -2,15 +2,19 @@
 
 Starts ``python -m app serve`` on a free port (sandbox mode: the WeChat emulator is mounted on the same
 server), waits for ``/health/ready``, then runs ``node --test miniprogram_stub/test/`` with ``BASE_URL``
-pointing at it. Node's built-in test runner only: no npm packages. Skipped only when ``node`` is missing.
+pointing at it, and a partner's credentials (``PARTNER_APP_ID``, ``PARTNER_SECRET``: made with
+``python -m app partner create``) for the toll the journey sees debited. Node's built-in test runner
+only: no npm packages. Skipped only when ``node`` is missing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,13 +34,21 @@ def test_miniprogram_journey_under_node(tmp_path: Path) -> None:
             pytest.fail("node is not on PATH in CI: the mini-program journey must run there")
         pytest.skip("node is not on PATH")
 
-    server = ServerProcess(free_port(), server_env(tmp_path, SANDBOX_ROUTES="1"), tmp_path / "server.log")
+    env = server_env(tmp_path, SANDBOX_ROUTES="1")
+    server = ServerProcess(free_port(), env, tmp_path / "server.log")
     try:
         server.wait_ready()
+        # the toll operator whose debit the journey sees: a partner made the way the bank makes one
+        made = subprocess.run([sys.executable, "-m", "app", "partner", "create", "--name", "测试高速",
+                               "--scopes", "etc:debit,etc:read"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert made.returncode == 0, made.stderr
+        partner = json.loads(made.stdout)
         result = subprocess.run(
             [node, "--test", "--test-reporter=tap", str(STUB_TESTS.relative_to(ROOT)) + "/"],
             cwd=ROOT,
-            env=dict(os.environ, BASE_URL=server.url, NODE_NO_WARNINGS="1"),
+            env=dict(os.environ, BASE_URL=server.url, NODE_NO_WARNINGS="1", PARTNER_APP_ID=partner["app_id"],
+                     PARTNER_SECRET=partner["secret"]),
             capture_output=True,
             text=True,
             timeout=300,

@@ -3,6 +3,7 @@
 * Deeper states: path ids and body ids are drawn half of the time from resources the fuzzed user
   really owns (``FUZZ_FIXTURES``: a JSON file the test writes), so the fuzzer reaches signing, evidence
   and the identity checks instead of stopping at 404.
+* ``/open/v1``: requests signed as the fuzz partner (``before_call``), so the fuzzer reaches the handlers.
 * ``application/pdf`` bodies: real PDFs (a signed contract, or schemathesis's minimal sample).
 * One more check: a request the document says is valid is never refused by the contract layer itself
   (``VALIDATION_ERROR``, ``INVALID_JSON``, ``UNSUPPORTED_MEDIA_TYPE``). Domain answers (a checksum that
@@ -13,10 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 
 import schemathesis
 from hypothesis import strategies as st
+
+from tests.partner_helpers import partner_headers
 
 CONTRACT_LAYER_CODES = {"VALIDATION_ERROR", "INVALID_JSON", "UNSUPPORTED_MEDIA_TYPE", "INVALID_MULTIPART"}
 
@@ -39,9 +43,11 @@ def _positive(case) -> bool:
 def flatmap_case(context, case):
     """In positive cases, half of the time, send the user's real ids instead of drawn ones (negative
     cases stay as drawn: replacing their values would make them valid)."""
-    if not _positive(case):
+    if not _positive(case) or (case.meta is not None and case.meta.phase.name == "stateful"):
+        # stateful steps take their ids from the responses they follow: replacing those would break the link
         return st.just(case)
-    real_path, real_body = fixtures().get("path", {}), fixtures().get("body", {})
+    real_path = fixtures().get("path", {})
+    real_body = {**fixtures().get("body", {}), **fixtures().get("body_by_path", {}).get(case.operation.path, {})}
     choices = []
     for name in case.path_parameters or {}:
         choices += [("path", name, v) for v in real_path.get(name, [])]
@@ -71,11 +77,38 @@ def filter_case(context, case):
     return not extras or any(v not in ([], None) for v in extras)
 
 
+class PartnerSignature:
+    """A ``requests`` auth: signs the request as finally prepared (its exact path, query and body bytes)."""
+
+    def __init__(self, app_id: str, secret: str) -> None:
+        self.app_id, self.secret = app_id, secret
+
+    def __call__(self, request):
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        request.headers.update(partner_headers(self.app_id, self.secret, request.method, request.path_url, body))
+        return request
+
+
+SIGNING_HEADERS = {"X-App-Id": r"^pt[0-9a-f]{16}$", "X-Timestamp": r"^[0-9]{1,12}$", "X-Nonce": r"^[A-Za-z0-9_-]{16,64}$",
+                   "X-Signature": r"^[0-9a-f]{64}$"}
+
+
+def _signing_headers_well_formed(case) -> bool:
+    headers = case.headers or {}
+    return all(isinstance(headers.get(k), str) and re.match(p, headers[k]) for k, p in SIGNING_HEADERS.items())
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    """Now and then, a positive login or phone binding carries a code the emulated WeChat really issued
-    (codes are single use, so they are minted per call), so those flows run to the end too."""
+    """``/open/v1``: sign as the fuzz partner, unless the case's own signing headers are malformed (a
+    negative case about them, left as drawn). Now and then, a positive login or phone binding carries a
+    code the emulated WeChat really issued (codes are single use, so they are minted per call), so those
+    flows run to the end too."""
     global _calls
+    partner = fixtures().get("partner")
+    if partner and case.operation.path.startswith("/open/v1/") and _signing_headers_well_formed(case):
+        kwargs["auth"] = PartnerSignature(partner["app_id"], partner["secret"])
     control = fixtures().get("control")
     if not control or not _positive(case) or not isinstance(case.body, dict):
         return

@@ -1,0 +1,225 @@
+"""Partner debits of bound accounts, refunds, and the daily statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json, raw
+
+from core.clock import utcnow
+from core.errors import AppError, ValidationFailed
+from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE
+from handlers.common import services
+from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
+from services.accounts.funding import MAX_AMOUNT_FEN
+from services.accounts.ledger import InsufficientFunds, LimitExceeded
+from services.etc.bindings import BindingNotActive, EtcCardInvalid
+from services.etc.vehicles import PlateColorMismatch, PlateInvalid, check_plate
+from services.partners import debits
+from services.partners.debits import (
+    CATEGORY_SCOPES,
+    DEBIT_SCOPES,
+    READ_SCOPES,
+    DebitNotFound,
+    DebitNotRefundable,
+    OutTradeNoConflict,
+    RefundExceedsDebit,
+    RefundNoConflict,
+    VehicleNotBound,
+)
+
+bp = Blueprint("open_debits")
+
+NUMBER_PATTERN = r"^[A-Za-z0-9_-]{6,64}$"
+Number = Annotated[str, Field(pattern=NUMBER_PATTERN, min_length=6, max_length=64)]
+# Free text that ends up in a CSV: no control characters, and nothing a spreadsheet reads as a formula.
+TEXT_PATTERN = r"^[^=+\-@\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+
+
+RFC3339_RE = re.compile(RFC3339)
+
+
+def _rfc3339(value: object) -> datetime:
+    """Only a JSON string in RFC 3339 with an offset (never a number of seconds); a day that does not exist
+    fails."""
+    if not isinstance(value, str) or not RFC3339_RE.match(value):
+        raise ValueError("an RFC 3339 date-time with an offset, such as 2026-11-30T08:00:00+08:00")
+    return datetime.fromisoformat(value)
+
+
+OccurredAt = Annotated[datetime, BeforeValidator(_rfc3339),
+                       WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339, "maxLength": 35})]
+Fen = Field(ge=1, le=MAX_AMOUNT_FEN, description="integer fen")
+OUT_TRADE_NO = str_param(64, DebitNotFound, "the partner's number for the debit")
+FUTURE_SLACK = timedelta(minutes=5)  # clocks differ: a debit may say it happened a little "later" than now
+REFUSALS = {e.code: e for e in (InsufficientFunds, LimitExceeded)}
+
+
+class VehicleReferenceInvalid(AppError):
+    status, code, message = 422, "VEHICLE_REFERENCE_INVALID", "请提供 ETC 卡号，或车牌号码及车牌颜色（二者取一）"
+
+
+class OccurredAtInvalid(AppError):
+    status, code, message = 422, "OCCURRED_AT_INVALID", "交易时间不能晚于当前时间"
+
+
+class DebitBody(Body):
+    out_trade_no: Number = Field(description="the partner's unique number for this debit: a retry uses the same")
+    card_number: checked_string(pattern=ETC_CARD_RE.pattern, min_length=20, max_length=20) | None = Field(
+        default=None, description="the ETC user card (20 digits). Give it, or plate_number with plate_color, not both "
+        "(422 VEHICLE_REFERENCE_INVALID)")
+    plate_number: checked_string(pattern=PLATE_RE.pattern, min_length=7, max_length=8) | None = None
+    plate_color: Literal[PLATE_COLORS] | None = None  # type: ignore[valid-type]
+    category: Literal[tuple(CATEGORY_SCOPES)] = Field(  # type: ignore[valid-type]
+        description="toll (scope etc:debit), parking (parking:debit), fuel (fuel:debit), carwash (carwash:debit)")
+    amount_fen: int = Fen
+    occurred_at: OccurredAt = Field(description="when the toll, stay, fill-up or wash happened (RFC 3339, with offset)")
+    merchant: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN, description="who charged: station, car park")
+    detail: str | None = Field(default=None, max_length=256, pattern=TEXT_PATTERN)
+
+
+
+class RefundBody(Body):
+    refund_no: Number = Field(description="the partner's unique number for this refund: a retry uses the same")
+    amount_fen: int = Fen
+    reason: str | None = Field(default=None, max_length=128, pattern=TEXT_PATTERN)
+
+
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _iso_date(value: object) -> dt.date:
+    """Only ``YYYY-MM-DD`` (a lax parser would read ``0`` as 1970-01-01)."""
+    if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return dt.date.fromisoformat(value)
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
+                    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN, "maxLength": 10})]
+
+
+class StatementQuery(Query):
+    date: IsoDate = Field(description="the day, China Standard Time (YYYY-MM-DD)")
+
+
+class DebitOut(Out):
+    out_trade_no: str
+    status: Literal["succeeded", "arrears", "settled"]
+    category: Literal[tuple(CATEGORY_SCOPES)]  # type: ignore[valid-type]
+    amount_fen: int
+    refunded_fen: int
+    binding_id: int
+    card_number_masked: str
+    plate_number: str
+    plate_color: Literal[PLATE_COLORS]  # type: ignore[valid-type]
+    merchant: str
+    detail: str | None
+    occurred_at: datetime
+    booked_at: datetime
+    refusal_code: Literal["INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"] | None = Field(
+        description="why an `arrears` debit was refused")
+
+
+class RefundOut(Out):
+    refund_no: str
+    out_trade_no: str
+    amount_fen: int
+    reason: str | None
+    status: Literal["succeeded"]
+    refunded_at: datetime
+    debit: DebitOut
+
+
+def _answer(body: dict, status: int, replayed: bool) -> HTTPResponse:
+    return json(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@bp.post("/debits")
+@operation(
+    summary="Debit the account bound to an ETC card or a car",
+    description="Idempotent on `out_trade_no`: a retry with the same body answers the first answer again (with "
+    "`Idempotent-Replayed: true`), a refusal included; another body under the number is 409 OUT_TRADE_NO_CONFLICT. "
+    "A debit the balance or the account's limits refuse (422 INSUFFICIENT_FUNDS / LIMIT_EXCEEDED) is recorded as "
+    "arrears on the binding, for the customer to pay later.",
+    tag="open",
+    partner=DEBIT_SCOPES,
+    body=DebitBody,
+    responses={201: Response(DebitOut, description="booked")},
+    errors=(InsufficientFunds, LimitExceeded, OutTradeNoConflict, VehicleNotBound, BindingNotActive, EtcCardInvalid,
+            PlateInvalid, PlateColorMismatch, OccurredAtInvalid, VehicleReferenceInvalid),
+)
+async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
+    by_card, by_plate = body.card_number is not None, (body.plate_number, body.plate_color) != (None, None)
+    if by_card == by_plate or (by_plate and None in (body.plate_number, body.plate_color)):
+        raise VehicleReferenceInvalid()
+    fields = body.model_dump(mode="json", exclude_none=True)
+    if body.card_number is not None and not ETC_CARD_RE.match(body.card_number):
+        raise EtcCardInvalid(field="card_number")
+    if body.plate_number is not None:
+        check_plate(body.plate_number, body.plate_color)
+    occurred = body.occurred_at
+    if occurred > utcnow() + FUTURE_SLACK or occurred.year < 2000:
+        raise OccurredAtInvalid(field="occurred_at")
+    fields["occurred_at"] = occurred
+    result = await debits.debit(services(request), request.ctx.caller, fields)
+    if result.debit.refusal_code:  # recorded as arrears: this answer, and the same on every retry
+        raise REFUSALS[result.debit.refusal_code]()
+    return _answer(debits.public_debit(result.debit, result.binding), 201, result.replayed)
+
+
+@bp.get("/debits/<out_trade_no:str>")
+@operation(
+    summary="A debit, with what has been refunded of it",
+    tag="open",
+    partner=READ_SCOPES,
+    path={"out_trade_no": OUT_TRADE_NO},
+    responses={200: Response(DebitOut)},
+)
+async def get_debit(request: Request, out_trade_no: str) -> HTTPResponse:
+    result = await debits.get(request.ctx.caller, out_trade_no)
+    return json(debits.public_debit(result.debit, result.binding))
+
+
+@bp.post("/debits/<out_trade_no:str>/refund")
+@operation(
+    summary="Refund a debit, in full or in part",
+    description="Idempotent on `refund_no` (409 REFUND_NO_CONFLICT with another body). The refunds of a debit never "
+    "add up to more than it (422 REFUND_EXCEEDS_DEBIT); a debit recorded as arrears cannot be refunded.",
+    tag="open",
+    partner=DEBIT_SCOPES,
+    path={"out_trade_no": OUT_TRADE_NO},
+    body=RefundBody,
+    responses={201: Response(RefundOut, description="refunded")},
+    errors=(RefundNoConflict, RefundExceedsDebit, DebitNotRefundable),
+)
+async def refund_debit(request: Request, out_trade_no: str, body: RefundBody) -> HTTPResponse:
+    result = await debits.refund(services(request), request.ctx.caller, out_trade_no,
+                                 body.model_dump(mode="json", exclude_none=True))
+    return _answer(debits.public_refund(result), 201, result.replayed)
+
+
+@bp.get("/statements")
+@operation(
+    summary="The day's debits and refunds, as CSV",
+    description="Columns: " + ",".join(debits.STATEMENT_COLUMNS) + ". One row per debit booked that day (arrears "
+    "included) and per refund; times in China Standard Time. Signed like every answer.",
+    tag="open",
+    partner=READ_SCOPES,
+    query=StatementQuery,
+    responses={200: Response(media_type="text/csv", schema={"type": "string"}, description="the statement")},
+    errors=((422, "STATEMENT_DATE_INVALID"),),
+)
+async def statement(request: Request, query: StatementQuery) -> HTTPResponse:
+    if not debits.statement_day_ok(query.date):
+        raise ValidationFailed("对账日期不能晚于今天", code="STATEMENT_DATE_INVALID", field="date")
+    text = await debits.statement(request.ctx.caller, query.date)
+    return raw(text.encode(), content_type="text/csv; charset=utf-8")
+
+

@@ -1,0 +1,94 @@
+"""Partners of the open API, the nonces their signed requests spent, and their debits and refunds.
+
+A partner's secret is needed in the clear to check an HMAC, so it is encrypted (``core.pii``), never
+hashed; a rotated secret stays valid until ``previous_valid_until``. ``(partner, nonce)``,
+``(partner, out_trade_no)`` and ``(partner, refund_no)`` are unique: a replayed request, a retried
+debit and a retried refund each find the first.
+"""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class PartnerStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class Partner(Model):
+    id = fields.BigIntField(primary_key=True)
+    app_id = fields.CharField(max_length=18, unique=True)  # "pt" + 16 hex digits
+    name = fields.CharField(max_length=64)
+    secret_enc = fields.CharField(max_length=255)
+    previous_secret_enc = fields.CharField(max_length=255, null=True)
+    previous_valid_until = fields.DatetimeField(null=True)
+    scopes = fields.JSONField()  # list of scope names
+    callback_url = fields.CharField(max_length=512, null=True)
+    status = fields.CharEnumField(PartnerStatus, max_length=16, default=PartnerStatus.ACTIVE)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    rotated_at = fields.DatetimeField(null=True)
+    disabled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "partners"
+
+
+class PartnerNonce(Model):
+    id = fields.BigIntField(primary_key=True)
+    partner = fields.ForeignKeyField("models.Partner", related_name="nonces", on_delete=fields.CASCADE)
+    nonce = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "partner_nonces"
+        unique_together = (("partner_id", "nonce"),)
+        indexes = (("created_at",),)
+
+
+class DebitStatus(StrEnum):
+    SUCCEEDED = "succeeded"  # booked on the account
+    ARREARS = "arrears"  # refused for the balance or a limit; owed on the binding
+    SETTLED = "settled"  # arrears the customer paid later
+
+
+class PartnerDebit(Model):
+    id = fields.BigIntField(primary_key=True)
+    partner = fields.ForeignKeyField("models.Partner", related_name="debits", on_delete=fields.RESTRICT)
+    out_trade_no = fields.CharField(max_length=64)
+    request_hash = fields.CharField(max_length=64)  # what a retry under this number must match
+    binding = fields.ForeignKeyField("models.EtcBinding", related_name="debits", on_delete=fields.RESTRICT)
+    account_id = fields.BigIntField()
+    category = fields.CharField(max_length=16)
+    amount_fen = fields.BigIntField()
+    refunded_fen = fields.BigIntField(default=0)
+    status = fields.CharEnumField(DebitStatus, max_length=16)
+    refusal_code = fields.CharField(max_length=32, null=True)
+    merchant = fields.CharField(max_length=64)
+    detail = fields.CharField(max_length=256, null=True)
+    occurred_at = fields.DatetimeField()
+    booked_at = fields.DatetimeField()
+    booked_day = fields.DateField()  # China Standard Time: the statement it belongs to
+
+    class Meta:
+        table = "partner_debits"
+        unique_together = (("partner_id", "out_trade_no"),)
+        indexes = (("partner_id", "booked_day"), ("binding_id", "status"))
+
+
+class PartnerRefund(Model):
+    id = fields.BigIntField(primary_key=True)
+    partner = fields.ForeignKeyField("models.Partner", related_name="refunds", on_delete=fields.RESTRICT)
+    debit = fields.ForeignKeyField("models.PartnerDebit", related_name="refunds", on_delete=fields.RESTRICT)
+    refund_no = fields.CharField(max_length=64)
+    request_hash = fields.CharField(max_length=64)
+    amount_fen = fields.BigIntField()
+    reason = fields.CharField(max_length=128, null=True)
+    refunded_at = fields.DatetimeField()
+    booked_day = fields.DateField()
+
+    class Meta:
+        table = "partner_refunds"
+        unique_together = (("partner_id", "refund_no"),)
+        indexes = (("partner_id", "booked_day"),)

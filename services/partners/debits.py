@@ -1,0 +1,266 @@
+"""Partner debits of bound accounts, their refunds, and the daily statement.
+
+A debit names the car by its ETC card or its plate and colour, and is booked on the account the active
+binding names, through the ledger (``counts_as_outflow``: tolls, parking, fuel and car washes are
+consumption, held to the Class II limits). It is idempotent on ``(partner, out_trade_no)``: the row is
+inserted in the debit's own transaction, so of concurrent identical requests one books and the others
+find its result; the same number with another request is ``OUT_TRADE_NO_CONFLICT``. A debit the
+balance or a limit refuses is recorded (status ``arrears``, the refusal's code) and its amount added to
+the binding's arrears in that same transaction; a retry answers the same refusal.
+
+A refund credits the account (booked whatever the account's status: it returns money that was taken),
+idempotent on ``(partner, refund_no)``, and the refunds of a debit never add up to more than it: the
+debit row is locked while one is booked.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from core.clock import CHINA_TZ, utcnow
+from core.errors import AppError, Conflict, NotFound
+from models.accounts import EntryDirection
+from models.etc import BindingStatus, EtcBinding
+from models.partners import DebitStatus, PartnerDebit, PartnerRefund
+from services.accounts import ledger
+from services.accounts.ledger import InsufficientFunds, LimitExceeded
+from services.context import ServiceContext
+from services.db import atomic
+from services.etc import bindings, vehicles
+from services.partners.auth import Caller, require_scope
+
+CATEGORY_SCOPES = {"toll": "etc:debit", "parking": "parking:debit", "fuel": "fuel:debit", "carwash": "carwash:debit"}
+DEBIT_SCOPES = tuple(CATEGORY_SCOPES.values())
+READ_SCOPES = (*DEBIT_SCOPES, "etc:read")
+
+
+class OutTradeNoConflict(Conflict):
+    code, message = "OUT_TRADE_NO_CONFLICT", "该 out_trade_no 已用于另一笔扣款"
+
+
+class RefundNoConflict(Conflict):
+    code, message = "REFUND_NO_CONFLICT", "该 refund_no 已用于另一笔退款"
+
+
+class DebitNotFound(NotFound):
+    code, message = "DEBIT_NOT_FOUND", "扣款不存在"
+
+
+class DebitNotRefundable(Conflict):
+    code, message = "DEBIT_NOT_REFUNDABLE", "该扣款未成功入账，不能退款"
+
+
+class RefundExceedsDebit(AppError):
+    status, code, message = 422, "REFUND_EXCEEDS_DEBIT", "退款金额超过可退金额"
+
+
+class VehicleNotBound(NotFound):
+    code, message = "BINDING_NOT_FOUND", "该 ETC 卡或车辆未绑定代扣"
+
+
+@dataclass(frozen=True)
+class DebitResult:
+    debit: PartnerDebit
+    binding: EtcBinding
+    replayed: bool
+
+
+def request_hash(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+async def _binding_for(ctx: ServiceContext, fields: dict) -> EtcBinding:
+    if fields.get("card_number"):
+        found = await EtcBinding.get_or_none(card_key=bindings.card_index(ctx, fields["card_number"]))
+    else:
+        found = await EtcBinding.get_or_none(plate_key=vehicles.plate_key(fields["plate_number"], fields["plate_color"]))
+    if found is None or found.status == BindingStatus.UNBOUND:
+        raise VehicleNotBound()
+    if found.status != BindingStatus.ACTIVE:
+        raise bindings.BindingNotActive()
+    return found
+
+
+async def _replay(caller: Caller, out_trade_no: str, digest: str) -> DebitResult | None:
+    found = await PartnerDebit.get_or_none(partner_id=caller.partner.id, out_trade_no=out_trade_no)
+    if found is None:
+        return None
+    if found.request_hash != digest:
+        raise OutTradeNoConflict(field="out_trade_no")
+    return DebitResult(found, await EtcBinding.get(id=found.binding_id), True)
+
+
+async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResult:
+    """Book the debit, or find the one booked under this ``out_trade_no`` (``replayed``)."""
+    require_scope(caller, CATEGORY_SCOPES[fields["category"]])
+    digest = request_hash(fields)
+    found = await _replay(caller, fields["out_trade_no"], digest)
+    if found is not None:
+        return found
+    binding = await _binding_for(ctx, fields)
+    now = utcnow()
+
+    async def work(conn: BaseDBAsyncClient) -> PartnerDebit:
+        # The account row first (the ledger's lock order): inserting the debit takes a shared lock on its
+        # binding row (the foreign key), and a refusal then updates that row; taken in the other order,
+        # concurrent debits of one binding deadlock on it.
+        await ledger.locked_account(conn, binding.account_id)
+        row = await PartnerDebit.create(
+            partner_id=caller.partner.id, out_trade_no=fields["out_trade_no"], request_hash=digest,
+            binding_id=binding.id, account_id=binding.account_id, category=fields["category"],
+            amount_fen=fields["amount_fen"], status=DebitStatus.SUCCEEDED, merchant=fields["merchant"],
+            detail=fields.get("detail"), occurred_at=fields["occurred_at"], booked_at=now,
+            booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
+        try:
+            await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=f"etc_{row.category}",
+                              amount_fen=row.amount_fen, reference=f"PD{row.id}", counterparty=row.merchant,
+                              counts_as_outflow=True)
+        except (InsufficientFunds, LimitExceeded) as exc:
+            # Nothing was written by the refusal: record it, and what is now owed on the binding.
+            row.status, row.refusal_code = DebitStatus.ARREARS, exc.code
+            await row.save(using_db=conn, update_fields=["status", "refusal_code"])
+            await EtcBinding.filter(id=binding.id).using_db(conn).update(arrears_fen=F("arrears_fen") + row.amount_fen)
+        return row
+
+    try:
+        row = await atomic(work)
+    except IntegrityError:
+        # a concurrent request under the same number committed first: answer what it answered
+        found = await _replay(caller, fields["out_trade_no"], digest)
+        if found is None:
+            raise
+        return found
+    return DebitResult(row, await EtcBinding.get(id=binding.id), False)
+
+
+async def get(caller: Caller, out_trade_no: str) -> DebitResult:
+    found = await PartnerDebit.get_or_none(partner_id=caller.partner.id, out_trade_no=out_trade_no)
+    if found is None:
+        raise DebitNotFound()
+    return DebitResult(found, await EtcBinding.get(id=found.binding_id), False)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund: PartnerRefund
+    debit: PartnerDebit
+    binding: EtcBinding
+    replayed: bool
+
+
+async def _refund_replay(caller: Caller, refund_no: str, digest: str) -> RefundResult | None:
+    found = await PartnerRefund.get_or_none(partner_id=caller.partner.id, refund_no=refund_no)
+    if found is None:
+        return None
+    if found.request_hash != digest:
+        raise RefundNoConflict(field="refund_no")
+    debit_row = await PartnerDebit.get(id=found.debit_id)
+    return RefundResult(found, debit_row, await EtcBinding.get(id=debit_row.binding_id), True)
+
+
+async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields: dict) -> RefundResult:
+    digest = request_hash({"out_trade_no": out_trade_no, **fields})
+    found = await _refund_replay(caller, fields["refund_no"], digest)
+    if found is not None:
+        return found
+    target = await PartnerDebit.get_or_none(partner_id=caller.partner.id, out_trade_no=out_trade_no)
+    if target is None:
+        raise DebitNotFound()
+    require_scope(caller, CATEGORY_SCOPES[target.category])
+
+    async def work(conn: BaseDBAsyncClient) -> tuple[PartnerRefund, PartnerDebit]:
+        row = await PartnerDebit.filter(id=target.id).select_for_update().using_db(conn).first()
+        if row.status == DebitStatus.ARREARS:
+            raise DebitNotRefundable()
+        if row.refunded_fen + fields["amount_fen"] > row.amount_fen:
+            raise RefundExceedsDebit(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
+        now = utcnow()
+        made = await PartnerRefund.create(
+            partner_id=caller.partner.id, debit_id=row.id, refund_no=fields["refund_no"], request_hash=digest,
+            amount_fen=fields["amount_fen"], reason=fields.get("reason"), refunded_at=now,
+            booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
+        await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
+                          amount_fen=made.amount_fen, reference=f"PR{made.id}", counterparty=row.merchant,
+                          settling=True)
+        row.refunded_fen += made.amount_fen
+        await PartnerDebit.filter(id=row.id).using_db(conn).update(refunded_fen=row.refunded_fen)
+        return made, row
+
+    try:
+        made, row = await atomic(work)
+    except IntegrityError:
+        found = await _refund_replay(caller, fields["refund_no"], digest)
+        if found is None:
+            raise
+        return found
+    return RefundResult(made, row, await EtcBinding.get(id=row.binding_id), False)
+
+
+def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:
+    plate, _, color = b.plate.partition("_")
+    return {
+        "out_trade_no": d.out_trade_no, "status": str(d.status), "category": d.category, "amount_fen": d.amount_fen,
+        "refunded_fen": d.refunded_fen, "binding_id": b.id, "card_number_masked": b.card_masked,
+        "plate_number": plate, "plate_color": color, "merchant": d.merchant, "detail": d.detail,
+        "occurred_at": d.occurred_at, "booked_at": d.booked_at, "refusal_code": d.refusal_code,
+    }
+
+
+def public_refund(r: RefundResult) -> dict:
+    return {"refund_no": r.refund.refund_no, "out_trade_no": r.debit.out_trade_no, "amount_fen": r.refund.amount_fen,
+            "reason": r.refund.reason, "status": "succeeded", "refunded_at": r.refund.refunded_at,
+            "debit": public_debit(r.debit, r.binding)}
+
+
+# -- statements --------------------------------------------------------------------------------------
+
+STATEMENT_COLUMNS = ("type", "out_trade_no", "refund_no", "category", "status", "amount_fen", "occurred_at",
+                     "booked_at", "card_number_masked", "plate_number", "plate_color", "merchant")
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(CHINA_TZ).isoformat(timespec="seconds")
+
+
+async def statement(caller: Caller, day: date) -> str:
+    """The partner's debits and refunds booked on ``day`` (China Standard Time), as CSV, oldest first."""
+    debits = await PartnerDebit.filter(partner_id=caller.partner.id, booked_day=day).order_by("id")
+    refunds = await PartnerRefund.filter(partner_id=caller.partner.id, booked_day=day).order_by("id")
+    needed = {d.id for d in debits} | {r.debit_id for r in refunds}
+    by_id = {d.id: d for d in await PartnerDebit.filter(id__in=list(needed))} if needed else {}
+    binding_ids = {d.binding_id for d in by_id.values()}
+    by_binding = {b.id: b for b in await EtcBinding.filter(id__in=list(binding_ids))} if binding_ids else {}
+    rows = []
+    for d in debits:
+        b = by_binding[d.binding_id]
+        plate, _, color = b.plate.partition("_")
+        rows.append((d.booked_at, d.id, 0, ["debit", d.out_trade_no, "", d.category, str(d.status), d.amount_fen,
+                                              _iso(d.occurred_at), _iso(d.booked_at), b.card_masked, plate, color,
+                                              d.merchant]))
+    for r in refunds:
+        d = by_id[r.debit_id]
+        b = by_binding[d.binding_id]
+        plate, _, color = b.plate.partition("_")
+        rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.refund_no, d.category, "succeeded",
+                                                r.amount_fen, _iso(d.occurred_at), _iso(r.refunded_at), b.card_masked,
+                                                plate, color, d.merchant]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(STATEMENT_COLUMNS)
+    for _, _, _, row in sorted(rows, key=lambda r: (r[0], r[2], r[1])):
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def statement_day_ok(day: date) -> bool:
+    """A statement exists for a day that has begun in China (not for the future)."""
+    return day <= utcnow().astimezone(CHINA_TZ).date()

@@ -1,0 +1,84 @@
+"""Signed notifications to partners (docs/open-api.md, "Notifications"), through the outbox.
+
+An event is written in the transaction of the change it reports, one outbox message per partner that
+should hear of it, with its ``event_id`` fixed then: every retry carries the same id, and the partner
+deduplicates on it. Binding events go to the partners that issue ETC cards (scope ``etc:debit`` or
+``etc:read``) and have a callback URL; ``arrears.settled`` goes to the partner whose debits were owed.
+
+Delivery signs the body with the partner's current secret and POSTs it to the callback URL as it is at
+that moment (``integrations.webhooks``: never to a private, loopback or link-local address; loopback is
+allowed in sandbox mode). Any 2xx is an acknowledgement; anything else is retried with the outbox's
+backoff. A partner disabled or without a callback URL by then, or a URL that points inside the bank's
+network, is given up at once.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from urllib.parse import urlsplit
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.clock import CHINA_TZ, utcnow
+from integrations.webhooks import AddressRefused
+from models.etc import EtcBinding
+from models.partners import Partner, PartnerStatus
+from services import outbox
+from services.context import ServiceContext
+from services.outbox import Handler, Permanent
+from services.partners import signing
+from services.partners.auth import SECRET_PURPOSE
+
+KIND = "partner_notification"
+ETC_SCOPES = {"etc:debit", "etc:read"}
+
+
+def _event(type_: str, data: dict) -> dict:
+    return {"event_id": "ev_" + secrets.token_hex(12), "type": type_,
+            "occurred_at": utcnow().astimezone(CHINA_TZ).isoformat(timespec="seconds"), "data": data}
+
+
+async def binding_event(conn: BaseDBAsyncClient, type_: str, binding: EtcBinding) -> int:
+    plate, _, color = binding.plate.partition("_")
+    data = {"binding_id": binding.id, "card_number_masked": binding.card_masked, "plate_number": plate,
+            "plate_color": color, "status": str(binding.status)}
+    partners = await Partner.filter(status=PartnerStatus.ACTIVE, callback_url__isnull=False).using_db(conn)
+    told = 0
+    for partner in partners:
+        if ETC_SCOPES & set(partner.scopes or ()):
+            await outbox.enqueue(conn, KIND, {"partner_id": partner.id, "event": _event(type_, data)})
+            told += 1
+    return told
+
+
+async def arrears_settled(conn: BaseDBAsyncClient, partner_id: int, binding_id: int, amount_fen: int,
+                          out_trade_nos: list[str]) -> None:
+    await outbox.enqueue(conn, KIND, {"partner_id": partner_id, "event": _event(
+        "arrears.settled", {"binding_id": binding_id, "amount_fen": amount_fen, "out_trade_nos": out_trade_nos})})
+
+
+def signed_headers(app_id: str, secret: str, url: str, body: bytes) -> dict[str, str]:
+    parts = urlsplit(url)
+    timestamp, nonce = str(int(time.time())), signing.new_nonce()
+    text = signing.request_string("POST", parts.path or "/", parts.query, timestamp, nonce, body)
+    return {"X-App-Id": app_id, "X-Timestamp": timestamp, "X-Nonce": nonce, "X-Signature": signing.sign(secret, text)}
+
+
+def outbox_handlers(ctx: ServiceContext) -> dict[str, Handler]:
+    async def deliver(payload: dict) -> None:
+        partner = await Partner.get_or_none(id=payload["partner_id"])
+        if partner is None or partner.status != PartnerStatus.ACTIVE or not partner.callback_url:
+            raise Permanent("partner disabled or without a callback URL")
+        body = json.dumps(payload["event"], ensure_ascii=False, separators=(",", ":")).encode()
+        secret = ctx.pii.decrypt(partner.secret_enc, purpose=SECRET_PURPOSE)
+        url = partner.callback_url
+        try:
+            status = await ctx.webhooks.post(url, headers=signed_headers(partner.app_id, secret, url, body), body=body)
+        except AddressRefused as exc:
+            raise Permanent(str(exc)) from exc
+        if not 200 <= status < 300:
+            raise RuntimeError(f"callback answered HTTP {status}")
+
+    return {KIND: deliver}

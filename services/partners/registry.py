@@ -1,0 +1,86 @@
+"""Creating partners, rotating their secrets, disabling them (``python -m app partner ...``).
+
+A secret is 32 random bytes (``sk_`` + URL-safe base64), returned once and stored encrypted. Rotating
+keeps the old secret valid for a grace period, so a partner can switch without a failed request.
+A callback URL must be ``https`` in production (``http`` is allowed in sandbox mode, for the emulator);
+where it points is checked again at every delivery (``services.partners.notify``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from core.clock import utcnow
+from core.errors import ValidationFailed
+from models.partners import Partner, PartnerStatus
+from services.context import ServiceContext
+from services.partners.auth import SECRET_PURPOSE
+
+SCOPES = ("etc:debit", "parking:debit", "fuel:debit", "carwash:debit", "etc:read")
+DEFAULT_GRACE_S = 24 * 3600
+
+
+class PartnerNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Credentials:
+    partner: Partner
+    secret: str  # shown once
+
+
+def new_secret() -> str:
+    return "sk_" + secrets.token_urlsafe(32)
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValidationFailed(f"scopes must be some of {', '.join(SCOPES)}", field="scopes")
+    return sorted(set(scopes))
+
+
+def check_callback_url(url: str | None, *, production: bool) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    allowed = ("https",) if production else ("https", "http")
+    if parts.scheme not in allowed or not parts.hostname or parts.username or parts.password or len(url) > 512:
+        raise ValidationFailed("callback URL must be an https URL without credentials" if production
+                               else "callback URL must be an http(s) URL without credentials", field="callback_url")
+    return url
+
+
+async def create(ctx: ServiceContext, *, name: str, scopes: list[str], callback_url: str | None = None) -> Credentials:
+    secret = new_secret()
+    partner = await Partner.create(
+        app_id="pt" + secrets.token_hex(8), name=name[:64], scopes=check_scopes(scopes),
+        callback_url=check_callback_url(callback_url, production=ctx.settings.is_production),
+        secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE))
+    return Credentials(partner, secret)
+
+
+async def _get(app_id: str) -> Partner:
+    partner = await Partner.get_or_none(app_id=app_id)
+    if partner is None:
+        raise PartnerNotFound(app_id)
+    return partner
+
+
+async def rotate_secret(ctx: ServiceContext, app_id: str, *, grace_s: int = DEFAULT_GRACE_S) -> Credentials:
+    partner = await _get(app_id)
+    secret, now = new_secret(), utcnow()
+    await Partner.filter(id=partner.id).update(
+        previous_secret_enc=partner.secret_enc, previous_valid_until=now + timedelta(seconds=grace_s),
+        secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE), rotated_at=now)
+    return Credentials(await Partner.get(id=partner.id), secret)
+
+
+async def disable(app_id: str) -> Partner:
+    partner = await _get(app_id)
+    await Partner.filter(id=partner.id).update(status=PartnerStatus.DISABLED, disabled_at=utcnow())
+    return await Partner.get(id=partner.id)

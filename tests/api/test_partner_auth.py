@@ -1,0 +1,214 @@
+"""The open API's request signing (docs/open-api.md): every refusal in its order, each signed field
+wrong in turn, nonces, scopes, disabled partners, secret rotation with a grace period, signed answers,
+and ``python -m app partner``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from core.clock import utcnow
+from models.partners import Partner, PartnerNonce
+from services.partners import auth as partner_auth
+from tests.e2e.servers import ROOT
+from tests.helpers import assert_error
+from tests.partner_helpers import call, new_partner, response_signature_ok
+
+STATEMENT = "/open/v1/statements?date=2026-11-29"
+
+
+async def test_a_signed_request_is_answered_and_the_answer_is_signed(client, ctx):
+    partner = await new_partner(ctx)
+    headers = partner.headers("GET", STATEMENT)
+    resp = await client.get(STATEMENT, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/csv")
+    assert response_signature_ok(partner, resp, headers["X-Nonce"])
+    # the signature binds the answer to this request and this body
+    assert not response_signature_ok(partner, resp, "another-request-nonce")
+
+
+@pytest.mark.parametrize("missing", ["X-App-Id", "X-Timestamp", "X-Nonce", "X-Signature"])
+async def test_each_header_is_required(client, ctx, missing):
+    partner = await new_partner(ctx)
+    headers = partner.headers("GET", STATEMENT)
+    del headers[missing]
+    resp = await client.get(STATEMENT, headers=headers)
+    assert_error(resp, 401, "PARTNER_AUTH_REQUIRED", missing)
+    assert "X-Signature" not in resp.headers  # nobody was identified: nothing to sign for
+
+
+@pytest.mark.parametrize(("header", "bad"), [("X-App-Id", "PT0123"), ("X-Timestamp", "12.5"), ("X-Nonce", "short"),
+                                             ("X-Nonce", "has space in it 1234"), ("X-Signature", "ABC")])
+async def test_malformed_headers_are_refused(client, ctx, header, bad):
+    partner = await new_partner(ctx)
+    headers = {**partner.headers("GET", STATEMENT), header: bad}
+    assert_error(await client.get(STATEMENT, headers=headers), 401, "PARTNER_AUTH_REQUIRED", header)
+
+
+async def test_an_unknown_app_is_refused(client, ctx):
+    partner = await new_partner(ctx)
+    headers = {**partner.headers("GET", STATEMENT), "X-App-Id": "pt" + "0" * 16}
+    assert_error(await client.get(STATEMENT, headers=headers), 401, "APP_ID_UNKNOWN", "X-App-Id")
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+async def test_a_timestamp_outside_five_minutes_is_refused(client, ctx, skew):
+    partner = await new_partner(ctx)
+    headers = partner.headers("GET", STATEMENT, timestamp=int(time.time()) + skew)
+    assert_error(await client.get(STATEMENT, headers=headers), 401, "TIMESTAMP_OUT_OF_RANGE", "X-Timestamp")
+
+
+async def test_a_timestamp_within_five_minutes_is_accepted(client, ctx):
+    partner = await new_partner(ctx)
+    for skew in (-290, 290):
+        headers = partner.headers("GET", STATEMENT, timestamp=int(time.time()) + skew)
+        assert (await client.get(STATEMENT, headers=headers)).status_code == 200
+
+
+async def test_each_signed_field_changed_in_turn_breaks_the_signature(client, ctx):
+    partner = await new_partner(ctx, scopes=["etc:debit", "etc:read"])
+    body = json.dumps({"out_trade_no": "T-sign-1", "category": "toll"}).encode()
+    url = "/open/v1/debits"
+    good = partner.headers("POST", url, body)
+
+    async def post(headers, *, to=url, content=body, method="POST"):
+        return await client.request(method, to, content=content, headers={**headers, "Content-Type": "application/json"})
+
+    now = int(good["X-Timestamp"])
+    cases = {
+        "method": partner.headers("PUT", url, body),
+        "path": partner.headers("POST", "/open/v1/debit", body),
+        "query": partner.headers("POST", url + "?x=1", body),
+        "timestamp": {**good, "X-Timestamp": str(now - 1)},
+        "nonce": {**good, "X-Nonce": good["X-Nonce"][:-1] + ("a" if good["X-Nonce"][-1] != "a" else "b")},
+        "body": partner.headers("POST", url, body + b" "),
+        "secret": partner.headers("POST", url, body, secret=partner.secret + "x"),
+    }
+    for what, headers in cases.items():
+        resp = await post(headers)
+        assert resp.status_code == 401 and resp.json()["error"]["code"] == "SIGNATURE_INVALID", (what, resp.text)
+    # ...while the request as signed passes the signature check (and reaches the body's validation)
+    assert_error(await post(good), 422, "VALIDATION_ERROR")
+
+
+async def test_a_query_is_signed_in_canonical_order_and_encoding(client, ctx):
+    partner = await new_partner(ctx)
+    # the partner signs the query sorted and %20-encoded; the request carries it shuffled and +-encoded
+    signed_for = "/open/v1/statements?date=2026-11-29&note=a%20b&a=1"
+    sent = "/open/v1/statements?note=a+b&a=1&date=2026-11-29"
+    headers = partner.headers("GET", signed_for)
+    assert (await client.get(sent, headers=headers)).status_code == 200
+
+
+async def test_a_nonce_is_spent_once_and_only_by_a_signed_request(client, ctx):
+    partner = await new_partner(ctx)
+    nonce = "nonce-" + os.urandom(8).hex()
+    forged = partner.headers("GET", STATEMENT, nonce=nonce, secret="not-the-secret")
+    assert_error(await client.get(STATEMENT, headers=forged), 401, "SIGNATURE_INVALID")
+    headers = partner.headers("GET", STATEMENT, nonce=nonce)
+    assert (await client.get(STATEMENT, headers=headers)).status_code == 200  # the forgery spent nothing
+    again = partner.headers("GET", STATEMENT, nonce=nonce)  # a new signature, the same nonce
+    assert_error(await client.get(STATEMENT, headers=again), 401, "NONCE_REUSED", "X-Nonce")
+
+
+async def test_concurrent_replays_of_one_request_pass_once(client, ctx):
+    partner = await new_partner(ctx)
+    headers = partner.headers("GET", STATEMENT)
+    answers = await asyncio.gather(*(client.get(STATEMENT, headers=headers) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [200] + [401] * 9
+    assert {a.json()["error"]["code"] for a in answers if a.status_code == 401} == {"NONCE_REUSED"}
+
+
+async def test_a_missing_scope_is_forbidden_and_the_refusal_signed(client, ctx):
+    partner = await new_partner(ctx, scopes=["parking:debit"])
+    headers = partner.headers("GET", STATEMENT)
+    # parking:debit may read statements (its own debits); a toll debit needs etc:debit
+    assert (await client.get(STATEMENT, headers=headers)).status_code == 200
+    body = {"out_trade_no": "T-scope-1", "card_number": "1" * 20, "category": "toll", "amount_fen": 100,
+            "occurred_at": "2026-11-29T08:00:00+08:00", "merchant": "收费站"}
+    resp = await call(client, partner, "POST", "/open/v1/debits", body)
+    assert_error(resp, 403, "SCOPE_MISSING")
+    reader = await new_partner(ctx, scopes=["etc:read"])
+    headers = reader.headers("POST", "/open/v1/debits", json.dumps(body).encode())
+    resp = await client.post("/open/v1/debits", content=json.dumps(body).encode(),
+                             headers={**headers, "Content-Type": "application/json"})
+    assert_error(resp, 403, "SCOPE_MISSING")
+    assert response_signature_ok(reader, resp, headers["X-Nonce"])
+
+
+async def test_a_disabled_partner_is_refused(client, ctx):
+    from services.partners import registry
+
+    partner = await new_partner(ctx)
+    await registry.disable(partner.app_id)
+    assert_error(await client.get(STATEMENT, headers=partner.headers("GET", STATEMENT)), 403, "PARTNER_DISABLED")
+
+
+async def test_a_rotated_secret_keeps_working_for_the_grace_period_only(client, ctx):
+    from services.partners import registry
+
+    partner = await new_partner(ctx)
+    old = partner.secret
+    rotated = await registry.rotate_secret(ctx, partner.app_id, grace_s=3600)
+    assert rotated.secret != old
+    assert (await client.get(STATEMENT, headers=partner.headers("GET", STATEMENT, secret=old))).status_code == 200
+    new_headers = partner.headers("GET", STATEMENT, secret=rotated.secret)
+    resp = await client.get(STATEMENT, headers=new_headers)
+    assert resp.status_code == 200
+    partner.secret = rotated.secret
+    assert response_signature_ok(partner, resp, new_headers["X-Nonce"])  # answered with the secret it was asked with
+    await Partner.filter(app_id=partner.app_id).update(previous_valid_until=utcnow() - timedelta(seconds=1))
+    assert_error(await client.get(STATEMENT, headers=partner.headers("GET", STATEMENT, secret=old)), 401,
+                 "SIGNATURE_INVALID")
+
+
+async def test_nonces_are_swept_after_an_hour(client, ctx):
+    partner = await new_partner(ctx)
+    headers = partner.headers("GET", STATEMENT)
+    assert (await client.get(STATEMENT, headers=headers)).status_code == 200
+    row = await PartnerNonce.get(nonce=headers["X-Nonce"])
+    await partner_auth.sweep_nonces(now=row.created_at + timedelta(minutes=59))
+    assert await PartnerNonce.exists(id=row.id)
+    assert await partner_auth.sweep_nonces(now=row.created_at + timedelta(minutes=61)) >= 1
+    assert not await PartnerNonce.exists(id=row.id)
+
+
+def _cli(settings, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "VAR_DIR": settings.var_dir, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "app", "partner", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+async def test_the_partner_command_creates_rotates_and_disables(client, settings):
+    made = await asyncio.to_thread(_cli, settings, "create", "--name", "某停车场", "--scopes", "parking:debit,etc:read",
+                                   "--callback-url", "http://127.0.0.1:9/notify")
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["app_id"].startswith("pt") and created["secret"].startswith("sk_")
+    assert created["scopes"] == ["etc:read", "parking:debit"]
+    row = await Partner.get(app_id=created["app_id"])
+    assert created["secret"] not in row.secret_enc  # kept encrypted, shown once
+    rotated = json.loads((await asyncio.to_thread(_cli, settings, "rotate-secret", created["app_id"])).stdout)
+    assert rotated["secret"] != created["secret"] and rotated["previous_secret_valid_until"]
+    disabled = await asyncio.to_thread(_cli, settings, "disable", created["app_id"])
+    assert json.loads(disabled.stdout)["status"] == "disabled"
+    unknown = await asyncio.to_thread(_cli, settings, "disable", "pt" + "f" * 16)
+    assert unknown.returncode == 1 and "no partner" in unknown.stderr
+    bad = await asyncio.to_thread(_cli, settings, "create", "--name", "x", "--scopes", "everything")
+    assert bad.returncode == 2 and "scopes" in bad.stderr
+
+
+@pytest.mark.parametrize("day", ["0", "20261129", "2026-11-31", "2026-1-1", "", "2026-11-29T00:00:00"])
+async def test_the_statement_date_is_an_iso_day(client, ctx, day):
+    """Found by the fuzzer: a lax date parser read ``date=0`` as 1970-01-01."""
+    partner = await new_partner(ctx)
+    url = f"/open/v1/statements?date={day}"
+    assert_error(await client.get(url, headers=partner.headers("GET", url)), 422, "VALIDATION_ERROR", "date")

@@ -1,0 +1,269 @@
+"""Partner debits, refunds and statements over the signed open API: booked through the ledger under the
+class limits, idempotent on out_trade_no and refund_no (also under 20 concurrent retries), refusals
+recorded as arrears, scopes per category, refunds never above the debit, the day's CSV statement.
+``ledger check`` runs after each test (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from core.clock import CHINA_TZ
+from models.accounts import Account, LedgerEntry
+from models.etc import EtcBinding
+from models.partners import PartnerDebit, PartnerRefund
+from services.accounts import rules
+from tests.account_helpers import set_card_balance, top_up
+from tests.helpers import assert_error
+from tests.partner_helpers import bound_car, call, debit_body, new_partner, response_signature_ok
+
+DEBITS = "/open/v1/debits"
+
+
+async def balance(account_id: int) -> int:
+    return (await Account.get(id=account_id)).balance_fen
+
+
+async def test_a_toll_debit_is_booked_on_the_bound_account(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = debit_body(car, 1_500)
+    raw = json.dumps(body).encode()
+    headers = partner.headers("POST", DEBITS, raw)
+    resp = await client.post(DEBITS, content=raw, headers={**headers, "Content-Type": "application/json"})
+    assert resp.status_code == 201, resp.text
+    assert response_signature_ok(partner, resp, headers["X-Nonce"])
+    debit = resp.json()
+    assert (debit["status"], debit["amount_fen"], debit["refunded_fen"], debit["refusal_code"]) == (
+        "succeeded", 1_500, 0, None)
+    assert debit["binding_id"] == car.binding["id"] and debit["card_number_masked"] == car.binding["card_number_masked"]
+    assert await balance(car.account["id"]) == 8_500
+    account = (await client.get(f"/api/v1/accounts/{car.account['id']}", headers=car.user.headers)).json()
+    assert account["limits"]["daily_outflow_used_fen"] == 1_500  # a toll is consumption: counted
+    entry = await LedgerEntry.filter(account_id=car.account["id"], kind="etc_toll").first()
+    assert entry.amount_fen == 1_500 and entry.counterparty == body["merchant"] and entry.counts_as_outflow
+    # the user sees it on the binding
+    seen = (await client.get(f"/api/v1/etc-bindings/{car.binding['id']}/debits", headers=car.user.headers)).json()
+    assert [(d["out_trade_no"], d["status"]) for d in seen["debits"]] == [(body["out_trade_no"], "succeeded")]
+
+
+async def test_a_debit_by_plate_and_colour(client, sandbox, ctx):
+    partner = await new_partner(ctx, scopes=["parking:debit"])
+    car = await bound_car(client, sandbox, balance_fen=5_000)
+    resp = await call(client, partner, "POST", DEBITS, debit_body(car, 800, category="parking", by="plate"))
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["plate_number"] == car.vehicle["plate_number"] and await balance(car.account["id"]) == 4_200
+
+
+async def test_a_retry_answers_the_first_answer_and_another_body_conflicts(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = debit_body(car, 2_000)
+    first = await call(client, partner, "POST", DEBITS, body)
+    again = await call(client, partner, "POST", DEBITS, body)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert_error(await call(client, partner, "POST", DEBITS, {**body, "amount_fen": 2_001}), 409,
+                 "OUT_TRADE_NO_CONFLICT", "out_trade_no")
+    assert await balance(car.account["id"]) == 8_000
+    # numbers are the partner's own: another partner may use the same one
+    other = await new_partner(ctx)
+    assert (await call(client, other, "POST", DEBITS, body)).status_code == 201
+    assert await balance(car.account["id"]) == 6_000
+
+
+async def test_twenty_identical_requests_at_once_debit_once(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = debit_body(car, 700)
+    answers = await asyncio.gather(*(call(client, partner, "POST", DEBITS, body) for _ in range(20)))
+    assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201]
+    assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") != "true" for a in answers) == 1
+    assert await PartnerDebit.filter(out_trade_no=body["out_trade_no"]).count() == 1
+    assert await balance(car.account["id"]) == 9_300
+
+
+async def test_insufficient_funds_is_refused_and_recorded_as_arrears(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=1_000)
+    body = debit_body(car, 1_200)
+    assert_error(await call(client, partner, "POST", DEBITS, body), 422, "INSUFFICIENT_FUNDS")
+    assert await balance(car.account["id"]) == 1_000
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 1_200
+    looked = await call(client, partner, "GET", f"{DEBITS}/{body['out_trade_no']}")
+    assert (looked.json()["status"], looked.json()["refusal_code"]) == ("arrears", "INSUFFICIENT_FUNDS")
+    # money arrives; a retry of the same debit still answers the refusal it had (its arrears are owed)
+    await set_card_balance(sandbox, car.person.card_number, 5_000)
+    assert (await top_up(client, car.user, car.account["id"], 5_000)).status_code == 201
+    assert_error(await call(client, partner, "POST", DEBITS, body), 422, "INSUFFICIENT_FUNDS")
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 1_200  # counted once
+    assert await balance(car.account["id"]) == 6_000
+    shown = (await client.get(f"/api/v1/etc-bindings/{car.binding['id']}", headers=car.user.headers)).json()
+    assert shown["arrears_fen"] == 1_200
+
+
+async def test_a_debit_past_the_daily_limit_is_refused_as_arrears(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    ii = rules.RULES["II"]
+    car = await bound_car(client, sandbox, balance_fen=ii.daily_outflow_fen + 50_000)
+    assert (await call(client, partner, "POST", DEBITS, debit_body(car, ii.daily_outflow_fen - 100))).status_code == 201
+    body = debit_body(car, 101)
+    assert_error(await call(client, partner, "POST", DEBITS, body), 422, "LIMIT_EXCEEDED")
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 101
+    assert (await call(client, partner, "POST", DEBITS, debit_body(car, 100))).status_code == 201  # exactly fits
+
+
+async def test_concurrent_debits_never_pass_the_daily_limit(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    ii = rules.RULES["II"]
+    car = await bound_car(client, sandbox, balance_fen=2 * ii.daily_outflow_fen)
+    # most are refused: each refusal writes the binding's arrears, which concurrent debits must not deadlock on
+    answers = await asyncio.gather(*(call(client, partner, "POST", DEBITS, debit_body(car, 300_000))
+                                     for _ in range(60)))
+    fits = ii.daily_outflow_fen // 300_000
+    assert sorted(a.status_code for a in answers) == [201] * fits + [422] * (60 - fits), [
+        a.text for a in answers if a.status_code not in (201, 422)][:3]
+    account = await Account.get(id=car.account["id"])
+    assert account.outflow_day_fen == fits * 300_000 <= ii.daily_outflow_fen
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == (60 - fits) * 300_000
+
+
+async def test_each_category_needs_its_scope(client, sandbox, ctx):
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    fuel_only = await new_partner(ctx, scopes=["fuel:debit"])
+    for category in ("toll", "parking", "carwash"):
+        assert_error(await call(client, fuel_only, "POST", DEBITS, debit_body(car, 100, category=category)), 403,
+                     "SCOPE_MISSING")
+    assert (await call(client, fuel_only, "POST", DEBITS, debit_body(car, 100, category="fuel"))).status_code == 201
+
+
+async def test_a_suspended_or_unknown_card_is_not_debited(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    await client.post(f"/api/v1/etc-bindings/{car.binding['id']}/suspend", headers=car.user.headers)
+    assert_error(await call(client, partner, "POST", DEBITS, debit_body(car)), 409, "BINDING_NOT_ACTIVE")
+    body = {**debit_body(car), "card_number": "9" * 20}
+    assert_error(await call(client, partner, "POST", DEBITS, body), 404, "BINDING_NOT_FOUND")
+    assert await balance(car.account["id"]) == 10_000
+    assert not await PartnerDebit.filter(binding_id=car.binding["id"]).exists()  # nothing stored for either
+
+
+@pytest.mark.parametrize("change", [
+    {"amount_fen": 0}, {"amount_fen": "100"}, {"amount_fen": 1.5},
+    {"occurred_at": 1764460800}, {"occurred_at": "2026-11-30 08:00:00"}, {"occurred_at": "2026-02-30T08:00:00+08:00"},
+    {"merchant": "=HYPERLINK(\"x\")"}, {"merchant": ""}, {"category": "coffee"}, {"out_trade_no": "abc"},
+])
+async def test_malformed_debits_are_refused_and_store_nothing(client, sandbox, ctx, change):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = {k: v for k, v in {**debit_body(car), **change}.items() if v is not None}
+    assert_error(await call(client, partner, "POST", DEBITS, body), 422, "VALIDATION_ERROR")
+    assert await balance(car.account["id"]) == 10_000
+
+
+@pytest.mark.parametrize("change", [{"card_number": None}, {"plate_number": "京A12345"},
+                                    {"card_number": None, "plate_number": "京A12345"}])
+async def test_a_debit_names_the_car_one_way(client, sandbox, ctx, change):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = {k: v for k, v in {**debit_body(car), **change}.items() if v is not None}
+    assert_error(await call(client, partner, "POST", DEBITS, body), 422, "VEHICLE_REFERENCE_INVALID")
+    assert await balance(car.account["id"]) == 10_000
+
+
+async def test_a_debit_in_the_future_is_refused(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    later = (datetime.now(CHINA_TZ) + timedelta(hours=1)).isoformat(timespec="seconds")
+    assert_error(await call(client, partner, "POST", DEBITS, {**debit_body(car), "occurred_at": later}), 422,
+                 "OCCURRED_AT_INVALID", "occurred_at")
+
+
+async def test_refunds_are_idempotent_and_never_exceed_the_debit(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = debit_body(car, 3_000)
+    assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
+    path = f"{DEBITS}/{body['out_trade_no']}/refund"
+    first = await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 1_000})
+    assert first.status_code == 201, first.text
+    assert first.json()["debit"]["refunded_fen"] == 1_000 and await balance(car.account["id"]) == 8_000
+    again = await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 1_000})
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert_error(await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 900}), 409,
+                 "REFUND_NO_CONFLICT", "refund_no")
+    assert_error(await call(client, partner, "POST", path, {"refund_no": "R-000002", "amount_fen": 2_001}), 422,
+                 "REFUND_EXCEEDS_DEBIT", "amount_fen")
+    # concurrent refunds of what is left: together never more than the debit
+    answers = await asyncio.gather(*(call(client, partner, "POST", path, {"refund_no": f"R-1000{i}", "amount_fen": 700})
+                                     for i in range(6)))
+    assert sorted(a.status_code for a in answers) == [201] * 2 + [422] * 4
+    looked = (await call(client, partner, "GET", f"{DEBITS}/{body['out_trade_no']}")).json()
+    assert looked["refunded_fen"] == 2_400 <= looked["amount_fen"]
+    assert await balance(car.account["id"]) == 10_000 - 3_000 + 2_400
+    assert_error(await call(client, partner, "POST", f"{DEBITS}/nope-000/refund",
+                            {"refund_no": "R-000009", "amount_fen": 1}), 404, "DEBIT_NOT_FOUND")
+
+
+async def test_twenty_identical_refund_requests_at_once_refund_once(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = debit_body(car, 3_000)
+    assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
+    path = f"{DEBITS}/{body['out_trade_no']}/refund"
+    answers = await asyncio.gather(*(call(client, partner, "POST", path, {"refund_no": "R-same-001", "amount_fen": 1_200})
+                                     for _ in range(20)))
+    assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201][:2]
+    assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1
+    assert await PartnerRefund.filter(refund_no="R-same-001").count() == 1
+    assert await balance(car.account["id"]) == 10_000 - 3_000 + 1_200
+
+
+async def test_arrears_cannot_be_refunded_and_other_partners_debits_are_not_found(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=100)
+    owed = debit_body(car, 500)
+    await call(client, partner, "POST", DEBITS, owed)
+    assert_error(await call(client, partner, "POST", f"{DEBITS}/{owed['out_trade_no']}/refund",
+                            {"refund_no": "R-owed-01", "amount_fen": 100}), 409, "DEBIT_NOT_REFUNDABLE")
+    stranger = await new_partner(ctx)
+    assert_error(await call(client, stranger, "GET", f"{DEBITS}/{owed['out_trade_no']}"), 404, "DEBIT_NOT_FOUND")
+
+
+async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    paid, owed = debit_body(car, 2_000), debit_body(car, 50_000)
+    await call(client, partner, "POST", DEBITS, paid)
+    await call(client, partner, "POST", DEBITS, owed)
+    await call(client, partner, "POST", f"{DEBITS}/{paid['out_trade_no']}/refund", {"refund_no": "R-stmt-01",
+                                                                                    "amount_fen": 500})
+    today = datetime.now(CHINA_TZ).date().isoformat()
+    url = f"/open/v1/statements?date={today}"
+    headers = partner.headers("GET", url)
+    resp = await client.get(url, headers=headers)
+    assert resp.status_code == 200 and response_signature_ok(partner, resp, headers["X-Nonce"])
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert [(r["type"], r["out_trade_no"], r["refund_no"], r["status"], r["amount_fen"]) for r in rows] == [
+        ("debit", paid["out_trade_no"], "", "succeeded", "2000"),
+        ("debit", owed["out_trade_no"], "", "arrears", "50000"),
+        ("refund", paid["out_trade_no"], "R-stmt-01", "succeeded", "500"),
+    ]
+    assert rows[0]["card_number_masked"] == car.binding["card_number_masked"] and car.card_number not in resp.text
+    # another partner's statement does not show them; a day to come has none
+    other = await new_partner(ctx)
+    theirs = await client.get(url, headers=other.headers("GET", url))
+    assert theirs.text.strip().splitlines() == [",".join(("type", "out_trade_no", "refund_no", "category", "status",
+                                                          "amount_fen", "occurred_at", "booked_at",
+                                                          "card_number_masked", "plate_number", "plate_color",
+                                                          "merchant"))]
+    tomorrow = (datetime.now(CHINA_TZ).date() + timedelta(days=1)).isoformat()
+    later = f"/open/v1/statements?date={tomorrow}"
+    assert_error(await client.get(later, headers=partner.headers("GET", later)), 422, "STATEMENT_DATE_INVALID", "date")
+    assert await PartnerRefund.filter(refund_no="R-stmt-01").count() == 1
