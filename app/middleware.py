@@ -47,7 +47,7 @@ def request_id(request: Request) -> str:
     rid = getattr(request.ctx, "request_id", None)
     if rid is None:
         incoming = request.headers.get("x-request-id")
-        if incoming and _REQUEST_ID_RE.match(incoming) and redact(incoming) == incoming:
+        if incoming and _REQUEST_ID_RE.fullmatch(incoming) and redact(incoming) == incoming:
             rid = incoming
         else:
             rid = new_request_id()

@@ -122,9 +122,9 @@ class JWTCodec:
         # and short opaque ids. Anything else (a key leaked to someone minting odd tokens, a bug) is
         # refused here rather than failing deeper down.
         sub, jti, sid = claims["sub"], claims["jti"], claims["sid"]
-        if not (isinstance(sub, str) and _SUB_RE.match(sub) and int(sub) <= MAX_USER_ID):
+        if not (isinstance(sub, str) and _SUB_RE.fullmatch(sub) and int(sub) <= MAX_USER_ID):
             raise TokenInvalid("sub is not a user id")
-        if not all(isinstance(v, str) and _OPAQUE_RE.match(v) for v in (jti, sid)):
+        if not all(isinstance(v, str) and _OPAQUE_RE.fullmatch(v) for v in (jti, sid)):
             raise TokenInvalid("jti or sid malformed")
         if not all(type(claims[k]) is int for k in ("iat", "exp")):
             raise TokenInvalid("iat or exp not an integer")

@@ -48,15 +48,15 @@ def age_on(birth: date, day: date) -> int:
 
 def card_number_ok(value: str) -> bool:
     """Shape and Luhn, as a pre-filter; the card's bank has the last word."""
-    return bool(CARD_RE.match(value or "")) and luhn.is_valid(value)
+    return bool(CARD_RE.fullmatch(value or "")) and luhn.is_valid(value)
 
 
 def mobile_ok(value: str) -> bool:
-    return bool(MOBILE_RE.match(value or ""))
+    return bool(MOBILE_RE.fullmatch(value or ""))
 
 
 def name_ok(value: str) -> bool:
-    return bool(NAME_RE.match(value or ""))
+    return bool(NAME_RE.fullmatch(value or ""))
 
 
 # -- vehicles (GA 36-2018) ---------------------------------------------------------------------------
@@ -74,7 +74,7 @@ NEW_ENERGY_SMALL, NEW_ENERGY_LARGE = "gradient_green", "yellow_green"
 
 
 def plate_ok(value: str) -> bool:
-    return bool(PLATE_RE.match(value or ""))
+    return bool(PLATE_RE.fullmatch(value or ""))
 
 
 def plate_color_fits(plate: str, color: str) -> bool:

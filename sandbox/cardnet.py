@@ -97,7 +97,7 @@ def luhn_ok(number: str) -> bool:
 
 
 def card_number_ok(number: str) -> bool:
-    return bool(CARD_RE.match(number)) and luhn_ok(number)
+    return bool(CARD_RE.fullmatch(number)) and luhn_ok(number)
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> HTTPResponse:

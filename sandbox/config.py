@@ -125,7 +125,7 @@ class SandboxConfig:
             raise ValueError("SandboxConfig.state_path must be a file path (':memory:' is not supported)")
         self.pages = [p.strip().lstrip("/") for p in self.pages if p and p.strip()]
         for template in self.subscribe_templates:
-            bad = [k for k in template.keywords if not KEYWORD_KEY_RE.match(k)]
+            bad = [k for k in template.keywords if not KEYWORD_KEY_RE.fullmatch(k)]
             if not template.template_id or not template.keywords or bad:
                 raise ValueError(f"subscribe template {template.template_id!r}: bad keywords {bad}")
 

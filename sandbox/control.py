@@ -117,7 +117,7 @@ def opt_str(data: dict[str, Any], name: str, pattern: re.Pattern[str] | None = N
     value = data.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > max_len or (pattern and not pattern.match(value)):
+    if not isinstance(value, str) or not value or len(value) > max_len or (pattern and not pattern.fullmatch(value)):
         raise bad(name, f"{name} is not valid")
     return value
 
@@ -207,7 +207,7 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     async def phone_code(request: Request) -> HTTPResponse:
         data = body_of(request)
         phone = data.get("phone")
-        if not isinstance(phone, str) or not PHONE_RE.match(phone):
+        if not isinstance(phone, str) or not PHONE_RE.fullmatch(phone):
             raise bad("phone", "phone must match ^1[3-9]\\d{9}$")
         appid = appid_of(data)
         ttl = opt_int(data, "expires_in", DEFAULT_CODE_TTL, 0, 86400)
@@ -289,10 +289,10 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         if not isinstance(name, str) or not name.strip() or len(name) > 32:
             raise bad("name", "name must be a non-empty string")
         id_number = data.get("id_number")
-        if not isinstance(id_number, str) or not ocr.ID_RE.match(id_number):
+        if not isinstance(id_number, str) or not ocr.ID_RE.fullmatch(id_number):
             raise bad("id_number", "id_number must be 17 digits followed by a digit or X")
         phone = data.get("phone")
-        if not isinstance(phone, str) or not PHONE_RE.match(phone):
+        if not isinstance(phone, str) or not PHONE_RE.fullmatch(phone):
             raise bad("phone", "phone must match ^1[3-9]\\d{9}$")
         card_class = data.get("card_class")
         if card_class not in CARD_CLASSES:

@@ -69,7 +69,7 @@ def register(bp: Blueprint, state: State) -> None:
         cert_name = require_str(cert, "cert_name")
         cert_no = require_str(cert, "cert_no")
         openid = require_str(data, "openid")
-        if not OUT_SEQ_RE.match(out_seq_no):
+        if not OUT_SEQ_RE.fullmatch(out_seq_no):
             raise WxError(47003, "out_seq_no must be 5-32 characters of [A-Za-z0-9_-]")
         if cert_type != "IDENTITY_CARD":
             raise WxError(47003, "cert_type must be IDENTITY_CARD")

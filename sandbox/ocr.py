@@ -101,12 +101,12 @@ def validate_card_request(data: dict[str, Any], today: dt.date | None = None) ->
     if not isinstance(name, str) or not name.strip() or len(name) > 32:
         raise CardDataError("name", "name must be a non-empty string of at most 32 characters")
     id_number = data.get("id_number")
-    if not isinstance(id_number, str) or not ID_RE.match(id_number):
+    if not isinstance(id_number, str) or not ID_RE.fullmatch(id_number):
         raise CardDataError("id_number", "id_number must be 17 digits followed by a digit or X")
     id_number = id_number.upper()
     valid_until = data.get("valid_until")
     if valid_until != LONG_TERM:
-        if not isinstance(valid_until, str) or not DATE_RE.match(valid_until):
+        if not isinstance(valid_until, str) or not DATE_RE.fullmatch(valid_until):
             raise CardDataError("valid_until", "valid_until must be YYYYMMDD or 长期")
         try:
             until = parse_date(valid_until)
@@ -117,7 +117,7 @@ def validate_card_request(data: dict[str, Any], today: dt.date | None = None) ->
         base = today if valid_until == LONG_TERM else until
         valid_from = years_before(base, 20).strftime("%Y%m%d")
     else:
-        if not isinstance(valid_from, str) or not DATE_RE.match(valid_from):
+        if not isinstance(valid_from, str) or not DATE_RE.fullmatch(valid_from):
             raise CardDataError("valid_from", "valid_from must be YYYYMMDD")
         try:
             parse_date(valid_from)

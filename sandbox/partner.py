@@ -158,7 +158,7 @@ def fault_key(app_id: str) -> str:
 
 def is_fault_path(path: str) -> bool:
     """Whether ``path`` (normalised) is a partner fault key: one partner's or every partner's."""
-    return path == ANY_PARTNER_FAULT_PATH or bool(FAULT_PATH_RE.match(path))
+    return path == ANY_PARTNER_FAULT_PATH or bool(FAULT_PATH_RE.fullmatch(path))
 
 
 def callback_path(app_id: str) -> str:
@@ -212,7 +212,7 @@ class Rejection(Exception):
 
 def _header(request: Request, name: str, pattern: re.Pattern[str]) -> str:
     value = request.headers.get(name)
-    if value is None or not pattern.match(value):
+    if value is None or not pattern.fullmatch(value):
         raise Rejection(401, "AUTH_HEADER_INVALID", f"{name} is missing or malformed", field=name)
     return value
 
@@ -439,7 +439,7 @@ def validate_registration(data: dict[str, Any]) -> tuple[str, str, str | None]:
     if unknown:
         raise RequestError(min(unknown), f"unknown field; the fields are {', '.join(REGISTRATION_FIELDS)}")
     app_id = data.get("app_id")
-    if not isinstance(app_id, str) or not APP_ID_RE.match(app_id):
+    if not isinstance(app_id, str) or not APP_ID_RE.fullmatch(app_id):
         raise RequestError("app_id", "app_id must be 1-64 characters of A-Z a-z 0-9 _ -")
     secrets_ = []
     for name in ("secret", "previous_secret"):

@@ -164,7 +164,7 @@ def value_problem(kind: str, value: str) -> str | None:
         return None if n <= 20 else "thing is at most 20 characters"
     if kind == "number":
         digits = sum(_is_digit(ch) for ch in value)
-        return None if _NUMBER_RE.match(value) and digits <= 32 else "number is at most 32 digits, with an optional decimal part"
+        return None if _NUMBER_RE.fullmatch(value) and digits <= 32 else "number is at most 32 digits, with an optional decimal part"
     if kind == "letter":
         return None if n <= 32 and all(_is_letter(ch) for ch in value) else "letter is at most 32 letters"
     if kind == "symbol":
@@ -178,7 +178,7 @@ def value_problem(kind: str, value: str) -> str | None:
             return None
         return f"{kind} is not in a format WeChat accepts"
     if kind == "amount":
-        return None if _AMOUNT_RE.match(value) else "amount is a currency symbol, at most 10 digits and 2 decimals, optional 元"
+        return None if _AMOUNT_RE.fullmatch(value) else "amount is a currency symbol, at most 10 digits and 2 decimals, optional 元"
     if kind == "phone_number":
         fits = n <= 17 and any(_is_digit(ch) for ch in value) and all(_is_digit(ch) or _is_symbol(ch) for ch in value)
         return None if fits else "phone_number is at most 17 digits and symbols"
@@ -226,7 +226,7 @@ def check_data(keywords: dict[str, str], data: Any) -> None:
             raise WxError(47003, f"data.{key}.value is empty")
         if not isinstance(value, str):
             raise WxError(47003, f"data.{key}.value invalid")
-        kind = KEYWORD_KEY_RE.match(key).group(1)  # type: ignore[union-attr]  # keys were checked on registration
+        kind = KEYWORD_KEY_RE.fullmatch(key).group(1)  # type: ignore[union-attr]  # keys were checked on registration
         problem = value_problem(kind, value)
         if problem:
             raise WxError(47003, f"data.{key}.value invalid: {problem}")
@@ -263,7 +263,7 @@ def validate_pages(data: dict[str, Any]) -> list[str]:
         raise RequestError("pages", f"pages must be a list of at most {MAX_PAGES} page paths")
     result: list[str] = []
     for page in pages:
-        if not isinstance(page, str) or len(page) > 256 or not PAGE_RE.match(page.lstrip("/")):
+        if not isinstance(page, str) or len(page) > 256 or not PAGE_RE.fullmatch(page.lstrip("/")):
             raise RequestError("pages", f"{page!r} is not a page path like pages/index/index")
         result.append(page.lstrip("/"))
     unknown = set(data) - {"pages"}
@@ -312,7 +312,7 @@ def validate_template(data: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     if unknown:
         raise RequestError(min(unknown), "unknown field")
     template_id = data.get("template_id")
-    if not isinstance(template_id, str) or not TEMPLATE_ID_RE.match(template_id):
+    if not isinstance(template_id, str) or not TEMPLATE_ID_RE.fullmatch(template_id):
         raise RequestError("template_id", "template_id must be 1-128 characters of [A-Za-z0-9_-]")
     title = data.get("title")
     if not isinstance(title, str) or not title.strip() or len(title) > 64:
@@ -321,7 +321,7 @@ def validate_template(data: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     if not isinstance(keywords, dict) or not 1 <= len(keywords) <= MAX_KEYWORDS:
         raise RequestError("keywords", f"keywords must be an object of 1-{MAX_KEYWORDS} keywords")
     for key, label in keywords.items():
-        if not KEYWORD_KEY_RE.match(key):
+        if not KEYWORD_KEY_RE.fullmatch(key):
             raise RequestError("keywords", f"keyword {key!r} must be a type ({', '.join(KEYWORD_TYPES)}) and a number")
         if not isinstance(label, str) or not label.strip() or len(label) > 20:
             raise RequestError("keywords", f"keyword {key!r} needs a label of 1-20 characters")

@@ -316,6 +316,13 @@ MUTANTS = (
         ("tests/unit/test_plates.py",),
     ),
     Mutant(
+        "validators match a prefix (a trailing newline passes)",
+        "core/validators.py",
+        "    return bool(PLATE_RE.fullmatch(value or \"\"))\n",
+        "    return bool(PLATE_RE.match(value or \"\"))\n",
+        ("tests/unit/test_plates.py::test_a_trailing_newline_is_not_part_of_a_plate",),
+    ),
+    Mutant(
         "one-shot WeChat calls retried after a lost reply",
         "integrations/wechat/miniprogram.py",
         "                if not idempotent:  # it may have been done: the answer was lost, not the work\n",

@@ -48,7 +48,7 @@ RFC3339_RE = re.compile(RFC3339)
 def _rfc3339(value: object) -> datetime:
     """Only a JSON string in RFC 3339 with an offset (never a number of seconds); a day that does not exist
     fails."""
-    if not isinstance(value, str) or not RFC3339_RE.match(value):
+    if not isinstance(value, str) or not RFC3339_RE.fullmatch(value):
         raise ValueError("an RFC 3339 date-time with an offset, such as 2026-11-30T08:00:00+08:00")
     return datetime.fromisoformat(value)
 
@@ -96,7 +96,7 @@ DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 def _iso_date(value: object) -> dt.date:
     """Only ``YYYY-MM-DD`` (a lax parser would read ``0`` as 1970-01-01)."""
-    if not isinstance(value, str) or not re.match(DATE_PATTERN, value):
+    if not isinstance(value, str) or not re.fullmatch(DATE_PATTERN, value):
         raise ValueError("a date as YYYY-MM-DD")
     return dt.date.fromisoformat(value)
 
@@ -160,7 +160,7 @@ async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
     if by_card == by_plate or (by_plate and None in (body.plate_number, body.plate_color)):
         raise VehicleReferenceInvalid()
     fields = body.model_dump(mode="json", exclude_none=True)
-    if body.card_number is not None and not ETC_CARD_RE.match(body.card_number):
+    if body.card_number is not None and not ETC_CARD_RE.fullmatch(body.card_number):
         raise EtcCardInvalid(field="card_number")
     if body.plate_number is not None:
         check_plate(body.plate_number, body.plate_color)

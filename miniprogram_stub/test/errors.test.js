@@ -206,3 +206,16 @@ test('top-up page: one Idempotency-Key per intent, reused after a network error,
     shim.reset()
   }
 })
+
+test('errors: vehicle and ETC binding codes; unbinding refused for arrears shows the server\'s message (the amount owed)', () => {
+  assert.equal(errors.describe({ code: 'PLATE_INVALID', message: 'x' }), '车牌号码格式不正确，请核对')
+  assert.match(errors.describe({ code: 'PLATE_COLOR_MISMATCH' }), /渐变绿或黄绿双拼/)
+  assert.match(errors.describe({ code: 'VEHICLE_BOUND' }), /请先解除绑定/)
+  assert.match(errors.describe({ code: 'VEHICLE_LIMIT_REACHED' }), /已达上限/)
+  assert.equal(errors.describe({ code: 'ETC_CARD_INVALID' }), 'ETC 卡号应为 20 位数字，请核对')
+  assert.match(errors.describe({ code: 'ALREADY_BOUND' }), /不能重复绑定/)
+  assert.match(errors.describe({ code: 'ACCOUNT_NOT_ELIGIBLE' }), /Ⅱ类户/)
+  assert.equal(errors.describe({ code: 'AUTHORISATION_NOT_SIGNED' }), '请先签署 ETC 自动扣款授权书')
+  assert.equal(errors.describe({ code: 'ARREARS_OUTSTANDING', message: '尚有欠费 ¥200.00 未补缴，补缴后才能解绑' }), '尚有欠费 ¥200.00 未补缴，补缴后才能解绑')
+  assert.equal(errors.describe({ code: 'ARREARS_OUTSTANDING', message: '网络异常，请稍后再试' }), '尚有欠费未补缴，补缴后才能解除绑定')
+})

@@ -10,7 +10,12 @@
  * skipped only while POST /api/v1/contracts answers 404. The account steps follow: open a Class II account
  * (the open page, the account agreement signed for the application, submit), the "account opened" subscribe
  * message, then top-ups and withdrawals through the bound card (the sandbox card network's control API sets the
- * card's balance, blocks it and injects faults) with their Idempotency-Key retries, and the ledger.
+ * card's balance, blocks it and injects faults) with their Idempotency-Key retries, and the ledger. Then ETC: the
+ * same customer registers a car, binds its ETC card to the Class II account, signs the etc_autodebit authorisation on
+ * the contract page and activates the binding; a partner (PARTNER_APP_ID / PARTNER_SECRET, made with
+ * `python -m app partner create --name 测试高速 --scopes etc:debit,etc:read`; the ETC steps fail without them) debits a
+ * toll with requests signed as docs/open-api.md says, and the pages show it; a debit larger than the balance becomes
+ * arrears, and unbinding is refused while they are owed.
  *
  * Every page is rendered as WeChat would: on load and after each setData (the shim records any render error;
  * show() fails on one), and explicitly after each step with the strict WXML renderer (test/wxml.js), so the
@@ -29,6 +34,7 @@ const path = require('node:path')
 const api = require('../utils/api')
 const errors = require('../utils/errors')
 const money = require('../utils/money')
+const etc = require('../utils/etc')
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
 const PHONE = '13812345678'
@@ -179,6 +185,102 @@ async function controlGet(pathname) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+// ---------- a partner of the open API (docs/open-api.md) ----------
+
+/**
+ * The partner whose debits the journey sees: PARTNER_APP_ID and PARTNER_SECRET, made with
+ * `python -m app partner create --name 测试高速 --scopes etc:debit,etc:read` against the server's database
+ * (tests/e2e/test_miniprogram_journey.py does, and passes them). Fails, saying so, when they are not set.
+ */
+function partnerCredentials() {
+  const appId = process.env.PARTNER_APP_ID || ''
+  const secret = process.env.PARTNER_SECRET || ''
+  if (!appId || !secret) {
+    assert.fail('PARTNER_APP_ID and PARTNER_SECRET are not set: the ETC steps need a partner with the scopes etc:debit,etc:read ' +
+      '(python -m app partner create --name 测试高速 --scopes etc:debit,etc:read, with the server\'s DATABASE_URL and VAR_DIR; ' +
+      'it prints app_id and secret). tests/e2e/test_miniprogram_journey.py makes one and passes both.')
+  }
+  return { appId, secret }
+}
+
+function hmacHex(secret, text) {
+  return crypto.createHmac('sha256', secret).update(text, 'utf8').digest('hex')
+}
+
+/** Compares two strings by code point (what "sort by code point" means; JS's < compares UTF-16 units). */
+function byCodePoint(a, b) {
+  const x = Array.from(a, (c) => c.codePointAt(0))
+  const y = Array.from(b, (c) => c.codePointAt(0))
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i]
+  return x.length - y.length
+}
+
+/**
+ * CANONICAL_QUERY: split on '&' (empty parts skipped), each part on its first '=', percent-decode as UTF-8 ('+' is a
+ * space), sort by name then value, percent-encode every byte but A-Z a-z 0-9 - _ . ~ (capital hex), join.
+ */
+function canonicalQuery(query) {
+  const decode = (s) => decodeURIComponent(s.replace(/\+/g, ' '))
+  const encode = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+  const pairs = String(query || '').split('&').filter(Boolean).map((part) => {
+    const i = part.indexOf('=')
+    return i < 0 ? [decode(part), ''] : [decode(part.slice(0, i)), decode(part.slice(i + 1))]
+  })
+  pairs.sort((p, q) => byCodePoint(p[0], q[0]) || byCodePoint(p[1], q[1]))
+  return pairs.map(([n, v]) => encode(n) + '=' + encode(v)).join('&')
+}
+
+/** The signed string of a request: METHOD, PATH, CANONICAL_QUERY, TIMESTAMP, NONCE, BODY_SHA256. */
+function requestString(method, pathname, query, timestamp, nonce, body) {
+  return [method.toUpperCase(), pathname, canonicalQuery(query), timestamp, nonce, sha256(body)].join('\n')
+}
+
+/** Whether an answer is the bank's, for the request with this nonce: RESPONSE, STATUS, REQUEST_NONCE, TIMESTAMP, NONCE, BODY_SHA256. */
+function responseSignatureOk(secret, status, requestNonce, headers, bytes) {
+  const timestamp = headers.get('x-timestamp')
+  const nonce = headers.get('x-nonce')
+  const signature = headers.get('x-signature') || ''
+  if (!timestamp || !nonce || !/^[0-9a-f]{64}$/.test(signature)) return false
+  const expected = hmacHex(secret, ['RESPONSE', String(status).padStart(3, '0'), requestNonce, timestamp, nonce, sha256(bytes)].join('\n'))
+  return crypto.timingSafeEqual(Buffer.from(signature, 'utf8'), Buffer.from(expected, 'utf8'))
+}
+
+/**
+ * A signed partner request (X-App-Id, X-Timestamp, X-Nonce, X-Signature); checks the answer's signature.
+ * Returns {status, headers, bytes, text, json, signed: the answer's signature verifies, nonce: the request's}.
+ */
+async function partnerCall(method, pathAndQuery, body) {
+  const { appId, secret } = partnerCredentials()
+  const url = new URL(BASE_URL + pathAndQuery)
+  const payload = Buffer.from(body === undefined ? '' : JSON.stringify(body), 'utf8')
+  const timestamp = String(Math.floor(Date.now() / 1000))
+  const nonce = crypto.randomBytes(24).toString('base64url') // 32 characters of A-Z a-z 0-9 _ -
+  const headers = {
+    'X-App-Id': appId,
+    'X-Timestamp': timestamp,
+    'X-Nonce': nonce,
+    'X-Signature': hmacHex(secret, requestString(method, url.pathname, url.search.replace(/^\?/, ''), timestamp, nonce, payload))
+  }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : payload })
+  const bytes = Buffer.from(await res.arrayBuffer())
+  const text = bytes.toString('utf8')
+  let json = null
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    json = null
+  }
+  return { status: res.status, headers: res.headers, bytes, text, json, nonce, signed: responseSignatureOk(secret, res.status, nonce, res.headers, bytes) }
+}
+
+/** An RFC 3339 time in China Standard Time (+08:00), e.g. a minute ago. */
+function cstTime(date) {
+  return new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 19) + '+08:00'
+}
+
+const digits = (n) => Array.from({ length: n }, () => String(crypto.randomInt(10))).join('')
+
 /**
  * The next POST whose path matches reaches the server and is processed, but its answer is lost on the way
  * back: wx.request calls fail (request:fail timeout) instead of success. Returns a function that undoes it.
@@ -223,6 +325,24 @@ test('generators: ID check character and Luhn', () => {
     assert.ok(luhnValid(c))
   }
   assert.ok(luhnValid('4111111111111111'))
+})
+
+test('partner signing: the canonical query and the signed strings of docs/open-api.md (values from services/partners/signing.py)', () => {
+  assert.equal(canonicalQuery('date=2026-11-30'), 'date=2026-11-30')
+  assert.equal(canonicalQuery('b=2&a=1&a=0'), 'a=0&a=1&b=2')
+  assert.equal(canonicalQuery('x=a+b&y=%E4%B8%AD&&z'), 'x=a%20b&y=%E4%B8%AD&z=')
+  assert.equal(canonicalQuery("n=%7E!*()'"), 'n=~%21%2A%28%29%27')
+  assert.equal(canonicalQuery('k=%F0%9F%98%80&k=%EF%BD%81'), 'k=%EF%BD%81&k=%F0%9F%98%80', 'sorted by code point, not UTF-16 unit')
+  assert.equal(canonicalQuery(''), '')
+  const text = requestString('post', '/open/v1/debits', '', '1764460800', 'abcdefghijklmnop1234', Buffer.from('{"a":1}'))
+  assert.equal(text, 'POST\n/open/v1/debits\n\n1764460800\nabcdefghijklmnop1234\n015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862')
+  assert.equal(hmacHex('sk_test', text), 'ff0718d73456bdefd015b8a3aa7f028012b1689394a340c008601d37f98b505f')
+  const answer = new Headers({ 'X-Timestamp': '1764460801', 'X-Nonce': 'zyxwvutsrqponmlk9876', 'X-Signature': 'c74d2e760e12e16e4ae682d698d0a6375a145a4936a36a8cda145b1175ac0b96' })
+  assert.equal(responseSignatureOk('sk_test', 201, 'abcdefghijklmnop1234', answer, Buffer.from('{}')), true)
+  assert.equal(responseSignatureOk('sk_test', 201, 'another-request-nonce', answer, Buffer.from('{}')), false, 'bound to the request')
+  assert.equal(responseSignatureOk('sk_test', 200, 'abcdefghijklmnop1234', answer, Buffer.from('{}')), false, 'and to the status')
+  assert.equal(responseSignatureOk('sk_test', 201, 'abcdefghijklmnop1234', answer, Buffer.from('{ }')), false, 'and to the body')
+  assert.equal(cstTime(new Date('2026-11-30T00:00:30Z')), '2026-11-30T08:00:30+08:00')
 })
 
 // ---------- the journey ----------
@@ -1325,6 +1445,416 @@ test('mini-program journey against the live backend', async (t) => {
         index.goAccount({ currentTarget: { dataset: { id: account.id } } })
         assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/account/account?id=' + account.id })
       })
+
+      // The second customer's Class II account (¥150.00 now) pays the car's tolls: the car registered on the
+      // vehicles page, its ETC card bound on the bind page, the auto-debit authorisation signed on the contract page,
+      // activated; then a partner (the toll operator, signed requests of docs/open-api.md) debits it.
+      await t.test('ETC: a car, its ETC card bound to the Class II account, and a toll a partner debits', async (t) => {
+        const typedPlate = '粤b d' + digits(5) // what the user types: a space, a lowercase letter
+        const plate = '粤BD' + typedPlate.slice(4) // a small new-energy car's plate
+        const otherPlate = '京A' + digits(5)
+        const etcCard = '1101' + digits(16)
+        const maskedCard = etcCard.slice(0, 6) + '*'.repeat(10) + etcCard.slice(-4)
+        const MERCHANT = '京港澳高速杜家坎站'
+        const vehiclesPage = shim.loadPage('pages/etc/vehicles/vehicles')
+        const bindPage = shim.loadPage('pages/etc/bind/bind')
+        const bindingPage = shim.loadPage('pages/etc/binding/binding')
+        let vehicle = null
+        let other = null
+        let binding = null
+        let toll = null
+        const bindingPath = () => '/api/v1/etc-bindings/' + binding.id
+        const since = (from) => shim.state.requests.slice(from)
+        const callTo = (from, method, pathname) => since(from).find((r) => r.method === method && new URL(r.url).pathname === pathname)
+        const tollBody = (outTradeNo, amountFen) => ({
+          out_trade_no: outTradeNo,
+          card_number: etcCard,
+          category: 'toll',
+          amount_fen: amountFen,
+          occurred_at: cstTime(new Date(Date.now() - 60 * 1000)),
+          merchant: MERCHANT
+        })
+
+        await t.test('the partner\'s credentials are given (PARTNER_APP_ID, PARTNER_SECRET)', () => {
+          const { appId, secret } = partnerCredentials()
+          assert.match(appId, /^pt[0-9a-f]{16}$/, 'an app id')
+          assert.match(secret, /^sk_[A-Za-z0-9_-]{43}$/, 'a secret')
+        })
+
+        await t.test('index: 我的车辆与ETC, no binding yet', async () => {
+          assert.equal(await balanceNow(), 15000, 'the account the journey funded')
+          const index = shim.loadPage('pages/index/index')
+          await index.onShow()
+          assert.equal(index.data.error, null, describeError(index))
+          assert.equal(index.data.bindingsLoaded, true)
+          assert.deepEqual(index.data.bindings, [])
+          assertShows(show(index), ['我的车辆与ETC\n尚未绑定 ETC 卡，绑定后通行费从Ⅱ类户自动扣款\n我的车辆与ETC'])
+          index.goVehicles()
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/vehicles/vehicles' })
+        })
+
+        await t.test('vehicles page: malformed plates and a colour that does not fit are refused on the page', async () => {
+          const list = await vehiclesPage.onLoad({})
+          assert.deepEqual(list, [], describeError(vehiclesPage))
+          assertShows(show(vehiclesPage), ['我的车辆\n尚未登记车辆', '车牌颜色：蓝', '蓝\n黄\n黑\n白\n渐变绿\n黄绿双拼', '添加车辆'])
+          for (const [typed, code] of [['', 'PLATE_REQUIRED'], ['粤B I2345', 'PLATE_INVALID'], ['京A1234', 'PLATE_INVALID'], ['A京12345', 'PLATE_INVALID']]) {
+            vehiclesPage.onPlateInput({ detail: { value: typed } })
+            const before = shim.state.requests.length
+            assert.equal(await vehiclesPage.onAdd(), null, typed)
+            assert.equal(shim.state.requests.length, before, JSON.stringify(typed) + ' sends nothing')
+            assert.equal(vehiclesPage.data.error.code, code, typed)
+            assert.equal(shim.lastToast().title, errors.MESSAGES[code])
+          }
+          assertShows(show(vehiclesPage), [errors.MESSAGES.PLATE_INVALID])
+
+          // Typed with a space and a lowercase letter: normalised; 8 characters of a small car: 渐变绿 by default.
+          vehiclesPage.onPlateInput({ detail: { value: typedPlate } })
+          assert.equal(vehiclesPage.data.plate, plate)
+          assert.equal(vehiclesPage.data.color, 'gradient_green')
+          assertShows(show(vehiclesPage), ['车牌颜色：渐变绿'])
+          // A large new-energy vehicle's plate (digits, then D): 黄绿双拼.
+          vehiclesPage.onPlateInput({ detail: { value: '粤b 12345d' } })
+          assert.equal(vehiclesPage.data.plate, '粤B12345D')
+          assert.equal(vehiclesPage.data.color, 'yellow_green')
+          assertShows(show(vehiclesPage), ['车牌颜色：黄绿双拼'])
+
+          vehiclesPage.onPlateInput({ detail: { value: typedPlate } })
+          vehiclesPage.onChooseColor({ currentTarget: { dataset: { value: 'blue' } } })
+          assert.equal(vehiclesPage.data.color, 'blue', 'the user may pick another colour')
+          const before = shim.state.requests.length
+          assert.equal(await vehiclesPage.onAdd(), null)
+          assert.equal(shim.state.requests.length, before, 'a blue new-energy plate is refused without a request')
+          assert.equal(vehiclesPage.data.error.code, 'PLATE_COLOR_MISMATCH')
+          assertShows(show(vehiclesPage), [errors.MESSAGES.PLATE_COLOR_MISMATCH])
+        })
+
+        await t.test('vehicles page: the car registered as 粤BD… 渐变绿 (201), the same car again is the same registration (200)', async () => {
+          vehiclesPage.onChooseColor({ currentTarget: { dataset: { value: 'gradient_green' } } })
+          let from = shim.state.requests.length
+          vehicle = await vehiclesPage.onAdd()
+          assert.ok(vehicle, describeError(vehiclesPage))
+          const post = callTo(from, 'POST', '/api/v1/vehicles')
+          assert.equal(post.statusCode, 201)
+          assert.deepEqual(post.data, { plate_number: plate, plate_color: 'gradient_green' }, 'the plate normalised on the client')
+          assert.equal(vehicle.plate_number, plate)
+          assert.equal(vehicle.plate_color, 'gradient_green')
+          assert.equal(shim.lastToast().title, '添加成功')
+          assert.equal(vehiclesPage.data.plate, '', 'the form is cleared')
+          assert.deepEqual(vehiclesPage.data.vehicles.map((v) => v.id), [vehicle.id])
+          assertShows(show(vehiclesPage), ['我的车辆\n' + plate + '\n渐变绿牌 · 新能源\n未绑定ETC\n绑定ETC卡\n删除'])
+
+          vehiclesPage.onPlateInput({ detail: { value: plate } })
+          from = shim.state.requests.length
+          const again = await vehiclesPage.onAdd()
+          assert.equal(again.id, vehicle.id)
+          assert.equal(callTo(from, 'POST', '/api/v1/vehicles').statusCode, 200)
+          assert.equal(shim.lastToast().title, '该车辆已登记')
+          assert.equal(vehiclesPage.data.vehicles.length, 1)
+
+          // A second car, a blue plate (typed with a middle dot).
+          vehiclesPage.onPlateInput({ detail: { value: '京a·' + otherPlate.slice(2) } })
+          assert.equal(vehiclesPage.data.plate, otherPlate)
+          assert.equal(vehiclesPage.data.color, 'blue')
+          other = await vehiclesPage.onAdd()
+          assert.ok(other, describeError(vehiclesPage))
+          assert.equal(other.plate_color, 'blue')
+          assertShows(show(vehiclesPage), [plate + '\n渐变绿牌 · 新能源\n未绑定ETC', otherPlate + '\n蓝牌\n未绑定ETC'])
+          const view = show(vehiclesPage)
+          const bindButton = view.select('button').find((b) => b.events.bindtap === 'goBind' && b.dataset.id === vehicle.id)
+          vehiclesPage.goBind({ currentTarget: { dataset: bindButton.dataset } })
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/bind/bind?vehicle_id=' + vehicle.id })
+        })
+
+        await t.test('bind page: the car and the Class II account chosen, a 20-digit card number, a pending binding', async () => {
+          await bindPage.onLoad({ vehicle_id: String(vehicle.id) })
+          assert.equal(bindPage.data.error, null, describeError(bindPage))
+          assert.equal(bindPage.data.vehicleId, vehicle.id)
+          assert.equal(bindPage.data.accountId, account.id, 'the Class II account')
+          assertShows(show(bindPage), [plate + ' 渐变绿牌\n已选择', otherPlate + ' 蓝牌\n选择', 'Ⅱ类户 ' + account.number_masked + '\n已选择\n余额 ¥150.00',
+            '已输入 0 / 20 位', '下一步：签署授权书'])
+
+          for (const typed of [etcCard.slice(0, 19), etcCard + '1', '']) {
+            bindPage.onCardInput({ detail: { value: typed } })
+            const before = shim.state.requests.length
+            assert.equal(await bindPage.onSubmit(), null)
+            assert.equal(shim.state.requests.length, before, typed.length + ' digits: no request')
+            assert.equal(bindPage.data.error.code, 'ETC_CARD_INVALID')
+            assert.equal(shim.lastToast().title, errors.MESSAGES.ETC_CARD_INVALID)
+          }
+          assertShows(show(bindPage), [errors.MESSAGES.ETC_CARD_INVALID])
+
+          bindPage.onCardInput({ detail: { value: etcCard.replace(/(\d{4})(?=\d)/g, '$1 ') } })
+          assert.equal(bindPage.data.cardNumber, etcCard, 'digits only')
+          assertShows(show(bindPage), ['已输入 20 / 20 位'])
+          const from = shim.state.requests.length
+          binding = await bindPage.onSubmit()
+          assert.ok(binding, describeError(bindPage))
+          const post = callTo(from, 'POST', '/api/v1/etc-bindings')
+          assert.equal(post.statusCode, 201)
+          assert.deepEqual(post.data, { vehicle_id: vehicle.id, card_number: etcCard, account_id: account.id }, 'integer ids, the card number a string')
+          assert.equal(binding.status, 'pending')
+          assert.ok(Number.isInteger(binding.authorisation_contract_id), 'the etc_autodebit contract to sign')
+          assert.equal(binding.card_number_masked, maskedCard)
+          assert.equal(binding.plate_number, plate)
+          assert.equal(binding.arrears_fen, 0)
+          assert.equal(bindPage.data.authorised, false)
+          const view = show(bindPage)
+          assertShows(view, [plate + '\n待开通', '车牌颜色\n渐变绿', 'ETC 卡号\n' + maskedCard, '扣款账户\nⅡ类户 ' + account.number_masked,
+            '1. 签署《ETC通行费及车辆服务费用自动扣款授权书》\n去签署 >\n2. 开通自动扣款\n签署后开通'])
+          assert.ok(!view.text.includes(etcCard), 'the full card number is not shown')
+        })
+
+        await t.test('bind page: activating before the authorisation is signed is AUTHORISATION_NOT_SIGNED', async () => {
+          const from = shim.state.requests.length
+          assert.equal(await bindPage.onActivate(), null)
+          const [call] = since(from)
+          assert.equal(pathOf(call), 'POST ' + bindingPath() + '/activate 409')
+          assert.equal(call.response.error.code, 'AUTHORISATION_NOT_SIGNED')
+          assert.equal(bindPage.data.error.message, '请先签署 ETC 自动扣款授权书')
+          assert.equal(shim.lastToast().title, '请先签署 ETC 自动扣款授权书')
+          assertShows(show(bindPage), ['请先签署 ETC 自动扣款授权书', '待开通'])
+          bindPage.goSign()
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/contract/contract?template=etc_autodebit&subject_id=' + binding.id })
+        })
+
+        await t.test('contract page: the etc_autodebit authorisation of the binding, signed with a fresh face check', async () => {
+          const page = shim.loadPage('pages/contract/contract')
+          const contract = await page.onLoad({ template: 'etc_autodebit', subject_id: String(binding.id) })
+          assert.ok(contract, describeError(page))
+          const prepare = shim.state.requests.filter((r) => r.url.endsWith('/api/v1/contracts') && r.method === 'POST').pop()
+          assert.deepEqual(prepare.data, { template: 'etc_autodebit', subject_id: binding.id }, 'subject_id: the binding, as an integer')
+          assert.equal(prepare.statusCode, 200, 'the authorisation made with the binding')
+          assert.equal(contract.id, binding.authorisation_contract_id)
+          assert.equal(contract.template, 'etc_autodebit')
+          assert.equal(contract.subject_id, String(binding.id))
+          assert.equal(contract.status, 'draft')
+          assertShows(show(page), [page.data.title, '协议编号\n' + contract.contract_no, contract.sha256, '同意并签署'])
+          await page.onReady()
+          shim.setCanvasImage(shim.writeTempFile(shim.signaturePng({ width: 200, height: 80 }), '.png'))
+          page.onConsentChange({ detail: { value: ['agree'] } })
+          drawStroke(page, STROKE)
+          shim.state.faceResult = 'pass'
+          const from = shim.state.requests.length
+          const signed = await page.onSign()
+          assert.ok(signed, describeError(page))
+          assert.deepEqual(since(from).map(pathOf), [
+            'POST /api/v1/uploads 201',
+            'POST /api/v1/identity/face 201',
+            'POST /api/v1/identity/face/' + page.data.verifyId + '/result 200',
+            'POST /api/v1/contracts/' + contract.id + '/sign 200'
+          ], 'a fresh face check right before signing')
+          assert.equal(signed.status, 'signed')
+          const view = show(page)
+          assertShows(view, ['签署成功', '返回开通自动扣款'])
+          assert.ok(!view.text.includes('返回继续开户'))
+          page.goEtcBinding()
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateBack', delta: 1 })
+        })
+
+        await t.test('bind page (back from signing): 已签署; 开通自动扣款 activates the binding', async () => {
+          const again = await bindPage.onShow()
+          assert.ok(again, describeError(bindPage))
+          assert.equal(again.status, 'pending')
+          assert.equal(bindPage.data.authorised, true, 'the signed authorisation is listed for this binding')
+          assertShows(show(bindPage), ['1. 签署《ETC通行费及车辆服务费用自动扣款授权书》\n已签署\n2. 开通自动扣款\n可开通'])
+          const from = shim.state.requests.length
+          const active = await bindPage.onActivate()
+          assert.ok(active, describeError(bindPage))
+          assert.deepEqual(since(from).map(pathOf), ['POST ' + bindingPath() + '/activate 200'])
+          assert.equal(active.status, 'active')
+          assert.ok(active.activated_at)
+          assert.equal(active.expires_at, null)
+          assert.equal(shim.lastToast().title, '开通成功')
+          assertShows(show(bindPage), [plate + '\n已开通', 'ETC 自动扣款已开通\n开通时间\n' + bindPage.data.binding.activatedAt, '查看绑定详情'])
+          bindPage.goBinding()
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'redirectTo', url: '/pages/etc/binding/binding?id=' + binding.id })
+          binding = active
+        })
+
+        await t.test('the same card for another car is ALREADY_BOUND; a car with a binding cannot be removed (VEHICLE_BOUND)', async () => {
+          const page = shim.loadPage('pages/etc/bind/bind')
+          await page.onLoad({})
+          assert.equal(page.data.vehicleId, other.id, 'the car without a binding is chosen')
+          assertShows(show(page), [plate + ' 渐变绿牌\nETC 已开通', otherPlate + ' 蓝牌\n已选择'])
+          page.onCardInput({ detail: { value: etcCard } })
+          let from = shim.state.requests.length
+          assert.equal(await page.onSubmit(), null)
+          const post = callTo(from, 'POST', '/api/v1/etc-bindings')
+          assert.equal(post.statusCode, 409)
+          assert.equal(post.response.error.code, 'ALREADY_BOUND')
+          assert.equal(page.data.error.message, errors.MESSAGES.ALREADY_BOUND)
+          assertShows(show(page), [errors.MESSAGES.ALREADY_BOUND])
+
+          await vehiclesPage.onShow()
+          assertShows(show(vehiclesPage), [plate + '\n渐变绿牌 · 新能源\nETC 已开通\n查看ETC\n删除', otherPlate + '\n蓝牌\n未绑定ETC\n绑定ETC卡\n删除'])
+          const modals = shim.state.modals.length
+          from = shim.state.requests.length
+          assert.equal(await vehiclesPage.onRemove({ currentTarget: { dataset: { id: vehicle.id } } }), null)
+          assert.equal(shim.state.modals.length, modals + 1, 'asked to confirm')
+          const refused = callTo(from, 'DELETE', '/api/v1/vehicles/' + vehicle.id)
+          assert.equal(refused.statusCode, 409)
+          assert.equal(refused.response.error.code, 'VEHICLE_BOUND')
+          assert.equal(vehiclesPage.data.error.message, '该车辆已绑定 ETC 卡，请先解除绑定再删除')
+          assertShows(show(vehiclesPage), ['该车辆已绑定 ETC 卡，请先解除绑定再删除'])
+
+          from = shim.state.requests.length
+          assert.equal(await vehiclesPage.onRemove({ currentTarget: { dataset: { id: other.id } } }), true, describeError(vehiclesPage))
+          assert.equal(callTo(from, 'DELETE', '/api/v1/vehicles/' + other.id).statusCode, 204)
+          assert.deepEqual(vehiclesPage.data.vehicles.map((v) => v.id), [vehicle.id])
+          const view = show(vehiclesPage)
+          assert.ok(!view.text.includes(otherPlate))
+          vehiclesPage.goBind({ currentTarget: { dataset: tappable(view, 'goBind').dataset } })
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/binding/binding?id=' + binding.id })
+        })
+
+        await t.test('binding page: masked card, plate, account, 已开通, no arrears, no debit yet', async () => {
+          const shown = await bindingPage.onLoad({ id: String(binding.id) })
+          assert.ok(shown, describeError(bindingPage))
+          assert.equal(bindingPage.data.debitsLoaded, true)
+          assert.deepEqual(bindingPage.data.debits, [])
+          const view = show(bindingPage)
+          assertShows(view, [plate + '\n已开通\n车牌颜色\n渐变绿\nETC 卡号\n' + maskedCard + '\n扣款账户\nⅡ类户 ' + account.number_masked + ' >\n账户余额\n¥150.00\n欠费\n¥0.00',
+            '暂停自动扣款', '解除绑定', '扣款记录\n暂无扣款记录'])
+          assert.ok(!view.text.includes(etcCard))
+          assert.ok(!view.text.includes('恢复自动扣款'))
+        })
+
+        await t.test('a partner debits a toll of ¥35.00 (signed request, signed answer); a retry is the same answer', async () => {
+          const body = tollBody('ETC' + Date.now() + digits(6), 3500)
+          const res = await partnerCall('POST', '/open/v1/debits', body)
+          assert.equal(res.status, 201, res.text)
+          assert.equal(res.signed, true, 'the answer is signed by the bank for this request')
+          toll = res.json
+          assert.equal(toll.out_trade_no, body.out_trade_no)
+          assert.equal(toll.status, 'succeeded')
+          assert.equal(toll.category, 'toll')
+          assert.equal(toll.amount_fen, 3500)
+          assert.equal(toll.binding_id, binding.id)
+          assert.equal(toll.card_number_masked, maskedCard)
+          assert.equal(toll.plate_number, plate)
+          assert.equal(toll.plate_color, 'gradient_green')
+          assert.equal(toll.merchant, MERCHANT)
+          assert.equal(toll.refusal_code, null)
+          assert.equal(new Date(toll.occurred_at).getTime(), new Date(body.occurred_at).getTime())
+          assert.equal(res.headers.get('idempotent-replayed'), null)
+
+          const retry = await partnerCall('POST', '/open/v1/debits', body)
+          assert.equal(retry.status, 201, retry.text)
+          assert.equal(retry.signed, true)
+          assert.notEqual(retry.headers.get('x-nonce'), res.headers.get('x-nonce'), 'each answer has its own nonce')
+          assert.equal(retry.headers.get('idempotent-replayed'), 'true')
+          assert.deepEqual(retry.json, toll, 'the first answer again, booked once')
+          assert.equal(await balanceNow(), 11500, '¥150.00 - ¥35.00')
+        })
+
+        await t.test('binding page: 通行费 ¥35.00 已扣款; the account page\'s balance is ¥35.00 less; the transactions page lists it', async () => {
+          const shown = await bindingPage.onShow()
+          assert.ok(shown, describeError(bindingPage))
+          assert.equal(bindingPage.data.debits.length, 1)
+          assert.equal(bindingPage.data.debits[0].outTradeNo, toll.out_trade_no)
+          assertShows(show(bindingPage), ['账户余额\n¥115.00', '扣款记录\n通行费\n¥35.00\n' + MERCHANT + '\n已扣款\n' + bindingPage.data.debits[0].at, '没有更多了'])
+
+          const page = shim.loadPage('pages/account/account')
+          const a = await page.onLoad({ id: String(account.id) })
+          assert.ok(a, describeError(page))
+          assert.equal(a.balance_fen, 11500)
+          assert.equal(a.limits.daily_outflow_used_fen, 3500, 'a toll is consumption: it counts toward the Class II limits')
+          assertShows(show(page), ['账户余额\n¥115.00', '今日已用\n¥35.00\n今日剩余\n¥9,965.00'])
+
+          const tx = shim.loadPage('pages/account/transactions/transactions')
+          await tx.onLoad({ id: String(account.id) })
+          assert.ok(tx.data.entries.length >= 1, describeError(tx))
+          assert.equal(tx.data.entries[0].kind, 'etc_toll')
+          assertShows(show(tx), ['交易明细\n通行费\n-¥35.00\n' + tx.data.entries[0].at + '\n余额 ¥115.00\n转至 ' + MERCHANT])
+        })
+
+        await t.test('pause: the partner\'s debit is refused (BINDING_NOT_ACTIVE); resume', async () => {
+          let b = await bindingPage.onSuspend()
+          assert.ok(b, describeError(bindingPage))
+          assert.equal(b.status, 'suspended')
+          assert.equal(shim.lastToast().title, '已暂停自动扣款')
+          assertShows(show(bindingPage), [plate + '\n已暂停', '恢复自动扣款\n暂停期间，合作方的扣款将被拒绝。\n解除绑定'])
+          const res = await partnerCall('POST', '/open/v1/debits', tollBody('ETC' + Date.now() + digits(6), 1000))
+          assert.equal(res.status, 409, res.text)
+          assert.equal(res.json.error.code, 'BINDING_NOT_ACTIVE')
+          assert.equal(res.signed, true, 'a refusal is signed too')
+          assert.equal(await balanceNow(), 11500, 'nothing debited while paused')
+          b = await bindingPage.onResume()
+          assert.ok(b, describeError(bindingPage))
+          assert.equal(b.status, 'active')
+          assertShows(show(bindingPage), [plate + '\n已开通', '暂停自动扣款'])
+        })
+
+        await t.test('a debit larger than the balance: 422 INSUFFICIENT_FUNDS, recorded as arrears; the page shows 欠费 ¥200.00', async () => {
+          const res = await partnerCall('POST', '/open/v1/debits', tollBody('ETC' + Date.now() + digits(6), 20000))
+          assert.equal(res.status, 422, res.text)
+          assert.equal(res.json.error.code, 'INSUFFICIENT_FUNDS')
+          assert.equal(res.signed, true)
+          assert.equal(await balanceNow(), 11500, 'nothing taken')
+
+          const shown = await bindingPage.onShow()
+          assert.ok(shown, describeError(bindingPage))
+          assert.equal(shown.arrears_fen, 20000)
+          assert.deepEqual(bindingPage.data.debits.map((d) => [d.categoryLabel, d.amount, d.statusText]),
+            [['通行费', '¥200.00', '欠费'], ['通行费', '¥35.00', '已扣款']], 'newest first')
+          assertShows(show(bindingPage), ['欠费\n¥200.00\n有扣款因余额不足或超出限额未能扣款，欠费补缴后才能解除绑定。',
+            '扣款记录\n通行费\n¥200.00\n' + MERCHANT + '\n欠费\n' + bindingPage.data.debits[0].at + '\n未能扣款：账户余额不足\n通行费\n¥35.00'])
+
+          // 加载更多 through the cursor, one debit a page.
+          const page = shim.loadPage('pages/etc/binding/binding')
+          page.setData({ pageSize: 1 })
+          const from = shim.state.requests.length
+          await page.onLoad({ id: String(binding.id) })
+          assert.equal(page.data.debits.length, 1, describeError(page))
+          assert.ok(page.data.nextCursor)
+          assertShows(show(page), ['欠费\n¥200.00', '加载更多'])
+          await page.onLoadMore()
+          assert.equal(page.data.debits.length, 2)
+          assert.equal(page.data.nextCursor, null)
+          const gets = since(from).filter((r) => new URL(r.url).pathname === bindingPath() + '/debits')
+          assert.deepEqual(gets.map((r) => new URL(r.url).searchParams.get('cursor')), [null, String(gets[0].response.next_cursor)])
+          assert.deepEqual(gets.map((r) => new URL(r.url).searchParams.get('limit')), ['1', '1'])
+          assert.deepEqual(page.data.debits.map((d) => d.statusText), ['欠费', '已扣款'])
+          const view = show(page)
+          assertShows(view, ['没有更多了'])
+          assert.ok(!view.text.includes('加载更多'))
+        })
+
+        await t.test('解除绑定 is refused while arrears are owed: the server\'s message, with the amount', async () => {
+          const modals = shim.state.modals.length
+          const from = shim.state.requests.length
+          assert.equal(await bindingPage.onUnbind(), null)
+          assert.equal(shim.state.modals.length, modals + 1, 'asked to confirm')
+          assert.equal(shim.state.modals[modals].title, '解除绑定')
+          const [call] = since(from)
+          assert.equal(pathOf(call), 'DELETE ' + bindingPath() + ' 409')
+          assert.equal(call.response.error.code, 'ARREARS_OUTSTANDING')
+          assert.match(call.response.error.message, /¥200\.00/)
+          assert.equal(bindingPage.data.error.message, call.response.error.message, 'the server\'s message, with the amount owed')
+          assert.equal(shim.lastToast().title, call.response.error.message)
+          assertShows(show(bindingPage), [call.response.error.message, plate + '\n已开通'])
+          assert.equal((await api.request({ url: bindingPath() })).status, 'active', 'still bound')
+        })
+
+        await t.test('index: the binding, its status and the arrears; the partner\'s statement of the day lists both debits', async () => {
+          const index = shim.loadPage('pages/index/index')
+          await index.onShow()
+          assert.equal(index.data.bindings.length, 1, describeError(index))
+          assertShows(show(index), ['我的车辆与ETC\n' + plate + ' 渐变绿\nETC 卡 ' + maskedCard + '\n已开通 >\n欠费 ¥200.00\n我的车辆与ETC',
+            '我的账户\nⅡ类户 ' + account.number_masked + '\n正常\n¥115.00 >'])
+          index.goBinding({ currentTarget: { dataset: { id: binding.id } } })
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/binding/binding?id=' + binding.id })
+
+          // The statement: a query in the signed string (CANONICAL_QUERY).
+          const day = cstTime(new Date()).slice(0, 10)
+          const res = await partnerCall('GET', '/open/v1/statements?date=' + day)
+          assert.equal(res.status, 200, res.text)
+          assert.equal(res.signed, true)
+          const rows = res.text.trim().split('\n').map((line) => line.split(','))
+          const mine = rows.filter((r) => r[8] === maskedCard)
+          assert.deepEqual(mine.map((r) => [r[0], r[3], r[4], r[5]]), [['debit', 'toll', 'succeeded', '3500'], ['debit', 'toll', 'arrears', '20000']])
+        })
+      })
     })
   })
 })
@@ -1435,15 +1965,29 @@ test('request-bodies.js agrees with the OpenAPI document: endpoints, fields, req
   const amount = resolve(doc, doc.components.schemas.AmountBody).properties.amount_fen
   assert.equal(money.MAX_AMOUNT_FEN, amount.maximum)
   assert.equal(amount.minimum, 1)
+  // utils/etc.js checks plates, colours and ETC card numbers as the API does.
+  const vehicle = resolve(doc, doc.components.schemas.VehicleBody).properties
+  assert.equal(etc.PLATE_PATTERN.source, vehicle.plate_number.pattern, 'the plate pattern (GA 36-2018) is the schema\'s')
+  assert.deepEqual(etc.COLORS.map((c) => c.value), vehicle.plate_color.enum)
+  assert.deepEqual(bodies.PLATE_COLORS, vehicle.plate_color.enum)
+  const card = resolve(doc, doc.components.schemas.BindingBody).properties.card_number
+  assert.equal(etc.CARD_PATTERN.source, card.pattern)
+  assert.equal(etc.CARD_LENGTH, card.minLength)
+  assert.equal(etc.CARD_LENGTH, card.maxLength)
+  const debit = resolve(doc, doc.components.schemas.BindingDebitOut).properties
+  assert.deepEqual(Object.keys(etc.CATEGORY_LABELS).sort(), debit.category.enum.slice().sort(), 'a label for every category')
+  assert.deepEqual(Object.keys(etc.DEBIT_STATUS).sort(), debit.status.enum.slice().sort(), 'a text for every debit status')
+  const status = resolve(doc, doc.components.schemas.BindingOut).properties.status
+  assert.deepEqual(Object.keys(etc.BINDING_STATUS).sort(), status.enum.slice().sort(), 'a text for every binding status')
 })
 
-test('every error code of the account endpoints has a text for the user (errors.js) or a specific server message', async () => {
+test('every error code of the account, vehicle and ETC binding endpoints has a text for the user (errors.js) or a specific server message', async () => {
   const doc = await openapiDocument()
   // Codes no user action on these pages leads to: the server's message is shown as is.
   const generic = new Set(['INVALID_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'VALIDATION_ERROR', 'NOT_FOUND', 'TOKEN_INVALID'])
   const codes = new Set()
   for (const [p, ops] of Object.entries(doc.paths)) {
-    if (!/^\/api\/v1\/(account-applications|accounts)/.test(p)) continue
+    if (!/^\/api\/v1\/(account-applications|accounts|vehicles|etc-bindings)/.test(p)) continue
     for (const op of Object.values(ops)) {
       for (const [status, r] of Object.entries(op.responses || {})) {
         if (Number(status) < 400) continue
@@ -1454,6 +1998,7 @@ test('every error code of the account endpoints has a text for the user (errors.
     }
   }
   assert.ok(codes.has('CARD_DECLINED') && codes.has('INSUFFICIENT_FUNDS') && codes.has('ACCOUNT_LIMIT_REACHED'), [...codes].join(' '))
+  assert.ok(['PLATE_INVALID', 'VEHICLE_BOUND', 'ALREADY_BOUND', 'AUTHORISATION_NOT_SIGNED', 'ARREARS_OUTSTANDING'].every((c) => codes.has(c)), [...codes].join(' '))
   const missing = [...codes].filter((c) => !generic.has(c) && !errors.MESSAGES[c] && !errors.SERVER_TEXT[c])
   assert.deepEqual(missing, [], 'codes without a text in utils/errors.js')
 })

@@ -18,6 +18,9 @@
  */
 'use strict'
 
+// The plate colours (utils/etc.js COLORS; the schema's enum).
+const PLATE_COLORS = ['blue', 'yellow', 'black', 'white', 'gradient_green', 'yellow_green']
+
 const DOCUMENTED = [
   { method: 'POST', path: '/api/v1/auth/login', body: { code: 'string' } },
   { method: 'POST', path: '/api/v1/auth/refresh', body: { refresh_token: 'string' } },
@@ -43,7 +46,19 @@ const DOCUMENTED = [
   { method: 'GET', path: '/api/v1/accounts/:id', query: {} },
   { method: 'GET', path: '/api/v1/accounts/:id/transactions', query: { cursor: 'string?', limit: 'count?' } },
   { method: 'POST', path: '/api/v1/accounts/:id/top-ups', body: { amount_fen: 'fen' }, headers: { 'Idempotency-Key': 'key' } },
-  { method: 'POST', path: '/api/v1/accounts/:id/withdrawals', body: { amount_fen: 'fen' }, headers: { 'Idempotency-Key': 'key' } }
+  { method: 'POST', path: '/api/v1/accounts/:id/withdrawals', body: { amount_fen: 'fen' }, headers: { 'Idempotency-Key': 'key' } },
+  { method: 'GET', path: '/api/v1/vehicles', query: {} },
+  { method: 'POST', path: '/api/v1/vehicles', body: { plate_number: 'string', plate_color: PLATE_COLORS } },
+  { method: 'GET', path: '/api/v1/vehicles/:id', query: {} },
+  { method: 'DELETE', path: '/api/v1/vehicles/:id', body: null },
+  { method: 'GET', path: '/api/v1/etc-bindings', query: {} },
+  { method: 'POST', path: '/api/v1/etc-bindings', body: { vehicle_id: 'id', card_number: 'string', account_id: 'id', obu_id: 'string?' } },
+  { method: 'GET', path: '/api/v1/etc-bindings/:id', query: {} },
+  { method: 'POST', path: '/api/v1/etc-bindings/:id/activate', body: null },
+  { method: 'POST', path: '/api/v1/etc-bindings/:id/suspend', body: null },
+  { method: 'POST', path: '/api/v1/etc-bindings/:id/resume', body: null },
+  { method: 'DELETE', path: '/api/v1/etc-bindings/:id', body: null },
+  { method: 'GET', path: '/api/v1/etc-bindings/:id/debits', query: { cursor: 'count?', limit: 'count?' } }
 ]
 
 // The bound of amount_fen (services/accounts/funding.py MAX_AMOUNT_FEN; utils/money.js uses the same).
@@ -150,7 +165,7 @@ function checkRecord(record, doc, method, url, label) {
   return checkFields(label, doc.body, data)
 }
 
-module.exports = { DOCUMENTED, MAX_FEN, check, isOptional }
+module.exports = { DOCUMENTED, MAX_FEN, PLATE_COLORS, check, isOptional }
 
 if (require.main === module) {
   const test = require('node:test')
@@ -173,6 +188,23 @@ if (require.main === module) {
     const key = { 'Idempotency-Key': '0b6f2c1e-4a8d-4c3b-9f10-2e7a5d6c8b90' }
     assert.deepEqual(check(Object.assign(rec('POST', '/api/v1/accounts/3/top-ups', { amount_fen: 10000 }), { header: key })), [])
     assert.deepEqual(check(Object.assign(rec('POST', '/api/v1/accounts/3/withdrawals', { amount_fen: 1 }), { header: key })), [])
+    assert.deepEqual(check(rec('POST', '/api/v1/vehicles', { plate_number: '粤BD12345', plate_color: 'gradient_green' })), [])
+    assert.deepEqual(check(rec('DELETE', '/api/v1/vehicles/4', undefined)), [])
+    assert.deepEqual(check(rec('POST', '/api/v1/etc-bindings', { vehicle_id: 4, card_number: '11011234567890123456', account_id: 3 })), [])
+    assert.deepEqual(check(rec('POST', '/api/v1/etc-bindings/9/activate', undefined)), [])
+    assert.deepEqual(check(rec('DELETE', '/api/v1/etc-bindings/9', undefined)), [])
+    assert.deepEqual(check(rec('GET', '/api/v1/etc-bindings/9/debits?limit=20&cursor=17', { limit: 20, cursor: 17 })), [])
+  })
+
+  test('request-bodies: vehicle and binding bodies: integer ids, the card number a string, a known colour', () => {
+    assert.deepEqual(check(rec('POST', '/api/v1/etc-bindings', { vehicle_id: '4', card_number: '11011234567890123456', account_id: 3 })),
+      ['POST /api/v1/etc-bindings: vehicle_id must be a positive integer, got "4"'])
+    assert.deepEqual(check(rec('POST', '/api/v1/etc-bindings', { vehicle_id: 4, card_number: 11011234567890123456, account_id: 3 })),
+      ['POST /api/v1/etc-bindings: card_number must be a non-empty string, got 11011234567890123000'])
+    assert.match(check(rec('POST', '/api/v1/etc-bindings', { vehicle_id: 4, card_number: '11011234567890123456' }))[0], /missing field "account_id"/)
+    assert.match(check(rec('POST', '/api/v1/vehicles', { plate_number: '京A12345', plate_color: 'green' }))[0], /plate_color must be one of blue/)
+    assert.match(check(rec('POST', '/api/v1/etc-bindings/9/suspend', { now: true }))[0], /documented without a body/)
+    assert.match(check(rec('GET', '/api/v1/etc-bindings/9/debits?cursor=0', { cursor: 0 }))[0], /cursor must be a positive integer/)
   })
 
   test('request-bodies: amounts must be integer fen within the bound, the class one of II / III, the key present', () => {

@@ -23,7 +23,17 @@ const APPLICATION_STATUS = {
 
 const ACCOUNT_STATUS = { active: '正常', frozen: '冻结', closed: '已销户' }
 
-const ENTRY_KINDS = { top_up: '充值', withdrawal: '提现', withdrawal_reversal: '提现退回' }
+const ENTRY_KINDS = {
+  top_up: '充值',
+  withdrawal: '提现',
+  withdrawal_reversal: '提现退回',
+  // ETC 自动扣款（合作方扣款，记账类别 etc_<category>）与其退款
+  etc_toll: '通行费',
+  etc_parking: '停车费',
+  etc_fuel: '加油',
+  etc_carwash: '洗车',
+  etc_refund: '扣款退回'
+}
 
 const MILESTONES = [
   { key: 'identity_verified', title: '身份核验完成' },

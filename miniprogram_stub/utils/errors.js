@@ -2,8 +2,8 @@
  * 把后端错误码翻译成给用户看的中文提示；没有收录的错误码显示服务端返回的 message。
  *
  * SERVER_TEXT 里的错误码，服务端的 message 比固定文字更具体（CARD_DECLINED 说明拒绝原因：
- * 绑定银行卡余额不足 / 状态异常…；APPLICATION_INCOMPLETE 列出尚未完成的步骤），优先显示服务端的，
- * 服务端没给时才用这里的文字。
+ * 绑定银行卡余额不足 / 状态异常…；APPLICATION_INCOMPLETE 列出尚未完成的步骤；ARREARS_OUTSTANDING 给出欠费金额），
+ * 优先显示服务端的，服务端没给时才用这里的文字。
  */
 const MESSAGES = {
   WECHAT_CODE_INVALID: '微信授权已失效，请重试',
@@ -51,17 +51,35 @@ const MESSAGES = {
   IDEMPOTENCY_KEY_REUSED: '请求已变更，请重新提交',
   IDEMPOTENCY_KEY_REQUIRED: '请求不完整，请重新提交',
   IDEMPOTENCY_KEY_INVALID: '请求不完整，请重新提交',
+  // 车辆与 ETC
+  PLATE_INVALID: '车牌号码格式不正确，请核对',
+  PLATE_COLOR_MISMATCH: '车牌颜色与车牌号码不符（新能源车牌为渐变绿或黄绿双拼）',
+  VEHICLE_NOT_FOUND: '车辆不存在，请刷新后重试',
+  VEHICLE_LIMIT_REACHED: '登记的车辆已达上限，请先删除不再使用的车辆',
+  VEHICLE_BOUND: '该车辆已绑定 ETC 卡，请先解除绑定再删除',
+  ETC_CARD_INVALID: 'ETC 卡号应为 20 位数字，请核对',
+  ALREADY_BOUND: '该 ETC 卡或车辆已绑定自动扣款，不能重复绑定',
+  ACCOUNT_NOT_ELIGIBLE: 'ETC 自动扣款只能绑定状态正常的Ⅱ类户',
+  AUTHORISATION_NOT_SIGNED: '请先签署 ETC 自动扣款授权书',
+  BINDING_NOT_FOUND: 'ETC 绑定不存在，请刷新后重试',
+  BINDING_CLOSED: '该 ETC 绑定已解除',
+  BINDING_NOT_ACTIVE: '该 ETC 绑定尚未开通或已暂停',
   // 本地校验（utils/money.js）
   AMOUNT_REQUIRED: '请输入金额',
   AMOUNT_INVALID: '请输入正确的金额',
   AMOUNT_TOO_PRECISE: '金额最多保留两位小数',
   AMOUNT_NOT_POSITIVE: '金额须大于 0',
-  AMOUNT_TOO_LARGE: '金额超出单笔上限'
+  AMOUNT_TOO_LARGE: '金额超出单笔上限',
+  // 本地校验（utils/etc.js）
+  PLATE_REQUIRED: '请输入车牌号码',
+  VEHICLE_REQUIRED: '请选择车辆',
+  ACCOUNT_REQUIRED: '请选择扣款账户'
 }
 
 const SERVER_TEXT = {
   CARD_DECLINED: '绑定银行卡交易被拒绝',
-  APPLICATION_INCOMPLETE: '开户资料尚未完成'
+  APPLICATION_INCOMPLETE: '开户资料尚未完成',
+  ARREARS_OUTSTANDING: '尚有欠费未补缴，补缴后才能解除绑定'
 }
 
 function describe(err, overrides) {

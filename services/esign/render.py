@@ -305,7 +305,7 @@ def render_contract(
     font_search_paths: Sequence[tuple[str, int]] | None = None,
 ) -> RenderedPdf:
     """Render ``template_code`` for ``context``. Raises ``TemplateNotFound`` / ``ContractContextInvalid``."""
-    if not _CONTRACT_REF_RE.match(contract_ref or ""):
+    if not _CONTRACT_REF_RE.fullmatch(contract_ref or ""):
         raise ValueError(f"contract_ref must match {_CONTRACT_REF_RE.pattern}")
     template = get_template(template_code)
     variant = template.resolve_variant(variant, context)

@@ -113,7 +113,7 @@ async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_num
                  obu_id: str | None = None) -> tuple[EtcBinding, Contract, bool]:
     """``(binding, authorisation to sign, created)``. The same card, car and account again, while that
     binding is pending or active, return it (a double tap makes one)."""
-    if not ETC_CARD_RE.match(card_number or ""):
+    if not ETC_CARD_RE.fullmatch(card_number or ""):
         raise EtcCardInvalid(field="card_number")
     vehicle = await vehicles.owned(user_id, vehicle_id)
     account = await Account.get_or_none(id=account_id, user_id=user_id)

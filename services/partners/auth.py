@@ -84,7 +84,7 @@ async def authenticate(ctx: ServiceContext, *, method: str, path: str, query: st
     values = {}
     for name, pattern in HEADERS.items():
         value = headers.get(name)
-        if value is None or not pattern.match(value):
+        if value is None or not pattern.fullmatch(value):
             raise PartnerAuthRequired(f"请求头 {name} 缺失或格式不正确", field=name)
         values[name] = value
     partner = await Partner.get_or_none(app_id=values["X-App-Id"])

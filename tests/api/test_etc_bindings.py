@@ -181,3 +181,11 @@ async def test_other_users_bindings_are_not_found(client, sandbox, user):
     for method, suffix in (("GET", ""), ("POST", "/activate"), ("POST", "/suspend"), ("DELETE", ""),
                            ("GET", "/debits")):
         assert_error(await client.request(method, path + suffix, headers=user.headers), 404, "BINDING_NOT_FOUND")
+
+
+async def test_a_card_number_with_a_trailing_newline_is_refused(client, sandbox):
+    """``$`` matches before a final newline: ``card\\n`` would have been a second binding of one card."""
+    user, _, account = await open_account(client, sandbox)
+    car = await register_vehicle(client, user)
+    assert_error(await start_binding(client, user, car["id"], account["id"], etc_card() + "\n"), 422,
+                 "ETC_CARD_INVALID", "card_number")

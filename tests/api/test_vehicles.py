@@ -74,3 +74,10 @@ async def test_other_users_vehicles_are_not_found(client, sandbox, user):
     assert (await client.get("/api/v1/vehicles", headers=other.headers)).json() == {"vehicles": []}
     # the same car may be registered by someone else too (a family car); binding its ETC card is what is exclusive
     assert (await register(client, other, "川A1234学")).status_code == 201
+
+
+@pytest.mark.parametrize("plate", ["京A12345\n", "沪AD12345\n", "京A12345 "])
+async def test_a_trailing_newline_is_no_plate(client, user, plate):
+    """Found by the mini-program's helper: Python's ``$`` also matches before a final newline."""
+    assert_error(await register(client, user, plate, "gradient_green" if len(plate) == 9 else "blue"), 422,
+                 "PLATE_INVALID", "plate_number")

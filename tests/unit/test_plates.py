@@ -95,3 +95,18 @@ def test_real_plates_are_valid(plate):
 ])
 def test_malformed_plates_are_invalid(plate):
     assert not plate_ok(plate)
+
+
+@pytest.mark.parametrize("value", ["京A12345\n", "使014578\n"])
+def test_a_trailing_newline_is_not_part_of_a_plate(value):
+    assert not plate_ok(value)
+
+
+def test_other_validators_refuse_a_trailing_newline_too():
+    from core.validators import card_number_ok, mobile_ok, name_ok
+    from tests.identity_data import make_card_number
+
+    assert mobile_ok("13812345678") and not mobile_ok("13812345678\n")
+    assert name_ok("张三") and not name_ok("张三\n")
+    card = make_card_number()
+    assert card_number_ok(card) and not card_number_ok(card + "\n")

@@ -408,6 +408,16 @@ Page({
     })
   },
 
+  /** ETC 自动扣款授权书签署后回到绑定页（它在 onShow 时重新读取，接着开通）；没有上一页时打开该绑定。 */
+  goEtcBinding() {
+    const subjectId = this.data.subjectId
+    wx.navigateBack({
+      fail() {
+        wx.redirectTo({ url: '/pages/etc/bind/bind?id=' + subjectId })
+      }
+    })
+  },
+
   goHome() {
     wx.reLaunch({ url: '/pages/index/index' })
   },

@@ -2,6 +2,7 @@ const api = require('../../utils/api')
 const errors = require('../../utils/errors')
 const contracts = require('../../utils/contracts')
 const accountsUtil = require('../../utils/accounts')
+const etc = require('../../utils/etc')
 
 function pick(obj, path) {
   let cur = obj
@@ -69,6 +70,8 @@ Page({
     doneCount: 0,
     accounts: [],
     accountsLoaded: false,
+    bindings: [],
+    bindingsLoaded: false,
     error: null
   },
 
@@ -82,7 +85,10 @@ Page({
 
   refresh() {
     if (!api.isLoggedIn()) {
-      this.setData({ loggedIn: false, user: null, steps: buildSteps(null, null), doneCount: 0, accounts: [], accountsLoaded: false })
+      this.setData({
+        loggedIn: false, user: null, steps: buildSteps(null, null), doneCount: 0, accounts: [], accountsLoaded: false,
+        bindings: [], bindingsLoaded: false
+      })
       return Promise.resolve(null)
     }
     this.setData({ loading: true, error: null })
@@ -90,7 +96,9 @@ Page({
     const consent = contracts.latestSigned('privacy_consent').catch(() => null)
     // 账户列表同样：查询失败时不显示“我的账户”，只给开户入口。
     const owned = api.request({ url: '/api/v1/accounts' }).then((body) => (body && body.accounts) || [], () => null)
-    return Promise.all([api.request({ url: '/api/v1/me' }), consent, owned]).then(([me, signed, list]) => {
+    // ETC 绑定（已解绑的不显示）同样：查询失败时只显示“我的车辆与ETC”入口。
+    const bound = api.request({ url: '/api/v1/etc-bindings' }).then((body) => (body && body.bindings) || [], () => null)
+    return Promise.all([api.request({ url: '/api/v1/me' }), consent, owned, bound]).then(([me, signed, list, bindings]) => {
       const steps = buildSteps(me, signed)
       this.setData({
         loggedIn: true,
@@ -99,7 +107,9 @@ Page({
         steps,
         doneCount: steps.filter((s) => s.done).length,
         accounts: (list || []).slice().sort((a, b) => b.id - a.id).map(accountsUtil.viewAccount),
-        accountsLoaded: list !== null
+        accountsLoaded: list !== null,
+        bindings: (bindings || []).filter((b) => b.status !== 'unbound').map(etc.viewBinding),
+        bindingsLoaded: bindings !== null
       })
       return me
     }).catch((err) => {
@@ -142,6 +152,16 @@ Page({
   goAccount(e) {
     const id = accountsUtil.parseId(e && e.currentTarget && e.currentTarget.dataset ? e.currentTarget.dataset.id : null)
     wx.navigateTo({ url: id ? '/pages/account/account?id=' + id : '/pages/account/account' })
+  },
+
+  /** 我的车辆与ETC（未登录先登录）。 */
+  goVehicles() {
+    wx.navigateTo({ url: this.data.loggedIn ? '/pages/etc/vehicles/vehicles' : '/pages/login/login' })
+  },
+
+  goBinding(e) {
+    const id = accountsUtil.parseId(e && e.currentTarget && e.currentTarget.dataset ? e.currentTarget.dataset.id : null)
+    if (id) wx.navigateTo({ url: '/pages/etc/binding/binding?id=' + id })
   },
 
   onLogout() {
