@@ -75,6 +75,39 @@ def _dev_keys(var_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
+SANDBOX_MCHID = "1900000001"
+
+
+def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
+    """WeChat Pay settings; in sandbox mode a dev merchant (key generated once into ``var/``, APIv3 key
+    derived from the dev keys) that the mounted emulator is told about."""
+    values = {
+        "wechatpay_mchid": get("WECHATPAY_MCHID"),
+        "wechatpay_api_base": get("WECHATPAY_API_BASE") or None,
+        "wechatpay_private_key_path": get("WECHATPAY_PRIVATE_KEY_PATH") or None,
+        "wechatpay_merchant_serial": get("WECHATPAY_MERCHANT_SERIAL"),
+        "wechatpay_apiv3_key": get("WECHATPAY_APIV3_KEY"),
+        "wechatpay_public_key_id": get("WECHATPAY_PUBLIC_KEY_ID"),
+        "wechatpay_public_key_path": get("WECHATPAY_PUBLIC_KEY_PATH") or None,
+        "wechatpay_notify_url": get("WECHATPAY_NOTIFY_URL") or None,
+        "payment_ttl_s": int(get("PAYMENT_TTL_S", "1800")),
+    }
+    if production:
+        return values
+    if not values["wechatpay_private_key_path"]:
+        from integrations.wechatpay import dev_merchant_key
+
+        path, serial = dev_merchant_key(var_dir)
+        values["wechatpay_private_key_path"] = str(path)
+        values["wechatpay_merchant_serial"] = values["wechatpay_merchant_serial"] or serial
+    values["wechatpay_mchid"] = values["wechatpay_mchid"] or SANDBOX_MCHID
+    if not values["wechatpay_apiv3_key"]:
+        import hashlib
+
+        values["wechatpay_apiv3_key"] = hashlib.sha256(b"dev-only wechatpay apiv3 " + pii_index).hexdigest()[:32]
+    return values
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
     if env is None:
         if dotenv:
@@ -147,6 +180,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         reconcile_every_s=float(get("RECONCILE_EVERY_S", "60")),
         storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),
         storage_sweep_every_s=int(get("STORAGE_SWEEP_EVERY_S", "3600")),
+        **_wechatpay(get, var_dir, production, pii_index),
     )
     check(settings)
     return settings
@@ -174,6 +208,14 @@ def production_problems(s: Settings) -> list[str]:
         ("ESIGN_CERT_PATH", s.esign_cert_path),
         ("BANK_ACCOUNT_PREFIX", s.bank_account_prefix),
         ("ACCOUNT_OPENED_TEMPLATE_ID", s.account_opened_template_id),
+        ("WECHATPAY_MCHID", s.wechatpay_mchid),
+        ("WECHATPAY_API_BASE", s.wechatpay_api_base),
+        ("WECHATPAY_PRIVATE_KEY_PATH", s.wechatpay_private_key_path),
+        ("WECHATPAY_MERCHANT_SERIAL", s.wechatpay_merchant_serial),
+        ("WECHATPAY_APIV3_KEY", s.wechatpay_apiv3_key),
+        ("WECHATPAY_PUBLIC_KEY_ID", s.wechatpay_public_key_id),
+        ("WECHATPAY_PUBLIC_KEY_PATH", s.wechatpay_public_key_path),
+        ("WECHATPAY_NOTIFY_URL", s.wechatpay_notify_url),
     ]:
         if not value:
             problems.append(f"{name} is missing")
@@ -187,7 +229,12 @@ def production_problems(s: Settings) -> list[str]:
     for kid in [*s.jwt_keys, *s.pii_keys]:
         if kid.startswith("dev"):
             problems.append(f"key id {kid!r} is a dev key id")
-    for name, url in [("WECHAT_API_BASE", s.wechat_api_base), ("CARDNET_API_BASE", s.cardnet_api_base)]:
+    if s.wechatpay_apiv3_key and len(s.wechatpay_apiv3_key.encode()) != 32:
+        problems.append("WECHATPAY_APIV3_KEY must be 32 characters")
+    if s.wechatpay_notify_url and not s.wechatpay_notify_url.startswith("https://"):
+        problems.append("WECHATPAY_NOTIFY_URL must be https")
+    for name, url in [("WECHAT_API_BASE", s.wechat_api_base), ("CARDNET_API_BASE", s.cardnet_api_base),
+                      ("WECHATPAY_API_BASE", s.wechatpay_api_base)]:
         if url and ("/sandbox" in url or "127.0.0.1" in url or "localhost" in url):
             problems.append(f"{name} points at a sandbox or local emulator ({url})")
     if s.wechat_appid == SANDBOX_APPID:

@@ -21,7 +21,7 @@ from app.logs import logging_config
 from app.openapi import build_openapi, docs_blueprint, install_response_check
 from app.providers import build_http, build_services
 from core.settings import Settings
-from handlers import miniprogram, ops
+from handlers import callbacks, miniprogram, ops
 from handlers import open as open_api
 from services import worker
 
@@ -83,13 +83,15 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(ops.bp)
     app.blueprint(miniprogram.blueprint())
     app.blueprint(open_api.blueprint())
+    app.blueprint(callbacks.bp)
     app.blueprint(docs_blueprint(API_TITLE))
     if settings.validate_responses:
         install_response_check(app)
 
     if settings.sandbox_routes:
         from sandbox import SandboxConfig, create_blueprint
-        from sandbox.config import pages_from_app_json
+        from integrations.wechatpay import merchant_public_pem
+        from sandbox.config import PayMerchant, pages_from_app_json
 
         # The emulated WeChat knows the mini-program's pages as the real one knows the published package.
         app_json = Path(__file__).resolve().parent.parent / "miniprogram_stub" / "app.json"
@@ -99,6 +101,11 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
                 cardnet_keys=[settings.cardnet_api_key],
                 state_path=f"{settings.var_dir}/sandbox.sqlite3",
                 pages=pages_from_app_json(str(app_json)) if app_json.is_file() else [],
+                # the emulated WeChat Pay knows our merchant: its app, APIv3 key and the public half of its key
+                pay_merchants={settings.wechatpay_mchid: PayMerchant(
+                    appid=settings.wechat_appid, apiv3_key=settings.wechatpay_apiv3_key,
+                    merchant_serial=settings.wechatpay_merchant_serial,
+                    merchant_public_key_pem=merchant_public_pem(settings.wechatpay_private_key_path))},
             )
         )
         app.blueprint(emulators)  # not part of the product's API: app.openapi leaves /sandbox out

@@ -13,6 +13,7 @@ from core.tokens import JWTCodec
 from integrations.cardnet import CardNetworkClient
 from integrations.storage import LocalEncryptedStorage
 from integrations.webhooks import WebhookSender
+from integrations.wechatpay import WeChatPayClient
 from integrations.wechat import MiniProgramClient
 from services.cache import DbTokenStore
 from services.esign.pool import ContractWorkers, IdentitySource
@@ -59,6 +60,14 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
             font_path=settings.cjk_font_path,
         ),
         webhooks=WebhookSender(http, allow_loopback=not settings.is_production),
+        wechatpay=WeChatPayClient(
+            mchid=settings.wechatpay_mchid, appid=settings.wechat_appid, api_base=settings.wechatpay_base,
+            private_key_path=settings.wechatpay_private_key_path or "", merchant_serial=settings.wechatpay_merchant_serial,
+            apiv3_key=settings.wechatpay_apiv3_key, public_key_id=settings.wechatpay_public_key_id,
+            public_key_path=settings.wechatpay_public_key_path, notify_url=settings.wechatpay_notify,
+            timeout_s=settings.http_timeout_s,
+            platform_key_url=None if settings.is_production else f"{settings.self_base_url}/sandbox/control/pay/platform-key",
+        ),
     )
 
 

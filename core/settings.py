@@ -79,6 +79,18 @@ class Settings:
     # `python -m app worker` does.
     worker_in_server: bool = False
 
+    # WeChat Pay v3, public-key mode. In sandbox mode, unset values mean the emulator mounted on this
+    # server, a dev merchant key generated into var/, and the emulator's platform key fetched from it.
+    wechatpay_mchid: str = ""
+    wechatpay_api_base: str | None = None
+    wechatpay_private_key_path: str | None = None
+    wechatpay_merchant_serial: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_public_key_id: str = ""
+    wechatpay_public_key_path: str | None = None
+    wechatpay_notify_url: str | None = None
+    payment_ttl_s: int = 30 * 60  # an unpaid order is closed after this (its time_expire)
+
     # Tests: check every response of a documented operation against the OpenAPI document.
     validate_responses: bool = False
 
@@ -89,6 +101,14 @@ class Settings:
     @property
     def cardnet_base(self) -> str:
         return self.cardnet_api_base or f"{self.self_base_url}/sandbox/cardnet"
+
+    @property
+    def wechatpay_base(self) -> str:
+        return self.wechatpay_api_base or f"{self.self_base_url}/sandbox/wechatpay"
+
+    @property
+    def wechatpay_notify(self) -> str:
+        return self.wechatpay_notify_url or f"{self.self_base_url}/callbacks/wechatpay"
 
     @property
     def is_production(self) -> bool:

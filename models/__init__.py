@@ -9,4 +9,5 @@ MODEL_MODULES = [
     "models.accounts",
     "models.etc",
     "models.partners",
+    "models.payments",
 ]

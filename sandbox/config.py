@@ -8,6 +8,15 @@ Environment variables read by :meth:`SandboxConfig.from_env`:
 - ``SANDBOX_PAGES``: comma-separated pages of the mini-program (``pages/index/index,...``), or
 - ``SANDBOX_APP_JSON``: path of the mini-program's ``app.json``, whose ``pages`` (and subpackage
   pages) are read. Giving both is an error.
+- ``SANDBOX_PAY_MERCHANTS``: path of a JSON file naming the WeChat Pay merchants the emulated
+  ``api.mch.weixin.qq.com`` knows: ``{"<mchid>": {"appid", "apiv3_key", "merchant_serial",
+  "merchant_public_key_pem" | "merchant_public_key_path"}}`` (a relative key path is read relative to
+  the JSON file); see :class:`PayMerchant`
+- ``SANDBOX_PAY_RETRY_SCHEDULE_S``: the pauses between the deliveries of a payment notification that
+  was not acknowledged: comma-separated seconds (``0.2,0.2,0.5,1,2,5``), ``wechat`` (WeChat's own
+  15 s/15 s/30 s/3 m/... schedule) or ``wechat/N`` (that schedule divided by N)
+- ``SANDBOX_PAY_REFUND_DELAY_S``: seconds a refund stays PROCESSING before it succeeds (0: at once)
+- ``SANDBOX_PAY_NOTIFY_TIMEOUT_S``: how long a notification delivery waits for the answer (WeChat: 5)
 
 Pages: WeChat's subscribeMessage.send refuses a ``page`` that is not a page of the released
 mini-program with 41030 ("page 路径不正确,需要保证在现网版本小程序中存在,与 app.json 保持一致").
@@ -30,6 +39,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 DEFAULT_APPS = {"wxsandbox0000dev1": "dev-only-sandbox-wechat-secret"}
 DEFAULT_CARDNET_KEYS = ["dev-only-sandbox-cardnet-key"]
 DEFAULT_STATE_PATH = "./var/sandbox.sqlite3"
@@ -42,6 +54,120 @@ KEYWORD_TYPES = (
     "amount", "phone_number", "car_number", "name", "phrase",
 )
 KEYWORD_KEY_RE = re.compile(rf"^({'|'.join(KEYWORD_TYPES)})(\d{{1,2}})$")
+
+# WeChat Pay: the pauses between notification deliveries WeChat documents (15s/15s/30s/3m/10m/20m/30m/
+# 30m/30m/60m/3h/3h/3h/6h/6h, about 24 h 4 m in all), and the sandbox's compressed default.
+WECHAT_PAY_RETRY_SCHEDULE_S: tuple[float, ...] = (
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+)
+DEFAULT_PAY_RETRY_SCHEDULE_S: tuple[float, ...] = (0.2, 0.2, 0.5, 1, 2, 5)
+DEFAULT_PAY_REFUND_DELAY_S = 1.0
+DEFAULT_PAY_NOTIFY_TIMEOUT_S = 5.0
+MAX_RETRY_ENTRIES = 30
+MAX_RETRY_PAUSE_S = 86400.0
+MCHID_RE = re.compile(r"^[0-9]{1,32}$")
+PAY_APPID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+MERCHANT_SERIAL_RE = re.compile(r"^[0-9A-Za-z]{1,64}$")
+APIV3_KEY_RE = re.compile(r"^[\x21-\x7e]{32}$")  # 32 printable ASCII characters (32 bytes: AES-256)
+
+
+def load_rsa_public_key(pem: str) -> RSAPublicKey:
+    """The RSA public key of a ``-----BEGIN PUBLIC KEY-----`` PEM, or ValueError."""
+    try:
+        key = load_pem_public_key(pem.strip().encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise ValueError(f"not a PEM public key: {exc}") from None
+    if not isinstance(key, RSAPublicKey) or key.key_size < 2048:
+        raise ValueError("the merchant key must be an RSA public key of at least 2048 bits")
+    return key
+
+
+@dataclass(frozen=True)
+class PayMerchant:
+    """A WeChat Pay merchant (直连商户) as the emulated ``api.mch.weixin.qq.com`` knows it.
+
+    ``appid``: the mini-program bound to the merchant (jsapi orders must name it); ``apiv3_key``: the
+    APIv3 key (32 ASCII characters: the AES-256-GCM key of notifications); ``merchant_serial``: the
+    serial number of the merchant's API certificate (``serial_no`` of the Authorization header);
+    ``merchant_public_key_pem``: the public half of the merchant's API key, which verifies its
+    requests (the private half stays with the backend)."""
+
+    appid: str
+    apiv3_key: str
+    merchant_serial: str
+    merchant_public_key_pem: str
+
+    def __post_init__(self) -> None:
+        check_pay_merchant(self.appid, self.apiv3_key, self.merchant_serial, self.merchant_public_key_pem)
+
+
+def check_pay_merchant(appid: object, apiv3_key: object, merchant_serial: object, pem: object) -> None:
+    """ValueError(field, message) naming the first field of a merchant that does not fit."""
+    if not isinstance(appid, str) or not PAY_APPID_RE.fullmatch(appid):
+        raise ValueError("appid", "appid must be 1-32 characters of A-Z a-z 0-9 _ -")
+    if not isinstance(apiv3_key, str) or not APIV3_KEY_RE.fullmatch(apiv3_key):
+        raise ValueError("apiv3_key", "apiv3_key must be exactly 32 printable ASCII characters")
+    if not isinstance(merchant_serial, str) or not MERCHANT_SERIAL_RE.fullmatch(merchant_serial):
+        raise ValueError("merchant_serial", "merchant_serial must be 1-64 letters or digits (the certificate serial)")
+    if not isinstance(pem, str):
+        raise ValueError("merchant_public_key_pem", "merchant_public_key_pem must be a PEM string")
+    try:
+        load_rsa_public_key(pem)
+    except ValueError as exc:
+        raise ValueError("merchant_public_key_pem", str(exc)) from None
+
+
+def pay_merchants_from_file(path: str) -> dict[str, PayMerchant]:
+    """The merchants of a ``SANDBOX_PAY_MERCHANTS`` JSON file (see the module docstring)."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object {{mchid: merchant}}")
+    merchants: dict[str, PayMerchant] = {}
+    for mchid, entry in data.items():
+        if not MCHID_RE.fullmatch(mchid) or not isinstance(entry, dict):
+            raise ValueError(f"{path}: {mchid!r} is not a mchid (digits) with an object")
+        entry = dict(entry)
+        key_path = entry.pop("merchant_public_key_path", None)
+        if key_path is not None and "merchant_public_key_pem" not in entry:
+            if not os.path.isabs(key_path):
+                key_path = os.path.join(os.path.dirname(os.path.abspath(path)), key_path)
+            with open(key_path, encoding="ascii") as kf:
+                entry["merchant_public_key_pem"] = kf.read()
+        unknown = set(entry) - {"appid", "apiv3_key", "merchant_serial", "merchant_public_key_pem"}
+        if unknown:
+            raise ValueError(f"{path}: merchant {mchid}: unknown fields {sorted(unknown)}")
+        try:
+            merchants[mchid] = PayMerchant(
+                entry.get("appid"), entry.get("apiv3_key"), entry.get("merchant_serial"),
+                entry.get("merchant_public_key_pem"),
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}: merchant {mchid}: {exc.args[-1]}") from None
+    return merchants
+
+
+def parse_retry_schedule(raw: str) -> list[float]:
+    """``0.2,0.2,0.5`` / ``wechat`` / ``wechat/N`` (see the module docstring)."""
+    raw = raw.strip()
+    if raw.startswith("wechat"):
+        rest = raw[len("wechat"):].strip()
+        factor = 1.0
+        if rest:
+            if not rest.startswith("/"):
+                raise ValueError(f"retry schedule {raw!r}: expected 'wechat' or 'wechat/N'")
+            factor = float(rest[1:])
+            if not factor > 0:
+                raise ValueError(f"retry schedule {raw!r}: N must be positive")
+        return [round(s / factor, 6) for s in WECHAT_PAY_RETRY_SCHEDULE_S]
+    values = [float(x) for x in raw.split(",") if x.strip()]
+    check_retry_schedule(values)
+    return values
+
+
+def check_retry_schedule(values: list[float]) -> None:
+    if len(values) > MAX_RETRY_ENTRIES or any(not 0 <= v <= MAX_RETRY_PAUSE_S for v in values):
+        raise ValueError(f"a retry schedule has at most {MAX_RETRY_ENTRIES} pauses of 0-{MAX_RETRY_PAUSE_S:g} s")
 
 
 @dataclass(frozen=True)
@@ -117,6 +243,14 @@ class SandboxConfig:
     pages: list[str] = field(default_factory=default_pages)
     # Subscribe-message templates known to every configured appid from the start.
     subscribe_templates: list[SubscribeTemplate] = field(default_factory=lambda: list(DEFAULT_SUBSCRIBE_TEMPLATES))
+    # WeChat Pay (sandbox.wechatpay): the merchants known from the start (more can be registered with
+    # POST /sandbox/control/pay/merchants), the pauses between notification deliveries, how long a
+    # refund stays PROCESSING and how long a delivery waits for the merchant's answer. The last three
+    # can be changed at run time with POST /sandbox/control/pay/settings.
+    pay_merchants: dict[str, PayMerchant] = field(default_factory=dict)
+    pay_retry_schedule_s: list[float] = field(default_factory=lambda: list(DEFAULT_PAY_RETRY_SCHEDULE_S))
+    pay_refund_delay_s: float = DEFAULT_PAY_REFUND_DELAY_S
+    pay_notify_timeout_s: float = DEFAULT_PAY_NOTIFY_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not self.apps:
@@ -128,6 +262,15 @@ class SandboxConfig:
             bad = [k for k in template.keywords if not KEYWORD_KEY_RE.fullmatch(k)]
             if not template.template_id or not template.keywords or bad:
                 raise ValueError(f"subscribe template {template.template_id!r}: bad keywords {bad}")
+        for mchid, merchant in self.pay_merchants.items():
+            if not MCHID_RE.fullmatch(mchid) or not isinstance(merchant, PayMerchant):
+                raise ValueError(f"pay_merchants: {mchid!r} must be a mchid (digits) mapped to a PayMerchant")
+        self.pay_retry_schedule_s = [float(v) for v in self.pay_retry_schedule_s]
+        check_retry_schedule(self.pay_retry_schedule_s)
+        if not 0 <= self.pay_refund_delay_s <= 3600:
+            raise ValueError("pay_refund_delay_s must be within 0-3600 s")
+        if not 0 < self.pay_notify_timeout_s <= 60:
+            raise ValueError("pay_notify_timeout_s must be within (0, 60] s")
 
     @property
     def default_appid(self) -> str:
@@ -163,4 +306,15 @@ class SandboxConfig:
             kwargs["pages"] = [p.strip() for p in raw_pages.split(",") if p.strip()]
         elif app_json:
             kwargs["pages"] = pages_from_app_json(app_json)
+        merchants_file = env.get("SANDBOX_PAY_MERCHANTS", "").strip()
+        if merchants_file:
+            kwargs["pay_merchants"] = pay_merchants_from_file(merchants_file)
+        schedule = env.get("SANDBOX_PAY_RETRY_SCHEDULE_S", "").strip()
+        if schedule:
+            kwargs["pay_retry_schedule_s"] = parse_retry_schedule(schedule)
+        for name, key in (("SANDBOX_PAY_REFUND_DELAY_S", "pay_refund_delay_s"),
+                          ("SANDBOX_PAY_NOTIFY_TIMEOUT_S", "pay_notify_timeout_s")):
+            raw = env.get(name, "").strip()
+            if raw:
+                kwargs[key] = float(raw)
         return cls(**kwargs)

@@ -45,6 +45,15 @@ JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
 - ``GET  subscribe-messages?touser=`` → ``{"messages": [...]}``
 - ``GET  calls?path=`` → ``{"calls": [{path, errcode, http_status, at}]}``; ``DELETE calls``
 - ``GET|POST settings {stable_token_refresh_interval_s?, stable_token_daily_force_limit?}``
+- WeChat Pay (semantics: :mod:`sandbox.wechatpay`): ``POST pay/merchants {mchid, appid, apiv3_key,
+  merchant_serial, merchant_public_key_pem}`` → 201; ``GET pay/merchants``; ``GET pay/platform-key`` →
+  ``{"public_key_id","public_key_pem"}``; ``GET|POST pay/settings {retry_schedule_s?,
+  refund_delay_s?, notify_timeout_s?}``; ``GET pay/orders?mchid=&out_trade_no=``; ``POST
+  pay/{prepay_id} {result: SUCCESS|PAYERROR, notify?: send|drop|delay, delay_s?, bank_type?}`` (the
+  user pays); ``GET pay/notifications?out_trade_no=&out_refund_no=&mchid=&event_type=`` (each with
+  its delivery attempts); ``POST pay/notifications/{id}/redeliver {count?, parallel?, tamper?}``
+- message push (semantics: :mod:`sandbox.push`): ``POST push {url, token, mode?, encoding_aes_key?,
+  appid?, format?, message}`` and ``POST push/verify {url, token}``
 """
 
 from __future__ import annotations
@@ -60,7 +69,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response, raw
 
-from sandbox import face, ocr, partner, signature, subscribe
+from sandbox import face, ocr, partner, push, signature, subscribe, wechatpay
 from sandbox.cardnet import card_number_ok
 from sandbox.config import SandboxConfig
 from sandbox.state import State
@@ -153,8 +162,15 @@ def new_openid() -> str:
     return "o" + secrets.token_urlsafe(21)[:27]
 
 
-def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
+PAY_FIELDS = ("result", "notify", "delay_s", "bank_type")
+REDELIVER_FIELDS = ("count", "parallel", "tamper")
+
+
+def create_control_blueprint(
+    config: SandboxConfig, state: State, pay: wechatpay.WeChatPay | None = None
+) -> Blueprint:
     bp = Blueprint("sandbox_control", url_prefix="/control")
+    pay = pay or wechatpay.WeChatPay(config, state)
 
     def route(uri: str, methods: list[str]):
         def deco(fn):
@@ -163,6 +179,9 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
                     return await fn(request, **kwargs)
                 except ControlError as exc:
                     return exc.response()
+                except wechatpay.ControlProblem as exc:
+                    code = "NOT_FOUND" if exc.status == 404 else "INVALID_REQUEST"
+                    return ControlError(exc.status, code, exc.message, exc.field).response()
 
             handler.__name__ = fn.__name__
             bp.add_route(handler, uri, methods=methods, name=fn.__name__)
@@ -424,8 +443,9 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             raise bad(None, "give errcode, http_status, body or drop, and/or delay_s")
         if len(replies) > 1:
             raise bad(replies[1], "give only one of errcode, http_status, body and drop (delay_s may go with any)")
-        if errcode is not None and path.startswith(("cardnet/", "partner/")):
-            raise bad("errcode", "the card network and partner callbacks have no errcodes; use http_status or body")
+        if errcode is not None and path.startswith(("cardnet/", "partner/", "wechatpay/")):
+            raise bad("errcode", "the card network, partner callbacks and WeChat Pay have no errcodes; "
+                                 "use http_status or body")
         if errcode == 0:
             raise bad("errcode", "errcode 0 is not a fault; use body to answer a success of your own")
         body_json = None if body is None else dumps(body)
@@ -559,6 +579,87 @@ def create_control_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             raise bad("text", "text must be a non-empty string of at most 32 characters")
         image = await asyncio.to_thread(signature.draw_signature, text.strip())
         return raw(image, content_type="image/png")
+
+    # -- WeChat Pay (sandbox.wechatpay) ---------------------------------------------------------
+
+    @route("/pay/merchants", ["POST"])
+    async def pay_merchant_add(request: Request) -> HTTPResponse:
+        return json_response(await pay.register_merchant(body_of(request)), status=201, dumps=dumps)
+
+    @route("/pay/merchants", ["GET"])
+    async def pay_merchants(request: Request) -> HTTPResponse:
+        return json_response({"merchants": await pay.merchants()}, dumps=dumps)
+
+    @route("/pay/platform-key", ["GET"])
+    async def pay_platform_key(request: Request) -> HTTPResponse:
+        return json_response(await pay.platform_key(), dumps=dumps)
+
+    @route("/pay/settings", ["GET"])
+    async def pay_settings_get(request: Request) -> HTTPResponse:
+        return json_response(await pay.settings(), dumps=dumps)
+
+    @route("/pay/settings", ["POST"])
+    async def pay_settings_set(request: Request) -> HTTPResponse:
+        return json_response(await pay.set_settings(body_of(request)), dumps=dumps)
+
+    @route("/pay/orders", ["GET"])
+    async def pay_orders(request: Request) -> HTTPResponse:
+        orders = await pay.orders(request.args.get("mchid"), request.args.get("out_trade_no"))
+        return json_response({"orders": orders}, dumps=dumps)
+
+    @route("/pay/notifications", ["GET"])
+    async def pay_notifications(request: Request) -> HTTPResponse:
+        filters = {k: request.args.get(k) for k in ("mchid", "out_trade_no", "out_refund_no", "event_type")}
+        return json_response({"notifications": await pay.notifications(filters)}, dumps=dumps)
+
+    @route("/pay/notifications/<notification_id>/redeliver", ["POST"])
+    async def pay_redeliver(request: Request, notification_id: str) -> HTTPResponse:
+        data = strict_body(request, REDELIVER_FIELDS)
+        count = opt_int(data, "count", 1, 1, 100)
+        parallel = data.get("parallel", False)
+        if not isinstance(parallel, bool):
+            raise bad("parallel", "parallel must be true or false")
+        tamper = data.get("tamper")
+        if tamper is not None and tamper not in wechatpay.TAMPERS:
+            raise bad("tamper", f"tamper must be one of {', '.join(wechatpay.TAMPERS)}")
+        return json_response(await pay.redeliver(notification_id, count, parallel, tamper), dumps=dumps)
+
+    @route("/pay/<prepay_id>", ["POST"])
+    async def pay_order(request: Request, prepay_id: str) -> HTTPResponse:
+        data = strict_body(request, PAY_FIELDS)
+        result = data.get("result")
+        if result not in ("SUCCESS", "PAYERROR"):
+            raise bad("result", "result must be 'SUCCESS' or 'PAYERROR'")
+        delay = data.get("delay_s")
+        notify = data.get("notify", "delay" if delay is not None else "send")
+        if notify not in wechatpay.NOTIFY_MODES:
+            raise bad("notify", "notify must be 'send', 'drop' or 'delay'")
+        if delay is not None and (notify != "delay" or isinstance(delay, bool)
+                                  or not isinstance(delay, (int, float)) or not 0 < delay <= 3600):
+            raise bad("delay_s", "delay_s must be a number in (0, 3600], with notify 'delay'")
+        bank_type = data.get("bank_type", "OTHERS")
+        if not isinstance(bank_type, str) or not wechatpay.BANK_TYPE_RE.fullmatch(bank_type):
+            raise bad("bank_type", "bank_type must be 1-32 of A-Z 0-9 _ (e.g. OTHERS, CMB_CREDIT)")
+        answer = await pay.pay(prepay_id, result, notify, float(delay if delay is not None else 1.0), bank_type)
+        return json_response(answer, dumps=dumps)
+
+    # -- message push (sandbox.push) -------------------------------------------------------------
+
+    @route("/push", ["POST"])
+    async def push_message(request: Request) -> HTTPResponse:
+        try:
+            params = push.validate_push(body_of(request), config.default_appid)
+        except push.RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return json_response(await push.push(params), dumps=dumps)
+
+    @route("/push/verify", ["POST"])
+    async def push_verify(request: Request) -> HTTPResponse:
+        try:
+            url, token = push.validate_verify(body_of(request))
+        except push.RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return json_response(await push.verify(url, token), dumps=dumps)
 
     with open(OPENAPI_PATH, "rb") as fh:
         openapi_document = fh.read()

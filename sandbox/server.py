@@ -5,12 +5,16 @@
 - ``/sandbox/cardnet/...`` bank-card network: element check and transfers to/from a card (:mod:`sandbox.cardnet`)
 - ``/sandbox/partner/...`` a partner's callback server: receives and checks the bank's signed
   notifications (:mod:`sandbox.partner`)
+- ``/sandbox/wechatpay/...`` WeChat Pay API v3 (:mod:`sandbox.wechatpay`), standing for
+  ``https://api.mch.weixin.qq.com``; its notifications are delivered by a dispatcher each worker
+  process runs (started after the server starts, stopped before it stops)
 - ``/sandbox/control/...`` control API for tests and local development (:mod:`sandbox.control`)
 
 State lives in the SQLite file ``SandboxConfig.state_path`` (see :mod:`sandbox.state`), opened per
 worker process by a ``before_server_start`` listener on the blueprint (and lazily on first use);
-opening it creates the partner emulator's tables (:func:`sandbox.partner.with_schema`) and writes the
-configured subscribe templates and pages (:func:`sandbox.subscribe.make_seed`).
+opening it creates the partner emulator's tables (:func:`sandbox.partner.with_schema`), the WeChat Pay
+tables, platform key pair and configured merchants (:func:`sandbox.wechatpay.with_schema`) and writes
+the configured subscribe templates and pages (:func:`sandbox.subscribe.make_seed`).
 """
 
 from __future__ import annotations
@@ -26,16 +30,19 @@ from sandbox.partner import create_partner_blueprint, with_schema
 from sandbox.state import State
 from sandbox.subscribe import make_seed
 from sandbox.wechat_api import create_wechat_blueprint
+from sandbox import wechatpay
 
 
 def create_blueprint(config: SandboxConfig | None = None) -> BlueprintGroup:
     """All sandbox routes, under ``/sandbox``; mount with ``app.blueprint(create_blueprint(cfg))``."""
     config = config or SandboxConfig()
-    state = State(config.state_path, seed=with_schema(make_seed(config)))
+    state = State(config.state_path, seed=wechatpay.with_schema(config, with_schema(make_seed(config))))
+    pay = wechatpay.WeChatPay(config, state)
     wechat = create_wechat_blueprint(config, state)
     cardnet = create_cardnet_blueprint(config, state)
     partner = create_partner_blueprint(config, state)
-    control = create_control_blueprint(config, state)
+    wechatpay_bp = wechatpay.create_wechatpay_blueprint(pay)
+    control = create_control_blueprint(config, state, pay)
 
     async def open_state(app) -> None:
         await state.open()
@@ -45,7 +52,7 @@ def create_blueprint(config: SandboxConfig | None = None) -> BlueprintGroup:
 
     control.before_server_start(open_state)
     control.after_server_stop(close_state)
-    group = Blueprint.group(wechat, cardnet, partner, control, url_prefix="/sandbox")
+    group = Blueprint.group(wechat, cardnet, partner, wechatpay_bp, control, url_prefix="/sandbox")
     return group
 
 

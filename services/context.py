@@ -10,6 +10,7 @@ from core.tokens import JWTCodec
 from integrations.cardnet import CardNetworkClient
 from integrations.storage import ObjectStorage
 from integrations.webhooks import WebhookSender
+from integrations.wechatpay import WeChatPayClient
 from integrations.wechat import MiniProgramClient
 from services.esign.certs import BankSigningIdentity
 from services.esign.pool import ContractWorkers
@@ -26,3 +27,4 @@ class ServiceContext:
     signer: BankSigningIdentity  # the bank's e-signing key and certificate
     contract_workers: ContractWorkers  # render and sign contracts in worker processes
     webhooks: WebhookSender  # partners' callback URLs (never the bank's own network)
+    wechatpay: WeChatPayClient  # WeChat Pay v3 (the mounted emulator in sandbox mode)

@@ -27,7 +27,14 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("cardnet.reconcile", settings.reconcile_every_s, lambda: funding.reconcile(ctx), lease_s=300),
         jobs.Job("idempotency.sweep", 3600, _sweep_idempotency),
         jobs.Job("partner_nonces.sweep", 600, _sweep_nonces),
+        jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx), lease_s=300),
     ]
+
+
+async def payments_reconcile(ctx: ServiceContext) -> dict:
+    from services.payments import orders
+
+    return await orders.reconcile(ctx)
 
 
 async def _sweep_nonces() -> dict:

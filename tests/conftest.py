@@ -47,6 +47,9 @@ def free_port() -> int:
 
 def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
     """Settings as a test server uses them: explicit test-only keys, short timeouts, the sandbox on."""
+    from integrations.wechatpay import dev_merchant_key
+
+    key_path, serial = dev_merchant_key(var_dir)
     base = Settings(
         app_env="sandbox",
         database_url=MYSQL_URL or f"sqlite://{var_dir / 'app.sqlite3'}",
@@ -63,6 +66,10 @@ def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
         dev_keys=True,
         sandbox_routes=True,
         validate_responses=True,
+        wechatpay_mchid="1900000001",
+        wechatpay_private_key_path=str(key_path),
+        wechatpay_merchant_serial=serial,
+        wechatpay_apiv3_key="test-only-apiv3-" + secrets.token_hex(8),
     )
     return dataclasses.replace(base, **overrides)
 

@@ -15,7 +15,9 @@
  * the contract page and activates the binding; a partner (PARTNER_APP_ID / PARTNER_SECRET, made with
  * `python -m app partner create --name 测试高速 --scopes etc:debit,etc:read`; the ETC steps fail without them) debits a
  * toll with requests signed as docs/open-api.md says, and the pages show it; a debit larger than the balance becomes
- * arrears, and unbinding is refused while they are owed.
+ * arrears, and unbinding is refused while they are owed. The arrears are then paid with WeChat Pay on the pay page: a first
+ * wx.requestPayment cancelled, then the same order paid (the shim plays it on WeChat Pay's emulator) and polled until paid;
+ * the debit shows 已补缴, the balance is unchanged, and unbinding succeeds.
  *
  * Every page is rendered as WeChat would: on load and after each setData (the shim records any render error;
  * show() fails on one), and explicitly after each step with the strict WXML renderer (test/wxml.js), so the
@@ -35,6 +37,7 @@ const api = require('../utils/api')
 const errors = require('../utils/errors')
 const money = require('../utils/money')
 const etc = require('../utils/etc')
+const pay = require('../utils/pay')
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
 const PHONE = '13812345678'
@@ -1854,6 +1857,202 @@ test('mini-program journey against the live backend', async (t) => {
           const mine = rows.filter((r) => r[8] === maskedCard)
           assert.deepEqual(mine.map((r) => [r[0], r[3], r[4], r[5]]), [['debit', 'toll', 'succeeded', '3500'], ['debit', 'toll', 'arrears', '20000']])
         })
+
+        // The arrears are paid with WeChat Pay (issue #11), from outside the account: the pay page orders them
+        // (the amount is the server's), wx.requestPayment is played on WeChat Pay's emulator, the backend learns of the
+        // payment (its notification, or asking WeChat Pay) and settles the refused debit; then unbinding succeeds.
+        let payPage = null
+        let payOrder = null
+        const orderPath = () => '/api/v1/payments/orders/' + payOrder.id
+
+        await t.test('binding page: 补缴欠费 while ¥200.00 is owed opens the pay page', async () => {
+          const shown = await bindingPage.onShow()
+          assert.ok(shown, describeError(bindingPage))
+          assert.equal(shown.arrears_fen, 20000)
+          const view = show(bindingPage)
+          assertShows(view, ['欠费\n¥200.00\n有扣款因余额不足或超出限额未能扣款，欠费补缴后才能解除绑定。\n补缴欠费'])
+          bindingPage[tappable(view, 'goPay').events.bindtap]()
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/pay/pay?binding_id=' + binding.id + '&purpose=arrears' })
+        })
+
+        await t.test('pay page: what is paid, the binding\'s arrears of ¥200.00; nothing is ordered before the tap', async () => {
+          payPage = shim.loadPage('pages/etc/pay/pay')
+          payPage.setData({ pollIntervalMs: 300, backDelayMs: 10 })
+          const from = shim.state.requests.length
+          const b = await payPage.onLoad({ binding_id: String(binding.id), purpose: 'arrears' })
+          assert.ok(b, describeError(payPage))
+          assert.deepEqual(since(from).map(pathOf), ['GET ' + bindingPath() + ' 200'])
+          const view = show(payPage)
+          assertShows(view, ['ETC欠费补缴', '车牌\n' + plate + ' 渐变绿\nETC 卡号\n' + maskedCard + '\n当前欠费\n¥200.00', '微信支付 ¥200.00'])
+          assert.equal(tappable(view, 'onPay').attrs.disabled, false)
+          assert.ok(!view.text.includes(etcCard))
+        })
+
+        await t.test('pay page: the first attempt is cancelled in wx.requestPayment: nothing paid, the order stays payable', async () => {
+          shim.queuePayment('cancel')
+          const from = shim.state.requests.length
+          const payments = shim.state.payments.length
+          assert.equal(await payPage.onPay(), null)
+          const calls = since(from)
+          assert.deepEqual(calls.map(pathOf), ['POST /api/v1/payments/orders 201'], 'ordered, and nothing asked after a cancel')
+          assert.deepEqual(calls[0].data, { purpose: 'arrears', reference_id: binding.id }, 'no amount: the server\'s')
+          assert.match(calls[0].header['Idempotency-Key'], /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+          payOrder = calls[0].response
+          assert.equal(payOrder.purpose, 'arrears')
+          assert.equal(payOrder.reference_id, binding.id)
+          assert.equal(payOrder.amount_fen, 20000, 'what the binding owes')
+          assert.equal(payOrder.status, 'prepaid')
+          assert.equal(payOrder.paid_at, null)
+          const params = payOrder.pay_params
+          assert.deepEqual(Object.keys(params).sort(), ['nonceStr', 'package', 'paySign', 'signType', 'timeStamp'])
+          assert.equal(params.signType, 'RSA')
+          assert.match(params.package, /^prepay_id=wx\S+$/)
+          const made = shim.state.payments.slice(payments)
+          assert.equal(made.length, 1)
+          assert.deepEqual(made[0].params, params, 'wx.requestPayment got the order\'s pay_params')
+          assert.equal(made[0].prepayId, params.package.slice('prepay_id='.length))
+          assert.deepEqual(made[0].outcome, { cancel: true })
+          assert.equal(made[0].emulator, null, 'WeChat Pay was not asked to pay')
+          assert.equal(made[0].errMsg, 'requestPayment:fail cancel')
+          assert.equal(payPage.data.phase, 'cancelled')
+          assert.equal(shim.lastToast().title, '已取消支付')
+          const view = show(payPage)
+          assertShows(view, ['支付订单\n支付金额\n¥200.00\n订单状态\n待支付\n订单号\n' + payOrder.out_trade_no, '已取消支付\n未扣款，订单仍可支付，可重新支付。\n重新支付'])
+          assert.ok(!view.text.includes('支付成功'))
+
+          // Nothing paid: the order can still be paid (here and at WeChat Pay); the arrears and the balance are as they were.
+          const again = await api.request({ url: orderPath() })
+          assert.equal(again.status, 'prepaid')
+          assert.deepEqual(again.pay_params && again.pay_params.package, params.package)
+          const atWeChatPay = await controlGet('pay/orders?out_trade_no=' + payOrder.out_trade_no)
+          assert.equal(atWeChatPay.status, 200, atWeChatPay.text)
+          assert.deepEqual(atWeChatPay.json.orders.map((o) => [o.prepay_id, o.trade_state, o.total]), [[made[0].prepayId, 'NOTPAY', 20000]])
+          assert.equal((await api.request({ url: bindingPath() })).arrears_fen, 20000)
+          assert.equal(await balanceNow(), 11500)
+        })
+
+        await t.test('pay page: 重新支付 is answered with the same order (200); paid on WeChat Pay\'s emulator; polled until paid: 支付成功', async () => {
+          const from = shim.state.requests.length
+          const payments = shim.state.payments.length
+          const paid = await payPage.onPay()
+          assert.ok(paid, describeError(payPage))
+          const calls = since(from)
+          const post = calls[0]
+          assert.equal(pathOf(post), 'POST /api/v1/payments/orders 200', 'the open order for the same debt')
+          assert.deepEqual(post.data, { purpose: 'arrears', reference_id: binding.id })
+          const firstKey = shim.state.requests.slice(0, from).filter((r) => r.method === 'POST' && new URL(r.url).pathname === '/api/v1/payments/orders').pop().header['Idempotency-Key']
+          assert.notEqual(post.header['Idempotency-Key'], firstKey, 'a new intent, a new key: the server, not a replay, answers the same order')
+          assert.equal(post.response.id, payOrder.id, 'the same order')
+          assert.equal(post.response.out_trade_no, payOrder.out_trade_no)
+          assert.equal(post.response.pay_params.package, payOrder.pay_params.package, 'the same prepay_id')
+
+          const [made] = shim.state.payments.slice(payments)
+          assert.equal(made.prepayId, payOrder.pay_params.package.slice('prepay_id='.length))
+          assert.equal(made.emulator.status, 200, JSON.stringify(made.emulator))
+          assert.equal(made.emulator.json.trade_state, 'SUCCESS')
+          assert.equal(made.emulator.json.out_trade_no, payOrder.out_trade_no)
+          assert.equal(made.errMsg, 'requestPayment:ok')
+
+          // Polled: GET /api/v1/payments/orders/{id} until paid.
+          const polls = calls.slice(1).filter((r) => new URL(r.url).pathname === orderPath())
+          assert.ok(polls.length >= 1 && polls.length <= payPage.data.pollTimes, polls.map(pathOf).join(', '))
+          assert.ok(polls.every((r) => r.statusCode === 200))
+          assert.equal(polls[polls.length - 1].response.status, 'paid')
+          assert.ok(polls.slice(0, -1).every((r) => r.response.status === 'prepaid'))
+          assert.equal(paid.id, payOrder.id)
+          assert.equal(paid.status, 'paid')
+          assert.ok(paid.paid_at)
+          assert.equal(paid.pay_params, null, 'nothing more to pay')
+          assert.equal(paid.amount_fen, 20000)
+
+          assert.equal(payPage.data.phase, 'paid')
+          assert.ok(shim.state.toasts.some((x) => x.title === '支付成功'))
+          const view = show(payPage)
+          assertShows(view, ['当前欠费\n¥0.00', '支付金额\n¥200.00\n订单状态\n已支付\n订单号\n' + payOrder.out_trade_no + '\n支付时间\n' + payPage.data.order.paidAt,
+            '支付成功\n欠费已补缴，正在返回 ETC 绑定。\n返回ETC绑定'])
+          assert.ok(!view.text.includes('重新支付') && !view.text.includes('微信支付 ¥'))
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateBack', delta: 1 }, 'back to the binding page')
+          const before = shim.state.requests.length
+          assert.equal(await payPage.onPay(), null, 'a paid order is not paid again')
+          assert.equal(shim.state.requests.length, before)
+
+          // WeChat Pay's TRANSACTION.SUCCESS notification reached the backend (whichever came first, it or the query).
+          let note = null
+          for (let i = 0; i < 50; i++) {
+            const res = await controlGet('pay/notifications?out_trade_no=' + payOrder.out_trade_no)
+            assert.equal(res.status, 200, res.text)
+            note = res.json.notifications[0] || null
+            if (note && note.status !== 'pending') break
+            await sleep(100)
+          }
+          assert.ok(note, 'a notification for the order')
+          assert.equal(note.event_type, 'TRANSACTION.SUCCESS')
+          assert.equal(note.status, 'delivered', JSON.stringify(note))
+          assert.equal(note.resource.out_trade_no, payOrder.out_trade_no)
+          assert.equal(note.resource.amount.total, 20000)
+          // Asking again (a late notification, another poll) changes nothing.
+          assert.equal((await api.request({ url: orderPath() })).paid_at, paid.paid_at)
+        })
+
+        await t.test('binding page (back from paying): 欠费 ¥0.00, the ¥200.00 toll 已补缴, no 补缴欠费', async () => {
+          const shown = await bindingPage.onShow()
+          assert.ok(shown, describeError(bindingPage))
+          assert.equal(shown.arrears_fen, 0)
+          assert.deepEqual(bindingPage.data.debits.map((d) => [d.categoryLabel, d.amount, d.statusText]),
+            [['通行费', '¥200.00', '已补缴'], ['通行费', '¥35.00', '已扣款']])
+          const view = show(bindingPage)
+          assertShows(view, ['账户余额\n¥115.00\n欠费\n¥0.00', '扣款记录\n通行费\n¥200.00\n' + MERCHANT + '\n已补缴\n' + bindingPage.data.debits[0].at])
+          assert.ok(!view.text.includes('补缴欠费'))
+          assert.ok(!view.text.includes('欠费补缴后才能解除绑定'))
+        })
+
+        await t.test('index, account and transactions pages: no arrears; the balance unchanged (paid from outside the account)', async () => {
+          assert.equal(await balanceNow(), 11500, 'the arrears were paid with WeChat Pay, not from the account')
+          const index = shim.loadPage('pages/index/index')
+          await index.onShow()
+          assert.equal(index.data.bindings.length, 1, describeError(index))
+          assert.equal(index.data.bindings[0].hasArrears, false)
+          const view = show(index)
+          assertShows(view, ['我的车辆与ETC\n' + plate + ' 渐变绿\nETC 卡 ' + maskedCard + '\n已开通 >\n我的车辆与ETC',
+            '我的账户\nⅡ类户 ' + account.number_masked + '\n正常\n¥115.00 >'])
+          assert.ok(!view.text.includes('欠费'))
+
+          const page = shim.loadPage('pages/account/account')
+          const a = await page.onLoad({ id: String(account.id) })
+          assert.ok(a, describeError(page))
+          assertShows(show(page), ['账户余额\n¥115.00', '今日已用\n¥35.00'])
+          const tx = shim.loadPage('pages/account/transactions/transactions')
+          await tx.onLoad({ id: String(account.id) })
+          assert.equal(tx.data.entries[0].kind, 'etc_toll', describeError(tx))
+          assert.deepEqual([tx.data.entries[0].amount, tx.data.entries[0].balanceAfter], ['-¥35.00', '¥115.00'], 'no ledger entry for the arrears payment')
+          assertShows(show(tx), ['交易明细\n通行费\n-¥35.00'])
+        })
+
+        await t.test('解除绑定 now succeeds; the index lists no binding; the car can be removed', async () => {
+          const from = shim.state.requests.length
+          const unbound = await bindingPage.onUnbind()
+          assert.ok(unbound, describeError(bindingPage))
+          assert.deepEqual(since(from).map(pathOf), ['DELETE ' + bindingPath() + ' 200'])
+          assert.equal(unbound.status, 'unbound')
+          assert.equal(unbound.arrears_fen, 0)
+          assert.equal(shim.lastToast().title, '已解除绑定')
+          const view = show(bindingPage)
+          assertShows(view, [plate + '\n已解绑', '解绑时间\n' + bindingPage.data.binding.unboundAt])
+          assert.ok(!view.text.includes('解除绑定') && !view.text.includes('暂停自动扣款'))
+
+          const index = shim.loadPage('pages/index/index')
+          await index.onShow()
+          assert.deepEqual(index.data.bindings, [], describeError(index))
+          assertShows(show(index), ['我的车辆与ETC\n尚未绑定 ETC 卡，绑定后通行费从Ⅱ类户自动扣款'])
+
+          // The partner can no longer debit the card; the car has no binding left and can be removed.
+          const res = await partnerCall('POST', '/open/v1/debits', tollBody('ETC' + Date.now() + digits(6), 1000))
+          assert.ok(res.status >= 400 && res.status < 500, res.status + ' ' + res.text)
+          assert.equal(res.signed, true)
+          assert.equal(await balanceNow(), 11500)
+          await vehiclesPage.onShow()
+          assertShows(show(vehiclesPage), [plate + '\n渐变绿牌 · 新能源\n未绑定ETC\n绑定ETC卡\n删除'])
+        })
       })
     })
   })
@@ -1979,15 +2178,24 @@ test('request-bodies.js agrees with the OpenAPI document: endpoints, fields, req
   assert.deepEqual(Object.keys(etc.DEBIT_STATUS).sort(), debit.status.enum.slice().sort(), 'a text for every debit status')
   const status = resolve(doc, doc.components.schemas.BindingOut).properties.status
   assert.deepEqual(Object.keys(etc.BINDING_STATUS).sort(), status.enum.slice().sort(), 'a text for every binding status')
+  // utils/pay.js: what an order pays for, its statuses and wx.requestPayment's parameters are the schema's.
+  const order = resolve(doc, doc.components.schemas.OrderOut).properties
+  assert.deepEqual(Object.keys(pay.PURPOSES).sort(), resolve(doc, doc.components.schemas.OrderBody).properties.purpose.enum.slice().sort())
+  assert.deepEqual(bodies.PAYMENT_PURPOSES.slice().sort(), order.purpose.enum.slice().sort())
+  assert.deepEqual(Object.keys(pay.ORDER_STATUS).sort(), order.status.enum.slice().sort(), 'a text for every order status')
+  const params = resolve(doc, nonNull(order.pay_params))
+  assert.deepEqual(pay.PAY_PARAM_KEYS.slice().sort(), Object.keys(params.properties).sort())
+  assert.deepEqual(pay.PAY_PARAM_KEYS.slice().sort(), params.required.slice().sort(), 'all five are always given')
+  assert.equal(params.properties.signType.const, 'RSA')
 })
 
-test('every error code of the account, vehicle and ETC binding endpoints has a text for the user (errors.js) or a specific server message', async () => {
+test('every error code of the account, vehicle, ETC binding and payment endpoints has a text for the user (errors.js) or a specific server message', async () => {
   const doc = await openapiDocument()
   // Codes no user action on these pages leads to: the server's message is shown as is.
   const generic = new Set(['INVALID_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'VALIDATION_ERROR', 'NOT_FOUND', 'TOKEN_INVALID'])
   const codes = new Set()
   for (const [p, ops] of Object.entries(doc.paths)) {
-    if (!/^\/api\/v1\/(account-applications|accounts|vehicles|etc-bindings)/.test(p)) continue
+    if (!/^\/api\/v1\/(account-applications|accounts|vehicles|etc-bindings|payments)/.test(p)) continue
     for (const op of Object.values(ops)) {
       for (const [status, r] of Object.entries(op.responses || {})) {
         if (Number(status) < 400) continue
@@ -1999,6 +2207,7 @@ test('every error code of the account, vehicle and ETC binding endpoints has a t
   }
   assert.ok(codes.has('CARD_DECLINED') && codes.has('INSUFFICIENT_FUNDS') && codes.has('ACCOUNT_LIMIT_REACHED'), [...codes].join(' '))
   assert.ok(['PLATE_INVALID', 'VEHICLE_BOUND', 'ALREADY_BOUND', 'AUTHORISATION_NOT_SIGNED', 'ARREARS_OUTSTANDING'].every((c) => codes.has(c)), [...codes].join(' '))
+  assert.ok(['NOTHING_TO_PAY', 'WECHATPAY_UNAVAILABLE', 'WECHATPAY_REFUSED', 'ORDER_NOT_FOUND'].every((c) => codes.has(c)), [...codes].join(' '))
   const missing = [...codes].filter((c) => !generic.has(c) && !errors.MESSAGES[c] && !errors.SERVER_TEXT[c])
   assert.deepEqual(missing, [], 'codes without a text in utils/errors.js')
 })

@@ -20,6 +20,8 @@
 
 // The plate colours (utils/etc.js COLORS; the schema's enum).
 const PLATE_COLORS = ['blue', 'yellow', 'black', 'white', 'gradient_green', 'yellow_green']
+// What a WeChat Pay order pays for (utils/pay.js PURPOSES; OrderBody.purpose's enum). The amount is the server's.
+const PAYMENT_PURPOSES = ['arrears', 'obu_fee']
 
 const DOCUMENTED = [
   { method: 'POST', path: '/api/v1/auth/login', body: { code: 'string' } },
@@ -58,7 +60,9 @@ const DOCUMENTED = [
   { method: 'POST', path: '/api/v1/etc-bindings/:id/suspend', body: null },
   { method: 'POST', path: '/api/v1/etc-bindings/:id/resume', body: null },
   { method: 'DELETE', path: '/api/v1/etc-bindings/:id', body: null },
-  { method: 'GET', path: '/api/v1/etc-bindings/:id/debits', query: { cursor: 'count?', limit: 'count?' } }
+  { method: 'GET', path: '/api/v1/etc-bindings/:id/debits', query: { cursor: 'count?', limit: 'count?' } },
+  { method: 'POST', path: '/api/v1/payments/orders', body: { purpose: PAYMENT_PURPOSES, reference_id: 'id' }, headers: { 'Idempotency-Key': 'key' } },
+  { method: 'GET', path: '/api/v1/payments/orders/:id', query: {} }
 ]
 
 // The bound of amount_fen (services/accounts/funding.py MAX_AMOUNT_FEN; utils/money.js uses the same).
@@ -165,7 +169,7 @@ function checkRecord(record, doc, method, url, label) {
   return checkFields(label, doc.body, data)
 }
 
-module.exports = { DOCUMENTED, MAX_FEN, PLATE_COLORS, check, isOptional }
+module.exports = { DOCUMENTED, MAX_FEN, PLATE_COLORS, PAYMENT_PURPOSES, check, isOptional }
 
 if (require.main === module) {
   const test = require('node:test')
@@ -205,6 +209,21 @@ if (require.main === module) {
     assert.match(check(rec('POST', '/api/v1/vehicles', { plate_number: '京A12345', plate_color: 'green' }))[0], /plate_color must be one of blue/)
     assert.match(check(rec('POST', '/api/v1/etc-bindings/9/suspend', { now: true }))[0], /documented without a body/)
     assert.match(check(rec('GET', '/api/v1/etc-bindings/9/debits?cursor=0', { cursor: 0 }))[0], /cursor must be a positive integer/)
+  })
+
+  test('request-bodies: a WeChat Pay order: a purpose of the enum, the binding as an integer, no amount, the Idempotency-Key', () => {
+    const key = { 'Idempotency-Key': '0b6f2c1e-4a8d-4c3b-9f10-2e7a5d6c8b90' }
+    const order = (body, header) => check(Object.assign(rec('POST', '/api/v1/payments/orders', body), { header: header || key }))
+    assert.deepEqual(order({ purpose: 'arrears', reference_id: 9 }), [])
+    assert.deepEqual(order({ purpose: 'obu_fee', reference_id: 9 }), [])
+    assert.deepEqual(order({ purpose: 'arrears', reference_id: '9' }), ['POST /api/v1/payments/orders: reference_id must be a positive integer, got "9"'])
+    assert.match(order({ purpose: 'fine', reference_id: 9 })[0], /purpose must be one of arrears \/ obu_fee/)
+    assert.match(order({ purpose: 'arrears', reference_id: 9, amount_fen: 20000 })[0], /undocumented field "amount_fen"/, 'the amount is the server\'s')
+    assert.match(order({ reference_id: 9 })[0], /missing field "purpose"/)
+    assert.deepEqual(order({ purpose: 'arrears', reference_id: 9 }, {}), ['POST /api/v1/payments/orders: missing header Idempotency-Key'])
+    assert.deepEqual(check(rec('GET', '/api/v1/payments/orders/12', undefined)), [])
+    assert.match(check(rec('GET', '/api/v1/payments/orders/12?refresh=1', { refresh: 1 }))[0], /undocumented field "refresh"/)
+    assert.match(check(rec('POST', '/api/v1/payments/orders/12/close', {}))[0], /not a documented endpoint/)
   })
 
   test('request-bodies: amounts must be integer fen within the bound, the class one of II / III, the key present', () => {

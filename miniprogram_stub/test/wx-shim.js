@@ -14,6 +14,12 @@
  *   wx.showToast etc.            recorded in shim.state.toasts / navigations
  *   wx.login                     asks the emulator: POST {baseUrl}/sandbox/control/login-code {openid}
  *   wx.requestFacialVerify       POST {baseUrl}/sandbox/control/face/{verifyId} {result: state.faceResult}
+ *   wx.requestPayment            checks the five parameters (timeStamp, nonceStr, package "prepay_id=…", signType
+ *                                "RSA", paySign), then plays the user's payment as queued with shim.queuePayment(…)
+ *                                (default SUCCESS): 'cancel' → fail {errMsg: 'requestPayment:fail cancel'} without
+ *                                the emulator; SUCCESS / PAYERROR → POST {baseUrl}/sandbox/control/pay/{prepay_id}
+ *                                {result, notify} (WeChat Pay's emulator), success / fail as WeChat would;
+ *                                recorded in shim.state.payments
  *   wx.chooseMedia               hands out files queued with shim.queueMedia(path)
  *   wx.downloadFile              real HTTP GET with the given headers; the body (any status) goes to a
  *                                temp file: success {statusCode, tempFilePath}; DownloadTask.onHeadersReceived
@@ -78,6 +84,9 @@ const MIN_SDK = {
   getFileSystemManager: '1.9.9'
 }
 
+// wx.requestPayment's parameters (the backend's pay_params).
+const PAY_PARAM_KEYS = ['timeStamp', 'nonceStr', 'package', 'signType', 'paySign']
+
 const state = {
   baseUrl: 'http://127.0.0.1:8000',
   storage: new Map(),
@@ -91,6 +100,8 @@ const state = {
   canvasImage: null,
   canvasExports: [],
   faceResult: 'pass',
+  paymentQueue: [],
+  payments: [],
   openid: null,
   nextLoginCode: null,
   app: null,
@@ -541,6 +552,55 @@ const wx = {
       .catch((err) => callback(opts, false, { errMsg: 'requestFacialVerify:fail ' + err.message, errCode: 90001 }))
   },
 
+  /**
+   * wx.requestPayment({timeStamp, nonceStr, package, signType, paySign, success, fail, complete}): the five
+   * parameters must be non-empty strings, signType 'RSA' and package 'prepay_id=…' (else fail with a parameter
+   * error, nothing paid). The outcome is the next one queued with queuePayment() (default SUCCESS, notify send).
+   */
+  requestPayment(opts) {
+    opts = opts || {}
+    const params = {}
+    for (const k of PAY_PARAM_KEYS) params[k] = opts[k]
+    const record = { params: clone(params), prepayId: null, outcome: null, emulator: null, errMsg: null }
+    state.payments.push(record)
+    const finish = (ok, res) => {
+      record.errMsg = res.errMsg
+      callback(opts, ok, res)
+    }
+    const missing = PAY_PARAM_KEYS.filter((k) => typeof opts[k] !== 'string' || opts[k] === '')
+    const m = /^prepay_id=(\S+)$/.exec(typeof opts.package === 'string' ? opts.package : '')
+    let problem = null
+    if (missing.length) problem = 'missing ' + missing.join(', ')
+    else if (opts.signType !== 'RSA') problem = 'signType must be RSA, got ' + JSON.stringify(opts.signType)
+    else if (!m) problem = 'package must be prepay_id=…, got ' + JSON.stringify(opts.package)
+    if (problem) {
+      setImmediate(() => finish(false, { errMsg: 'requestPayment:fail parameter error: ' + problem }))
+      return
+    }
+    record.prepayId = m[1]
+    let outcome = state.paymentQueue.length ? state.paymentQueue.shift() : 'SUCCESS'
+    if (typeof outcome === 'string') outcome = outcome === 'cancel' ? { cancel: true } : { result: outcome }
+    record.outcome = clone(outcome)
+    if (outcome.cancel) {
+      // The user closed WeChat's cashier: nothing is sent to WeChat Pay.
+      setImmediate(() => finish(false, { errMsg: 'requestPayment:fail cancel' }))
+      return
+    }
+    const body = { result: outcome.result || 'SUCCESS', notify: outcome.notify || 'send' }
+    postJson(state.baseUrl + '/sandbox/control/pay/' + encodeURIComponent(record.prepayId), body)
+      .then((res) => {
+        record.emulator = { status: res.status, json: res.json }
+        if (res.status < 200 || res.status >= 300) {
+          finish(false, { errMsg: 'requestPayment:fail emulator answered ' + res.status + ' ' + res.text })
+        } else if (res.json && res.json.trade_state === 'SUCCESS') {
+          finish(true, { errMsg: 'requestPayment:ok' })
+        } else {
+          finish(false, { errMsg: 'requestPayment:fail ' + ((res.json && res.json.trade_state) || 'unknown') })
+        }
+      })
+      .catch((err) => finish(false, { errMsg: 'requestPayment:fail ' + err.message }))
+  },
+
   chooseMedia(opts) {
     const file = state.mediaQueue.shift()
     setImmediate(() => {
@@ -693,6 +753,8 @@ function reset(options) {
   state.canvasImage = null
   state.canvasExports.length = 0
   state.faceResult = 'pass'
+  state.paymentQueue.length = 0
+  state.payments.length = 0
   state.nextLoginCode = null
   state.sdkVersion = declaredLibVersion() || '3.8.12'
   state.renders.length = 0
@@ -703,6 +765,14 @@ function reset(options) {
 
 function queueMedia(filePath) {
   state.mediaQueue.push(filePath)
+}
+
+/**
+ * How the user's next wx.requestPayment ends: 'cancel' (closes the cashier), 'SUCCESS' or 'PAYERROR' (played on
+ * WeChat Pay's emulator), or {result, notify: 'send' | 'drop' | 'delay'}. Unqueued payments succeed.
+ */
+function queuePayment(outcome) {
+  state.paymentQueue.push(outcome)
 }
 
 /** The PNG that wx.canvasToTempFilePath hands out (what the user "drew"). */
@@ -816,7 +886,7 @@ function writeTempFile(buffer, ext) {
 }
 
 module.exports = {
-  wx, state, install, loadPage, reset, queueMedia, setCanvasImage, canvas, lastToast, control, writeTempFile, setPath,
+  wx, state, install, loadPage, reset, queueMedia, queuePayment, setCanvasImage, canvas, lastToast, control, writeTempFile, setPath,
   encodePng, signaturePng, crc32, render, compareVersion, declaredLibVersion, MIN_SDK, ROOT
 }
 
@@ -883,6 +953,43 @@ if (require.main === module) {
     ctx.moveTo(1, 2)
     ctx.lineTo(3, 4)
     assert.deepEqual(canvas('signature').ops, [['set lineWidth', 3], ['beginPath'], ['moveTo', 1, 2], ['lineTo', 3, 4]])
+  })
+
+  test('wx-shim: requestPayment checks its five parameters; a cancel fails without calling the emulator', async () => {
+    install({ baseUrl: 'http://127.0.0.1:9' })
+    reset()
+    const pay = (params) => new Promise((resolve) => {
+      const out = {}
+      wx.requestPayment(Object.assign({}, params, {
+        success: (res) => { out.success = res },
+        fail: (res) => { out.fail = res },
+        complete: () => resolve(out)
+      }))
+    })
+    const good = { timeStamp: '1764460800', nonceStr: 'n0nce', package: 'prepay_id=wx201410272009395522657a690389285100', signType: 'RSA', paySign: 'c2ln' }
+    let out = await pay(Object.assign({}, good, { paySign: undefined }))
+    assert.match(out.fail.errMsg, /^requestPayment:fail parameter error: missing paySign/)
+    out = await pay(Object.assign({}, good, { signType: 'MD5' }))
+    assert.match(out.fail.errMsg, /signType must be RSA/)
+    out = await pay(Object.assign({}, good, { package: 'wx2014' }))
+    assert.match(out.fail.errMsg, /package must be prepay_id=/)
+    queuePayment('cancel')
+    const realFetch = global.fetch
+    let fetched = 0
+    global.fetch = () => { fetched++; return Promise.reject(new Error('no network here')) }
+    try {
+      out = await pay(good)
+    } finally {
+      global.fetch = realFetch
+    }
+    assert.deepEqual(out, { fail: { errMsg: 'requestPayment:fail cancel' } })
+    assert.equal(fetched, 0, 'a cancel never reaches WeChat Pay')
+    assert.equal(state.payments.length, 4)
+    assert.deepEqual(state.payments[3].outcome, { cancel: true })
+    assert.equal(state.payments[3].prepayId, 'wx201410272009395522657a690389285100')
+    assert.equal(state.payments[0].prepayId, null, 'refused before any payment')
+    reset()
+    assert.deepEqual([state.payments.length, state.paymentQueue.length], [0, 0])
   })
 
   test('wx-shim: canIUse follows the emulated base library (project.config.json libVersion by default)', () => {

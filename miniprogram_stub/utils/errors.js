@@ -64,6 +64,12 @@ const MESSAGES = {
   BINDING_NOT_FOUND: 'ETC 绑定不存在，请刷新后重试',
   BINDING_CLOSED: '该 ETC 绑定已解除',
   BINDING_NOT_ACTIVE: '该 ETC 绑定尚未开通或已暂停',
+  // 微信支付（欠费补缴、设备费）
+  NOTHING_TO_PAY: '没有需要支付的款项，欠费可能已补缴',
+  WECHATPAY_UNAVAILABLE: '微信支付暂不可用，请稍后重试',
+  WECHATPAY_REFUSED: '微信支付暂未受理该订单，请稍后重试',
+  ORDER_NOT_FOUND: '支付订单不存在，请返回重新发起',
+  PAYMENT_NOT_PAYABLE: '该订单已不能支付，请重新发起支付',
   // 本地校验（utils/money.js）
   AMOUNT_REQUIRED: '请输入金额',
   AMOUNT_INVALID: '请输入正确的金额',

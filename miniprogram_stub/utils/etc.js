@@ -146,6 +146,7 @@ function viewDebit(d) {
     status: d.status,
     statusText: DEBIT_STATUS[d.status] || d.status,
     arrears: d.status === 'arrears',
+    settled: d.status === 'settled',
     amount: money.formatFen(d.amount_fen),
     refunded: d.refunded_fen > 0 ? money.formatFen(d.refunded_fen) : '',
     merchant: d.merchant || '',

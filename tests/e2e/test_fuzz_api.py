@@ -2,7 +2,8 @@
 
 Given a user who has walked every flow so far (login, phone, ID card, face, bank card, a signed
 privacy consent, an open and funded Class II account, a Class III application, a car whose ETC card is
-bound to it and debited once by a partner, a fresh draft, unused uploads and face checks), schemathesis runs all its phases
+bound to it and debited once by a partner, a WeChat Pay order for its device fee, a fresh draft, unused
+uploads and face checks), schemathesis runs all its phases
 (examples, coverage, fuzzing, stateful) over every operation, authenticated as that user, half of the
 ids it sends being that user's real ones (``tests/fuzz/hooks.py``); every ``/open/v1`` request is signed
 as that partner (unless the case is about malformed signing headers), so the fuzzer reaches the handlers. Then: zero server errors, zero
@@ -130,6 +131,8 @@ class Walker:
         debit = {"out_trade_no": "FUZZ-000001", "card_number": etc_card, "category": "toll", "amount_fen": 1_000,
                  "occurred_at": "2026-01-01T08:00:00+08:00", "merchant": "收费站"}
         self.ok(signed_call(self.http, partner["app_id"], partner["secret"], "POST", "/open/v1/debits", debit))
+        order = self.ok(self.http.post("/api/v1/payments/orders", json={"purpose": "obu_fee", "reference_id": binding["id"]},
+                                       headers={**self.headers, "Idempotency-Key": "walk-order-1"}))
         draft = self.ok(self.http.post("/api/v1/contracts", headers=self.headers, json={"template": "privacy_consent"}))
         fresh, pending = self.face("pass"), self.face(None)
         signature = self.upload(signature_png(), "signature")
@@ -137,7 +140,7 @@ class Walker:
             "path": {"contract_id": [signed["id"], draft["id"]], "verify_id": [fresh, pending],
                      "application_id": [application["id"], class_iii["id"]], "account_id": [account["id"]],
                      "vehicle_id": [vehicle["id"], spare["id"]], "binding_id": [binding["id"]],
-                     "out_trade_no": [debit["out_trade_no"]]},
+                     "out_trade_no": [debit["out_trade_no"]], "order_id": [order["id"]]},
             "body": {
                 "front_upload_id": [uploads["id_front"]], "back_upload_id": [uploads["id_back"]],
                 "signature_upload_id": [signature], "verify_id": [fresh, pending],
@@ -146,6 +149,7 @@ class Walker:
                 "template": ["privacy_consent"], "refresh_token": [self.refresh_token],
                 "subject_id": [application["id"], class_iii["id"]], "amount_fen": [1, 100, 100_000],
                 "vehicle_id": [vehicle["id"], spare["id"]], "account_id": [account["id"]],
+                "reference_id": [binding["id"]],
             },
             # fields whose real values differ by operation (a bank card vs an ETC card)
             "body_by_path": {
@@ -175,7 +179,7 @@ def test_fuzz_every_operation_with_every_check(tmp_path):
                "PYTHONPATH": str(ROOT)}
         result = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "tests" / "fuzz" / "schemathesis.toml"),
-             "--no-color", "run", f"{server.url}/docs/openapi.json", "--checks", "all", "--max-time", str(FUZZ_SECONDS), "--seed", FUZZ_SEED, "--workers", "2",
+             "--no-color", "run", f"{server.url}/docs/openapi.json", "--checks", "all", "--max-time", str(FUZZ_SECONDS), "--seed", FUZZ_SEED, "--workers", "1",
              "--header", walker.headers["Authorization"].join(["Authorization: ", ""]),
              "--report", "json", "--report-json-path", str(report)],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=FUZZ_SECONDS + 600,

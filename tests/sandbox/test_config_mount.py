@@ -47,7 +47,10 @@ def test_blueprint_mounts_under_sandbox_prefix(tmp_path):
     assert paths and all(p.startswith("sandbox/") for p in paths)
     assert {"sandbox/wechat/sns/jscode2session", "sandbox/cardnet/v1/verify-elements",
             "sandbox/control/login-code"} <= paths
-    assert set(app.blueprints) == {"sandbox_wechat", "sandbox_cardnet", "sandbox_partner", "sandbox_control"}
+    assert {"sandbox/wechatpay/v3/pay/transactions/jsapi", "sandbox/control/pay/platform-key",
+            "sandbox/control/push"} <= paths
+    assert set(app.blueprints) == {"sandbox_wechat", "sandbox_cardnet", "sandbox_partner", "sandbox_wechatpay",
+                                   "sandbox_control"}
 
 
 def test_sandbox_imports_nothing_of_the_project():

@@ -35,6 +35,14 @@ PROD = {
     "CJK_FONT_PATH": WQY,
     "BANK_ACCOUNT_PREFIX": "623058",
     "ACCOUNT_OPENED_TEMPLATE_ID": "real-template-id-from-the-console",
+    "WECHATPAY_MCHID": "1230000109",
+    "WECHATPAY_API_BASE": "https://api.mch.weixin.qq.com",
+    "WECHATPAY_PRIVATE_KEY_PATH": "/run/secrets/wechatpay-merchant.pem",
+    "WECHATPAY_MERCHANT_SERIAL": "444F4864EA9B34415A1B2C3D4E5F60718293A4B5",
+    "WECHATPAY_APIV3_KEY": "a12d3924fd499edac8a5efc0123456ab",
+    "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0114232134912410000000000000",
+    "WECHATPAY_PUBLIC_KEY_PATH": "/run/secrets/wechatpay-platform.pem",
+    "WECHATPAY_NOTIFY_URL": "https://bank.example.cn/callbacks/wechatpay",
 }
 
 
@@ -68,6 +76,10 @@ def test_production_with_real_settings_starts():
         ({"CARDNET_API_KEY": ""}, "CARDNET_API_KEY is missing"),
         ({"ESIGN_CERT_PATH": ""}, "ESIGN_CERT_PATH is missing"),
         ({"WECHAT_APPID": "wxsandbox0000dev1"}, "sandbox app id"),
+        ({"WECHATPAY_APIV3_KEY": ""}, "WECHATPAY_APIV3_KEY is missing"),
+        ({"WECHATPAY_APIV3_KEY": "short"}, "WECHATPAY_APIV3_KEY must be 32 characters"),
+        ({"WECHATPAY_NOTIFY_URL": "http://bank.example.cn/callbacks/wechatpay"}, "WECHATPAY_NOTIFY_URL must be https"),
+        ({"WECHATPAY_API_BASE": "http://127.0.0.1:8000/sandbox/wechatpay"}, "WECHATPAY_API_BASE points at a sandbox"),
     ],
 )
 def test_production_refuses_dev_settings(change, says):

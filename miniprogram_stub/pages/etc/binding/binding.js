@@ -169,6 +169,12 @@ Page({
     if (this.data.binding) wx.navigateTo({ url: '/pages/account/account?id=' + this.data.binding.accountId })
   },
 
+  /** 补缴欠费：支付页（微信支付，金额以服务端订单为准）；回到本页时 onShow 刷新欠费与扣款记录。 */
+  goPay() {
+    const binding = this.data.binding
+    if (binding && binding.hasArrears) wx.navigateTo({ url: '/pages/etc/pay/pay?binding_id=' + binding.id + '&purpose=arrears' })
+  },
+
   /** 待开通的绑定：回到绑定页签署授权书、开通。 */
   goActivate() {
     if (this.data.binding) wx.navigateTo({ url: '/pages/etc/bind/bind?id=' + this.data.binding.id })

@@ -1,0 +1,53 @@
+"""Callbacks from WeChat: WeChat Pay's notifications (``POST /callbacks/wechatpay``).
+
+WeChat Pay reads only the status: 200/204 is "received", anything else is retried on its schedule. A
+refusal answers its own shape, ``{"code": "FAIL", "message": ...}``, as WeChat Pay documents it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, empty, json
+
+from handlers.common import services
+from handlers.spec import Response, operation
+from integrations.wechatpay import NotificationRefused
+from services.payments import notifications
+from services.payments.orders import TransactionMismatch
+
+log = logging.getLogger(__name__)
+bp = Blueprint("callbacks", url_prefix="/callbacks")
+
+FAIL = {"type": "object", "required": ["code", "message"], "additionalProperties": False,
+        "properties": {"code": {"const": "FAIL"}, "message": {"type": "string"}}}
+
+
+@bp.post("/wechatpay")
+@operation(
+    summary="WeChat Pay's payment notifications",
+    description="Signed by WeChat Pay (`Wechatpay-*` headers over the raw body), the resource encrypted with the "
+    "merchant's APIv3 key. Applied once however often it arrives. 401 `FAIL`: not WeChat Pay's (signature, "
+    "serial, a timestamp more than five minutes off, a resource that does not decrypt); 400 `FAIL`: it does not "
+    "match the order (merchant, app, amount). Either way nothing changes and WeChat Pay tries again.",
+    tag="callbacks",
+    body_media={"application/json": {"type": "object"}},
+    responses={
+        204: Response(description="received (applied now, or before)"),
+        400: Response(media_type="application/json", schema=FAIL, description="does not match the order"),
+        401: Response(media_type="application/json", schema=FAIL, description="not WeChat Pay's"),
+    },
+)
+async def wechatpay(request: Request) -> HTTPResponse:
+    ctx = services(request)
+    try:
+        outcome = await notifications.receive(ctx, request.headers, request.body or b"")
+    except NotificationRefused as exc:
+        log.warning("wechatpay notification refused", extra={"reason": str(exc)})
+        return json({"code": "FAIL", "message": "签名验证失败"}, status=401)
+    except TransactionMismatch as exc:
+        log.error("wechatpay notification does not match the order", extra={"reason": str(exc)})
+        return json({"code": "FAIL", "message": "订单信息不符"}, status=400)
+    log.info("wechatpay notification", extra={"outcome": outcome})
+    return empty(status=204)

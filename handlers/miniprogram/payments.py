@@ -1,0 +1,78 @@
+"""WeChat Pay orders the mini-program pays with ``wx.requestPayment``: the ETC device fee and arrears."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from handlers.common import services
+from handlers.spec import Body, Id, Out, Response, id_param, operation
+from models.payments import OrderStatus
+from services.etc.bindings import BindingNotFound
+from services.payments import orders
+from services.payments.orders import PURPOSES, NothingToPay, OrderNotFound, PayRefused, PayUnavailable
+
+bp = Blueprint("mp_payments")
+ORDER_ID = id_param(OrderNotFound, "the order's id")
+
+
+class OrderBody(Body):
+    purpose: Literal[PURPOSES] = Field(  # type: ignore[valid-type]
+        description="`arrears`: what the binding owes for debits the account could not cover; `obu_fee`: the ETC "
+        "device, for a binding without one. The amount is the server's.")
+    reference_id: Id = Field(description="the ETC binding")
+
+
+class PayParams(Out):
+    timeStamp: str
+    nonceStr: str
+    package: str = Field(description="`prepay_id=...`")
+    signType: Literal["RSA"]
+    paySign: str = Field(description="RSA-SHA256 with the merchant key over appId, timeStamp, nonceStr and package")
+
+
+class OrderOut(Out):
+    id: int
+    purpose: Literal[PURPOSES]  # type: ignore[valid-type]
+    reference_id: int
+    out_trade_no: str
+    amount_fen: int
+    status: Literal[tuple(s.value for s in OrderStatus)]  # type: ignore[valid-type]
+    created_at: datetime
+    time_expire: datetime
+    paid_at: datetime | None
+    pay_params: PayParams | None = Field(description="for `wx.requestPayment`, while the order can be paid")
+
+
+@bp.post("/payments/orders")
+@operation(
+    summary="An order to pay with WeChat Pay (or the open one for the same debt)",
+    description="The amount comes from the server: the binding's arrears, or the device fee. While an order for the "
+    "same binding and purpose can still be paid, asking again answers it, so one debt cannot be paid twice.",
+    tag="payments",
+    auth=True,
+    idempotent=True,
+    body=OrderBody,
+    responses={200: Response(OrderOut, description="the open order"), 201: Response(OrderOut, description="a new order")},
+    errors=(NothingToPay, BindingNotFound, PayUnavailable, PayRefused),
+)
+async def create_order(request: Request, body: OrderBody) -> HTTPResponse:
+    made = await orders.create(services(request), request.ctx.user_id, purpose=body.purpose,
+                               reference_id=body.reference_id, idempotency_id=request.ctx.idempotency.id)
+    return json(orders.public_order(made.order, made.pay_params), status=201 if made.created else 200)
+
+
+@bp.get("/payments/orders/<order_id:int>")
+@operation(
+    summary="An order, as WeChat Pay has it now (asked while it can still be paid)",
+    tag="payments", auth=True, path={"order_id": ORDER_ID}, responses={200: Response(OrderOut)},
+)
+async def get_order(request: Request, order_id: int) -> HTTPResponse:
+    ctx = services(request)
+    order = await orders.refresh(ctx, await orders.owned(request.ctx.user_id, order_id))
+    params = ctx.wechatpay.request_payment(order.prepay_id) if order.status == OrderStatus.PREPAID else None
+    return json(orders.public_order(order, params))

@@ -1,0 +1,60 @@
+"""WeChat Pay orders and the notifications WeChat Pay sent about them.
+
+An order's status moves only through ``services.state_machine.transition`` (the table in
+``services.payments.orders``). ``PayNotification`` is the inbox: one row per notification ``id``
+(unique), so a notification delivered ten times, to any number of instances, is applied once.
+"""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"  # ours only: WeChat Pay not asked yet (or it failed to answer)
+    PREPAID = "prepaid"  # WeChat Pay has the order: the user can pay
+    PAID = "paid"
+    CLOSED = "closed"  # not paid in time, or closed on purpose
+    FAILED = "failed"  # the payment failed (PAYERROR)
+
+
+class PaymentOrder(Model):
+    id = fields.BigIntField(primary_key=True)
+    user = fields.ForeignKeyField("models.User", related_name="payment_orders", on_delete=fields.RESTRICT)
+    purpose = fields.CharField(max_length=16)  # obu_fee | arrears
+    reference_id = fields.BigIntField()  # the binding the fee or the arrears belong to
+    out_trade_no = fields.CharField(max_length=32, unique=True)
+    idempotency_id = fields.BigIntField(null=True, unique=True)  # the Idempotency-Key record that made it
+    amount_fen = fields.BigIntField()  # set by the server (fee table, arrears), never by the client
+    description = fields.CharField(max_length=127)
+    status = fields.CharEnumField(OrderStatus, max_length=16, default=OrderStatus.CREATED)
+    # "<purpose>:<binding>" while the order can be paid, NULL once it cannot: one payable order per debt,
+    # whichever worker or host takes the request
+    open_key = fields.CharField(max_length=48, null=True, unique=True)
+    prepay_id = fields.CharField(max_length=64, null=True)
+    transaction_id = fields.CharField(max_length=32, null=True)
+    time_expire = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    prepaid_at = fields.DatetimeField(null=True)
+    paid_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    failed_at = fields.DatetimeField(null=True)
+    settled = fields.JSONField(null=True)  # what the payment paid for (the debits whose arrears it settled)
+
+    class Meta:
+        table = "payment_orders"
+        indexes = (("user_id", "purpose", "reference_id"), ("status", "created_at"))
+
+
+class PayNotification(Model):
+    id = fields.BigIntField(primary_key=True)
+    event_id = fields.CharField(max_length=64, unique=True)
+    event_type = fields.CharField(max_length=32)
+    out_trade_no = fields.CharField(max_length=32, null=True)
+    resource = fields.JSONField()  # the decrypted resource, as WeChat Pay sent it
+    received_at = fields.DatetimeField(auto_now_add=True)
+    outcome = fields.CharField(max_length=64)  # what applying it did
+
+    class Meta:
+        table = "pay_notifications"

@@ -1,0 +1,160 @@
+"""Paying arrears with WeChat Pay, through the emulator over real HTTP: the amount is the server's,
+``paySign`` verifies with the merchant's public key, a notification settles the arrears once however
+often and however concurrently it arrives, a tampered or stale or mismatched one changes nothing, a lost
+one is found by reconciliation, and an order past its time is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from core.clock import utcnow
+from integrations.wechatpay import merchant_public_pem
+from models.audit import AuditEvent
+from models.etc import EtcBinding
+from models.infra import OutboxMessage
+from models.partners import PartnerDebit
+from models.payments import PaymentOrder, PayNotification
+from services.payments import orders
+from tests.helpers import assert_error
+from tests.payment_helpers import (
+    car_with_arrears,
+    create_order,
+    notifications,
+    pay,
+    redeliver,
+    wait_status,
+)
+
+
+async def test_an_arrears_order_carries_the_servers_amount_and_a_valid_pay_sign(client, sandbox, ctx, settings):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 1_200)
+    resp = await create_order(client, car.user, car.binding["id"])
+    assert resp.status_code == 201, resp.text
+    order = resp.json()
+    assert (order["purpose"], order["amount_fen"], order["status"]) == ("arrears", 1_200, "prepaid")
+    assert len(order["out_trade_no"]) <= 32
+    p = order["pay_params"]
+    assert p["signType"] == "RSA" and p["package"].startswith("prepay_id=")
+    public = serialization.load_pem_public_key(merchant_public_pem(settings.wechatpay_private_key_path).encode())
+    message = f"{settings.wechat_appid}\n{p['timeStamp']}\n{p['nonceStr']}\n{p['package']}\n".encode()
+    public.verify(base64.b64decode(p["paySign"]), message, padding.PKCS1v15(), hashes.SHA256())  # raises if wrong
+    # asking again for the same debt answers the same order: one debt, one payable order
+    again = await create_order(client, car.user, car.binding["id"])
+    assert again.status_code == 200 and again.json()["id"] == order["id"]
+    # the client cannot name an amount
+    resp = await client.post("/api/v1/payments/orders", headers={**car.user.headers, "Idempotency-Key": "k-amount-01"},
+                             json={"purpose": "arrears", "reference_id": car.binding["id"], "amount_fen": 1})
+    assert_error(resp, 422, "VALIDATION_ERROR", "amount_fen")
+
+
+async def test_a_payment_settles_the_arrears_once_and_tells_the_partner(client, sandbox, ctx):
+    car, partner = await car_with_arrears(client, sandbox, ctx, 1_200)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    await pay(client, order)
+    paid = await wait_status(order["id"], "paid")
+    assert paid.status == "paid" and paid.transaction_id and paid.settled["arrears_fen"] == 1_200
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 0
+    assert [d.status for d in await PartnerDebit.filter(binding_id=car.binding["id"])] == ["settled"]
+    told = [m for m in await OutboxMessage.filter(kind="partner_notification")
+            if m.payload["event"]["type"] == "arrears.settled" and m.payload["event"]["data"]["binding_id"] == car.binding["id"]]
+    assert len(told) == 1 and told[0].payload["event"]["data"]["amount_fen"] == 1_200
+    shown = (await client.get(f"/api/v1/payments/orders/{order['id']}", headers=car.user.headers)).json()
+    assert shown["status"] == "paid" and shown["pay_params"] is None
+    # the arrears are paid: the binding can be unbound now
+    assert (await client.delete(f"/api/v1/etc-bindings/{car.binding['id']}", headers=car.user.headers)).json()[
+        "status"] == "unbound"
+
+
+async def test_ten_parallel_deliveries_credit_once(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 900)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    paid = await pay(client, order, notify="drop")
+    answers = await redeliver(client, paid["notification_id"], count=10, parallel=True)
+    assert answers and all(a["http_status"] in (200, 204) for a in answers["attempts"]), answers
+    assert (await PaymentOrder.get(id=order["id"])).status == "paid"
+    assert await PayNotification.filter(event_id=paid["notification_id"]).count() == 1
+    assert await AuditEvent.filter(entity_type="payment_order", entity_id=str(order["id"]),
+                                   action="payment_order.paid").count() == 1
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 0
+
+
+@pytest.mark.parametrize("tamper", ["byte", "serial", "signature", "timestamp"])
+async def test_a_tampered_notification_is_refused_and_changes_nothing(client, sandbox, ctx, tamper):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 700)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    paid = await pay(client, order, notify="drop")
+    answers = await redeliver(client, paid["notification_id"], tamper=tamper)
+    assert [a["http_status"] for a in answers["attempts"]] == [401], answers
+    assert answers["attempts"][0]["reply"] and "FAIL" in str(answers["attempts"][0]["reply"])
+    assert (await PaymentOrder.get(id=order["id"])).status == "prepaid"
+    assert not await PayNotification.filter(event_id=paid["notification_id"]).exists()
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 700
+    # the genuine one, delivered afterwards, is applied
+    answers = await redeliver(client, paid["notification_id"])
+    assert [a["http_status"] for a in answers["attempts"]] == [204]
+    assert (await PaymentOrder.get(id=order["id"])).status == "paid"
+
+
+async def test_a_notification_for_another_amount_is_refused(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 800)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    await PaymentOrder.filter(id=order["id"]).update(amount_fen=801)  # as if our record and WeChat Pay's differ
+    paid = await pay(client, order, notify="drop")
+    answers = await redeliver(client, paid["notification_id"])
+    assert [a["http_status"] for a in answers["attempts"]] == [400]
+    assert (await PaymentOrder.get(id=order["id"])).status == "prepaid"
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 800
+
+
+async def test_a_lost_notification_is_found_by_reconciliation(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 600)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    await pay(client, order, notify="drop")
+    assert (await PaymentOrder.get(id=order["id"])).status == "prepaid"
+    counts = await orders.reconcile(ctx, older_than_s=0)
+    assert counts["paid"] >= 1
+    assert (await PaymentOrder.get(id=order["id"])).status == "paid"
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 0
+
+
+async def test_looking_at_an_order_asks_wechat_pay(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 500)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    await pay(client, order, notify="drop")
+    shown = (await client.get(f"/api/v1/payments/orders/{order['id']}", headers=car.user.headers)).json()
+    assert shown["status"] == "paid"
+
+
+async def test_an_order_past_its_time_is_closed(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 400)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    await PaymentOrder.filter(id=order["id"]).update(time_expire=utcnow() - timedelta(seconds=1),
+                                                      created_at=utcnow() - timedelta(hours=1))
+    await orders.reconcile(ctx, older_than_s=0)
+    assert (await PaymentOrder.get(id=order["id"])).status == "closed"
+    at_wechat = (await notifications(client, order["out_trade_no"]))
+    assert at_wechat == []  # nothing was paid
+    # the debt is still owed; a new order can be made for it
+    again = await create_order(client, car.user, car.binding["id"])
+    assert again.status_code == 201 and again.json()["id"] != order["id"]
+
+
+async def test_nothing_to_pay_and_other_users_bindings(client, sandbox, ctx, user):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 300)
+    assert_error(await create_order(client, user, car.binding["id"]), 404, "BINDING_NOT_FOUND")
+    await EtcBinding.filter(id=car.binding["id"]).update(arrears_fen=0)
+    assert_error(await create_order(client, car.user, car.binding["id"]), 409, "NOTHING_TO_PAY")
+
+
+async def test_concurrent_order_requests_for_one_debt_make_one_payable_order(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 350)
+    answers = await asyncio.gather(*(create_order(client, car.user, car.binding["id"]) for _ in range(5)))
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    payable = await PaymentOrder.filter(reference_id=car.binding["id"], status__in=["created", "prepaid"]).count()
+    assert payable == 1, [a.json() for a in answers]

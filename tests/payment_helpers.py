@@ -1,0 +1,56 @@
+"""Helpers for WeChat Pay tests: a binding that owes arrears, orders over the API, and the emulator's
+control calls that play the user's ``wx.requestPayment`` and WeChat Pay's notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from models.payments import PaymentOrder
+from tests.account_helpers import new_key
+from tests.partner_helpers import bound_car, call, debit_body, new_partner
+
+
+async def car_with_arrears(client, sandbox, ctx, arrears_fen: int = 1_200):
+    """A bound car whose account could not pay a partner's debit: the binding owes ``arrears_fen``."""
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=100)
+    resp = await call(client, partner, "POST", "/open/v1/debits", debit_body(car, arrears_fen))
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "INSUFFICIENT_FUNDS", resp.text
+    return car, partner
+
+
+async def create_order(client, user, reference_id: int, purpose: str = "arrears", *, key: str | None = None):
+    return await client.post("/api/v1/payments/orders", json={"purpose": purpose, "reference_id": reference_id},
+                             headers={**user.headers, "Idempotency-Key": key or new_key()})
+
+
+def prepay_id(order: dict) -> str:
+    return order["pay_params"]["package"].removeprefix("prepay_id=")
+
+
+async def pay(client, order: dict, *, result: str = "SUCCESS", notify: str = "send") -> dict:
+    resp = await client.post(f"/sandbox/control/pay/{prepay_id(order)}", json={"result": result, "notify": notify})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def notifications(client, out_trade_no: str) -> list[dict]:
+    resp = await client.get("/sandbox/control/pay/notifications", params={"out_trade_no": out_trade_no})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["notifications"]
+
+
+async def redeliver(client, notification_id: str, **kw) -> dict:
+    resp = await client.post(f"/sandbox/control/pay/notifications/{notification_id}/redeliver", json=kw)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def wait_status(order_id: int, status: str, timeout_s: float = 10) -> PaymentOrder:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        order = await PaymentOrder.get(id=order_id)
+        if order.status == status or time.monotonic() > deadline:
+            return order
+        await asyncio.sleep(0.05)
