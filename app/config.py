@@ -76,6 +76,7 @@ def _dev_keys(var_dir: Path) -> dict:
 
 
 SANDBOX_MCHID = "1900000001"
+SANDBOX_PUSH_TOKEN = "devonlysandboxpushtoken"
 
 
 def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
@@ -91,6 +92,8 @@ def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
         "wechatpay_public_key_path": get("WECHATPAY_PUBLIC_KEY_PATH") or None,
         "wechatpay_notify_url": get("WECHATPAY_NOTIFY_URL") or None,
         "payment_ttl_s": int(get("PAYMENT_TTL_S", "1800")),
+        "wechat_push_token": get("WECHAT_PUSH_TOKEN"),
+        "wechat_push_aes_key": get("WECHAT_PUSH_AES_KEY"),
     }
     if production:
         return values
@@ -101,6 +104,12 @@ def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
         values["wechatpay_private_key_path"] = str(path)
         values["wechatpay_merchant_serial"] = values["wechatpay_merchant_serial"] or serial
     values["wechatpay_mchid"] = values["wechatpay_mchid"] or SANDBOX_MCHID
+    values["wechat_push_token"] = values["wechat_push_token"] or SANDBOX_PUSH_TOKEN  # WeChat: 3-32 letters or digits
+    if not values["wechat_push_aes_key"]:
+        import hashlib
+
+        values["wechat_push_aes_key"] = base64.b64encode(
+            hashlib.sha256(b"dev-only push key " + pii_index).digest()).decode()[:43]
     if not values["wechatpay_apiv3_key"]:
         import hashlib
 
@@ -216,6 +225,8 @@ def production_problems(s: Settings) -> list[str]:
         ("WECHATPAY_PUBLIC_KEY_ID", s.wechatpay_public_key_id),
         ("WECHATPAY_PUBLIC_KEY_PATH", s.wechatpay_public_key_path),
         ("WECHATPAY_NOTIFY_URL", s.wechatpay_notify_url),
+        ("WECHAT_PUSH_TOKEN", s.wechat_push_token),
+        ("WECHAT_PUSH_AES_KEY", s.wechat_push_aes_key),
     ]:
         if not value:
             problems.append(f"{name} is missing")
@@ -229,6 +240,10 @@ def production_problems(s: Settings) -> list[str]:
     for kid in [*s.jwt_keys, *s.pii_keys]:
         if kid.startswith("dev"):
             problems.append(f"key id {kid!r} is a dev key id")
+    if s.wechat_push_aes_key and len(s.wechat_push_aes_key) != 43:
+        problems.append("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey")
+    if s.wechat_push_token == SANDBOX_PUSH_TOKEN:
+        problems.append("WECHAT_PUSH_TOKEN is a dev-only value")
     if s.wechatpay_apiv3_key and len(s.wechatpay_apiv3_key.encode()) != 32:
         problems.append("WECHATPAY_APIV3_KEY must be 32 characters")
     if s.wechatpay_notify_url and not s.wechatpay_notify_url.startswith("https://"):

@@ -90,6 +90,10 @@ class Settings:
     wechatpay_public_key_path: str | None = None
     wechatpay_notify_url: str | None = None
     payment_ttl_s: int = 30 * 60  # an unpaid order is closed after this (its time_expire)
+    # Message push (消息推送) from WeChat to /callbacks/wechat/push: the Token and EncodingAESKey set in
+    # the mini-program's console (safe mode); JSON format.
+    wechat_push_token: str = ""
+    wechat_push_aes_key: str = ""
 
     # Tests: check every response of a documented operation against the OpenAPI document.
     validate_responses: bool = False

@@ -1,4 +1,5 @@
-"""Callbacks from WeChat: WeChat Pay's notifications (``POST /callbacks/wechatpay``).
+"""Callbacks from WeChat: WeChat Pay's notifications (``POST /callbacks/wechatpay``) and message push
+(``GET|POST /callbacks/wechat/push``).
 
 WeChat Pay reads only the status: 200/204 is "received", anything else is retried on its schedule. A
 refusal answers its own shape, ``{"code": "FAIL", "message": ...}``, as WeChat Pay documents it.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import logging
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, empty, json
+from pydantic import Field
+from sanic.response import HTTPResponse, empty, json, text
 
 from handlers.common import services
-from handlers.spec import Response, operation
+from handlers.spec import Query, Response, operation
 from integrations.wechatpay import NotificationRefused
+from services.notifications import push
 from services.payments import notifications
 from services.payments.orders import TransactionMismatch
 
@@ -51,3 +54,54 @@ async def wechatpay(request: Request) -> HTTPResponse:
         return json({"code": "FAIL", "message": "订单信息不符"}, status=400)
     log.info("wechatpay notification", extra={"outcome": outcome})
     return empty(status=204)
+
+
+Param = Field(min_length=1, max_length=128)
+
+
+class VerifyQuery(Query):
+    signature: str = Param
+    timestamp: str = Param
+    nonce: str = Param
+    echostr: str = Param
+
+
+class PushQuery(Query):
+    signature: str = Param
+    timestamp: str = Param
+    nonce: str = Param
+    openid: str | None = Field(default=None, max_length=64)
+    encrypt_type: str | None = Field(default=None, max_length=8, description="`aes` in safe mode")
+    msg_signature: str | None = Field(default=None, max_length=128, description="safe mode: over the ciphertext too")
+
+
+@bp.get("/wechat/push")
+@operation(
+    summary="Message push: WeChat's URL verification",
+    description="`signature` is the SHA-1 of the sorted Token, timestamp and nonce; the answer is `echostr`.",
+    tag="callbacks",
+    query=VerifyQuery,
+    responses={200: Response(media_type="text/plain", schema={"type": "string"}, description="echostr, as it came")},
+    errors=(push.PushSignatureInvalid,),
+)
+async def push_verify(request: Request, query: VerifyQuery) -> HTTPResponse:
+    settings = services(request).settings
+    return text(push.verify_url(settings.wechat_push_token, query.signature, query.timestamp, query.nonce,
+                                query.echostr))
+
+
+@bp.post("/wechat/push")
+@operation(
+    summary="Message push: an event WeChat sends (plain or safe mode, JSON)",
+    description="Recorded once (WeChat retries a slow answer); answered `success`.",
+    tag="callbacks",
+    query=PushQuery,
+    body_media={"application/json": {"type": "object"}},
+    responses={200: Response(media_type="text/plain", schema={"type": "string", "enum": ["success"]},
+                             description="received")},
+    errors=(push.PushSignatureInvalid, push.PushBodyInvalid),
+)
+async def push_message(request: Request, query: PushQuery) -> HTTPResponse:
+    message, safe = push.read(services(request).settings, query.model_dump(), request.body or b"")
+    await push.record(message, safe_mode=safe)
+    return text("success")

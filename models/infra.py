@@ -95,3 +95,20 @@ class OutboxAttempt(Model):
 
     class Meta:
         table = "outbox_attempts"
+
+
+class PushEvent(Model):
+    """A message WeChat pushed to ``/callbacks/wechat/push`` (an event such as a change of a user's
+    subscribe-message consent), once: ``dedupe_key`` is its ``MsgId``, or sender, time and event."""
+
+    id = fields.BigIntField(primary_key=True)
+    dedupe_key = fields.CharField(max_length=160, unique=True)
+    msg_type = fields.CharField(max_length=32)
+    event = fields.CharField(max_length=64, null=True)
+    from_user = fields.CharField(max_length=64, null=True)  # the user's openid
+    payload = fields.JSONField()
+    safe_mode = fields.BooleanField()
+    received_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "push_events"

@@ -8,10 +8,11 @@ migrations. Tests keep out of each other's way by using fresh openids, not by tr
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 import secrets
 import socket
-import dataclasses
 from pathlib import Path
 
 import httpx
@@ -70,6 +71,8 @@ def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
         wechatpay_private_key_path=str(key_path),
         wechatpay_merchant_serial=serial,
         wechatpay_apiv3_key="test-only-apiv3-" + secrets.token_hex(8),
+        wechat_push_token="testonlypushtoken",
+        wechat_push_aes_key=base64.b64encode(secrets.token_bytes(32)).decode()[:43],
     )
     return dataclasses.replace(base, **overrides)
 

@@ -323,6 +323,35 @@ MUTANTS = (
         ("tests/unit/test_plates.py::test_a_trailing_newline_is_not_part_of_a_plate",),
     ),
     Mutant(
+        "a WeChat Pay notification's timestamp is not checked",
+        "integrations/wechatpay.py",
+        "        if skew > SKEW_S:\n",
+        "        if False:\n",
+        ("tests/api/test_payments.py::test_a_tampered_notification_is_refused_and_changes_nothing",),
+    ),
+    Mutant(
+        "a paid amount is not compared with the order",
+        "services/payments/orders.py",
+        "    if state == \"SUCCESS\" and (amount.get(\"total\") != order.amount_fen or amount.get(\"currency\", \"CNY\") != \"CNY\"):\n",
+        "    if False:\n",
+        ("tests/api/test_payments.py::test_a_notification_for_another_amount_is_refused",),
+    ),
+    Mutant(
+        "a debt may have two payable orders",
+        "services/payments/orders.py",
+        "idempotency_id=idempotency_id, amount_fen=amount, description=DESCRIPTIONS[purpose], open_key=key,",
+        "idempotency_id=idempotency_id, amount_fen=amount, description=DESCRIPTIONS[purpose], open_key=None,",
+        ("tests/api/test_payments.py::test_concurrent_order_requests_for_one_debt_make_one_payable_order",),
+    ),
+    Mutant(
+        "a message push's signature is not checked",
+        "services/notifications/push.py",
+        "        check_signature(settings.wechat_push_token, query.get(\"signature\", \"\"), query.get(\"timestamp\", \"\"),\n"
+        "                        query.get(\"nonce\", \"\"))\n",
+        "        pass\n",
+        ("tests/api/test_message_push.py::test_a_wrongly_signed_push_is_refused_and_recorded_nowhere",),
+    ),
+    Mutant(
         "one-shot WeChat calls retried after a lost reply",
         "integrations/wechat/miniprogram.py",
         "                if not idempotent:  # it may have been done: the answer was lost, not the work\n",

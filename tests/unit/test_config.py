@@ -43,6 +43,8 @@ PROD = {
     "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0114232134912410000000000000",
     "WECHATPAY_PUBLIC_KEY_PATH": "/run/secrets/wechatpay-platform.pem",
     "WECHATPAY_NOTIFY_URL": "https://bank.example.cn/callbacks/wechatpay",
+    "WECHAT_PUSH_TOKEN": "pushTokenFromTheConsole",
+    "WECHAT_PUSH_AES_KEY": "a" * 43,
 }
 
 
@@ -77,6 +79,8 @@ def test_production_with_real_settings_starts():
         ({"ESIGN_CERT_PATH": ""}, "ESIGN_CERT_PATH is missing"),
         ({"WECHAT_APPID": "wxsandbox0000dev1"}, "sandbox app id"),
         ({"WECHATPAY_APIV3_KEY": ""}, "WECHATPAY_APIV3_KEY is missing"),
+        ({"WECHAT_PUSH_TOKEN": "devonlysandboxpushtoken"}, "WECHAT_PUSH_TOKEN is a dev-only value"),
+        ({"WECHAT_PUSH_AES_KEY": "short"}, "WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey"),
         ({"WECHATPAY_APIV3_KEY": "short"}, "WECHATPAY_APIV3_KEY must be 32 characters"),
         ({"WECHATPAY_NOTIFY_URL": "http://bank.example.cn/callbacks/wechatpay"}, "WECHATPAY_NOTIFY_URL must be https"),
         ({"WECHATPAY_API_BASE": "http://127.0.0.1:8000/sandbox/wechatpay"}, "WECHATPAY_API_BASE points at a sandbox"),
