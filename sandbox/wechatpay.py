@@ -99,7 +99,7 @@ from sandbox.config import (
     load_rsa_public_key,
 )
 from sandbox.state import Fault, State, Tx
-from sandbox.wxcommon import drop_connection, dumps
+from sandbox.wxcommon import dumps, serve_with_fault
 
 log = logging.getLogger("sandbox.wechatpay")
 
@@ -416,26 +416,9 @@ def fault_reply(fault: Fault) -> HTTPResponse | None:
 
 
 async def serve(state: State, request: Request, key: str, work: Callable[[], Awaitable[HTTPResponse]]) -> HTTPResponse:
-    """Run ``work`` under the next injected fault for ``key`` and log the call (as
-    :func:`sandbox.wxcommon.serve_with_fault`, with WeChat Pay's error bodies)."""
-    fault = await state.take_fault(key)
-    response: HTTPResponse | None = None
-    if fault is not None and fault.when == "before":
-        if fault.delay_s:
-            await asyncio.sleep(float(fault.delay_s))
-        response = fault_reply(fault)
-    if response is None and not (fault is not None and fault.when == "before" and fault.drop):
-        response = await work()
-    if fault is not None and fault.when == "after":
-        response = fault_reply(fault) or response
-    dropped = fault is not None and fault.drop
-    await state.record_call(key, None, 0 if dropped or response is None else response.status)
-    if fault is not None and fault.when == "after" and fault.delay_s:
-        await asyncio.sleep(float(fault.delay_s))
-    if dropped or response is None:
-        drop_connection(request)
-        return HTTPResponse(status=204)
-    return response
+    """Run ``work`` under the next injected fault for ``key`` and log the call (the shared
+    :func:`sandbox.wxcommon.serve_with_fault`, answering faults in WeChat Pay's error shape)."""
+    return await serve_with_fault(state, request, key, work, errcodes=False, reply=fault_reply)
 
 
 # -- reading requests ------------------------------------------------------------------------------

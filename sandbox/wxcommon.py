@@ -198,22 +198,25 @@ async def serve_with_fault(
     work: Callable[[], Awaitable[HTTPResponse]],
     *,
     errcodes: bool = True,
+    reply: Callable[[Fault], HTTPResponse | None] | None = None,
 ) -> HTTPResponse:
     """Run ``work`` (the real API) under the next injected fault for ``path``, if any, and log the call.
 
     See the module docstring for what ``when`` before/after, ``delay_s``, ``http_status``,
     ``errcode``, ``body`` and ``drop`` do. ``errcodes``: log the reply's errcode (WeChat APIs) or
-    not (the card network has none)."""
+    not (the card network has none). ``reply``: how a fault answers (default ``fault_reply``;
+    WeChat Pay has its own error shape)."""
+    reply = reply or fault_reply
     fault = await state.take_fault(path)
     response: HTTPResponse | None = None
     if fault is not None and fault.when == "before":
         if fault.delay_s:
             await asyncio.sleep(float(fault.delay_s))
-        response = fault_reply(fault)
+        response = reply(fault)
     if response is None and not (fault is not None and fault.when == "before" and fault.drop):
         response = await work()
     if fault is not None and fault.when == "after":
-        response = fault_reply(fault) or response
+        response = reply(fault) or response
     dropped = fault is not None and fault.drop
     # Logged before an "after" delay: Sanic cancels this handler when the client gives up meanwhile.
     await state.record_call(
