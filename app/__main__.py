@@ -9,6 +9,7 @@
     python -m app partner create --name N --scopes S[,S] [--callback-url U]   a partner of the open API
     python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
     python -m app partner disable APP_ID                      refuse the partner's requests from now on
+    python -m app pay refund ORDER_ID [--amount-fen N] [--reason R]   an operator's refund of a paid device fee
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
 
@@ -233,6 +234,25 @@ def cmd_partner(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pay_refund(args: argparse.Namespace) -> int:
+    """An operator's refund of a paid device fee (the same rules as the user's). Prints JSON."""
+    import json
+
+    from core.errors import AppError
+    from services.payments import refunds
+
+    async def run(ctx) -> dict:
+        made = await refunds.refund(ctx, None, args.order_id, amount_fen=args.amount_fen, reason=args.reason)
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in refunds.public_refund(made).items()}
+
+    try:
+        print(json.dumps(asyncio.run(_with_services(_settings(), run)), ensure_ascii=False))
+    except AppError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from app.config import production_problems
 
@@ -277,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     disable = partner.add_parser("disable", help="refuse the partner's requests from now on")
     disable.add_argument("app_id")
     disable.set_defaults(func=cmd_partner)
+    pay = sub.add_parser("pay", help="WeChat Pay").add_subparsers(dest="pay_command", required=True)
+    refund = pay.add_parser("refund", help="refund a paid device fee (default: all that is left)")
+    refund.add_argument("order_id", type=int)
+    refund.add_argument("--amount-fen", type=int, default=None)
+    refund.add_argument("--reason", default="operator refund")
+    refund.set_defaults(func=cmd_pay_refund)
     storage = sub.add_parser("storage", help="stored files").add_subparsers(dest="storage_command", required=True)
     sweep = storage.add_parser("sweep", help="delete stored files no row refers to")
     sweep.add_argument("--older-than-s", type=int, default=None, help="minimum age (default STORAGE_SWEEP_AGE_S)")

@@ -173,6 +173,25 @@ class WeChatPayClient:
         await self._call(f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='')}/close", "POST",
                          {"mchid": self.mchid})
 
+    async def refund(self, *, out_trade_no: str, out_refund_no: str, amount_fen: int, total_fen: int,
+                     reason: str | None = None) -> dict:
+        """Ask for a refund (the same ``out_refund_no`` again answers the same refund)."""
+        body = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no, "notify_url": self.notify_url,
+                "amount": {"refund": amount_fen, "total": total_fen, "currency": "CNY"}}
+        if reason:
+            body["reason"] = reason
+        _, answer = await self._call("/v3/refund/domestic/refunds", "POST", body)
+        return answer
+
+    async def query_refund(self, out_refund_no: str) -> dict | None:
+        try:
+            _, answer = await self._call(f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}")
+        except WeChatPayError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return answer
+
     def request_payment(self, prepay_id: str) -> dict[str, str]:
         """What ``wx.requestPayment`` takes: signed with the merchant key over appId, timeStamp, nonceStr
         and package (appId is signed but not passed)."""

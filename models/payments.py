@@ -41,10 +41,34 @@ class PaymentOrder(Model):
     closed_at = fields.DatetimeField(null=True)
     failed_at = fields.DatetimeField(null=True)
     settled = fields.JSONField(null=True)  # what the payment paid for (the debits whose arrears it settled)
+    refunded_fen = fields.BigIntField(default=0)  # refunds asked for (processing or done), never above the amount
 
     class Meta:
         table = "payment_orders"
         indexes = (("user_id", "purpose", "reference_id"), ("status", "created_at"))
+
+
+class RefundStatus(StrEnum):
+    PROCESSING = "processing"  # asked of WeChat Pay, not yet done
+    SUCCESS = "success"
+    ABNORMAL = "abnormal"  # WeChat Pay could not return the money (e.g. the card is closed): a person acts
+    CLOSED = "closed"  # refused or closed: the amount is refundable again
+
+
+class PaymentRefund(Model):
+    id = fields.BigIntField(primary_key=True)
+    order = fields.ForeignKeyField("models.PaymentOrder", related_name="refunds", on_delete=fields.RESTRICT)
+    out_refund_no = fields.CharField(max_length=64, unique=True)
+    idempotency_id = fields.BigIntField(null=True, unique=True)
+    amount_fen = fields.BigIntField()
+    reason = fields.CharField(max_length=80, null=True)
+    status = fields.CharEnumField(RefundStatus, max_length=16, default=RefundStatus.PROCESSING)
+    refund_id = fields.CharField(max_length=32, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "payment_refunds"
 
 
 class PayNotification(Model):

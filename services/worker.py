@@ -32,9 +32,9 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
 
 
 async def payments_reconcile(ctx: ServiceContext) -> dict:
-    from services.payments import orders
+    from services.payments import orders, refunds
 
-    return await orders.reconcile(ctx)
+    return {"orders": await orders.reconcile(ctx), "refunds": await refunds.reconcile(ctx)}
 
 
 async def _sweep_nonces() -> dict:

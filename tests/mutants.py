@@ -352,6 +352,13 @@ MUTANTS = (
         ("tests/api/test_message_push.py::test_a_wrongly_signed_push_is_refused_and_recorded_nowhere",),
     ),
     Mutant(
+        "refunds may add up to more than was paid",
+        "services/payments/refunds.py",
+        "            if amount <= 0 or row.refunded_fen + amount > row.amount_fen:\n",
+        "            if amount <= 0:\n",
+        ("tests/api/test_payments.py::test_a_device_fee_is_refunded_in_parts_never_above_what_was_paid",),
+    ),
+    Mutant(
         "one-shot WeChat calls retried after a lost reply",
         "integrations/wechat/miniprogram.py",
         "                if not idempotent:  # it may have been done: the answer was lost, not the work\n",

@@ -13,8 +13,10 @@ from handlers.common import services
 from handlers.spec import Body, Id, Out, Response, id_param, operation
 from models.payments import OrderStatus
 from services.etc.bindings import BindingNotFound
-from services.payments import orders
+from models.payments import RefundStatus
+from services.payments import orders, refunds
 from services.payments.orders import PURPOSES, NothingToPay, OrderNotFound, PayRefused, PayUnavailable
+from services.payments.refunds import NotRefundable, RefundExceedsPaid, RefundRefused
 
 bp = Blueprint("mp_payments")
 ORDER_ID = id_param(OrderNotFound, "the order's id")
@@ -76,3 +78,33 @@ async def get_order(request: Request, order_id: int) -> HTTPResponse:
     order = await orders.refresh(ctx, await orders.owned(request.ctx.user_id, order_id))
     params = ctx.wechatpay.request_payment(order.prepay_id) if order.status == OrderStatus.PREPAID else None
     return json(orders.public_order(order, params))
+
+
+class RefundBody(Body):
+    amount_fen: int | None = Field(default=None, ge=1, le=10**12, description="default: all that is left to refund")
+    reason: str | None = Field(default=None, max_length=80)
+
+
+class RefundOut(Out):
+    id: int
+    order_id: int
+    out_refund_no: str
+    amount_fen: int
+    status: Literal[tuple(s.value for s in RefundStatus)]  # type: ignore[valid-type]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@bp.post("/payments/orders/<order_id:int>/refunds")
+@operation(
+    summary="Refund a paid device fee, in full or in part",
+    description="Never more than was paid, counting refunds in progress (422 REFUND_EXCEEDS_PAID); arrears are not "
+    "refunded (409 NOT_REFUNDABLE). `processing` until WeChat Pay says it is done.",
+    tag="payments", auth=True, idempotent=True, path={"order_id": ORDER_ID}, body=RefundBody,
+    responses={201: Response(RefundOut, description="asked of WeChat Pay")},
+    errors=(NotRefundable, RefundExceedsPaid, RefundRefused, PayUnavailable),
+)
+async def refund_order(request: Request, order_id: int, body: RefundBody) -> HTTPResponse:
+    made = await refunds.refund(services(request), request.ctx.user_id, order_id, amount_fen=body.amount_fen,
+                                reason=body.reason, idempotency_id=request.ctx.idempotency.id)
+    return json(refunds.public_refund(made), status=201)

@@ -3,7 +3,7 @@
 A notification is accepted only when ``integrations.wechatpay`` says it is WeChat Pay's: the platform key
 named by ``Wechatpay-Serial``, a timestamp within five minutes, a signature over the raw body, and a
 resource that decrypts with our APIv3 key. It is then stored in the inbox (``PayNotification``, unique
-on its ``id``) and applied (``orders.apply_transaction``) in one transaction: a redelivery, or the same
+on its ``id``) and applied (``orders.apply_transaction``, ``refunds.apply_refund``) in one transaction: a redelivery, or the same
 notification arriving at two instances at once, finds the inbox row and changes nothing. A notification
 whose transaction does not match our order (merchant, app, amount) is refused and leaves nothing, so
 WeChat Pay keeps it and an operator sees it in the logs.
@@ -19,11 +19,12 @@ from tortoise.exceptions import IntegrityError
 from models.payments import PayNotification
 from services.context import ServiceContext
 from services.db import atomic
-from services.payments import orders
+from services.payments import orders, refunds
 
 log = logging.getLogger(__name__)
 
 TRANSACTION_EVENTS = ("TRANSACTION.SUCCESS",)
+REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
 
 
 async def receive(ctx: ServiceContext, headers, body: bytes) -> str:
@@ -41,6 +42,8 @@ async def receive(ctx: ServiceContext, headers, body: bytes) -> str:
                                            resource=resource, outcome="received", using_db=conn)
         if event_type in TRANSACTION_EVENTS:
             outcome = "applied: " + await orders.apply_transaction(ctx, resource, source="notification", conn=conn)
+        elif event_type in REFUND_EVENTS:
+            outcome = "applied: " + await refunds.apply_refund(ctx, resource, source="notification", conn=conn)
         else:
             outcome = f"ignored: {event_type}"
         await PayNotification.filter(id=row.id).using_db(conn).update(outcome=outcome[:64])

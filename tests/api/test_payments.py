@@ -158,3 +158,92 @@ async def test_concurrent_order_requests_for_one_debt_make_one_payable_order(cli
     assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
     payable = await PaymentOrder.filter(reference_id=car.binding["id"], status__in=["created", "prepaid"]).count()
     assert payable == 1, [a.json() for a in answers]
+
+
+async def paid_device_fee(client, sandbox, ctx):
+    """A bound car (no OBU yet) whose ¥99.00 device fee is paid."""
+    from tests.partner_helpers import bound_car
+
+    car = await bound_car(client, sandbox)
+    order = (await create_order(client, car.user, car.binding["id"], "obu_fee")).json()
+    assert order["amount_fen"] == orders.OBU_FEE_FEN
+    await pay(client, order)
+    assert (await wait_status(order["id"], "paid")).status == "paid"
+    return car, order
+
+
+async def refund(client, user, order_id: int, *, key: str | None = None, **body):
+    from tests.account_helpers import new_key
+
+    return await client.post(f"/api/v1/payments/orders/{order_id}/refunds", json=body,
+                             headers={**user.headers, "Idempotency-Key": key or new_key()})
+
+
+async def wait_refund(refund_id: int, status: str = "success"):
+    from models.payments import PaymentRefund
+
+    for _ in range(200):
+        row = await PaymentRefund.get(id=refund_id)
+        if row.status == status:
+            return row
+        await asyncio.sleep(0.05)
+    return row
+
+
+async def test_a_device_fee_is_refunded_in_parts_never_above_what_was_paid(client, sandbox, ctx):
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    first = await refund(client, car.user, order["id"], key="k-refund-part-1", amount_fen=3_000)
+    assert first.status_code == 201, first.text
+    assert first.json()["amount_fen"] == 3_000 and first.json()["status"] in ("processing", "success")
+    again = await refund(client, car.user, order["id"], key="k-refund-part-1", amount_fen=3_000)
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert (await wait_refund(first.json()["id"])).status == "success"  # WeChat Pay's REFUND.SUCCESS applied
+    assert_error(await refund(client, car.user, order["id"], amount_fen=6_901), 422, "REFUND_EXCEEDS_PAID", "amount_fen")
+    rest = await refund(client, car.user, order["id"])  # all that is left
+    assert rest.json()["amount_fen"] == orders.OBU_FEE_FEN - 3_000
+    assert_error(await refund(client, car.user, order["id"], amount_fen=1), 422, "REFUND_EXCEEDS_PAID", "amount_fen")
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == orders.OBU_FEE_FEN
+
+
+async def test_concurrent_refunds_never_add_up_to_more_than_was_paid(client, sandbox, ctx):
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    answers = await asyncio.gather(*(refund(client, car.user, order["id"], amount_fen=4_000) for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [201, 201, 422, 422, 422], [a.text for a in answers]
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 8_000
+
+
+async def test_arrears_and_unpaid_orders_are_not_refunded(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 500)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    assert_error(await refund(client, car.user, order["id"]), 409, "NOT_REFUNDABLE")  # not paid
+    await pay(client, order)
+    await wait_status(order["id"], "paid")
+    assert_error(await refund(client, car.user, order["id"]), 409, "NOT_REFUNDABLE")  # arrears went to partners
+
+
+async def test_an_operator_refunds_from_the_command_line(client, sandbox, ctx, settings):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.servers import ROOT
+
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "VAR_DIR": settings.var_dir, "PYTHONPATH": str(ROOT),
+           "WECHAT_APPID": settings.wechat_appid, "WECHATPAY_MCHID": settings.wechatpay_mchid,
+           "WECHATPAY_PRIVATE_KEY_PATH": settings.wechatpay_private_key_path,
+           "WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
+           "WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key, "SELF_BASE_URL": settings.self_base_url,
+           "WECHATPAY_NOTIFY_URL": settings.wechatpay_notify}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", "pay", "refund", str(order["id"]),
+                                                    "--amount-fen", "900"], cwd=ROOT, env=env, capture_output=True,
+                                   text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    assert made["amount_fen"] == 900 and made["order_id"] == order["id"]
+    assert (await wait_refund(made["id"])).status == "success"
+    too_much = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", "pay", "refund", str(order["id"]),
+                                                        "--amount-fen", "99999"], cwd=ROOT, env=env,
+                                       capture_output=True, text=True, timeout=120)
+    assert too_much.returncode == 1 and "REFUND_EXCEEDS_PAID" in too_much.stderr

@@ -1,0 +1,124 @@
+"""Refunds of paid device fees (arrears went to partners: they are not refunded here).
+
+A refund is reserved before WeChat Pay is asked: one transaction locks the order, checks that what is
+refunded (done or in progress) plus this one stays within what was paid, adds it to ``refunded_fen``
+and records the refund ``processing`` under its own ``out_refund_no``. Then WeChat Pay is asked; an
+answer that refuses it closes the refund and gives the amount back, a lost answer leaves it processing
+(WeChat Pay is idempotent on ``out_refund_no``: asking again, or querying, settles it). The outcome
+arrives as a ``REFUND.*`` notification or from a query, and is applied once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.clock import CHINA_TZ, utcnow
+from core.errors import AppError, Conflict
+from integrations.wechatpay import WeChatPayError, WeChatPayUnavailable
+from models.payments import OrderStatus, PaymentOrder, PaymentRefund, RefundStatus
+from services.context import ServiceContext
+from services.db import atomic
+from services.payments.orders import PayUnavailable, owned
+
+log = logging.getLogger(__name__)
+
+R = RefundStatus
+FINAL_STATES = {"SUCCESS": R.SUCCESS, "ABNORMAL": R.ABNORMAL, "CLOSED": R.CLOSED}
+
+
+class NotRefundable(Conflict):
+    code, message = "NOT_REFUNDABLE", "该订单不能退款（只退已支付的设备费）"
+
+
+class RefundExceedsPaid(AppError):
+    status, code, message = 422, "REFUND_EXCEEDS_PAID", "退款金额超过可退金额"
+
+
+class RefundRefused(AppError):
+    status, code, message = 502, "WECHATPAY_REFUND_REFUSED", "微信支付拒绝了该退款"
+
+
+def new_out_refund_no() -> str:
+    return f"RF{utcnow().astimezone(CHINA_TZ):%Y%m%d}{secrets.token_hex(8).upper()}"
+
+
+async def refund(ctx: ServiceContext, user_id: int | None, order_id: int, *, amount_fen: int | None = None,
+                 reason: str | None = None, idempotency_id: int | None = None) -> PaymentRefund:
+    """Refund ``amount_fen`` (default: all that is left) of a paid device fee. ``user_id`` None: an
+    operator, for any user's order."""
+    found = await PaymentRefund.get_or_none(idempotency_id=idempotency_id) if idempotency_id else None
+    if found is None:
+        order = await (owned(user_id, order_id) if user_id is not None else PaymentOrder.get(id=order_id))
+
+        async def reserve(conn: BaseDBAsyncClient) -> PaymentRefund:
+            row = await PaymentOrder.filter(id=order.id).select_for_update().using_db(conn).first()
+            if row.purpose != "obu_fee" or row.status != OrderStatus.PAID:
+                raise NotRefundable()
+            amount = amount_fen if amount_fen is not None else row.amount_fen - row.refunded_fen
+            if amount <= 0 or row.refunded_fen + amount > row.amount_fen:
+                raise RefundExceedsPaid(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
+            await PaymentOrder.filter(id=row.id).using_db(conn).update(refunded_fen=row.refunded_fen + amount)
+            return await PaymentRefund.create(order_id=row.id, out_refund_no=new_out_refund_no(), amount_fen=amount,
+                                              reason=reason, idempotency_id=idempotency_id, using_db=conn)
+
+        found = await atomic(reserve)
+    if found.status != R.PROCESSING:
+        return found
+    order = await PaymentOrder.get(id=found.order_id)
+    try:
+        answer = await ctx.wechatpay.refund(out_trade_no=order.out_trade_no, out_refund_no=found.out_refund_no,
+                                            amount_fen=found.amount_fen, total_fen=order.amount_fen, reason=reason)
+    except WeChatPayUnavailable as exc:
+        log.warning("wechatpay refund answer lost", extra={"out_refund_no": found.out_refund_no, "reason": str(exc)})
+        raise PayUnavailable() from exc
+    except WeChatPayError as exc:
+        await apply_refund(ctx, {"out_refund_no": found.out_refund_no, "status": "CLOSED"}, source=f"refused {exc.code}")
+        raise RefundRefused(f"微信支付拒绝了该退款（{exc.code}）") from exc
+    await apply_refund(ctx, answer, source="request")
+    return await PaymentRefund.get(id=found.id)
+
+
+async def apply_refund(ctx: ServiceContext, data: dict, *, source: str, conn: BaseDBAsyncClient | None = None) -> str:
+    """Apply what WeChat Pay says of a refund (its answer, a query, a ``REFUND.*`` notification), once:
+    a refund that ends closed gives its amount back to the order."""
+    if conn is None:
+        return await atomic(lambda c: apply_refund(ctx, data, source=source, conn=c))
+    refund_row = await PaymentRefund.filter(out_refund_no=data.get("out_refund_no", "")).select_for_update().using_db(
+        conn).first()
+    if refund_row is None:
+        return "unknown refund"
+    state = data.get("status") or data.get("refund_status")
+    if refund_row.status != R.PROCESSING or state not in FINAL_STATES:
+        return f"refund {refund_row.status}"
+    to = FINAL_STATES[state]
+    await PaymentRefund.filter(id=refund_row.id).using_db(conn).update(
+        status=to, refund_id=data.get("refund_id") or refund_row.refund_id, finished_at=utcnow())
+    if to == R.CLOSED:
+        order = await PaymentOrder.filter(id=refund_row.order_id).select_for_update().using_db(conn).first()
+        await PaymentOrder.filter(id=order.id).using_db(conn).update(
+            refunded_fen=max(0, order.refunded_fen - refund_row.amount_fen))
+    log.info("refund applied", extra={"out_refund_no": refund_row.out_refund_no, "status": str(to), "source": source})
+    return f"refund {to}"
+
+
+async def reconcile(ctx: ServiceContext, *, batch: int = 200) -> dict:
+    """Ask WeChat Pay about refunds still processing."""
+    counts = {"checked": 0, "settled": 0}
+    for row in await PaymentRefund.filter(status=R.PROCESSING).order_by("id").limit(batch):
+        counts["checked"] += 1
+        try:
+            found = await ctx.wechatpay.query_refund(row.out_refund_no)
+        except (WeChatPayUnavailable, WeChatPayError):
+            continue
+        if found is not None and (await apply_refund(ctx, found, source="query")).startswith("refund ") and \
+                (await PaymentRefund.get(id=row.id)).status != R.PROCESSING:
+            counts["settled"] += 1
+    return counts
+
+
+def public_refund(r: PaymentRefund) -> dict:
+    return {"id": r.id, "order_id": r.order_id, "out_refund_no": r.out_refund_no, "amount_fen": r.amount_fen,
+            "status": str(r.status), "created_at": r.created_at, "finished_at": r.finished_at}
