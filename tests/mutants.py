@@ -341,7 +341,7 @@ MUTANTS = (
         "services/payments/orders.py",
         "idempotency_id=idempotency_id, amount_fen=amount, description=DESCRIPTIONS[purpose], open_key=key,",
         "idempotency_id=idempotency_id, amount_fen=amount, description=DESCRIPTIONS[purpose], open_key=None,",
-        ("tests/api/test_payments.py::test_concurrent_order_requests_for_one_debt_make_one_payable_order",),
+        ("tests/api/test_payments.py::test_the_database_keeps_one_payable_order_per_debt_when_lookups_race",),
     ),
     Mutant(
         "a message push's signature is not checked",

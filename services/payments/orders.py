@@ -114,12 +114,15 @@ async def create(ctx: ServiceContext, user_id: int, *, purpose: str, reference_i
     return Created(order, params, created)
 
 
+async def _open_orders(user_id: int, purpose: str, binding_id: int) -> list[PaymentOrder]:
+    return await PaymentOrder.filter(user_id=user_id, purpose=purpose, reference_id=binding_id, status__in=list(OPEN))
+
+
 async def _open_order(ctx: ServiceContext, user_id: int, purpose: str, binding_id: int, amount: int,
                       idempotency_id: int | None) -> tuple[PaymentOrder, bool]:
     """The binding's payable order for this purpose and amount, or a new one (an open order for another
     amount is closed first: WeChat Pay must not be able to take both)."""
-    for existing in await PaymentOrder.filter(user_id=user_id, purpose=purpose, reference_id=binding_id,
-                                              status__in=list(OPEN)):
+    for existing in await _open_orders(user_id, purpose, binding_id):
         existing = await refresh(ctx, existing)
         if existing.status not in OPEN:
             continue

@@ -160,6 +160,20 @@ async def test_concurrent_order_requests_for_one_debt_make_one_payable_order(cli
     assert payable == 1, [a.json() for a in answers]
 
 
+async def test_the_database_keeps_one_payable_order_per_debt_when_lookups_race(client, sandbox, ctx, monkeypatch):
+    """Two requests whose lookups both ran before either inserted: the unique open_key decides."""
+    car, _ = await car_with_arrears(client, sandbox, ctx, 450)
+    first = (await create_order(client, car.user, car.binding["id"])).json()
+
+    async def saw_nothing(*args):
+        return []
+
+    monkeypatch.setattr(orders, "_open_orders", saw_nothing)
+    second = await create_order(client, car.user, car.binding["id"])
+    assert second.status_code == 200 and second.json()["id"] == first["id"], second.text
+    assert await PaymentOrder.filter(reference_id=car.binding["id"], status__in=["created", "prepaid"]).count() == 1
+
+
 async def paid_device_fee(client, sandbox, ctx):
     """A bound car (no OBU yet) whose ¥99.00 device fee is paid."""
     from tests.partner_helpers import bound_car
