@@ -70,6 +70,9 @@ const MESSAGES = {
   WECHATPAY_REFUSED: '微信支付暂未受理该订单，请稍后重试',
   ORDER_NOT_FOUND: '支付订单不存在，请返回重新发起',
   PAYMENT_NOT_PAYABLE: '该订单已不能支付，请重新发起支付',
+  NOT_REFUNDABLE: '该订单不能退款（只退已支付的设备费）',
+  REFUND_EXCEEDS_PAID: '退款金额超过可退金额',
+  WECHATPAY_REFUND_REFUSED: '微信支付暂未受理该退款，请稍后重试',
   // 本地校验（utils/money.js）
   AMOUNT_REQUIRED: '请输入金额',
   AMOUNT_INVALID: '请输入正确的金额',
