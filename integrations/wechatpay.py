@@ -14,6 +14,7 @@ platform public key is fetched from the emulator's control API on first use.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -102,31 +103,36 @@ class WeChatPayClient:
         self._timeout_s = timeout_s
         self._pay = None
         self._public_key = None
-
-    @property
-    def _private_key_pem(self) -> str:
-        return Path(self._private_key_path).read_text()
+        self._private_key = None
+        self._opening = asyncio.Lock()
 
     async def _client(self):
-        if self._pay is None:
-            from wechatpayv3.async_ import AsyncWeChatPay, WeChatPayType
-
-            if self._public_key_path:
-                pem = Path(self._public_key_path).read_text()
-            else:
-                async with httpx.AsyncClient(timeout=self._timeout_s, trust_env=False) as http:
-                    found = (await http.get(self._platform_key_url)).json()
-                pem, self._public_key_id = found["public_key_pem"], found["public_key_id"]
-            pay = AsyncWeChatPay(
-                wechatpay_type=WeChatPayType.MINIPROG, mchid=self.mchid, private_key=self._private_key_pem,
-                cert_serial_no=self._merchant_serial, appid=self.appid, apiv3_key=self._apiv3_key,
-                notify_url=self.notify_url, public_key=pem, public_key_id=self._public_key_id,
-                timeout=(min(2.0, self._timeout_s), self._timeout_s))
-            pay._core._gate_way = self._api_base  # the library's only way to another gateway
-            await pay.__aenter__()
-            self._public_key = serialization.load_pem_public_key(pem.encode())
-            self._pay = pay
+        async with self._opening:  # one client per process, however many first requests arrive together
+            if self._pay is None:
+                await self._open()
         return self._pay
+
+    async def _open(self) -> None:
+        """Read the keys (once, off the event loop) and open the library's client."""
+        from wechatpayv3.async_ import AsyncWeChatPay, WeChatPayType
+
+        private_pem = await asyncio.to_thread(Path(self._private_key_path).read_text)
+        self._private_key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+        if self._public_key_path:
+            pem = await asyncio.to_thread(Path(self._public_key_path).read_text)
+        else:
+            async with httpx.AsyncClient(timeout=self._timeout_s, trust_env=False) as http:
+                found = (await http.get(self._platform_key_url)).json()
+            pem, self._public_key_id = found["public_key_pem"], found["public_key_id"]
+        pay = AsyncWeChatPay(
+            wechatpay_type=WeChatPayType.MINIPROG, mchid=self.mchid, private_key=private_pem,
+            cert_serial_no=self._merchant_serial, appid=self.appid, apiv3_key=self._apiv3_key,
+            notify_url=self.notify_url, public_key=pem, public_key_id=self._public_key_id,
+            timeout=(min(2.0, self._timeout_s), self._timeout_s))
+        pay._core._gate_way = self._api_base  # the library's only way to another gateway
+        await pay.__aenter__()
+        self._public_key = serialization.load_pem_public_key(pem.encode())
+        self._pay = pay
 
     async def aclose(self) -> None:
         if self._pay is not None:
@@ -192,14 +198,14 @@ class WeChatPayClient:
             raise
         return answer
 
-    def request_payment(self, prepay_id: str) -> dict[str, str]:
+    async def request_payment(self, prepay_id: str) -> dict[str, str]:
         """What ``wx.requestPayment`` takes: signed with the merchant key over appId, timeStamp, nonceStr
         and package (appId is signed but not passed)."""
+        await self._client()  # the merchant key, read once
         timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
         package = f"prepay_id={prepay_id}"
-        key = serialization.load_pem_private_key(self._private_key_pem.encode(), password=None)
         message = f"{self.appid}\n{timestamp}\n{nonce}\n{package}\n".encode()
-        signature = base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+        signature = base64.b64encode(self._private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
         return {"timeStamp": timestamp, "nonceStr": nonce, "package": package, "signType": "RSA",
                 "paySign": signature}
 

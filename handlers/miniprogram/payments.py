@@ -74,9 +74,7 @@ async def create_order(request: Request, body: OrderBody) -> HTTPResponse:
     tag="payments", auth=True, path={"order_id": ORDER_ID}, responses={200: Response(OrderOut)},
 )
 async def get_order(request: Request, order_id: int) -> HTTPResponse:
-    ctx = services(request)
-    order = await orders.refresh(ctx, await orders.owned(request.ctx.user_id, order_id))
-    params = ctx.wechatpay.request_payment(order.prepay_id) if order.status == OrderStatus.PREPAID else None
+    order, params = await orders.view(services(request), request.ctx.user_id, order_id)
     return json(orders.public_order(order, params))
 
 

@@ -26,6 +26,7 @@ from models.accounts import Account, AccountStatus
 from services.accounts.ledger import AccountNotFound
 from models.contracts import Contract, ContractStatus
 from models.etc import BindingStatus, EtcBinding
+from models.partners import PartnerDebit
 from services.context import ServiceContext
 from services.db import atomic
 from services.esign import contracts
@@ -230,8 +231,6 @@ async def unbind(user_id: int, binding_id: int) -> EtcBinding:
 
 async def debits_of(user_id: int, binding_id: int, *, cursor: int | None, limit: int) -> tuple[list, int | None]:
     """A page of what partners debited on the binding, newest first, and the cursor of the next page."""
-    from models.partners import PartnerDebit
-
     binding = await _owned(user_id, binding_id)
     found = PartnerDebit.filter(binding_id=binding.id)
     if cursor is not None:

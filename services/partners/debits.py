@@ -139,7 +139,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
         if found is None:
             raise
         return found
-    return DebitResult(row, await EtcBinding.get(id=binding.id), False)
+    return DebitResult(row, binding, False)  # what the answer shows of the binding (card, plate) cannot change
 
 
 async def get(caller: Caller, out_trade_no: str) -> DebitResult:

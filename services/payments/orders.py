@@ -110,8 +110,18 @@ async def create(ctx: ServiceContext, user_id: int, *, purpose: str, reference_i
         order, created = await _open_order(ctx, user_id, purpose, binding.id, amount, idempotency_id)
     if order.status == O.CREATED:
         order = await _prepay(ctx, order)
-    params = ctx.wechatpay.request_payment(order.prepay_id) if order.status == O.PREPAID else None
-    return Created(order, params, created)
+    return Created(order, await pay_params(ctx, order), created)
+
+
+async def pay_params(ctx: ServiceContext, order: PaymentOrder) -> dict | None:
+    """What ``wx.requestPayment`` needs, while the order can be paid."""
+    return await ctx.wechatpay.request_payment(order.prepay_id) if order.status == O.PREPAID else None
+
+
+async def view(ctx: ServiceContext, user_id: int, order_id: int) -> tuple[PaymentOrder, dict | None]:
+    """The user's order as WeChat Pay has it now, and its payment parameters while it can be paid."""
+    order = await refresh(ctx, await owned(user_id, order_id))
+    return order, await pay_params(ctx, order)
 
 
 async def _open_orders(user_id: int, purpose: str, binding_id: int) -> list[PaymentOrder]:

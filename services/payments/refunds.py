@@ -113,8 +113,8 @@ async def reconcile(ctx: ServiceContext, *, batch: int = 200) -> dict:
             found = await ctx.wechatpay.query_refund(row.out_refund_no)
         except (WeChatPayUnavailable, WeChatPayError):
             continue
-        if found is not None and (await apply_refund(ctx, found, source="query")).startswith("refund ") and \
-                (await PaymentRefund.get(id=row.id)).status != R.PROCESSING:
+        if found is not None and found.get("status") in FINAL_STATES:
+            await apply_refund(ctx, found, source="query")
             counts["settled"] += 1
     return counts
 
