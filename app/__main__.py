@@ -10,6 +10,7 @@
     python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
     python -m app partner disable APP_ID                      refuse the partner's requests from now on
     python -m app pay refund ORDER_ID [--amount-fen N] [--reason R]   an operator's refund of a paid device fee
+    python -m app pay reconcile --date YYYY-MM-DD            check a day's WeChat Pay bill; print the mismatches
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
 
@@ -253,6 +254,39 @@ def cmd_pay_refund(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pay_reconcile(args: argparse.Namespace) -> int:
+    """Check a day's WeChat Pay trade bill against our orders and refunds, record and print every
+    mismatch. Exit 0: the day agrees; 1: mismatches (printed); 2: no bill could be had or read."""
+    from datetime import date
+
+    from integrations.wechatpay import WeChatPayError, WeChatPayUnavailable
+    from services.payments import bills
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"error: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(_with_services(_settings(), lambda ctx: bills.reconcile_day(ctx, day)))
+    except (WeChatPayUnavailable, WeChatPayError, bills.BillMalformed) as exc:
+        print(f"error: the bill of {day} could not be checked: {exc}", file=sys.stderr)
+        return 2
+
+    def amount(fen: int | None) -> str:
+        return "-" if fen is None else f"{fen} fen"
+
+    for m in result.mismatches:
+        refund = f" refund={m.out_refund_no}" if m.out_refund_no else ""
+        done = f" [{m.resolution}]" if m.resolution else ""
+        print(f"{m.kind}: order={m.out_trade_no}{refund} ours={amount(m.ours_fen)} bill={amount(m.bill_fen)}"
+              f" - {bills.KINDS[m.kind]}{done}")
+    source = "WeChat Pay's bill" if result.had_bill else "no bill from WeChat Pay"
+    verdict = "agrees with our books" if not result.mismatches else f"{len(result.mismatches)} mismatch(es)"
+    print(f"{day}: {source}, {result.payments} payment(s), {result.refunds} refund(s): {verdict}")
+    return 1 if result.mismatches else 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from app.config import production_problems
 
@@ -303,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     refund.add_argument("--amount-fen", type=int, default=None)
     refund.add_argument("--reason", default="operator refund")
     refund.set_defaults(func=cmd_pay_refund)
+    reconcile = pay.add_parser("reconcile", help="check a day's trade bill against our books; print the mismatches")
+    reconcile.add_argument("--date", required=True, help="the day, YYYY-MM-DD (China Standard Time)")
+    reconcile.set_defaults(func=cmd_pay_reconcile)
     storage = sub.add_parser("storage", help="stored files").add_subparsers(dest="storage_command", required=True)
     sweep = storage.add_parser("sweep", help="delete stored files no row refers to")
     sweep.add_argument("--older-than-s", type=int, default=None, help="minimum age (default STORAGE_SWEEP_AGE_S)")

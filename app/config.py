@@ -92,6 +92,7 @@ def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
         "wechatpay_public_key_path": get("WECHATPAY_PUBLIC_KEY_PATH") or None,
         "wechatpay_notify_url": get("WECHATPAY_NOTIFY_URL") or None,
         "payment_ttl_s": int(get("PAYMENT_TTL_S", "1800")),
+        "bill_reconcile_hour": int(get("BILL_RECONCILE_HOUR", "10")),
         "wechat_push_token": get("WECHAT_PUSH_TOKEN"),
         "wechat_push_aes_key": get("WECHAT_PUSH_AES_KEY"),
     }
@@ -280,3 +281,5 @@ def check(s: Settings) -> None:
     if s.idempotency_ttl_s < 24 * 3600:
         # a client may retry a money request for a day; a key forgotten sooner could move money twice
         raise ConfigError("IDEMPOTENCY_TTL_S must be at least 86400 seconds (24 hours)")
+    if not 0 <= s.bill_reconcile_hour <= 23:
+        raise ConfigError("BILL_RECONCILE_HOUR must be an hour of the day, 0 to 23")

@@ -90,6 +90,9 @@ class Settings:
     wechatpay_public_key_path: str | None = None
     wechatpay_notify_url: str | None = None
     payment_ttl_s: int = 30 * 60  # an unpaid order is closed after this (its time_expire)
+    # The daily trade-bill reconciliation checks yesterday's bill from this hour, China Standard Time
+    # (WeChat Pay makes a day's bill from about 10:00 the next day).
+    bill_reconcile_hour: int = 10
     # Message push (消息推送) from WeChat to /callbacks/wechat/push: the Token and EncodingAESKey set in
     # the mini-program's console (safe mode); JSON format.
     wechat_push_token: str = ""

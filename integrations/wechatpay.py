@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -88,6 +90,27 @@ def _verify(public_key, headers, body: bytes) -> bool:
     return True
 
 
+class BillUnusable(WeChatPayUnavailable):
+    """A downloaded bill that does not decompress, or whose hash is not the one WeChat Pay gave."""
+
+
+def checked_bill(content: bytes, hash_type: str | None, hash_value: str | None) -> bytes:
+    """The bill's text from what was downloaded (gzip, or plain if the gateway sent it so), once its
+    digest matches: WeChat Pay hashes the uncompressed bill."""
+    if content[:2] == b"\x1f\x8b":
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError) as exc:
+            raise BillUnusable(f"the bill does not decompress: {exc}") from exc
+    algorithms = {"SHA1": hashlib.sha1}
+    if hash_type not in algorithms:
+        raise BillUnusable(f"unknown hash_type {hash_type!r}")
+    digest = algorithms[hash_type](content).hexdigest()  # noqa: S324 - WeChat Pay's integrity check, not a secret
+    if not hash_value or not hmac.compare_digest(digest, str(hash_value).lower()):
+        raise BillUnusable("the bill's hash does not match")
+    return content
+
+
 class WeChatPayClient:
     def __init__(self, *, mchid: str, appid: str, api_base: str, private_key_path: str, merchant_serial: str,
                  apiv3_key: str, public_key_id: str, public_key_path: str | None, notify_url: str,
@@ -139,17 +162,25 @@ class WeChatPayClient:
             await self._pay.__aexit__(None, None, None)
             self._pay = None
 
-    async def _call(self, path: str, method: str = "GET", data: dict | None = None) -> tuple[int, Any]:
+    async def _call(self, path: str, method: str = "GET", data: dict | None = None, *,
+                    download: bool = False) -> tuple[int, Any]:
+        """``download``: a file (a bill), whose answer WeChat Pay does not sign: the caller checks its hash."""
         from wechatpayv3.async_.type import RequestType
 
         pay = await self._client()
         try:
-            status, text = await pay._core.request(path, method=getattr(RequestType, method), data=data)
+            status, text = await pay._core.request(path, method=getattr(RequestType, method), data=data,
+                                                   skip_verify=download)
         except httpx.HTTPError as exc:
             raise WeChatPayUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - the library raises bare Exception for a bad signature
             raise WeChatPayUnavailable(str(exc)) from exc
-        body = json.loads(text) if text else None
+        if download and 200 <= status < 300:
+            return status, text if isinstance(text, bytes) else text.encode()
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            raise WeChatPayUnavailable(f"{status}: an answer that is not JSON") from None
         if not 200 <= status < 300:
             code = (body or {}).get("code", "UNKNOWN") if isinstance(body, dict) else "UNKNOWN"
             raise WeChatPayError(status, code, (body or {}).get("message", "") if isinstance(body, dict) else "")
@@ -197,6 +228,23 @@ class WeChatPayClient:
                 return None
             raise
         return answer
+
+    async def trade_bill(self, bill_date: str) -> bytes | None:
+        """The day's trade bill (all payments and refunds; ``YYYY-MM-DD``, China Standard Time) as WeChat
+        Pay's text, downloaded gzip-compressed and checked against the hash the application answered
+        with; None when WeChat Pay has no bill for the day (``NO_STATEMENT_EXIST``)."""
+        try:
+            _, answer = await self._call(f"/v3/bill/tradebill?bill_date={quote(bill_date, safe='')}"
+                                         "&bill_type=ALL&tar_type=GZIP")
+        except WeChatPayError as exc:
+            if exc.code == "NO_STATEMENT_EXIST":
+                return None
+            raise
+        url = str(answer.get("download_url", ""))
+        if not url.startswith(self._api_base + "/"):  # a signed request goes to the gateway and nowhere else
+            raise WeChatPayUnavailable("the bill's download_url is not on the gateway")
+        _, content = await self._call(url[len(self._api_base):], download=True)
+        return checked_bill(content, answer.get("hash_type"), answer.get("hash_value"))
 
     async def request_payment(self, prepay_id: str) -> dict[str, str]:
         """What ``wx.requestPayment`` takes: signed with the merchant key over appId, timeStamp, nonceStr

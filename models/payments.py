@@ -82,3 +82,38 @@ class PayNotification(Model):
 
     class Meta:
         table = "pay_notifications"
+
+
+class PaymentBill(Model):
+    """One day's trade bill from WeChat Pay, as last compared with our orders and refunds."""
+
+    id = fields.BigIntField(primary_key=True)
+    bill_date = fields.DateField(unique=True)  # the day in China Standard Time, as WeChat Pay's bills are
+    hash_value = fields.CharField(max_length=64, null=True)  # SHA1 of the bill; NULL when WeChat Pay had none
+    payments = fields.IntField()
+    refunds = fields.IntField()
+    payments_fen = fields.BigIntField()
+    refunds_fen = fields.BigIntField()
+    mismatches = fields.IntField()
+    checked_at = fields.DatetimeField()
+
+    class Meta:
+        table = "payment_bills"
+
+
+class BillMismatch(Model):
+    """A difference between WeChat Pay's bill and our books, for a person to look at (``python -m app pay
+    reconcile --date D`` prints them). A day checked again replaces its mismatches."""
+
+    id = fields.BigIntField(primary_key=True)
+    bill_date = fields.DateField(db_index=True)
+    kind = fields.CharField(max_length=32)  # services.payments.bills.KINDS
+    out_trade_no = fields.CharField(max_length=32, null=True)
+    out_refund_no = fields.CharField(max_length=64, null=True)
+    ours_fen = fields.BigIntField(null=True)
+    bill_fen = fields.BigIntField(null=True)
+    resolution = fields.CharField(max_length=64, null=True)  # what reconciliation did about it, if anything
+    found_at = fields.DatetimeField()
+
+    class Meta:
+        table = "payment_bill_mismatches"

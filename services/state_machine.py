@@ -67,9 +67,10 @@ async def transition(
     if not machine.can(before, to):
         raise TransitionRefused(f"不能从「{before}」变为「{to}」")
     now = utcnow()
-    values: dict[str, Any] = {"status": to, **(updates or {})}
+    values: dict[str, Any] = {"status": to}
     if to in machine.milestones:
         values[machine.milestones[to]] = now
+    values.update(updates or {})  # a milestone the caller knows better (e.g. WeChat Pay's success_time) wins
     for name, value in values.items():
         setattr(obj, name, value)
     await obj.save(using_db=conn, update_fields=list(values))

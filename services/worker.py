@@ -28,7 +28,14 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("idempotency.sweep", 3600, _sweep_idempotency),
         jobs.Job("partner_nonces.sweep", 600, _sweep_nonces),
         jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx), lease_s=300),
+        jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings), lease_s=1800),
     ]
+
+
+async def payments_bill(ctx: ServiceContext, settings: Settings) -> dict:
+    from services.payments import bills
+
+    return await bills.daily(ctx, hour=settings.bill_reconcile_hour)
 
 
 async def payments_reconcile(ctx: ServiceContext) -> dict:

@@ -4,9 +4,13 @@ control calls that play the user's ``wx.requestPayment`` and WeChat Pay's notifi
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 
-from models.payments import PaymentOrder
+from models.payments import PaymentOrder, PaymentRefund
+from services.payments.orders import OBU_FEE_FEN
 from tests.account_helpers import new_key
 from tests.partner_helpers import bound_car, call, debit_body, new_partner
 
@@ -54,3 +58,41 @@ async def wait_status(order_id: int, status: str, timeout_s: float = 10) -> Paym
         if order.status == status or time.monotonic() > deadline:
             return order
         await asyncio.sleep(0.05)
+
+
+async def paid_device_fee(client, sandbox, ctx):
+    """A bound car (no OBU yet) whose ¥99.00 device fee is paid."""
+    car = await bound_car(client, sandbox)
+    order = (await create_order(client, car.user, car.binding["id"], "obu_fee")).json()
+    assert order["amount_fen"] == OBU_FEE_FEN
+    await pay(client, order)
+    assert (await wait_status(order["id"], "paid")).status == "paid"
+    return car, order
+
+
+async def refund(client, user, order_id: int, *, key: str | None = None, **body):
+    return await client.post(f"/api/v1/payments/orders/{order_id}/refunds", json=body,
+                             headers={**user.headers, "Idempotency-Key": key or new_key()})
+
+
+async def wait_refund(refund_id: int, status: str = "success"):
+    for _ in range(200):
+        row = await PaymentRefund.get(id=refund_id)
+        if row.status == status:
+            return row
+        await asyncio.sleep(0.05)
+    return row
+
+
+async def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
+    """``python -m app ARGS`` in its own process, on the test server's database, var/ and emulators."""
+    from tests.e2e.servers import ROOT
+
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "VAR_DIR": settings.var_dir, "PYTHONPATH": str(ROOT),
+           "WECHAT_APPID": settings.wechat_appid, "WECHATPAY_MCHID": settings.wechatpay_mchid,
+           "WECHATPAY_PRIVATE_KEY_PATH": settings.wechatpay_private_key_path,
+           "WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
+           "WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key, "SELF_BASE_URL": settings.self_base_url,
+           "WECHATPAY_NOTIFY_URL": settings.wechatpay_notify}
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
+                                   capture_output=True, text=True, timeout=120)

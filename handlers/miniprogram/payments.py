@@ -10,10 +10,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from handlers.common import services
-from handlers.spec import Body, Id, Out, Response, id_param, operation
-from models.payments import OrderStatus
+from handlers.spec import Body, Id, Out, Query, Response, id_param, operation
+from models.payments import OrderStatus, RefundStatus
 from services.etc.bindings import BindingNotFound
-from models.payments import RefundStatus
+from services.pagination import MAX_PAGE
 from services.payments import orders, refunds
 from services.payments.orders import PURPOSES, NothingToPay, OrderNotFound, PayRefused, PayUnavailable
 from services.payments.refunds import NotRefundable, RefundExceedsPaid, RefundRefused
@@ -47,6 +47,7 @@ class OrderOut(Out):
     created_at: datetime
     time_expire: datetime
     paid_at: datetime | None
+    refunded_fen: int = Field(description="refunds asked for (in progress or done), never above `amount_fen`")
     pay_params: PayParams | None = Field(description="for `wx.requestPayment`, while the order can be paid")
 
 
@@ -66,6 +67,41 @@ async def create_order(request: Request, body: OrderBody) -> HTTPResponse:
     made = await orders.create(services(request), request.ctx.user_id, purpose=body.purpose,
                                reference_id=body.reference_id, idempotency_id=request.ctx.idempotency.id)
     return json(orders.public_order(made.order, made.pay_params), status=201 if made.created else 200)
+
+
+class OrdersQuery(Query):
+    cursor: str | None = Field(default=None, max_length=32, description="`next_cursor` of the previous page")
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+
+
+class OrderSummary(Out):
+    id: int
+    purpose: Literal[PURPOSES]  # type: ignore[valid-type]
+    reference_id: int
+    out_trade_no: str
+    amount_fen: int
+    status: Literal[tuple(s.value for s in OrderStatus)]  # type: ignore[valid-type]
+    created_at: datetime
+    time_expire: datetime
+    paid_at: datetime | None
+    refunded_fen: int
+
+
+class OrdersOut(Out):
+    orders: list[OrderSummary]
+    next_cursor: str | None
+
+
+@bp.get("/payments/orders")
+@operation(
+    summary="The user's payment orders, newest first, a page at a time",
+    description="As this backend has them (an open order's state at WeChat Pay is asked by getting the order).",
+    tag="payments", auth=True, query=OrdersQuery, responses={200: Response(OrdersOut)},
+    errors=((422, "CURSOR_INVALID"),),
+)
+async def list_orders(request: Request, query: OrdersQuery) -> HTTPResponse:
+    page, cursor = await orders.of_user(request.ctx.user_id, cursor=query.cursor, limit=query.limit)
+    return json({"orders": [orders.public_order(o, with_params=False) for o in page], "next_cursor": cursor})
 
 
 @bp.get("/payments/orders/<order_id:int>")

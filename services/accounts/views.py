@@ -10,14 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.clock import utcnow
-from core.errors import ValidationFailed
 from core.pii import mask_card
 from models.accounts import Account, CardTransfer, LedgerEntry
 from services.accounts.ledger import AccountNotFound, outflow_used
 from services.accounts.opening import Progress
 from services.accounts.rules import rules_for
-
-MAX_PAGE = 100
+from services.pagination import MAX_PAGE, newest_first  # noqa: F401 - MAX_PAGE: the handlers' bound
 
 
 def public_application(progress: Progress) -> dict:
@@ -110,27 +108,7 @@ async def accounts_of(user_id: int) -> list[Account]:
     return await Account.filter(user_id=user_id).order_by("id")
 
 
-class CursorInvalid(ValidationFailed):
-    code, message = "CURSOR_INVALID", "分页游标无效"
-
-
-def _cursor(value: str | None) -> int | None:
-    """Cursors are opaque to the caller; here, the id of the last entry of the previous page."""
-    if value is None:
-        return None
-    if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 19) or not 1 <= int(value) < 2**63:
-        raise CursorInvalid(field="cursor")
-    return int(value)
-
-
 async def transactions(user_id: int, account_id: int, *, cursor: str | None, limit: int) -> tuple[list[LedgerEntry], str | None]:
     """A page of the account's ledger, newest first, and the cursor of the next page (None at the end)."""
     await owned(user_id, account_id)
-    before = _cursor(cursor)
-    query = LedgerEntry.filter(account_id=account_id)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    page = await query.order_by("-id").limit(limit + 1)
-    more = len(page) > limit
-    page = page[:limit]
-    return page, (str(page[-1].id) if more else None)
+    return await newest_first(LedgerEntry.filter(account_id=account_id), cursor=cursor, limit=limit)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -35,6 +35,7 @@ from models.users import User
 from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings
+from services.pagination import newest_first
 from services.partners import notify
 from services.state_machine import Machine, transition
 
@@ -77,6 +78,16 @@ class TransactionMismatch(Exception):
 
 def new_out_trade_no() -> str:
     return f"PO{utcnow().astimezone(CHINA_TZ):%Y%m%d}{secrets.token_hex(8).upper()}"  # 26 characters
+
+
+def wechat_time(value: object) -> datetime:
+    """WeChat Pay's RFC 3339 time (``success_time``): when it happened there, which is the day its bill
+    puts it in; now, when it is absent or unreadable."""
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return utcnow()
+    return at.astimezone(UTC) if at.tzinfo is not None else utcnow()
 
 
 def _rfc3339(at: datetime) -> str:
@@ -239,7 +250,8 @@ async def apply_transaction(ctx: ServiceContext, tx: dict, *, source: str,
     if state == "SUCCESS":
         settled = await _settle(conn, order)
         await transition(conn, MACHINE, PaymentOrder, order.id, O.PAID, actor="wechatpay", reason=source,
-                         updates={"transaction_id": tx.get("transaction_id"), "settled": settled, "open_key": None},
+                         updates={"transaction_id": tx.get("transaction_id"), "settled": settled, "open_key": None,
+                                  "paid_at": wechat_time(tx.get("success_time"))},
                          audit_data={"transaction_id": tx.get("transaction_id"), "amount_fen": order.amount_fen})
         return "paid"
     if state in ("CLOSED", "REVOKED"):
@@ -291,10 +303,17 @@ async def reconcile(ctx: ServiceContext, *, older_than_s: float = 300, batch: in
     return counts
 
 
-def public_order(order: PaymentOrder, pay_params: dict | None = None) -> dict:
-    return {
+async def of_user(user_id: int, *, cursor: str | None, limit: int) -> tuple[list[PaymentOrder], str | None]:
+    return await newest_first(PaymentOrder.filter(user_id=user_id), cursor=cursor, limit=limit)
+
+
+def public_order(order: PaymentOrder, pay_params: dict | None = None, *, with_params: bool = True) -> dict:
+    out = {
         "id": order.id, "purpose": order.purpose, "reference_id": order.reference_id,
         "out_trade_no": order.out_trade_no, "amount_fen": order.amount_fen, "status": str(order.status),
         "created_at": order.created_at, "time_expire": order.time_expire, "paid_at": order.paid_at,
-        "pay_params": pay_params,
+        "refunded_fen": order.refunded_fen,
     }
+    if with_params:
+        out["pay_params"] = pay_params
+    return out

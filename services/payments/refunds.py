@@ -21,7 +21,7 @@ from integrations.wechatpay import WeChatPayError, WeChatPayUnavailable
 from models.payments import OrderStatus, PaymentOrder, PaymentRefund, RefundStatus
 from services.context import ServiceContext
 from services.db import atomic
-from services.payments.orders import PayUnavailable, owned
+from services.payments.orders import PayUnavailable, owned, wechat_time
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ async def apply_refund(ctx: ServiceContext, data: dict, *, source: str, conn: Ba
         return f"refund {refund_row.status}"
     to = FINAL_STATES[state]
     await PaymentRefund.filter(id=refund_row.id).using_db(conn).update(
-        status=to, refund_id=data.get("refund_id") or refund_row.refund_id, finished_at=utcnow())
+        status=to, refund_id=data.get("refund_id") or refund_row.refund_id,
+        finished_at=wechat_time(data.get("success_time")) if to == R.SUCCESS else utcnow())
     if to == R.CLOSED:
         order = await PaymentOrder.filter(id=refund_row.order_id).select_for_update().using_db(conn).first()
         await PaymentOrder.filter(id=order.id).using_db(conn).update(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,8 +26,12 @@ from tests.payment_helpers import (
     car_with_arrears,
     create_order,
     notifications,
+    paid_device_fee,
     pay,
     redeliver,
+    refund,
+    run_cli,
+    wait_refund,
     wait_status,
 )
 
@@ -59,6 +63,9 @@ async def test_a_payment_settles_the_arrears_once_and_tells_the_partner(client, 
     await pay(client, order)
     paid = await wait_status(order["id"], "paid")
     assert paid.status == "paid" and paid.transaction_id and paid.settled["arrears_fen"] == 1_200
+    # paid when WeChat Pay says it was (its success_time), which is the day its bill puts the payment in
+    at_wechat = await ctx.wechatpay.query(order["out_trade_no"])
+    assert paid.paid_at == datetime.fromisoformat(at_wechat["success_time"])
     assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 0
     assert [d.status for d in await PartnerDebit.filter(binding_id=car.binding["id"])] == ["settled"]
     told = [m for m in await OutboxMessage.filter(kind="partner_notification")
@@ -174,36 +181,6 @@ async def test_the_database_keeps_one_payable_order_per_debt_when_lookups_race(c
     assert await PaymentOrder.filter(reference_id=car.binding["id"], status__in=["created", "prepaid"]).count() == 1
 
 
-async def paid_device_fee(client, sandbox, ctx):
-    """A bound car (no OBU yet) whose ¥99.00 device fee is paid."""
-    from tests.partner_helpers import bound_car
-
-    car = await bound_car(client, sandbox)
-    order = (await create_order(client, car.user, car.binding["id"], "obu_fee")).json()
-    assert order["amount_fen"] == orders.OBU_FEE_FEN
-    await pay(client, order)
-    assert (await wait_status(order["id"], "paid")).status == "paid"
-    return car, order
-
-
-async def refund(client, user, order_id: int, *, key: str | None = None, **body):
-    from tests.account_helpers import new_key
-
-    return await client.post(f"/api/v1/payments/orders/{order_id}/refunds", json=body,
-                             headers={**user.headers, "Idempotency-Key": key or new_key()})
-
-
-async def wait_refund(refund_id: int, status: str = "success"):
-    from models.payments import PaymentRefund
-
-    for _ in range(200):
-        row = await PaymentRefund.get(id=refund_id)
-        if row.status == status:
-            return row
-        await asyncio.sleep(0.05)
-    return row
-
-
 async def test_a_device_fee_is_refunded_in_parts_never_above_what_was_paid(client, sandbox, ctx):
     car, order = await paid_device_fee(client, sandbox, ctx)
     first = await refund(client, car.user, order["id"], key="k-refund-part-1", amount_fen=3_000)
@@ -237,27 +214,44 @@ async def test_arrears_and_unpaid_orders_are_not_refunded(client, sandbox, ctx):
 
 async def test_an_operator_refunds_from_the_command_line(client, sandbox, ctx, settings):
     import json
-    import os
-    import subprocess
-    import sys
-
-    from tests.e2e.servers import ROOT
 
     car, order = await paid_device_fee(client, sandbox, ctx)
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "VAR_DIR": settings.var_dir, "PYTHONPATH": str(ROOT),
-           "WECHAT_APPID": settings.wechat_appid, "WECHATPAY_MCHID": settings.wechatpay_mchid,
-           "WECHATPAY_PRIVATE_KEY_PATH": settings.wechatpay_private_key_path,
-           "WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
-           "WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key, "SELF_BASE_URL": settings.self_base_url,
-           "WECHATPAY_NOTIFY_URL": settings.wechatpay_notify}
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", "pay", "refund", str(order["id"]),
-                                                    "--amount-fen", "900"], cwd=ROOT, env=env, capture_output=True,
-                                   text=True, timeout=120)
+    done = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "900")
     assert done.returncode == 0, done.stderr
     made = json.loads(done.stdout)
     assert made["amount_fen"] == 900 and made["order_id"] == order["id"]
     assert (await wait_refund(made["id"])).status == "success"
-    too_much = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", "pay", "refund", str(order["id"]),
-                                                        "--amount-fen", "99999"], cwd=ROOT, env=env,
-                                       capture_output=True, text=True, timeout=120)
+    too_much = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "99999")
     assert too_much.returncode == 1 and "REFUND_EXCEEDS_PAID" in too_much.stderr
+
+
+async def test_the_user_sees_their_orders_newest_first_and_no_one_elses(client, sandbox, ctx, user):
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    await refund(client, car.user, order["id"], amount_fen=1_000)
+    other_car, _ = await car_with_arrears(client, sandbox, ctx, 300)
+    other = (await create_order(client, other_car.user, other_car.binding["id"])).json()
+    resp = await client.get("/api/v1/payments/orders", headers=car.user.headers)
+    assert resp.status_code == 200, resp.text
+    page = resp.json()
+    assert [o["id"] for o in page["orders"]] == [order["id"]] and page["next_cursor"] is None
+    assert page["orders"][0]["refunded_fen"] == 1_000 and page["orders"][0]["status"] == "paid"
+    assert "pay_params" not in page["orders"][0]
+    assert other["id"] not in [o["id"] for o in page["orders"]]
+    assert (await client.get("/api/v1/payments/orders", headers=user.headers)).json() == {"orders": [],
+                                                                                          "next_cursor": None}
+    assert_error(await client.get("/api/v1/payments/orders", params={"cursor": "x"}, headers=car.user.headers),
+                 422, "CURSOR_INVALID", "cursor")
+
+
+async def test_orders_come_a_page_at_a_time(client, sandbox, ctx):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 400)
+    made = []
+    for _ in range(3):  # each order closed so that the next one is a new order
+        order = (await create_order(client, car.user, car.binding["id"])).json()
+        await orders.close(ctx, await PaymentOrder.get(id=order["id"]), reason="test")
+        made.append(order["id"])
+    first = (await client.get("/api/v1/payments/orders", params={"limit": 2}, headers=car.user.headers)).json()
+    assert [o["id"] for o in first["orders"]] == made[::-1][:2] and first["next_cursor"]
+    rest = (await client.get("/api/v1/payments/orders", params={"limit": 2, "cursor": first["next_cursor"]},
+                             headers=car.user.headers)).json()
+    assert [o["id"] for o in rest["orders"]] == made[:1] and rest["next_cursor"] is None
