@@ -114,12 +114,12 @@ async def get_order(request: Request, order_id: int) -> HTTPResponse:
     return json(orders.public_order(order, params))
 
 
-class RefundBody(Body):
+class PaymentRefundBody(Body):
     amount_fen: int | None = Field(default=None, ge=1, le=10**12, description="default: all that is left to refund")
     reason: str | None = Field(default=None, max_length=80)
 
 
-class RefundOut(Out):
+class PaymentRefundOut(Out):
     id: int
     order_id: int
     out_refund_no: str
@@ -134,11 +134,11 @@ class RefundOut(Out):
     summary="Refund a paid device fee, in full or in part",
     description="Never more than was paid, counting refunds in progress (422 REFUND_EXCEEDS_PAID); arrears are not "
     "refunded (409 NOT_REFUNDABLE). `processing` until WeChat Pay says it is done.",
-    tag="payments", auth=True, idempotent=True, path={"order_id": ORDER_ID}, body=RefundBody,
-    responses={201: Response(RefundOut, description="asked of WeChat Pay")},
+    tag="payments", auth=True, idempotent=True, path={"order_id": ORDER_ID}, body=PaymentRefundBody,
+    responses={201: Response(PaymentRefundOut, description="asked of WeChat Pay")},
     errors=(NotRefundable, RefundExceedsPaid, RefundRefused, PayUnavailable),
 )
-async def refund_order(request: Request, order_id: int, body: RefundBody) -> HTTPResponse:
+async def refund_order(request: Request, order_id: int, body: PaymentRefundBody) -> HTTPResponse:
     made = await refunds.refund(services(request), request.ctx.user_id, order_id, amount_fen=body.amount_fen,
                                 reason=body.reason, idempotency_id=request.ctx.idempotency.id)
     return json(refunds.public_refund(made), status=201)

@@ -17,7 +17,8 @@
  * toll with requests signed as docs/open-api.md says, and the pages show it; a debit larger than the balance becomes
  * arrears, and unbinding is refused while they are owed. The arrears are then paid with WeChat Pay on the pay page: a first
  * wx.requestPayment cancelled, then the same order paid (the shim plays it on WeChat Pay's emulator) and polled until paid;
- * the debit shows 已补缴, the balance is unchanged, and unbinding succeeds.
+ * the debit shows 已补缴, the orders page lists the paid order (已支付, no refund: arrears are not refunded), the balance
+ * is unchanged, and unbinding succeeds.
  *
  * Every page is rendered as WeChat would: on load and after each setData (the shim records any render error;
  * show() fails on one), and explicitly after each step with the strict WXML renderer (test/wxml.js), so the
@@ -2006,6 +2007,47 @@ test('mini-program journey against the live backend', async (t) => {
           assert.ok(!view.text.includes('欠费补缴后才能解除绑定'))
         })
 
+        await t.test('orders page (the binding page\'s 支付订单): the paid arrears order at the top, 已支付, no 申请退款 (arrears are not refunded)', async () => {
+          bindingPage[tappable(show(bindingPage), 'goOrders').events.bindtap]()
+          assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/payments/orders/orders' })
+          const ordersPage = shim.loadPage('pages/payments/orders/orders')
+          const from = shim.state.requests.length
+          const listed = await ordersPage.onLoad({})
+          assert.ok(listed, describeError(ordersPage))
+          const calls = since(from)
+          assert.deepEqual(calls.map(pathOf), ['GET /api/v1/payments/orders 200'])
+          const body = calls[0].response
+          assert.deepEqual(body.orders.map((o) => o.id), [payOrder.id], 'one order: the cancelled attempt and the payment were the same order')
+          assert.equal(body.next_cursor, null)
+          const [top] = body.orders
+          assert.deepEqual([top.purpose, top.reference_id, top.out_trade_no, top.amount_fen, top.status, top.refunded_fen],
+            ['arrears', binding.id, payOrder.out_trade_no, 20000, 'paid', 0])
+          assert.ok(top.paid_at)
+          assert.ok(!('pay_params' in top), 'the list carries no pay_params')
+
+          const o = ordersPage.data.orders[0]
+          assert.deepEqual([o.id, o.title, o.amount, o.statusText, o.refundable, o.refunded], [payOrder.id, 'ETC欠费补缴', '¥200.00', '已支付', false, ''])
+          const view = show(ordersPage)
+          assertShows(view, ['支付订单\n', '\nETC欠费补缴\n¥200.00\n' + o.createdAt + '\n已支付\n支付时间 ' + o.paidAt + '\n订单号 ' + payOrder.out_trade_no + '\n没有更多了'])
+          assert.ok(!view.text.includes('申请退款') && !view.text.includes('已退款') && !view.text.includes('待支付') && !view.text.includes('加载更多'))
+          assert.equal(view.select('button').filter((b) => b.events.catchtap === 'onRefund').length, 0, 'no refund button')
+          // A paid order opens nothing; a refund of it is refused on the page without a request.
+          const navigations = shim.state.navigations.length
+          ordersPage.onOpen({ currentTarget: { dataset: { id: o.id } } })
+          assert.equal(shim.state.navigations.length, navigations)
+          const sent = shim.state.requests.length
+          assert.equal(await ordersPage.onRefund({ currentTarget: { dataset: { id: o.id } } }), null)
+          assert.equal(shim.state.requests.length, sent)
+          assert.equal(ordersPage.data.error.message, errors.MESSAGES.NOT_REFUNDABLE)
+
+          // The server agrees: arrears are not refunded (409 NOT_REFUNDABLE), and nothing was.
+          const refused = await api.request({ url: orderPath() + '/refunds', method: 'POST', data: {}, idempotent: true }).then(() => null, (err) => err)
+          assert.ok(refused, 'the refund was refused')
+          assert.deepEqual([refused.status, refused.code], [409, 'NOT_REFUNDABLE'])
+          assert.equal(errors.describe(refused), '该订单不能退款（只退已支付的设备费）')
+          assert.equal((await api.request({ url: orderPath() })).refunded_fen, 0)
+        })
+
         await t.test('index, account and transactions pages: no arrears; the balance unchanged (paid from outside the account)', async () => {
           assert.equal(await balanceNow(), 11500, 'the arrears were paid with WeChat Pay, not from the account')
           const index = shim.loadPage('pages/index/index')
@@ -2187,6 +2229,10 @@ test('request-bodies.js agrees with the OpenAPI document: endpoints, fields, req
   assert.deepEqual(pay.PAY_PARAM_KEYS.slice().sort(), Object.keys(params.properties).sort())
   assert.deepEqual(pay.PAY_PARAM_KEYS.slice().sort(), params.required.slice().sort(), 'all five are always given')
   assert.equal(params.properties.signType.const, 'RSA')
+  // the refund's answer, found through its operation
+  const refundOp = operationOf(doc, 'POST', '/api/v1/payments/orders/:id/refunds')
+  const refund = resolve(doc, refundOp.responses['201'].content['application/json'].schema).properties
+  assert.deepEqual(Object.keys(pay.REFUND_STATUS).sort(), refund.status.enum.slice().sort(), 'a text for every refund status')
 })
 
 test('every error code of the account, vehicle, ETC binding and payment endpoints has a text for the user (errors.js) or a specific server message', async () => {

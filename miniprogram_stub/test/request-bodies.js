@@ -62,7 +62,9 @@ const DOCUMENTED = [
   { method: 'DELETE', path: '/api/v1/etc-bindings/:id', body: null },
   { method: 'GET', path: '/api/v1/etc-bindings/:id/debits', query: { cursor: 'count?', limit: 'count?' } },
   { method: 'POST', path: '/api/v1/payments/orders', body: { purpose: PAYMENT_PURPOSES, reference_id: 'id' }, headers: { 'Idempotency-Key': 'key' } },
-  { method: 'GET', path: '/api/v1/payments/orders/:id', query: {} }
+  { method: 'GET', path: '/api/v1/payments/orders', query: { cursor: 'string?', limit: 'count?' } },
+  { method: 'GET', path: '/api/v1/payments/orders/:id', query: {} },
+  { method: 'POST', path: '/api/v1/payments/orders/:id/refunds', body: { amount_fen: 'fen?', reason: 'string?' }, headers: { 'Idempotency-Key': 'key' } }
 ]
 
 // The bound of amount_fen (services/accounts/funding.py MAX_AMOUNT_FEN; utils/money.js uses the same).
@@ -224,6 +226,20 @@ if (require.main === module) {
     assert.deepEqual(check(rec('GET', '/api/v1/payments/orders/12', undefined)), [])
     assert.match(check(rec('GET', '/api/v1/payments/orders/12?refresh=1', { refresh: 1 }))[0], /undocumented field "refresh"/)
     assert.match(check(rec('POST', '/api/v1/payments/orders/12/close', {}))[0], /not a documented endpoint/)
+  })
+
+  test('request-bodies: the order list (an opaque cursor) and a refund (no amount: all that is left), with the Idempotency-Key', () => {
+    assert.deepEqual(check(rec('GET', '/api/v1/payments/orders?limit=20', { limit: 20 })), [])
+    assert.deepEqual(check(rec('GET', '/api/v1/payments/orders?limit=20&cursor=b3JkZXI6MjE', { limit: 20, cursor: 'b3JkZXI6MjE' })), [])
+    assert.match(check(rec('GET', '/api/v1/payments/orders?status=paid', { status: 'paid' }))[0], /undocumented field "status"/)
+    const key = { 'Idempotency-Key': '0b6f2c1e-4a8d-4c3b-9f10-2e7a5d6c8b90' }
+    const refund = (body, header) => check(Object.assign(rec('POST', '/api/v1/payments/orders/21/refunds', body), { header: header || key }))
+    assert.deepEqual(refund({}), [], 'a full refund')
+    assert.deepEqual(refund({ amount_fen: 5000, reason: '设备退回' }), [])
+    assert.match(refund({ amount_fen: 50.5 })[0], /amount_fen must be an integer number of fen/)
+    assert.match(refund({ amount_fen: '5000' })[0], /amount_fen must be an integer number of fen/)
+    assert.match(refund({ order_id: 21 })[0], /undocumented field "order_id"/)
+    assert.deepEqual(refund({}, {}), ['POST /api/v1/payments/orders/21/refunds: missing header Idempotency-Key'])
   })
 
   test('request-bodies: amounts must be integer fen within the bound, the class one of II / III, the key present', () => {

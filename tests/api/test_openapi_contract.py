@@ -69,6 +69,13 @@ async def test_no_exclusive_minimum_zero_or_other_oas30_leftovers(client):
     assert '"exclusiveMinimum":true' not in text.replace(" ", "")
 
 
+async def test_schema_names_are_the_models_names(client):
+    """Two models of one name get module-qualified names (``handlers__…__RefundOut``) that clients and
+    generated SDKs would carry: each schema must have a name of its own."""
+    schemas = (await client.get("/docs/openapi.json")).json()["components"]["schemas"]
+    assert [name for name in schemas if "__" in name] == []
+
+
 async def test_docs_page_works_offline(client):
     page = await client.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -184,6 +184,11 @@ Page({
     wx.navigateTo({ url: '/pages/etc/vehicles/vehicles' })
   },
 
+  /** 支付订单：微信支付的欠费补缴、设备费（已支付的设备费可申请退款）。 */
+  goOrders() {
+    wx.navigateTo({ url: '/pages/payments/orders/orders' })
+  },
+
   fail(err) {
     const message = errors.showFriendlyError(err)
     this.setData({ error: { code: err.code, message, field: err.field || null } })
