@@ -238,14 +238,17 @@ def post_targets(base: str, targets: list[tuple[str, str]], body: str, *, second
                   ["Idempotency-Key", prefix]}, seconds=seconds)
 
 
-# Requests signed beforehand (partner signatures need HMAC, which wrk's Lua lacks): each line is
-# path, the four X- headers and the body, tab-separated; each is sent once, in order.
+# Requests signed beforehand (partner signatures need HMAC, WeChat Pay's RSA, which wrk's Lua lacks): each
+# line is the path, the headers as name/value pairs and the body, tab-separated; each is sent once, in order.
 _SIGNED_LUA = """
 local reqs, i = {}, 0
+-- each line: path, then header name and value pairs, then the body; tab-separated (compact JSON has no tab)
 for line in io.lines(os.getenv("BENCH_SIGNED")) do
-  local path, app, ts, nonce, sig, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-  reqs[#reqs + 1] = {path, {["Content-Type"] = "application/json", ["X-App-Id"] = app, ["X-Timestamp"] = ts,
-                            ["X-Nonce"] = nonce, ["X-Signature"] = sig}, body}
+  local f = {}
+  for field in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = field end
+  local headers = {["Content-Type"] = "application/json"}
+  for k = 2, #f - 2, 2 do headers[f[k]] = f[k + 1] end
+  reqs[#reqs + 1] = {f[1], headers, f[#f]}
 end
 request = function()
   if i < #reqs then i = i + 1 end
@@ -261,8 +264,8 @@ def post_signed(base: str, requests: list[tuple[str, dict, str]], *, seconds: fl
         tmp = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
         (tmp / "signed.lua").write_text(_SIGNED_LUA)
         (tmp / "signed.txt").write_text("".join(
-            "\t".join((p, h["X-App-Id"], h["X-Timestamp"], h["X-Nonce"], h["X-Signature"], b)) + "\n"
-            for p, h, b in requests), encoding="utf-8")
+            "\t".join((p, *(x for pair in h.items() for x in pair), b)) + "\n" for p, h, b in requests),
+            encoding="utf-8")
         cmd = [shutil.which("wrk"), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
                "--timeout", "10s", "-s", str(tmp / "signed.lua"), base]
         env = {**os.environ, "BENCH_SIGNED": str(tmp / "signed.txt")}

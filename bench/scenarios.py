@@ -495,6 +495,113 @@ def debit_burst(ctx: Context) -> Result:
         project.stop()
 
 
+NOTIFY_PER_RUN = 1500  # notifications per second the runs are given (each sent twice): more than they can take
+
+
+def _notifications(seed: dict, orders: list[list], bank_type: str = "OTHERS") -> list[tuple[str, dict, str]]:
+    """One TRANSACTION.SUCCESS per order, signed and encrypted as WeChat Pay does (the emulator's own
+    functions and key), each sent twice in a row: half of what arrives is a duplicate, and a duplicate
+    often arrives while its first copy is still being applied."""
+    import json
+    import secrets
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography.hazmat.primitives import serialization
+
+    from sandbox import wechatpay as emulator
+
+    platform = emulator.Platform(seed["key_id"], serialization.load_pem_private_key(
+        seed["private_key_pem"].encode(), password=None), "")
+    now = datetime.now(timezone(timedelta(hours=8))).isoformat(timespec="seconds")
+    out = []
+    for no, amount in orders:
+        tx = {"mchid": seed["mchid"], "appid": seed["appid"], "out_trade_no": no,
+              "transaction_id": "42" + secrets.token_hex(14)[:26], "trade_type": "JSAPI", "trade_state": "SUCCESS",
+              "trade_state_desc": "支付成功", "bank_type": bank_type, "attach": "", "success_time": now,
+              "payer": {"openid": "obench"}, "amount": {"total": amount, "payer_total": amount, "currency": "CNY",
+                                                         "payer_currency": "CNY"}}
+        body = json.dumps({
+            "id": secrets.token_hex(18), "create_time": now, "resource_type": "encrypt-resource",
+            "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+            "resource": {"original_type": "transaction", **emulator.encrypt_resource(
+                seed["apiv3_key"], json.dumps(tx, ensure_ascii=False), "transaction")},
+        }, ensure_ascii=False, separators=(",", ":"))
+        headers = {k: v for k, v in platform.headers(body.encode()).items() if k != "Request-ID"}
+        out += [("/callbacks/wechatpay", headers, body)] * 2
+    return out
+
+
+def notifications(ctx: Context) -> Result:
+    """WeChat Pay payment notifications, half of them duplicates: each verified (RSA over the raw body,
+    the platform key, the timestamp), decrypted (AES-256-GCM), stored in the inbox unique on its id and
+    applied once in the same transaction (the order locked, merchant, app and amount checked, moved to
+    paid with its audit event); a duplicate answered without a second credit. Against one INSERT in a
+    transaction."""
+    import json
+    import subprocess
+
+    project = ctx.project("notifications", WORKER_IN_SERVER="0")
+    per_run = max(2000, int(ctx.seconds * NOTIFY_PER_RUN))
+    seed_file = ctx.work / "notifications-seed.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "seed_payments.py"), str((ctx.rounds + 1) * per_run // 2),
+                    str(seed_file)], cwd=ROOT, env=ctx.app_env(ctx.work / "notifications", SELF_BASE_URL=project.url),
+                   check=True, capture_output=True, timeout=900)
+    seed = json.loads(seed_file.read_text())
+    batches = iter(range(0, len(seed["orders"]), per_run // 2))
+    _sql(ctx.db_url, [("CREATE TABLE IF NOT EXISTS bench_events (id BIGINT PRIMARY KEY AUTO_INCREMENT, "
+                       "token CHAR(32) NOT NULL, body TEXT)", ())])
+    baseline = ctx.baseline("insert_tx", "--db", ctx.db_url)
+    try:
+        def ours() -> Load:
+            start = next(batches)
+            return post_signed(project.url, _notifications(seed, seed["orders"][start:start + per_run // 2]),
+                               seconds=ctx.seconds, connections=ctx.connections)
+
+        a, b = interleave(ours, lambda: post(f"{baseline.url}/insert", ['{"n": 1}'], seconds=ctx.seconds,
+                                             connections=ctx.connections), rounds=ctx.rounds)
+        ratio = a.rps / b.rps
+        cpu = _cpu_per_request(ours, {"app": project.pids(), "database": pids_named("mariadbd", "mysqld")})
+        once = _credited_once(ctx.db_url, seed["run"])
+        return Result("notifications", "POST /callbacks/wechatpay, half of them duplicates (signed, encrypted)",
+                      _as_dict(a), _as_dict(b), "one INSERT in a transaction, raw aiomysql", round(ratio, 2),
+                      round(a.p99_ms / b.p99_ms, 2), "≥ 0.5× baseline, exactly one credit each",
+                      ratio >= 0.5 and a.errors == 0 and once["ok"], _worker_rss(project),
+                      notes=[once["text"], f"CPU per notification (half of them duplicates): {cpu}",
+                             "each notification sent twice in a row over 64 connections, so a "
+                             "duplicate often races its first copy; device-fee orders (¥99.00)"])
+    finally:
+        project.stop()
+        baseline.stop()
+
+
+def _credited_once(db_url: str, run: str) -> dict:
+    """Every order a notification reached is paid once: one inbox row, one paid transition, nothing else."""
+    from urllib.parse import urlsplit
+
+    import pymysql
+
+    parts = urlsplit(db_url)
+    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+                           password=parts.password or "", database=parts.path.lstrip("/"))
+    like = f"BN{run}%"
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM payment_orders WHERE out_trade_no LIKE %s AND status = 'paid'", (like,))
+            paid = cur.fetchone()[0]
+            cur.execute("SELECT COUNT(*), COUNT(DISTINCT out_trade_no), SUM(outcome = 'applied: paid') "
+                        "FROM pay_notifications WHERE out_trade_no LIKE %s", (like,))
+            inbox, distinct, applied = cur.fetchone()
+            cur.execute("SELECT COUNT(*), COUNT(DISTINCT a.entity_id) FROM audit_events a JOIN payment_orders o "
+                        "ON a.entity_id = CAST(o.id AS CHAR) WHERE a.action = 'payment_order.paid' "
+                        "AND o.out_trade_no LIKE %s", (like,))
+            moves, moved = cur.fetchone()
+    finally:
+        conn.close()
+    ok = paid > 0 and paid == inbox == distinct == int(applied or 0) == moves == moved
+    return {"ok": ok, "text": f"orders paid {paid}; inbox rows {inbox} ({distinct} orders, {applied} applied); "
+                              f"paid transitions {moves} — {'exactly one credit each' if ok else 'NOT once each'}"}
+
+
 SCENARIOS: dict[str, Callable[[Context], Result]] = {
     "live": live,
     "me": me,
@@ -505,6 +612,7 @@ SCENARIOS: dict[str, Callable[[Context], Result]] = {
     "outflows": outflows,
     "debits": debits,
     "debit_burst": debit_burst,
+    "notifications": notifications,
 }
 
 

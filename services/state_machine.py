@@ -57,8 +57,10 @@ async def transition(
     reason: str = "",
     updates: dict[str, Any] | None = None,
     audit_data: dict[str, Any] | None = None,
+    locked: M | None = None,
 ) -> Moved[M]:
-    obj = await model.filter(pk=pk).select_for_update().using_db(conn).first()
+    """``locked``: the row, already read ``FOR UPDATE`` in this transaction by the caller (not read again)."""
+    obj = locked if locked is not None else await model.filter(pk=pk).select_for_update().using_db(conn).first()
     if obj is None:
         raise NotFound()
     before = obj.status

@@ -2,7 +2,7 @@
 
 A notification is accepted only when ``integrations.wechatpay`` says it is WeChat Pay's: the platform key
 named by ``Wechatpay-Serial``, a timestamp within five minutes, a signature over the raw body, and a
-resource that decrypts with our APIv3 key. It is then stored in the inbox (``PayNotification``, unique
+resource that decrypts with our APIv3 key. It is then applied and stored in the inbox (``PayNotification``, unique
 on its ``id``) and applied (``orders.apply_transaction``, ``refunds.apply_refund``) in one transaction: a redelivery, or the same
 notification arriving at two instances at once, finds the inbox row and changes nothing. A notification
 whose transaction does not match our order (merchant, app, amount) is refused and leaves nothing, so
@@ -37,16 +37,17 @@ async def receive(ctx: ServiceContext, headers, body: bytes) -> str:
         return "duplicate"
 
     async def work(conn: BaseDBAsyncClient) -> str:
-        row = await PayNotification.create(event_id=event_id, event_type=event_type,
-                                           out_trade_no=str(resource.get("out_trade_no", ""))[:32] or None,
-                                           resource=resource, outcome="received", using_db=conn)
+        # applied first, under the row lock it takes (the order, the refund); then the inbox row, whose
+        # unique event id turns a concurrent copy into a rollback and "duplicate"
         if event_type in TRANSACTION_EVENTS:
             outcome = "applied: " + await orders.apply_transaction(ctx, resource, source="notification", conn=conn)
         elif event_type in REFUND_EVENTS:
             outcome = "applied: " + await refunds.apply_refund(ctx, resource, source="notification", conn=conn)
         else:
             outcome = f"ignored: {event_type}"
-        await PayNotification.filter(id=row.id).using_db(conn).update(outcome=outcome[:64])
+        await PayNotification.create(event_id=event_id, event_type=event_type,
+                                     out_trade_no=str(resource.get("out_trade_no", ""))[:32] or None,
+                                     resource=resource, outcome=outcome[:64], using_db=conn)
         return outcome
 
     try:

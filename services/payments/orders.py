@@ -249,18 +249,18 @@ async def apply_transaction(ctx: ServiceContext, tx: dict, *, source: str,
         return f"already {order.status}"
     if state == "SUCCESS":
         settled = await _settle(conn, order)
-        await transition(conn, MACHINE, PaymentOrder, order.id, O.PAID, actor="wechatpay", reason=source,
+        await transition(conn, MACHINE, PaymentOrder, order.id, O.PAID, actor="wechatpay", reason=source, locked=order,
                          updates={"transaction_id": tx.get("transaction_id"), "settled": settled, "open_key": None,
                                   "paid_at": wechat_time(tx.get("success_time"))},
                          audit_data={"transaction_id": tx.get("transaction_id"), "amount_fen": order.amount_fen})
         return "paid"
     if state in ("CLOSED", "REVOKED"):
         await transition(conn, MACHINE, PaymentOrder, order.id, O.CLOSED, actor="wechatpay", reason=source,
-                         updates={"open_key": None})
+                         updates={"open_key": None}, locked=order)
         return "closed"
     if state == "PAYERROR":
         await transition(conn, MACHINE, PaymentOrder, order.id, O.FAILED, actor="wechatpay", reason=source,
-                         updates={"open_key": None})
+                         updates={"open_key": None}, locked=order)
         return "failed"
     return f"still {state}"
 
