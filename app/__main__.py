@@ -11,6 +11,8 @@
     python -m app partner disable APP_ID                      refuse the partner's requests from now on
     python -m app pay refund ORDER_ID [--amount-fen N] [--reason R]   an operator's refund of a paid device fee
     python -m app pay reconcile --date YYYY-MM-DD            check a day's WeChat Pay bill; print the mismatches
+    python -m app risk rules load FILE | risk rules schema     put a risk rule set (JSON) in force | its schema
+    python -m app risk list add|remove LIST VALUE [--action block|allow] [--expires-in-s S]   block and allow lists
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
 
@@ -287,6 +289,44 @@ def cmd_pay_reconcile(args: argparse.Namespace) -> int:
     return 1 if result.mismatches else 0
 
 
+def cmd_risk(args: argparse.Namespace) -> int:
+    """Risk control: rule sets (load, schema) and the block and allow lists."""
+    import json
+    from pathlib import Path
+
+    from core.errors import AppError
+    from services.risk import lists, rules
+
+    if args.risk_command == "rules" and args.rules_command == "schema":
+        print(json.dumps(rules.schema(), ensure_ascii=False, indent=2))
+        return 0
+
+    async def run(ctx) -> str:
+        if args.risk_command == "rules":
+            rule_set = rules.parse(await asyncio.to_thread(Path(args.file).read_bytes))
+            row = await rules.load(rule_set, actor="operator")
+            shadow = sum(r.status == "shadow" for r in rule_set.rules)
+            return (f"rule set version {row.version} in force: {len(rule_set.rules)} rule(s), {shadow} in shadow; "
+                    f"sha256 {row.digest}")
+        if args.list_command == "add":
+            entry = await lists.put(ctx, args.list, args.value, action=args.action, note=args.note,
+                                    expires_in_s=args.expires_in_s, plate_color=args.plate_color)
+            until = entry.expires_at.isoformat() if entry.expires_at else "until removed"
+            return f"{args.list} {lists.shown(args.list, entry.value)} on the {entry.action} list, {until}"
+        removed = await lists.remove(ctx, args.list, args.value, plate_color=args.plate_color)
+        return f"{args.list} removed from its list" if removed else f"{args.list}: not on a list"
+
+    try:
+        print(asyncio.run(_with_services(_settings(), run)))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AppError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from app.config import production_problems
 
@@ -340,6 +380,24 @@ def main(argv: list[str] | None = None) -> int:
     reconcile = pay.add_parser("reconcile", help="check a day's trade bill against our books; print the mismatches")
     reconcile.add_argument("--date", required=True, help="the day, YYYY-MM-DD (China Standard Time)")
     reconcile.set_defaults(func=cmd_pay_reconcile)
+    risk = sub.add_parser("risk", help="risk control").add_subparsers(dest="risk_command", required=True)
+    risk_rules = risk.add_parser("rules", help="rule sets").add_subparsers(dest="rules_command", required=True)
+    load = risk_rules.add_parser("load", help="put a rule set (JSON) in force; its version must be the newest")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_risk)
+    risk_rules.add_parser("schema", help="print the JSON Schema of a rule set file").set_defaults(func=cmd_risk)
+    risk_list = risk.add_parser("list", help="block and allow lists").add_subparsers(dest="list_command",
+                                                                                    required=True)
+    for name in ("add", "remove"):
+        one = risk_list.add_parser(name, help=f"{name} a value (card, plate, merchant, partner)")
+        one.add_argument("list", choices=["card", "plate", "merchant", "partner"])
+        one.add_argument("value", help="an ETC card number, a plate, a merchant name or a partner app id")
+        one.add_argument("--plate-color", default=None, help="for a plate: blue, yellow, gradient_green, ...")
+        if name == "add":
+            one.add_argument("--action", choices=["block", "allow"], default="block")
+            one.add_argument("--note", default="")
+            one.add_argument("--expires-in-s", type=int, default=None, help="default: until removed")
+        one.set_defaults(func=cmd_risk)
     storage = sub.add_parser("storage", help="stored files").add_subparsers(dest="storage_command", required=True)
     sweep = storage.add_parser("sweep", help="delete stored files no row refers to")
     sweep.add_argument("--older-than-s", type=int, default=None, help="minimum age (default STORAGE_SWEEP_AGE_S)")

@@ -71,6 +71,13 @@ MODELS_STATE = (
 async def _one(url: str, location: str, name: str) -> None:
     from aerich import Command
 
+    if url.startswith("sqlite"):
+        # A column's comment in SQLite is a comment in its CREATE TABLE, nothing the database keeps: a
+        # changed one (an enum gained a value) needs no SQL, where Aerich refuses the whole migration.
+        from aerich.ddl.sqlite import SqliteDDL
+
+        SqliteDDL.set_comment = lambda self, model, field_describe: ""
+
     cmd = Command(tortoise_config=tortoise_config(url), app=APP_LABEL, location=location)
     folder = Path(location, APP_LABEL)
     if not any(folder.glob("*.py")):
@@ -108,6 +115,7 @@ def main(name: str) -> None:
         up = {d: asyncio.run(m.upgrade(None)).strip() for d, m in mods.items()}
         up["mysql"] = escape_comments(up["mysql"])
         down = {d: asyncio.run(m.downgrade(None)).strip() for d, m in mods.items()}
+        up, down = ({d: _no_empty_statements(sql) for d, sql in x.items()} for x in (up, down))
         state_src = generated["sqlite"].read_text().split("MODELS_STATE = (", 1)[1].rsplit(")", 1)[0].strip()
         filename = generated["sqlite"].name
         text = TEMPLATE.format(
@@ -133,6 +141,11 @@ def escape_comments(sql: str) -> str:
         return line[: m.start()] + m.group(1) + m.group(2).replace("'", "''") + m.group(3)
 
     return "\n".join(fix(line) for line in sql.split("\n"))
+
+
+def _no_empty_statements(sql: str) -> str:
+    """What a skipped operation (a SQLite comment change) leaves: a line that is only ``;``."""
+    return "\n".join(line for line in sql.split("\n") if line.strip() != ";")
 
 
 def _dict_literal(d: dict[str, str]) -> str:

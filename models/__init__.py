@@ -10,4 +10,5 @@ MODEL_MODULES = [
     "models.etc",
     "models.partners",
     "models.payments",
+    "models.risk",
 ]

@@ -51,6 +51,7 @@ class DebitStatus(StrEnum):
     SUCCEEDED = "succeeded"  # booked on the account
     ARREARS = "arrears"  # refused for the balance or a limit; owed on the binding
     SETTLED = "settled"  # arrears the customer paid later
+    REFUSED = "refused"  # refused by risk control (RISK_BLOCKED, RISK_REVIEW): nothing booked, nothing owed
 
 
 class PartnerDebit(Model):
@@ -70,11 +71,16 @@ class PartnerDebit(Model):
     occurred_at = fields.DatetimeField()
     booked_at = fields.DatetimeField()
     booked_day = fields.DateField()  # China Standard Time: the statement it belongs to
+    # risk control's decision (services.risk): allow | review | block, the rule set's version, and the
+    # rules that fired (shadow rules too, marked), with the values they saw; NULL when no rule set is loaded
+    risk_decision = fields.CharField(max_length=8, null=True)
+    risk_version = fields.IntField(null=True)
+    risk_reasons = fields.JSONField(null=True)
 
     class Meta:
         table = "partner_debits"
         unique_together = (("partner_id", "out_trade_no"),)
-        indexes = (("partner_id", "booked_day"), ("binding_id", "status"))
+        indexes = (("partner_id", "booked_day"), ("binding_id", "status"), ("account_id", "booked_at"))
 
 
 class PartnerRefund(Model):

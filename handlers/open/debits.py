@@ -17,7 +17,9 @@ from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE
 from handlers.common import services
 from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
 from services.accounts.funding import MAX_AMOUNT_FEN
+from models.partners import DebitStatus
 from services.accounts.ledger import InsufficientFunds, LimitExceeded
+from services.risk.engine import RiskBlocked, RiskReview
 from services.etc.bindings import BindingNotActive, EtcCardInvalid
 from services.etc.vehicles import PlateColorMismatch, PlateInvalid, check_plate
 from services.partners import debits
@@ -58,7 +60,7 @@ OccurredAt = Annotated[datetime, BeforeValidator(_rfc3339),
 Fen = Field(ge=1, le=MAX_AMOUNT_FEN, description="integer fen")
 OUT_TRADE_NO = str_param(64, DebitNotFound, "the partner's number for the debit")
 FUTURE_SLACK = timedelta(minutes=5)  # clocks differ: a debit may say it happened a little "later" than now
-REFUSALS = {e.code: e for e in (InsufficientFunds, LimitExceeded)}
+REFUSALS = {e.code: e for e in (InsufficientFunds, LimitExceeded, RiskBlocked, RiskReview)}
 
 
 class VehicleReferenceInvalid(AppError):
@@ -111,7 +113,7 @@ class StatementQuery(Query):
 
 class DebitOut(Out):
     out_trade_no: str
-    status: Literal["succeeded", "arrears", "settled"]
+    status: Literal[tuple(s.value for s in DebitStatus)]  # type: ignore[valid-type]
     category: Literal[tuple(CATEGORY_SCOPES)]  # type: ignore[valid-type]
     amount_fen: int
     refunded_fen: int
@@ -123,8 +125,8 @@ class DebitOut(Out):
     detail: str | None
     occurred_at: datetime
     booked_at: datetime
-    refusal_code: Literal["INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"] | None = Field(
-        description="why an `arrears` debit was refused")
+    refusal_code: Literal[tuple(REFUSALS)] | None = Field(  # type: ignore[valid-type]
+        description="why an `arrears` or `refused` debit was refused")
 
 
 class RefundOut(Out):
@@ -147,12 +149,13 @@ def _answer(body: dict, status: int, replayed: bool) -> HTTPResponse:
     description="Idempotent on `out_trade_no`: a retry with the same body answers the first answer again (with "
     "`Idempotent-Replayed: true`), a refusal included; another body under the number is 409 OUT_TRADE_NO_CONFLICT. "
     "A debit the balance or the account's limits refuse (422 INSUFFICIENT_FUNDS / LIMIT_EXCEEDED) is recorded as "
-    "arrears on the binding, for the customer to pay later.",
+    "arrears on the binding, for the customer to pay later. Risk control decides first: a debit it blocks or holds "
+    "for review (403 RISK_BLOCKED / RISK_REVIEW) is recorded as `refused`, neither booked nor owed.",
     tag="open",
     partner=DEBIT_SCOPES,
     body=DebitBody,
     responses={201: Response(DebitOut, description="booked")},
-    errors=(InsufficientFunds, LimitExceeded, OutTradeNoConflict, VehicleNotBound, BindingNotActive, EtcCardInvalid,
+    errors=(InsufficientFunds, LimitExceeded, RiskBlocked, RiskReview, OutTradeNoConflict, VehicleNotBound, BindingNotActive, EtcCardInvalid,
             PlateInvalid, PlateColorMismatch, OccurredAtInvalid, VehicleReferenceInvalid),
 )
 async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
@@ -169,8 +172,8 @@ async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
         raise OccurredAtInvalid(field="occurred_at")
     fields["occurred_at"] = occurred
     result = await debits.debit(services(request), request.ctx.caller, fields)
-    if result.debit.refusal_code:  # recorded as arrears: this answer, and the same on every retry
-        raise REFUSALS[result.debit.refusal_code]()
+    if result.debit.refusal_code:  # recorded (arrears, or refused): this answer, and the same on every retry
+        raise REFUSALS[result.debit.refusal_code](headers={"Idempotent-Replayed": "true"} if result.replayed else None)
     return _answer(debits.public_debit(result.debit, result.binding), 201, result.replayed)
 
 

@@ -213,7 +213,8 @@ class PartnerClient(_Base):
     ) -> Debit:
         """Debit the account bound to an ETC card (``card_number``) or a vehicle (``plate_number`` and
         ``plate_color``). Returns the debit (status ``succeeded``); a refusal for money raises
-        :class:`OpenApiError` 422 ``INSUFFICIENT_FUNDS`` / ``LIMIT_EXCEEDED`` (booked as arrears).
+        :class:`OpenApiError` 422 ``INSUFFICIENT_FUNDS`` / ``LIMIT_EXCEEDED`` (booked as arrears); one the
+        bank's risk control refuses raises 403 ``RISK_BLOCKED`` / ``RISK_REVIEW`` (recorded, neither booked nor owed).
         If this raises :class:`NetworkError`, call again later with the same arguments."""
         body = self._debit_body(out_trade_no, category=category, amount_fen=amount_fen, occurred_at=occurred_at,
                                 merchant=merchant, card_number=card_number, plate_number=plate_number,

@@ -6,7 +6,10 @@ consumption, held to the Class II limits). It is idempotent on ``(partner, out_t
 inserted in the debit's own transaction, so of concurrent identical requests one books and the others
 find its result; the same number with another request is ``OUT_TRADE_NO_CONFLICT``. A debit the
 balance or a limit refuses is recorded (status ``arrears``, the refusal's code) and its amount added to
-the binding's arrears in that same transaction; a retry answers the same refusal.
+the binding's arrears in that same transaction; a retry answers the same refusal. Before any of that,
+under the account lock, risk control decides (``services.risk.engine``): a debit it blocks or holds is
+recorded as ``refused`` with the decision and its reasons (``RISK_BLOCKED`` / ``RISK_REVIEW``), neither
+booked nor owed.
 
 A refund credits the account (booked whatever the account's status: it returns money that was taken),
 idempotent on ``(partner, refund_no)``, and the refunds of a debit never add up to more than it: the
@@ -37,6 +40,7 @@ from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings, vehicles
 from services.partners.auth import Caller, require_scope
+from services.risk import engine as risk
 
 CATEGORY_SCOPES = {"toll": "etc:debit", "parking": "parking:debit", "fuel": "fuel:debit", "carwash": "carwash:debit"}
 DEBIT_SCOPES = tuple(CATEGORY_SCOPES.values())
@@ -114,12 +118,23 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
         # binding row (the foreign key), and a refusal then updates that row; taken in the other order,
         # concurrent debits of one binding deadlock on it.
         await ledger.locked_account(conn, binding.account_id)
+        # risk control decides under the account lock, before any fen moves (velocity counted exactly)
+        decision = await risk.decide(conn, risk.Movement(
+            "partner_debit", binding.account_id, fields["amount_fen"], now, fields["category"],
+            {"card": binding.card_key, "plate": binding.plate_key, "merchant": fields["merchant"],
+             "partner": caller.partner.app_id}))
+        refusal = decision.refusal if decision is not None else None
         row = await PartnerDebit.create(
             partner_id=caller.partner.id, out_trade_no=fields["out_trade_no"], request_hash=digest,
             binding_id=binding.id, account_id=binding.account_id, category=fields["category"],
-            amount_fen=fields["amount_fen"], status=DebitStatus.SUCCEEDED, merchant=fields["merchant"],
+            amount_fen=fields["amount_fen"], status=DebitStatus.REFUSED if refusal else DebitStatus.SUCCEEDED,
+            refusal_code=refusal.code if refusal else None, merchant=fields["merchant"],
             detail=fields.get("detail"), occurred_at=fields["occurred_at"], booked_at=now,
-            booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
+            booked_day=now.astimezone(CHINA_TZ).date(),
+            risk_decision=decision and decision.decision, risk_version=decision and decision.version,
+            risk_reasons=decision and decision.reasons, using_db=conn)
+        if refusal:  # recorded with its reasons; nothing booked, nothing owed
+            return row
         try:
             await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=f"etc_{row.category}",
                               amount_fen=row.amount_fen, reference=f"PD{row.id}", counterparty=row.merchant,

@@ -23,6 +23,7 @@ lines, or the bill is refused rather than half-trusted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -31,7 +32,14 @@ from decimal import Decimal, InvalidOperation
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import CHINA_TZ, utcnow
-from models.payments import BillMismatch, OrderStatus, PaymentBill, PaymentOrder, PaymentRefund, RefundStatus
+from models.payments import (
+    BillMismatch,
+    OrderStatus,
+    PaymentBill,
+    PaymentOrder,
+    PaymentRefund,
+    RefundStatus,
+)
 from services.context import ServiceContext
 from services.db import atomic
 from services.payments import orders, refunds
@@ -90,7 +98,7 @@ def fen(yuan: str) -> int:
 
 
 def _values(line: str) -> list[str]:
-    return [v[1:] if v.startswith("`") else v for v in line.split(",")]
+    return [v.removeprefix("`") for v in line.split(",")]
 
 
 def parse(text: bytes) -> Bill:
@@ -186,9 +194,7 @@ async def reconcile_day(ctx: ServiceContext, day: date) -> DayResult:
 
 
 def _sha1(text: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha1(text).hexdigest()  # noqa: S324 - the bill's identity, as WeChat Pay gives it
+    return hashlib.sha1(text).hexdigest()
 
 
 async def _payments(ctx: ServiceContext, day: date, bill: Bill) -> list[Found]:

@@ -1,0 +1,87 @@
+"""Block and allow lists: what ops put on them, keyed the way movements carry their values.
+
+An ETC card is listed by its blind index (never in clear), a plate as ETC keys a vehicle
+(``<plate>_<colour>``), a merchant by its name as partners send it, a partner by its app id. Adding a
+value already listed replaces its action, note and expiry. Each change is an audit event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.clock import utcnow
+from core.errors import ValidationFailed
+from core.validators import ETC_CARD_RE
+from models.risk import RiskListEntry
+from services import audit
+from services.context import ServiceContext
+from services.db import atomic
+from services.etc import bindings, vehicles
+
+LISTABLE = ("card", "plate", "merchant", "partner")
+
+
+class ListValueInvalid(ValidationFailed):
+    code, message = "RISK_LIST_VALUE_INVALID", "名单值不正确"
+
+
+def key_of(ctx: ServiceContext, list_name: str, value: str, *, plate_color: str | None = None) -> str:
+    """The value as movements carry it (a card's blind index, a plate's ``<plate>_<colour>``)."""
+    if list_name not in LISTABLE:
+        raise ListValueInvalid(f"名单只有 {', '.join(LISTABLE)}", field="list")
+    if list_name == "card":
+        if not ETC_CARD_RE.fullmatch(value):
+            raise ListValueInvalid("ETC 卡号是 20 位数字", field="value")
+        return bindings.card_index(ctx, value)
+    if list_name == "plate":
+        vehicles.check_plate(value, plate_color or "")
+        return vehicles.plate_key(value, plate_color)
+    if not 1 <= len(value) <= 64:
+        raise ListValueInvalid(field="value")
+    return value
+
+
+def shown(list_name: str, value: str) -> str:
+    """What an operator sees of a listed value (a card's blind index is not shown)."""
+    return f"{value[:8]}…" if list_name == "card" else value
+
+
+async def put(ctx: ServiceContext, list_name: str, value: str, *, action: str, note: str = "",
+              expires_in_s: int | None = None, plate_color: str | None = None, actor: str = "operator") -> RiskListEntry:
+    if action not in ("block", "allow"):
+        raise ListValueInvalid("action 是 block 或 allow", field="action")
+    key = key_of(ctx, list_name, value, plate_color=plate_color)
+    expires: datetime | None = utcnow() + timedelta(seconds=expires_in_s) if expires_in_s else None
+
+    async def work(conn: BaseDBAsyncClient) -> RiskListEntry:
+        entry = await RiskListEntry.filter(list=list_name, value=key).select_for_update().using_db(conn).first()
+        if entry is None:
+            entry = await RiskListEntry.create(list=list_name, value=key, action=action, note=note[:200],
+                                               expires_at=expires, using_db=conn)
+        else:
+            entry.action, entry.note, entry.expires_at = action, note[:200], expires
+            await entry.save(using_db=conn, update_fields=["action", "note", "expires_at"])
+        await audit.append(conn, actor=actor, action=f"risk.list.{action}", entity_type="risk_list_entry",
+                           entity_id=entry.id, data={"list": list_name, "value": shown(list_name, key),
+                                                     "expires_at": expires.isoformat() if expires else None})
+        return entry
+
+    return await atomic(work)
+
+
+async def remove(ctx: ServiceContext, list_name: str, value: str, *, plate_color: str | None = None,
+                 actor: str = "operator") -> bool:
+    key = key_of(ctx, list_name, value, plate_color=plate_color)
+
+    async def work(conn: BaseDBAsyncClient) -> bool:
+        entry = await RiskListEntry.filter(list=list_name, value=key).select_for_update().using_db(conn).first()
+        if entry is None:
+            return False
+        await RiskListEntry.filter(id=entry.id).using_db(conn).delete()
+        await audit.append(conn, actor=actor, action="risk.list.removed", entity_type="risk_list_entry",
+                           entity_id=entry.id, data={"list": list_name, "value": shown(list_name, key)})
+        return True
+
+    return await atomic(work)

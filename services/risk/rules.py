@@ -1,0 +1,154 @@
+"""Rule sets: the file an analyst writes, its schema, loading it, and the one in force.
+
+A rule set is JSON (``docs/risk.md`` has a worked example; ``python -m app risk rules schema`` prints the
+JSON Schema)::
+
+    {"version": 2, "description": "…",
+     "rules": [{"id": "debit-burst", "type": "velocity", "status": "active", "action": "review",
+                "applies_to": ["partner_debit"], "key": "account", "window": "1m", "max_count": 5}, …]}
+
+Each rule is ``active`` (it decides) or ``shadow`` (evaluated and recorded, never enforced), and names
+the action when it fires: ``review`` (hold) or ``block``. Rule types:
+
+- ``velocity``: more than ``max_count`` movements, or more than ``max_amount_fen`` in all, for one
+  ``key`` within ``window`` (``1m``, ``1h``, ``24h``), this one included;
+- ``amount``: one movement above ``max_amount_fen`` (for ``categories``, when given);
+- ``list``: a value of the movement (``lists``: card, plate, merchant, partner) is on the block list.
+  A value on the allow list lets the movement through whatever the other rules say.
+
+Loading checks the file against the schema, refuses a version not above the one in force, stores it
+whole and records its SHA-256 in the audit hash chain, in one transaction. The engine reads the rule set
+in force at most every ``CACHE_S`` seconds per process, so a load bites everywhere within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.errors import Conflict, ValidationFailed
+from models.risk import RiskRuleSet
+from services import audit
+from services.db import atomic
+
+SUBJECTS = ("partner_debit",)
+LISTS = ("id", "card", "plate", "device", "merchant", "partner")
+WINDOWS = {"1m": 60, "1h": 3600, "24h": 86400}
+CACHE_S = 5.0
+
+RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: RuleId
+    status: Literal["active", "shadow"]
+    action: Literal["review", "block"]
+    applies_to: list[Literal[SUBJECTS]] = Field(min_length=1)  # type: ignore[valid-type]
+    description: str = Field(default="", max_length=200)
+
+
+class VelocityRule(_Rule):
+    type: Literal["velocity"]
+    key: Literal["account"]
+    window: Literal[tuple(WINDOWS)]  # type: ignore[valid-type]
+    max_count: int | None = Field(default=None, ge=0, le=10**6)
+    max_amount_fen: int | None = Field(default=None, ge=0, le=10**12)
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> VelocityRule:
+        if self.max_count is None and self.max_amount_fen is None:
+            raise ValueError("a velocity rule needs max_count or max_amount_fen")
+        return self
+
+
+class AmountRule(_Rule):
+    type: Literal["amount"]
+    max_amount_fen: int = Field(ge=0, le=10**12)
+    categories: list[Literal["toll", "parking", "fuel", "carwash"]] | None = None
+
+
+class ListRule(_Rule):
+    type: Literal["list"]
+    lists: list[Literal["card", "plate", "merchant", "partner"]] = Field(min_length=1)
+
+
+Rule = Annotated[VelocityRule | AmountRule | ListRule, Field(discriminator="type")]
+
+
+class RuleSetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    version: int = Field(ge=1, le=2**31 - 1)
+    description: str = Field(default="", max_length=200)
+    rules: list[Rule] = Field(max_length=500)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RuleSetFile:
+        ids = [r.id for r in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError("rule ids must be unique")
+        return self
+
+
+class RuleSetInvalid(ValidationFailed):
+    code, message = "RISK_RULES_INVALID", "规则文件不符合格式"
+
+
+class RuleSetStale(Conflict):
+    code, message = "RISK_RULES_STALE", "规则版本必须高于当前生效的版本"
+
+
+def parse(text: str | bytes) -> RuleSetFile:
+    try:
+        return RuleSetFile.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        raise RuleSetInvalid(str(exc)[:500]) from None
+
+
+def schema() -> dict:
+    return RuleSetFile.model_json_schema()
+
+
+def digest(rule_set: RuleSetFile) -> str:
+    canonical = json.dumps(rule_set.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def load(rule_set: RuleSetFile, *, actor: str) -> RiskRuleSet:
+    """Store ``rule_set`` as the one in force (its version above every loaded one), audited."""
+
+    async def work(conn: BaseDBAsyncClient) -> RiskRuleSet:
+        newest = await RiskRuleSet.all().using_db(conn).order_by("-version").select_for_update().first()
+        if newest is not None and rule_set.version <= newest.version:
+            raise RuleSetStale(f"当前生效的是第 {newest.version} 版", field="version")
+        row = await RiskRuleSet.create(version=rule_set.version, description=rule_set.description,
+                                       source=rule_set.model_dump(mode="json"), digest=digest(rule_set),
+                                       loaded_by=actor[:64], using_db=conn)
+        await audit.append(conn, actor=actor, action="risk.rules.loaded", entity_type="risk_rule_set",
+                           entity_id=row.version, data={"digest": row.digest, "rules": len(rule_set.rules),
+                                                        "shadow": sum(r.status == "shadow" for r in rule_set.rules)})
+        return row
+
+    row = await atomic(work)
+    _cache.clear()
+    return row
+
+
+_cache: dict[str, tuple[float, RuleSetFile | None]] = {}
+
+
+async def in_force() -> RuleSetFile | None:
+    """The newest rule set (None before any is loaded), read at most every ``CACHE_S`` s per process."""
+    hit = _cache.get("current")
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CACHE_S:
+        return hit[1]
+    row = await RiskRuleSet.all().order_by("-version").first()
+    current = RuleSetFile.model_validate(row.source) if row is not None else None
+    _cache["current"] = (now, current)
+    return current
