@@ -37,7 +37,7 @@ class PayParams(Out):
     paySign: str = Field(description="RSA-SHA256 with the merchant key over appId, timeStamp, nonceStr and package")
 
 
-class OrderOut(Out):
+class OrderSummary(Out):
     id: int
     purpose: Literal[PURPOSES]  # type: ignore[valid-type]
     reference_id: int
@@ -48,6 +48,9 @@ class OrderOut(Out):
     time_expire: datetime
     paid_at: datetime | None
     refunded_fen: int = Field(description="refunds asked for (in progress or done), never above `amount_fen`")
+
+
+class OrderOut(OrderSummary):
     pay_params: PayParams | None = Field(description="for `wx.requestPayment`, while the order can be paid")
 
 
@@ -72,19 +75,6 @@ async def create_order(request: Request, body: OrderBody) -> HTTPResponse:
 class OrdersQuery(Query):
     cursor: str | None = Field(default=None, max_length=32, description="`next_cursor` of the previous page")
     limit: int = Field(default=20, ge=1, le=MAX_PAGE)
-
-
-class OrderSummary(Out):
-    id: int
-    purpose: Literal[PURPOSES]  # type: ignore[valid-type]
-    reference_id: int
-    out_trade_no: str
-    amount_fen: int
-    status: Literal[tuple(s.value for s in OrderStatus)]  # type: ignore[valid-type]
-    created_at: datetime
-    time_expire: datetime
-    paid_at: datetime | None
-    refunded_fen: int
 
 
 class OrdersOut(Out):
