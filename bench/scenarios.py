@@ -101,7 +101,8 @@ def _worker_rss(proc: Proc) -> dict:
     return {str(pid): round(rss[pid], 1) for pid in serving}
 
 
-def _sql(db_url: str, statements: list[tuple[str, tuple]]) -> None:
+def _sql(db_url: str, statements: list[tuple[str, tuple]]) -> list[tuple]:
+    """Run the statements in order (autocommit); the first row each one answered (None if none)."""
     from urllib.parse import urlsplit
 
     import pymysql
@@ -109,12 +110,15 @@ def _sql(db_url: str, statements: list[tuple[str, tuple]]) -> None:
     parts = urlsplit(db_url)
     conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
                            password=parts.password or "", database=parts.path.lstrip("/"), autocommit=True)
+    rows = []
     try:
         with conn.cursor() as cur:
             for sql, args in statements:
                 cur.execute(sql, args)
+                rows.append(cur.fetchone())
     finally:
         conn.close()
+    return rows
 
 
 # -- seeding -----------------------------------------------------------------------------------------
@@ -576,27 +580,22 @@ def notifications(ctx: Context) -> Result:
 
 def _credited_once(db_url: str, run: str) -> dict:
     """Every order a notification reached is paid once: one inbox row, one paid transition, nothing else."""
-    from urllib.parse import urlsplit
-
-    import pymysql
-
-    parts = urlsplit(db_url)
-    conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
-                           password=parts.password or "", database=parts.path.lstrip("/"))
     like = f"BN{run}%"
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM payment_orders WHERE out_trade_no LIKE %s AND status = 'paid'", (like,))
-            paid = cur.fetchone()[0]
-            cur.execute("SELECT COUNT(*), COUNT(DISTINCT out_trade_no), SUM(outcome = 'applied: paid') "
-                        "FROM pay_notifications WHERE out_trade_no LIKE %s", (like,))
-            inbox, distinct, applied = cur.fetchone()
-            cur.execute("SELECT COUNT(*), COUNT(DISTINCT a.entity_id) FROM audit_events a JOIN payment_orders o "
-                        "ON a.entity_id = CAST(o.id AS CHAR) WHERE a.action = 'payment_order.paid' "
-                        "AND o.out_trade_no LIKE %s", (like,))
-            moves, moved = cur.fetchone()
-    finally:
-        conn.close()
+    counts = lambda: _sql(db_url, [  # noqa: E731
+        ("SELECT COUNT(*) FROM payment_orders WHERE out_trade_no LIKE %s AND status = 'paid'", (like,)),
+        ("SELECT COUNT(*), COUNT(DISTINCT out_trade_no), SUM(outcome = 'applied: paid') "
+         "FROM pay_notifications WHERE out_trade_no LIKE %s", (like,)),
+        ("SELECT COUNT(*), COUNT(DISTINCT a.entity_id) FROM audit_events a JOIN payment_orders o "
+         "ON a.entity_id = CAST(o.id AS CHAR) WHERE a.action = 'payment_order.paid' AND o.out_trade_no LIKE %s",
+         (like,)),
+    ])
+    seen, before = counts(), None
+    for _ in range(30):  # requests still in flight when the load stopped finish first
+        if seen == before:
+            break
+        time.sleep(0.5)
+        seen, before = counts(), seen
+    (paid,), (inbox, distinct, applied), (moves, moved) = seen
     ok = paid > 0 and paid == inbox == distinct == int(applied or 0) == moves == moved
     return {"ok": ok, "text": f"orders paid {paid}; inbox rows {inbox} ({distinct} orders, {applied} applied); "
                               f"paid transitions {moves} — {'exactly one credit each' if ok else 'NOT once each'}"}

@@ -135,20 +135,21 @@ async def load(rule_set: RuleSetFile, *, actor: str) -> RiskRuleSet:
         return row
 
     row = await atomic(work)
-    _cache.clear()
+    global _cached
+    _cached = None
     return row
 
 
-_cache: dict[str, tuple[float, RuleSetFile | None]] = {}
+_cached: tuple[float, RuleSetFile | None] | None = None  # (read at, the rule set in force)
 
 
 async def in_force() -> RuleSetFile | None:
     """The newest rule set (None before any is loaded), read at most every ``CACHE_S`` s per process."""
-    hit = _cache.get("current")
+    global _cached
     now = time.monotonic()
-    if hit is not None and now - hit[0] < CACHE_S:
-        return hit[1]
+    if _cached is not None and now - _cached[0] < CACHE_S:
+        return _cached[1]
     row = await RiskRuleSet.all().order_by("-version").first()
     current = RuleSetFile.model_validate(row.source) if row is not None else None
-    _cache["current"] = (now, current)
+    _cached = (now, current)
     return current
