@@ -66,15 +66,21 @@ class ServerProcess:
     def stop(self) -> int | None:
         """SIGTERM to the main process only, as Docker does: it shuts its workers down gracefully.
         (Signalling the whole group makes workers get it twice, and Sanic then hangs in cleanup.)
-        Returns the exit code, or None when it had to be killed."""
+        Returns the exit code, or None when it had to be killed (its log's tail then goes to stderr).
+
+        The wait is longer than the server may take: the background worker gets 10 s to finish its job,
+        then Sanic gives requests in flight up to its graceful timeout (15 s)."""
         code = self.proc.poll()
         if code is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                code = self.proc.wait(15)
+                code = self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
                 code = None
         self._fh.close()
+        if code is None:
+            print(f"server on port {self.port} had to be killed; its log ends:\n"
+                  f"{self.log.read_text(errors='replace')[-6000:]}", file=sys.stderr)
         return code
