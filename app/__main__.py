@@ -12,6 +12,8 @@
     python -m app pay refund ORDER_ID [--amount-fen N] [--reason R]   an operator's refund of a paid device fee
     python -m app pay reconcile --date YYYY-MM-DD            check a day's WeChat Pay bill; print the mismatches
     python -m app risk rules load FILE | risk rules schema     put a risk rule set (JSON) in force | its schema
+    python -m app risk rules test FILE --since 24h             replay recent decisions through a candidate rule set
+    python -m app risk review list | approve ID | reject ID    top-ups and withdrawals held by risk control
     python -m app risk list add|remove LIST VALUE [--action block|allow] [--expires-in-s S]   block and allow lists
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
@@ -302,6 +304,11 @@ def cmd_risk(args: argparse.Namespace) -> int:
         return 0
 
     async def run(ctx) -> str:
+        if args.risk_command == "review":
+            return await _risk_review(ctx, args)
+        if args.risk_command == "rules" and args.rules_command == "test":
+            rule_set = rules.parse(await asyncio.to_thread(Path(args.file).read_bytes))
+            return await _risk_rules_test(rule_set, args.since)
         if args.risk_command == "rules":
             rule_set = rules.parse(await asyncio.to_thread(Path(args.file).read_bytes))
             row = await rules.load(rule_set, actor="operator")
@@ -325,6 +332,63 @@ def cmd_risk(args: argparse.Namespace) -> int:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _since(text: str):
+    """``--since``: an ISO date-time (China time when it has no offset) or a duration back from now
+    (``90m``, ``24h``, ``7d``)."""
+    import re
+    from datetime import datetime, timedelta
+
+    from core.clock import CHINA_TZ, utcnow
+
+    found = re.fullmatch(r"([0-9]{1,5})([mhd])", text)
+    if found:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[found[2]]
+        return utcnow() - timedelta(**{unit: int(found[1])})
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=CHINA_TZ)
+
+
+async def _risk_rules_test(rule_set, since_text: str) -> str:
+    from services.risk import replay
+
+    report = await replay.replay(rule_set, since=_since(since_text))
+    lines = [f"replayed {report.replayed} decision(s) since {report.since.isoformat()} through version "
+             f"{rule_set.version}: " + ", ".join(f"{k} {v}" for k, v in sorted(report.by_subject.items()))]
+    for name in ("allow", "review", "block"):
+        lines.append(f"  {name:<6} recorded {report.recorded[name]:>7}   candidate {report.candidate[name]:>7}")
+    for rule, n in sorted(report.shadow_fired.items()):
+        lines.append(f"  shadow {rule}: would have acted on {n}")
+    lines.append(f"{len(report.differences)} decided differently")
+    for d in report.differences[:200]:
+        lines.append(f"  #{d.event_id} {d.at.isoformat()} {d.subject} {d.reference}: {d.recorded} -> {d.candidate}"
+                     f" ({', '.join(d.rules) or 'no rule'})")
+    if len(report.differences) > 200:
+        lines.append(f"  … and {len(report.differences) - 200} more")
+    return "\n".join(lines)
+
+
+async def _risk_review(ctx, args) -> str:
+    from services.accounts import funding
+
+    if args.review_command == "list":
+        from models.risk import RiskEvent
+
+        held = await funding.held()
+        if not held:
+            return "nothing held"
+        lines = []
+        for t in held:
+            event = await RiskEvent.filter(reference=t.request_id).order_by("-id").first()
+            rules_fired = ", ".join(f"{r['rule']} ({r['type']})" for r in (event.reasons or []) if not r["shadow"]) \
+                if event else "?"
+            lines.append(f"#{t.id} {t.created_at.isoformat()} account {t.account_id} {t.direction} "
+                         f"{t.amount_fen / 100:.2f} yuan: {rules_fired}")
+        return "\n".join(lines)
+    transfer = await funding.review_held(ctx, args.transfer_id, approve=args.review_command == "approve",
+                                         actor="operator", note=args.note)
+    return f"#{transfer.id}: {transfer.status}" + (f" ({transfer.decline_reason})" if transfer.decline_reason else "")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -380,18 +444,34 @@ def main(argv: list[str] | None = None) -> int:
     reconcile = pay.add_parser("reconcile", help="check a day's trade bill against our books; print the mismatches")
     reconcile.add_argument("--date", required=True, help="the day, YYYY-MM-DD (China Standard Time)")
     reconcile.set_defaults(func=cmd_pay_reconcile)
+    from services.risk.rules import LISTS
+
     risk = sub.add_parser("risk", help="risk control").add_subparsers(dest="risk_command", required=True)
     risk_rules = risk.add_parser("rules", help="rule sets").add_subparsers(dest="rules_command", required=True)
     load = risk_rules.add_parser("load", help="put a rule set (JSON) in force; its version must be the newest")
     load.add_argument("file")
     load.set_defaults(func=cmd_risk)
     risk_rules.add_parser("schema", help="print the JSON Schema of a rule set file").set_defaults(func=cmd_risk)
+    test = risk_rules.add_parser("test", help="replay recent decisions through a candidate rule set; print what "
+                                 "it would have decided differently")
+    test.add_argument("file")
+    test.add_argument("--since", required=True, help="an ISO date-time (China time without an offset), or 90m, 24h, 7d")
+    test.set_defaults(func=cmd_risk)
+    review = risk.add_parser("review", help="top-ups and withdrawals held by risk control").add_subparsers(
+        dest="review_command", required=True)
+    review.add_parser("list", help="what is held, oldest first, with the rules that held it").set_defaults(func=cmd_risk)
+    for name in ("approve", "reject"):
+        verdict = review.add_parser(name, help="send it" if name == "approve" else "release the money, send nothing")
+        verdict.add_argument("transfer_id", type=int)
+        verdict.add_argument("--note", default="")
+        verdict.set_defaults(func=cmd_risk)
     risk_list = risk.add_parser("list", help="block and allow lists").add_subparsers(dest="list_command",
                                                                                     required=True)
     for name in ("add", "remove"):
-        one = risk_list.add_parser(name, help=f"{name} a value (card, plate, merchant, partner)")
-        one.add_argument("list", choices=["card", "plate", "merchant", "partner"])
-        one.add_argument("value", help="an ETC card number, a plate, a merchant name or a partner app id")
+        one = risk_list.add_parser(name, help=f"{name} a value ({', '.join(LISTS)})")
+        one.add_argument("list", choices=LISTS)
+        one.add_argument("value", help="an ID number, a bank or ETC card number, a plate, a device id, an IP, a "
+                         "merchant name or a partner app id")
         one.add_argument("--plate-color", default=None, help="for a plate: blue, yellow, gradient_green, ...")
         if name == "add":
             one.add_argument("--action", choices=["block", "allow"], default="block")

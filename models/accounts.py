@@ -130,6 +130,7 @@ class TransferDirection(StrEnum):
 
 
 class TransferStatus(StrEnum):
+    HELD = "held"  # risk control holds it for an operator (money reserved or debited, nothing sent)
     PENDING = "pending"  # sent, or about to be; the card network's answer not known yet
     SUCCEEDED = "succeeded"
     DECLINED = "declined"
@@ -152,6 +153,7 @@ class CardTransfer(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     finished_at = fields.DatetimeField(null=True)
     checked_at = fields.DatetimeField(null=True)  # last time a pending transfer was asked about
+    released_at = fields.DatetimeField(null=True)  # when an operator let a held transfer go (it was sent after)
 
     class Meta:
         table = "card_transfers"

@@ -396,8 +396,8 @@ MUTANTS = (
     Mutant(
         "a velocity limit does not count the movement being decided",
         "services/risk/engine.py",
-        "            count, amount = count + 1, amount + movement.amount_fen  # this one included\n",
-        "            pass\n",
+        "        count, total = count + 1, total + amount  # this one included\n",
+        "        pass\n",
         ("tests/api/test_risk.py::test_fifty_parallel_debits_against_a_limit_of_n_let_exactly_n_through",),
     ),
     Mutant(
@@ -410,8 +410,8 @@ MUTANTS = (
     Mutant(
         "an expired list entry still blocks",
         "services/risk/engine.py",
-        "            Q(expires_at__isnull=True) | Q(expires_at__gt=now)).using_db(conn):\n",
-        "            Q()).using_db(conn):\n",
+        "    entries = RiskListEntry.filter(query).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=utcnow()))\n",
+        "    entries = RiskListEntry.filter(query)\n",
         ("tests/api/test_risk.py::test_listed_values_are_blocked_until_they_expire_and_the_allow_list_wins",),
     ),
     Mutant(

@@ -9,7 +9,7 @@ from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from handlers.common import services
+from handlers.common import client, services
 from handlers.spec import Body, Out, Query, Response, id_param, operation
 from models.accounts import ApplicationStatus, TransferStatus
 from services.accounts import funding, opening, views
@@ -25,6 +25,7 @@ from services.accounts.opening import (
 )
 from services.accounts.rules import ACCOUNT_CLASSES
 from services.identity.errors import IdCardRequired
+from services.risk.engine import RiskBlocked, RiskReview
 
 bp = Blueprint("mp_accounts")
 
@@ -167,16 +168,19 @@ async def get_application(request: Request, application_id: int) -> HTTPResponse
     description="201 with the new account; 200 with the same account when the application was already opened "
     "(concurrent submits open one). Refused while anything is missing (409 APPLICATION_INCOMPLETE), and when the "
     "person already holds as many accounts of the class as the rules allow (409 ACCOUNT_LIMIT_REACHED: the "
-    "application is then rejected).",
+    "application is then rejected). Risk control decides before the account is opened: 403 RISK_BLOCKED rejects the "
+    "application, 403 RISK_REVIEW leaves it as it is for the bank to look at.",
     tag="accounts",
     auth=True,
     path={"application_id": APPLICATION_ID},
     responses={200: Response(AccountOut, description="already opened"),
                201: Response(AccountOut, description="opened now")},
-    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAgeForAccount, IdCardRequired),
+    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAgeForAccount, IdCardRequired,
+            RiskBlocked, RiskReview),
 )
 async def submit_application(request: Request, application_id: int) -> HTTPResponse:
-    account, opened = await opening.submit(services(request), request.ctx.user_id, application_id)
+    account, opened = await opening.submit(services(request), request.ctx.user_id, application_id,
+                                           client=client(request))
     return json(views.public_account(account), status=201 if opened else 200)
 
 
@@ -218,13 +222,14 @@ async def transactions(request: Request, account_id: int, query: TransactionsQue
     return json({"entries": [views.public_entry(e) for e in entries], "next_cursor": cursor})
 
 
-FUNDING_ERRORS = (CardDeclined, AccountNotActive, CardNetworkDown)
-PENDING = Response(TransferOut, description="the card network's answer is not known yet: retry with the same "
-                   "Idempotency-Key to learn the outcome (the transfer is never sent twice)")
+FUNDING_ERRORS = (CardDeclined, AccountNotActive, CardNetworkDown, RiskBlocked)
+PENDING = Response(TransferOut, description="`pending`: the card network's answer is not known yet: retry with the "
+                   "same Idempotency-Key to learn the outcome (the transfer is never sent twice). `held`: risk control "
+                   "holds it for review; the money is reserved and nothing is sent until an operator decides")
 
 
 def _transfer_response(outcome: funding.Outcome) -> HTTPResponse:
-    status = 202 if outcome.transfer.status == TransferStatus.PENDING else 201
+    status = 202 if outcome.transfer.status in (TransferStatus.PENDING, TransferStatus.HELD) else 201
     return json(views.public_transfer(outcome.transfer, outcome.account), status=status)
 
 
@@ -243,7 +248,7 @@ def _transfer_response(outcome: funding.Outcome) -> HTTPResponse:
 )
 async def top_up(request: Request, account_id: int, body: AmountBody) -> HTTPResponse:
     outcome = await funding.top_up(services(request), request.ctx.user_id, account_id, body.amount_fen,
-                                   idempotency_id=request.ctx.idempotency.id)
+                                   idempotency_id=request.ctx.idempotency.id, client=client(request))
     return _transfer_response(outcome)
 
 
@@ -262,5 +267,5 @@ async def top_up(request: Request, account_id: int, body: AmountBody) -> HTTPRes
 )
 async def withdraw(request: Request, account_id: int, body: AmountBody) -> HTTPResponse:
     outcome = await funding.withdraw(services(request), request.ctx.user_id, account_id, body.amount_fen,
-                                     idempotency_id=request.ctx.idempotency.id)
+                                     idempotency_id=request.ctx.idempotency.id, client=client(request))
     return _transfer_response(outcome)

@@ -11,7 +11,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from core.validators import ETC_CARD_RE, PLATE_COLORS
-from handlers.common import services
+from handlers.common import client, services
 from handlers.spec import Body, Id, Out, Query, Response, checked_string, id_param, operation
 from models.etc import BindingStatus
 from services.accounts.ledger import AccountNotFound
@@ -30,6 +30,7 @@ from services.etc.bindings import (
 from services.etc.vehicles import VehicleNotFound
 from services.identity.errors import IdCardRequired
 from services.partners.debits import CATEGORY_SCOPES
+from services.risk.engine import RiskBlocked, RiskReview
 
 bp = Blueprint("mp_bindings")
 
@@ -102,12 +103,13 @@ class BindingDebitsOut(Out):
     body=BindingBody,
     responses={200: Response(BindingOut, description="the binding there was"),
                201: Response(BindingOut, description="a new pending binding")},
-    errors=(EtcCardInvalid, AlreadyBound, AccountNotEligible, VehicleNotFound, AccountNotFound, IdCardRequired),
+    errors=(EtcCardInvalid, AlreadyBound, AccountNotEligible, VehicleNotFound, AccountNotFound, IdCardRequired,
+            RiskBlocked, RiskReview),
 )
 async def create_binding(request: Request, body: BindingBody) -> HTTPResponse:
     binding, contract, created = await bindings.create(
         services(request), request.ctx.user_id, vehicle_id=body.vehicle_id, card_number=body.card_number,
-        account_id=body.account_id, obu_id=body.obu_id)
+        account_id=body.account_id, obu_id=body.obu_id, client=client(request))
     out = bindings.public_binding(binding, contract_id=binding.contract_id or contract.id)
     return json(out, status=201 if created else 200)
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from handlers.common import services
+from handlers.common import client, services
 from handlers.spec import Body, Id, Out, Query, Response, id_param, operation
 from models.payments import OrderStatus, RefundStatus
 from services.etc.bindings import BindingNotFound
@@ -17,6 +17,7 @@ from services.pagination import MAX_PAGE
 from services.payments import orders, refunds
 from services.payments.orders import PURPOSES, NothingToPay, OrderNotFound, PayRefused, PayUnavailable
 from services.payments.refunds import NotRefundable, RefundExceedsPaid, RefundRefused
+from services.risk.engine import RiskBlocked, RiskReview
 
 bp = Blueprint("mp_payments")
 ORDER_ID = id_param(OrderNotFound, "the order's id")
@@ -64,11 +65,12 @@ class OrderOut(OrderSummary):
     idempotent=True,
     body=OrderBody,
     responses={200: Response(OrderOut, description="the open order"), 201: Response(OrderOut, description="a new order")},
-    errors=(NothingToPay, BindingNotFound, PayUnavailable, PayRefused),
+    errors=(NothingToPay, BindingNotFound, PayUnavailable, PayRefused, RiskBlocked, RiskReview),
 )
 async def create_order(request: Request, body: OrderBody) -> HTTPResponse:
     made = await orders.create(services(request), request.ctx.user_id, purpose=body.purpose,
-                               reference_id=body.reference_id, idempotency_id=request.ctx.idempotency.id)
+                               reference_id=body.reference_id, idempotency_id=request.ctx.idempotency.id,
+                               client=client(request))
     return json(orders.public_order(made.order, made.pay_params), status=201 if made.created else 200)
 
 
@@ -126,9 +128,9 @@ class PaymentRefundOut(Out):
     "refunded (409 NOT_REFUNDABLE). `processing` until WeChat Pay says it is done.",
     tag="payments", auth=True, idempotent=True, path={"order_id": ORDER_ID}, body=PaymentRefundBody,
     responses={201: Response(PaymentRefundOut, description="asked of WeChat Pay")},
-    errors=(NotRefundable, RefundExceedsPaid, RefundRefused, PayUnavailable),
+    errors=(NotRefundable, RefundExceedsPaid, RefundRefused, PayUnavailable, RiskBlocked, RiskReview),
 )
 async def refund_order(request: Request, order_id: int, body: PaymentRefundBody) -> HTTPResponse:
     made = await refunds.refund(services(request), request.ctx.user_id, order_id, amount_fen=body.amount_fen,
-                                reason=body.reason, idempotency_id=request.ctx.idempotency.id)
+                                reason=body.reason, idempotency_id=request.ctx.idempotency.id, client=client(request))
     return json(refunds.public_refund(made), status=201)

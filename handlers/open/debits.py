@@ -71,6 +71,11 @@ class OccurredAtInvalid(AppError):
     status, code, message = 422, "OCCURRED_AT_INVALID", "交易时间不能晚于当前时间"
 
 
+class Location(Body):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="latitude, WGS-84 degrees")
+    lng: float = Field(ge=-180, le=180, allow_inf_nan=False, description="longitude, WGS-84 degrees")
+
+
 class DebitBody(Body):
     out_trade_no: Number = Field(description="the partner's unique number for this debit: a retry uses the same")
     card_number: checked_string(pattern=ETC_CARD_RE.pattern, min_length=20, max_length=20) | None = Field(
@@ -84,7 +89,9 @@ class DebitBody(Body):
     occurred_at: OccurredAt = Field(description="when the toll, stay, fill-up or wash happened (RFC 3339, with offset)")
     merchant: str = Field(min_length=1, max_length=64, pattern=TEXT_PATTERN, description="who charged: station, car park")
     detail: str | None = Field(default=None, max_length=256, pattern=TEXT_PATTERN)
-
+    location: Location | None = Field(
+        default=None, description="where it happened (the toll gantry, car park, station): risk control compares a "
+        "plate's successive places with the time between them")
 
 
 class RefundBody(Body):

@@ -7,6 +7,11 @@ then asks the network to pull: a Class III top-up that would pass the cap is ref
 moves. A withdrawal debits the account with the pending transfer in one transaction, then asks the
 network to push; a push the network declines is reversed.
 
+Risk control decides first, under the account lock (``services.risk.engine``): a transfer it blocks is
+recorded as declined (``RISK_BLOCKED``) and nothing moves; one it holds is reserved (or debited) like any
+other and waits, ``held``, unsent, until an operator approves it (then it is sent) or rejects it (then
+the reservation is released, or the debit reversed): ``review_held``.
+
 Each transfer is sent once, under a request id of its own. When the answer is lost the transfer stays
 pending and is settled by asking the network about that id (``get_transfer``): at once, again when the
 user retries with the same ``Idempotency-Key`` (the retry finds the transfer by the key's record), and
@@ -28,11 +33,13 @@ from core.clock import CHINA_TZ, utcnow
 from core.errors import AppError, UpstreamUnavailable
 from integrations.cardnet import CardNetworkUnavailable, TransferAnswer, TransferNotSent, TransferOutcomeUnknown
 from models.accounts import Account, CardTransfer, EntryDirection, TransferDirection, TransferStatus
+from services import audit
 from services.accounts import ledger
 from services.accounts.ledger import AccountNotFound
 from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.context import ServiceContext
 from services.db import atomic
+from services.risk import engine as risk
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,7 @@ DECLINE_MESSAGES = {
     "CARD_NOT_FOUND": "绑定银行卡不存在",
     "NOT_RECEIVED": "银行卡转账未受理，请重试",
     "NOT_SENT": "银行卡转账未受理，请重试",
+    "RISK_REJECTED": "交易未通过审核",
 }
 
 
@@ -80,17 +88,17 @@ async def _owned_account(user_id: int, account_id: int) -> Account:
 
 
 async def top_up(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: int, *,
-                 idempotency_id: int | None = None) -> Outcome:
-    return await _move(ctx, user_id, account_id, amount_fen, TransferDirection.PULL, idempotency_id)
+                 idempotency_id: int | None = None, client: dict | None = None) -> Outcome:
+    return await _move(ctx, user_id, account_id, amount_fen, TransferDirection.PULL, idempotency_id, client or {})
 
 
 async def withdraw(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: int, *,
-                   idempotency_id: int | None = None) -> Outcome:
-    return await _move(ctx, user_id, account_id, amount_fen, TransferDirection.PUSH, idempotency_id)
+                   idempotency_id: int | None = None, client: dict | None = None) -> Outcome:
+    return await _move(ctx, user_id, account_id, amount_fen, TransferDirection.PUSH, idempotency_id, client or {})
 
 
 async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: int, direction: TransferDirection,
-                idempotency_id: int | None) -> Outcome:
+                idempotency_id: int | None, client: dict) -> Outcome:
     if not 1 <= amount_fen <= MAX_AMOUNT_FEN:
         raise ValueError("amount out of range")  # the contract bounds it before this
     account = await _owned_account(user_id, account_id)
@@ -99,7 +107,10 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
         transfer = await CardTransfer.get_or_none(idempotency_id=idempotency_id)
     answer = None
     if transfer is None:
-        transfer = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction, idempotency_id))
+        transfer = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction, idempotency_id,
+                                                    client))
+        if transfer.status != TransferStatus.PENDING:  # blocked, or held for an operator: nothing sent
+            return _outcome_of(transfer, await Account.get(id=account_id))
         try:
             answer = await _send(ctx, transfer, account)
         except TransferNotSent:
@@ -111,22 +122,42 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
     elif transfer.account_id != account_id or transfer.amount_fen != amount_fen or transfer.direction != direction:
         raise RuntimeError("an idempotency record maps to another transfer")  # the request hash prevents it
     transfer = await settle(ctx, transfer, answer)
+    return _outcome_of(transfer, await Account.get(id=account_id))
+
+
+def _outcome_of(transfer: CardTransfer, account: Account) -> Outcome:
     if transfer.status == TransferStatus.DECLINED:
         reason = transfer.decline_reason or ""
+        if reason == risk.RiskBlocked.code:
+            raise risk.RiskBlocked()
         raise CardDeclined(DECLINE_MESSAGES.get(reason, CardDeclined.message))
-    return Outcome(transfer, await Account.get(id=account_id))
+    return Outcome(transfer, account)
 
 
 async def _start(conn: BaseDBAsyncClient, account: Account, user_id: int, amount_fen: int,
-                 direction: TransferDirection, idempotency_id: int | None) -> CardTransfer:
+                 direction: TransferDirection, idempotency_id: int | None, client: dict) -> CardTransfer:
     request_id = new_request_id(direction)
+    locked = await ledger.locked_account(conn, account.id)  # the ledger's lock order: the account first
+    decision = await risk.decide(conn, risk.Movement(
+        "top_up" if direction == TransferDirection.PULL else "withdrawal", utcnow(), amount_fen,
+        account_id=account.id, user_id=user_id, reference=request_id,
+        values={"bank_card": account.bound_card_index, "device": client.get("device"), "ip": client.get("ip")},
+        balance_fen=locked.balance_fen))
+    verdict = decision.decision if decision is not None else "allow"
+    if verdict == "block":  # recorded as a refusal; nothing reserved, nothing sent
+        return await CardTransfer.create(
+            request_id=request_id, idempotency_id=idempotency_id, account_id=account.id, user_id=user_id,
+            direction=direction, amount_fen=amount_fen, status=TransferStatus.DECLINED,
+            decline_reason=risk.RiskBlocked.code, finished_at=utcnow(), using_db=conn)
     if direction == TransferDirection.PULL:
         await ledger.reserve_inflow(conn, account.id, amount_fen)
     else:
         await ledger.post(conn, account.id, direction=EntryDirection.DEBIT, kind="withdrawal", amount_fen=amount_fen,
                           reference=request_id, counterparty=account.bound_card_masked)
-    return await CardTransfer.create(request_id=request_id, idempotency_id=idempotency_id, account_id=account.id,
-                                     user_id=user_id, direction=direction, amount_fen=amount_fen, using_db=conn)
+    return await CardTransfer.create(
+        request_id=request_id, idempotency_id=idempotency_id, account_id=account.id, user_id=user_id,
+        direction=direction, amount_fen=amount_fen, using_db=conn,
+        status=TransferStatus.HELD if verdict == "review" else TransferStatus.PENDING)
 
 
 async def _send(ctx: ServiceContext, transfer: CardTransfer, account: Account) -> TransferAnswer | None:
@@ -159,7 +190,8 @@ async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAn
             return transfer
         if answer is None:
             await CardTransfer.filter(id=transfer.id).update(checked_at=utcnow())
-            if not (give_up_unknown and transfer.created_at <= utcnow() - timedelta(seconds=UNKNOWN_AFTER_S)):
+            sent_after = transfer.released_at or transfer.created_at  # a held one was sent when released
+            if not (give_up_unknown and sent_after <= utcnow() - timedelta(seconds=UNKNOWN_AFTER_S)):
                 return transfer
             answer = TransferAnswer(transfer.request_id, "DECLINED", "NOT_RECEIVED", transfer.amount_fen,
                                     _wire(transfer.direction))
@@ -170,9 +202,12 @@ async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAn
     return await atomic(lambda conn: _apply(conn, transfer.id, answer))
 
 
-async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer) -> CardTransfer:
+async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer, *,
+                 status: TransferStatus = TransferStatus.PENDING) -> CardTransfer:
+    """Book ``answer`` on the transfer if it is still in ``status`` (pending; held, for an operator's
+    rejection)."""
     transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
-    if transfer.status != TransferStatus.PENDING:
+    if transfer.status != status:
         return transfer  # settled by someone else meanwhile
     account = await Account.get(id=transfer.account_id).using_db(conn)
     succeeded = answer.status == "SUCCEEDED"
@@ -194,6 +229,55 @@ async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnsw
         transfer.idempotency_id = None  # a retry under the key sends a new transfer
     await transfer.save(using_db=conn, update_fields=["status", "decline_reason", "finished_at", "idempotency_id"])
     return transfer
+
+
+class TransferNotFound(AppError):
+    status, code, message = 404, "TRANSFER_NOT_FOUND", "转账不存在"
+
+
+class TransferNotHeld(AppError):
+    status, code, message = 409, "TRANSFER_NOT_HELD", "该笔转账不在待审核状态"
+
+
+async def held(limit: int = 100) -> list[CardTransfer]:
+    """Transfers waiting for an operator, oldest first."""
+    return await CardTransfer.filter(status=TransferStatus.HELD).order_by("id").limit(limit)
+
+
+async def review_held(ctx: ServiceContext, transfer_id: int, *, approve: bool, actor: str, note: str = "") -> CardTransfer:
+    """An operator's verdict on a held transfer: approved, it is sent (and settled like any other);
+    rejected, its reservation is released (a top-up) or its debit reversed (a withdrawal). Audited; a
+    transfer no longer held is refused (``TransferNotHeld``), so two operators cannot both act."""
+
+    async def work(conn: BaseDBAsyncClient) -> CardTransfer:
+        transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
+        if transfer is None:
+            raise TransferNotFound()
+        if transfer.status != TransferStatus.HELD:
+            raise TransferNotHeld()
+        await audit.append(conn, actor=actor, action="risk.review." + ("approved" if approve else "rejected"),
+                           entity_type="card_transfer", entity_id=transfer.id,
+                           data={"request_id": transfer.request_id, "amount_fen": transfer.amount_fen,
+                                 "direction": str(transfer.direction), "note": note[:200]})
+        if approve:
+            transfer.status, transfer.released_at = TransferStatus.PENDING, utcnow()
+            await transfer.save(using_db=conn, update_fields=["status", "released_at"])
+            return transfer
+        rejected = TransferAnswer(transfer.request_id, "DECLINED", "RISK_REJECTED", transfer.amount_fen,
+                                  _wire(transfer.direction))
+        return await _apply(conn, transfer.id, rejected, status=TransferStatus.HELD)
+
+    transfer = await atomic(work)
+    if not approve:
+        return transfer
+    account = await Account.get(id=transfer.account_id)
+    try:
+        answer = await _send(ctx, transfer, account)
+    except TransferNotSent:
+        not_sent = TransferAnswer(transfer.request_id, "DECLINED", "NOT_SENT", transfer.amount_fen,
+                                  _wire(transfer.direction))
+        return await atomic(lambda conn: _apply(conn, transfer.id, not_sent))
+    return await settle(ctx, transfer, answer)
 
 
 async def reconcile(ctx: ServiceContext, *, older_than_s: float = 30, batch: int = 200) -> dict:

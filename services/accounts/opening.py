@@ -155,8 +155,16 @@ async def sync(ctx: ServiceContext, user_id: int, application_id: int) -> Progre
     return Progress(app, missing, agreement.id if agreement else None)
 
 
-async def submit(ctx: ServiceContext, user_id: int, application_id: int) -> tuple[Account, bool]:
-    """Open the account: ``(account, opened_now)``. Idempotent; concurrent submits open one."""
+async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
+                 client: dict | None = None) -> tuple[Account, bool]:
+    """Open the account: ``(account, opened_now)``. Idempotent; concurrent submits open one.
+
+    Risk control decides first (subject ``account_opening``: the holder's ID and bank card by blind
+    index, the device and IP): a block rejects the application (``RISK_BLOCKED``), a review refuses
+    this submit (``RISK_REVIEW``) and leaves the application as it was, for ops to look at."""
+    from services.risk import engine as risk
+
+    client = client or {}
     progress = await sync(ctx, user_id, application_id)
     app = progress.application
     if app.status == S.OPENED:
@@ -173,13 +181,26 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int) -> tupl
     card = ctx.pii.decrypt(identity.card_number_enc, purpose=CARD_PURPOSE)
     user = await User.get(id=user_id)
 
-    async def work(conn: BaseDBAsyncClient) -> tuple[Account | None, bool]:
+    card_index = ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE)
+
+    async def work(conn: BaseDBAsyncClient) -> tuple[Account | None, bool] | type[AppError]:
         current = await AccountApplication.filter(id=app.id).select_for_update().using_db(conn).first()
         if current.status == S.OPENED:
             return await Account.get(id=current.account_id).using_db(conn), False
         if current.status not in (S.SIGNED,):
             raise ApplicationClosed()
         holder = await _lock_holder(conn, identity.id_number_index)
+        decision = await risk.decide(conn, risk.Movement(
+            "account_opening", utcnow(), user_id=user_id, reference=f"application:{app.id}",
+            values={"id": identity.id_number_index, "bank_card": card_index, "device": client.get("device"),
+                    "ip": client.get("ip")}), account_locked=False)
+        if decision is not None and decision.refusal is not None:
+            if decision.decision == "block":  # the refusal is recorded with the application and the decision
+                await transition(conn, MACHINE, AccountApplication, app.id, S.REJECTED, actor="risk",
+                                 reason="risk control", updates={"rejection_code": risk.RiskBlocked.code},
+                                 audit_data={"rules": [r["rule"] for r in decision.reasons if not r["shadow"]],
+                                             "version": decision.version})
+            return decision.refusal
         count = await Account.filter(holder_index=identity.id_number_index, account_class=app.account_class,
                                      status__not="closed").using_db(conn).count()
         if count >= rules.max_accounts_per_person:
@@ -191,7 +212,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int) -> tupl
             number=await _unused_number(conn, ctx.settings.bank_account_prefix), user_id=user_id,
             holder_index=identity.id_number_index, account_class=app.account_class, rules_version=RULES_VERSION,
             bound_card_enc=ctx.pii.encrypt(card, purpose=ACCOUNT_CARD_PURPOSE),
-            bound_card_index=ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE),
+            bound_card_index=card_index,
             bound_card_masked=mask_card(card), opened_at=utcnow(), using_db=conn,
         )
         await AccountHolder.filter(holder_index=holder.holder_index).using_db(conn).update(
@@ -211,7 +232,10 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int) -> tupl
                 }})
         return account, True
 
-    account, opened = await atomic(work)
+    done = await atomic(work)
+    if isinstance(done, type):  # refused by risk control: recorded, and committed
+        raise done()
+    account, opened = done
     if account is None:
         raise AccountLimitReached()
     return account, opened

@@ -111,9 +111,11 @@ async def _expire_if_due(binding: EtcBinding) -> EtcBinding:
 
 
 async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_number: str, account_id: int,
-                 obu_id: str | None = None) -> tuple[EtcBinding, Contract, bool]:
+                 obu_id: str | None = None, client: dict | None = None) -> tuple[EtcBinding, Contract, bool]:
     """``(binding, authorisation to sign, created)``. The same card, car and account again, while that
-    binding is pending or active, return it (a double tap makes one)."""
+    binding is pending or active, return it (a double tap makes one). Before a new binding is made, risk
+    control decides (subject ``etc_binding``: the card by blind index, the plate, the device and IP);
+    a block or a review refuses it (``RiskBlocked``, ``RiskReview``), recorded."""
     if not ETC_CARD_RE.fullmatch(card_number or ""):
         raise EtcCardInvalid(field="card_number")
     vehicle = await vehicles.owned(user_id, vehicle_id)
@@ -125,7 +127,7 @@ async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_num
     index = card_index(ctx, card_number)
     plate = vehicles.plate_key(vehicle.plate_number, vehicle.plate_color)
 
-    binding, created = None, False
+    binding, created, decided = None, False, False
     for _ in range(2):
         mine = await EtcBinding.get_or_none(card_key=index, user_id=user_id)
         if mine is not None:
@@ -133,6 +135,9 @@ async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_num
             if mine.status != B.UNBOUND and mine.vehicle_id == vehicle.id and mine.account_id == account.id:
                 binding = mine
                 break
+        if not decided:
+            await _risk_check(account.id, user_id, index, plate, client or {})
+            decided = True
         try:
             binding = await EtcBinding.create(
                 user_id=user_id, vehicle_id=vehicle.id, account_id=account.id,
@@ -152,6 +157,14 @@ async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_num
         raise AlreadyBound()
     prepared = await contracts.prepare(ctx, user_id, template=AUTHORISATION, subject_id=str(binding.id))
     return binding, prepared.contract, created
+
+
+async def _risk_check(account_id: int, user_id: int, card_key: str, plate: str, client: dict) -> None:
+    from services.risk import engine as risk
+
+    await risk.screen(risk.Movement(
+        "etc_binding", utcnow(), account_id=account_id, user_id=user_id, reference=f"etc_card:{card_key[:16]}",
+        values={"etc_card": card_key, "plate": plate, "device": client.get("device"), "ip": client.get("ip")}))
 
 
 async def get(user_id: int, binding_id: int) -> EtcBinding:

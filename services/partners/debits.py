@@ -119,10 +119,13 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
         # concurrent debits of one binding deadlock on it.
         await ledger.locked_account(conn, binding.account_id)
         # risk control decides under the account lock, before any fen moves (velocity counted exactly)
+        location = fields.get("location")
         decision = await risk.decide(conn, risk.Movement(
-            "partner_debit", binding.account_id, fields["amount_fen"], now, fields["category"],
-            {"card": binding.card_key, "plate": binding.plate_key, "merchant": fields["merchant"],
-             "partner": caller.partner.app_id}))
+            "partner_debit", now, fields["amount_fen"], account_id=binding.account_id, user_id=binding.user_id,
+            category=fields["category"], reference=f"{caller.partner.app_id}:{fields['out_trade_no']}",
+            values={"etc_card": binding.card_key, "plate": binding.plate_key, "merchant": fields["merchant"],
+                    "partner": caller.partner.app_id},
+            location=(location["lat"], location["lng"]) if location else None))
         refusal = decision.refusal if decision is not None else None
         row = await PartnerDebit.create(
             partner_id=caller.partner.id, out_trade_no=fields["out_trade_no"], request_hash=digest,

@@ -37,6 +37,7 @@ from services.db import atomic
 from services.etc import bindings
 from services.pagination import newest_first
 from services.partners import notify
+from services.risk import engine as risk
 from services.state_machine import Machine, transition
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,16 @@ class Created:
 
 
 async def create(ctx: ServiceContext, user_id: int, *, purpose: str, reference_id: int,
-                 idempotency_id: int | None = None) -> Created:
+                 idempotency_id: int | None = None, client: dict | None = None) -> Created:
+    """Open (or find) the order; risk control screens a new one first (subject ``payment_order``)."""
     order = await PaymentOrder.get_or_none(idempotency_id=idempotency_id) if idempotency_id else None
     created = False
     if order is None:
         binding, amount = await _amount(user_id, purpose, reference_id)
+        client = client or {}
+        await risk.screen(risk.Movement("payment_order", utcnow(), amount, account_id=binding.account_id,
+                                        user_id=user_id, reference=f"{purpose}:{binding.id}",
+                                        values={"device": client.get("device"), "ip": client.get("ip")}))
         order, created = await _open_order(ctx, user_id, purpose, binding.id, amount, idempotency_id)
     if order.status == O.CREATED:
         order = await _prepay(ctx, order)

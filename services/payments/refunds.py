@@ -22,6 +22,7 @@ from models.payments import OrderStatus, PaymentOrder, PaymentRefund, RefundStat
 from services.context import ServiceContext
 from services.db import atomic
 from services.payments.orders import PayUnavailable, owned, wechat_time
+from services.risk import engine as risk
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,12 @@ def new_out_refund_no() -> str:
 
 
 async def refund(ctx: ServiceContext, user_id: int | None, order_id: int, *, amount_fen: int | None = None,
-                 reason: str | None = None, idempotency_id: int | None = None) -> PaymentRefund:
+                 reason: str | None = None, idempotency_id: int | None = None,
+                 client: dict | None = None) -> PaymentRefund:
     """Refund ``amount_fen`` (default: all that is left) of a paid device fee. ``user_id`` None: an
-    operator, for any user's order."""
+    operator, for any user's order. Risk control decides a user's refund under the order's lock (subject
+    ``refund``); a refused one reserves nothing and is recorded."""
+    client = client or {}
     found = await PaymentRefund.get_or_none(idempotency_id=idempotency_id) if idempotency_id else None
     if found is None:
         order = await (owned(user_id, order_id) if user_id is not None else PaymentOrder.get(id=order_id))
@@ -60,11 +64,19 @@ async def refund(ctx: ServiceContext, user_id: int | None, order_id: int, *, amo
             amount = amount_fen if amount_fen is not None else row.amount_fen - row.refunded_fen
             if amount <= 0 or row.refunded_fen + amount > row.amount_fen:
                 raise RefundExceedsPaid(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
+            if user_id is not None:
+                decision = await risk.decide(conn, risk.Movement(
+                    "refund", utcnow(), amount, user_id=user_id, reference=row.out_trade_no,
+                    values={"device": client.get("device"), "ip": client.get("ip")}), account_locked=False)
+                if decision is not None and decision.refusal is not None:
+                    return decision.refusal  # raised once the decision is recorded
             await PaymentOrder.filter(id=row.id).using_db(conn).update(refunded_fen=row.refunded_fen + amount)
             return await PaymentRefund.create(order_id=row.id, out_refund_no=new_out_refund_no(), amount_fen=amount,
                                               reason=reason, idempotency_id=idempotency_id, using_db=conn)
 
         found = await atomic(reserve)
+        if isinstance(found, type):
+            raise found()
     if found.status != R.PROCESSING:
         return found
     order = await PaymentOrder.get(id=found.order_id)

@@ -1,26 +1,32 @@
 """Block and allow lists: what ops put on them, keyed the way movements carry their values.
 
-An ETC card is listed by its blind index (never in clear), a plate as ETC keys a vehicle
-(``<plate>_<colour>``), a merchant by its name as partners send it, a partner by its app id. Adding a
+An ID number, a bank card and an ETC card are listed by their blind indexes (never in clear), a plate
+as ETC keys a vehicle (``<plate>_<colour>``), a device by the id the mini-program sends, an IP as
+written, a merchant by its name as partners send it, a partner by its app id. Adding a
 value already listed replaces its action, note and expiry. Each change is an audit event.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import utcnow
 from core.errors import ValidationFailed
-from core.validators import ETC_CARD_RE
+from core.validators import ETC_CARD_RE, card_number_ok, parse_id_number
 from models.risk import RiskListEntry
 from services import audit
 from services.context import ServiceContext
 from services.db import atomic
+from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.etc import bindings, vehicles
+from services.identity.id_card import ID_PURPOSE
+from services.risk.rules import LISTS
 
-LISTABLE = ("card", "plate", "merchant", "partner")
+LISTABLE = LISTS
+HIDDEN = ("id", "bank_card", "etc_card")  # listed by blind index: an operator sees its first characters
 
 
 class ListValueInvalid(ValidationFailed):
@@ -31,10 +37,24 @@ def key_of(ctx: ServiceContext, list_name: str, value: str, *, plate_color: str 
     """The value as movements carry it (a card's blind index, a plate's ``<plate>_<colour>``)."""
     if list_name not in LISTABLE:
         raise ListValueInvalid(f"名单只有 {', '.join(LISTABLE)}", field="list")
-    if list_name == "card":
+    if list_name == "etc_card":
         if not ETC_CARD_RE.fullmatch(value):
             raise ListValueInvalid("ETC 卡号是 20 位数字", field="value")
         return bindings.card_index(ctx, value)
+    if list_name == "bank_card":
+        if not card_number_ok(value):
+            raise ListValueInvalid("银行卡号不正确", field="value")
+        return ctx.pii.blind_index(value, purpose=ACCOUNT_CARD_PURPOSE)
+    if list_name == "id":
+        rid = parse_id_number(value)
+        if rid is None:
+            raise ListValueInvalid("身份证号码不正确", field="value")
+        return ctx.pii.blind_index(rid.number, purpose=ID_PURPOSE)
+    if list_name == "ip":
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ListValueInvalid("IP 地址不正确", field="value") from None
     if list_name == "plate":
         vehicles.check_plate(value, plate_color or "")
         return vehicles.plate_key(value, plate_color)
@@ -45,7 +65,7 @@ def key_of(ctx: ServiceContext, list_name: str, value: str, *, plate_color: str 
 
 def shown(list_name: str, value: str) -> str:
     """What an operator sees of a listed value (a card's blind index is not shown)."""
-    return f"{value[:8]}…" if list_name == "card" else value
+    return f"{value[:8]}…" if list_name in HIDDEN else value
 
 
 async def put(ctx: ServiceContext, list_name: str, value: str, *, action: str, note: str = "",

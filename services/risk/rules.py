@@ -7,14 +7,23 @@ JSON Schema)::
      "rules": [{"id": "debit-burst", "type": "velocity", "status": "active", "action": "review",
                 "applies_to": ["partner_debit"], "key": "account", "window": "1m", "max_count": 5}, …]}
 
-Each rule is ``active`` (it decides) or ``shadow`` (evaluated and recorded, never enforced), and names
-the action when it fires: ``review`` (hold) or ``block``. Rule types:
+Each rule is ``active`` (it decides) or ``shadow`` (evaluated and recorded, never enforced), names the
+action when it fires, ``review`` (hold) or ``block``, and the subjects it ``applies_to`` (``SUBJECTS``).
+Rule types (``docs/risk.md`` describes each):
 
 - ``velocity``: more than ``max_count`` movements, or more than ``max_amount_fen`` in all, for one
-  ``key`` within ``window`` (``1m``, ``1h``, ``24h``), this one included;
+  ``key`` (account, user, bank_card, etc_card, plate, partner, merchant, device, ip) within ``window``
+  (``1m``, ``1h``, ``24h``), this one included;
 - ``amount``: one movement above ``max_amount_fen`` (for ``categories``, when given);
-- ``list``: a value of the movement (``lists``: card, plate, merchant, partner) is on the block list.
-  A value on the allow list lets the movement through whatever the other rules say.
+- ``unusual_amount``: above ``factor`` times the largest the account moved in that category over
+  ``history_days``, once it has ``min_history`` of them;
+- ``travel``: the plate (or ETC card) seen at two places farther apart than ``max_speed_kmh`` allows in
+  the time between them;
+- ``new_device``: a device (or IP) the user was first seen with less than ``recent_s`` ago, optionally
+  only when the movement takes at least ``min_balance_share`` of the balance;
+- ``night``: the first use of a key, between ``from_hour`` and ``to_hour`` China time;
+- ``list``: a value of the movement (``lists``) is on the block list. A value on the allow list lets
+  the movement through whatever the other rules say.
 
 Loading checks the file against the schema, refuses a version not above the one in force, stores it
 whole and records its SHA-256 in the audit hash chain, in one transaction. The engine reads the rule set
@@ -36,8 +45,10 @@ from models.risk import RiskRuleSet
 from services import audit
 from services.db import atomic
 
-SUBJECTS = ("partner_debit",)
-LISTS = ("id", "card", "plate", "device", "merchant", "partner")
+SUBJECTS = ("partner_debit", "top_up", "withdrawal", "refund", "payment_order", "account_opening", "etc_binding")
+KEYS = ("account", "user", "bank_card", "etc_card", "plate", "partner", "merchant", "device", "ip")
+LISTS = ("id", "bank_card", "etc_card", "plate", "device", "ip", "merchant", "partner")
+CATEGORIES = ("toll", "parking", "fuel", "carwash")
 WINDOWS = {"1m": 60, "1h": 3600, "24h": 86400}
 CACHE_S = 5.0
 
@@ -55,7 +66,7 @@ class _Rule(BaseModel):
 
 class VelocityRule(_Rule):
     type: Literal["velocity"]
-    key: Literal["account"]
+    key: Literal[KEYS]  # type: ignore[valid-type]
     window: Literal[tuple(WINDOWS)]  # type: ignore[valid-type]
     max_count: int | None = Field(default=None, ge=0, le=10**6)
     max_amount_fen: int | None = Field(default=None, ge=0, le=10**12)
@@ -70,15 +81,47 @@ class VelocityRule(_Rule):
 class AmountRule(_Rule):
     type: Literal["amount"]
     max_amount_fen: int = Field(ge=0, le=10**12)
-    categories: list[Literal["toll", "parking", "fuel", "carwash"]] | None = None
+    categories: list[Literal[CATEGORIES]] | None = None  # type: ignore[valid-type]
+
+
+class UnusualAmountRule(_Rule):
+    type: Literal["unusual_amount"]
+    factor: float = Field(gt=1, le=1000)
+    history_days: int = Field(ge=1, le=90)
+    min_history: int = Field(ge=1, le=10_000)
+    min_amount_fen: int = Field(default=0, ge=0, le=10**12)  # below this an amount is never unusual
+    categories: list[Literal[CATEGORIES]] | None = None  # type: ignore[valid-type]
+
+
+class TravelRule(_Rule):
+    type: Literal["travel"]
+    key: Literal["plate", "etc_card"] = "plate"
+    max_speed_kmh: float = Field(gt=0, le=5000)
+    min_distance_km: float = Field(default=0, ge=0, le=20_000)  # closer than this is never impossible
+    window: Literal[tuple(WINDOWS)] = "24h"  # type: ignore[valid-type]  # how far back to look
+
+
+class NewDeviceRule(_Rule):
+    type: Literal["new_device"]
+    key: Literal["device", "ip"] = "device"
+    recent_s: int = Field(ge=0, le=90 * 86400)  # first seen with the user less than this ago: new
+    min_balance_share: float | None = Field(default=None, gt=0, le=1)
+
+
+class NightRule(_Rule):
+    type: Literal["night"]
+    key: Literal["account", "user", "bank_card", "etc_card", "plate", "device"]
+    from_hour: int = Field(ge=0, le=23)  # China Standard Time; from 23 to 5 spans midnight
+    to_hour: int = Field(ge=0, le=23)
 
 
 class ListRule(_Rule):
     type: Literal["list"]
-    lists: list[Literal["card", "plate", "merchant", "partner"]] = Field(min_length=1)
+    lists: list[Literal[LISTS]] = Field(min_length=1)  # type: ignore[valid-type]
 
 
-Rule = Annotated[VelocityRule | AmountRule | ListRule, Field(discriminator="type")]
+Rule = Annotated[VelocityRule | AmountRule | UnusualAmountRule | TravelRule | NewDeviceRule | NightRule | ListRule,
+                 Field(discriminator="type")]
 
 
 class RuleSetFile(BaseModel):

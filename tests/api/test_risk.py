@@ -90,7 +90,7 @@ async def test_listed_values_are_blocked_until_they_expire_and_the_allow_list_wi
     partner = await new_partner(ctx)
     car = await bound_car(client, sandbox, balance_fen=100_000)
     await in_force({"id": "listed", "type": "list", "status": "active", "action": "block",
-                    "applies_to": ["partner_debit"], "lists": ["plate", "card"]}, velocity(max_count=2))
+                    "applies_to": ["partner_debit"], "lists": ["plate", "etc_card"]}, velocity(max_count=2))
     plate = car.vehicle
     entry = await lists.put(ctx, "plate", plate["plate_number"], plate_color=plate["plate_color"], action="block",
                             note="cloned plate reported")
@@ -101,12 +101,12 @@ async def test_listed_values_are_blocked_until_they_expire_and_the_allow_list_wi
     await RiskListEntry.filter(id=entry.id).update(expires_at=utcnow() - timedelta(seconds=1))
     assert (await call(client, partner, "POST", "/open/v1/debits", debit_body(car, 500))).status_code == 201
     # the card on the allow list: the velocity rule (3rd debit in a minute) does not hold it
-    await lists.put(ctx, "card", car.card_number, action="allow", expires_in_s=600)
+    await lists.put(ctx, "etc_card", car.card_number, action="allow", expires_in_s=600)
     allowed = debit_body(car, 500)
     assert (await call(client, partner, "POST", "/open/v1/debits", allowed)).status_code == 201
     row = await PartnerDebit.get(out_trade_no=allowed["out_trade_no"])
     assert row.risk_decision == "allow" and row.risk_reasons[0]["rule"] == "allow-list"
-    assert await lists.remove(ctx, "card", car.card_number)
+    assert await lists.remove(ctx, "etc_card", car.card_number)
     assert_error(await call(client, partner, "POST", "/open/v1/debits", debit_body(car, 500)), 403, "RISK_REVIEW")
     # the card is listed by its blind index, never in clear; every change is audited
     assert not await RiskListEntry.filter(value=car.card_number).exists()
