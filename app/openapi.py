@@ -23,6 +23,7 @@ from sanic.response import HTTPResponse, file, html, json
 from app.middleware import instrumented
 from core.errors import NotFound
 from handlers.spec import (
+    DEVICE_HEADER,
     IDEMPOTENCY_HEADER,
     PARTNER_HEADERS,
     REPLAYED_HEADER,
@@ -144,6 +145,8 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
         params += _query_parameters(op.query, schemas)
     if op.idempotent:
         params.append(IDEMPOTENCY_HEADER)
+    if op.auth:
+        params.append(DEVICE_HEADER)
     if op.partner is not None:
         params += PARTNER_HEADERS
     if params:

@@ -6,6 +6,7 @@ import re
 
 from sanic import Request
 
+from handlers.spec import DEVICE_ID_PATTERN
 from services.context import ServiceContext
 
 
@@ -13,13 +14,13 @@ def services(request: Request) -> ServiceContext:
     return request.app.ctx.services
 
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 def client(request: Request) -> dict[str, str | None]:
-    """Who is calling, for risk control: the mini-program's device id (``X-Device-Id``: made once at
-    random and kept in its storage; advisory, so a malformed one counts as none) and the client's IP
+    """Who is calling, for risk control: the mini-program's device id (``X-Device``: made once at
+    random and kept in its storage; the contract refuses a malformed one) and the client's IP
     (``remote_addr`` behind a configured proxy)."""
-    device = request.headers.get("x-device-id")
+    device = request.headers.get("x-device")
     return {"device": device if device and DEVICE_ID.fullmatch(device) else None,
             "ip": (request.remote_addr or request.ip or None)}

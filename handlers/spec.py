@@ -175,6 +175,7 @@ class Operation:
         if self.auth:
             add(401, "UNAUTHORIZED")
             add(401, "TOKEN_INVALID")
+            add(DeviceIdInvalid.status, DeviceIdInvalid.code)
         if self.partner is not None:
             for error in (*partner_auth.AUTH_ERRORS, partner_auth.ScopeMissing):
                 add(error.status, error.code)
@@ -227,6 +228,9 @@ def operation(**declaration: Any) -> Callable:
                     claims = authenticate(ctx.services, request.headers.get("authorization"))
                     request.ctx.user_id = claims.user_id
                     request.ctx.token_family = claims.sid
+                    device = request.headers.get("x-device")
+                    if device is not None and not _DEVICE_RE.fullmatch(device):
+                        raise DeviceIdInvalid(field="X-Device")
                 for name, param in op.path.items():
                     if not param.accepts(params.get(name)):
                         raise param.not_found()
@@ -262,6 +266,22 @@ IDEMPOTENCY_HEADER = {
     "the retry runs the operation again, continuing what the first started. Keys are kept per user, at least 24 hours "
     "(48 by default).",
     "schema": {"type": "string", "pattern": KEY_PATTERN, "minLength": 8, "maxLength": 64},
+}
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+_DEVICE_RE = re.compile(DEVICE_ID_PATTERN)
+
+
+class DeviceIdInvalid(ValidationFailed):
+    status, code, message = 422, "DEVICE_ID_INVALID", "X-Device 应为 8–64 位字母、数字或 _-"
+
+DEVICE_HEADER = {
+    "name": "X-Device",
+    "in": "header",
+    "required": False,
+    "description": "the mini-program's device id (random, made once and kept in its storage), for risk control: a "
+    "sensitive step from a device the user was never seen with can be held for review. A malformed one is 422 "
+    "DEVICE_ID_INVALID.",
+    "schema": {"type": "string", "pattern": DEVICE_ID_PATTERN, "minLength": 8, "maxLength": 64},
 }
 REPLAYED_HEADER = {"description": "present on a replayed answer", "schema": {"type": "string", "enum": ["true"]}}
 

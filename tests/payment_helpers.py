@@ -4,6 +4,7 @@ control calls that play the user's ``wx.requestPayment`` and WeChat Pay's notifi
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -93,6 +94,10 @@ async def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
            "WECHATPAY_PRIVATE_KEY_PATH": settings.wechatpay_private_key_path,
            "WECHATPAY_MERCHANT_SERIAL": settings.wechatpay_merchant_serial,
            "WECHATPAY_APIV3_KEY": settings.wechatpay_apiv3_key, "SELF_BASE_URL": settings.self_base_url,
-           "WECHATPAY_NOTIFY_URL": settings.wechatpay_notify}
+           "WECHATPAY_NOTIFY_URL": settings.wechatpay_notify,
+           # the server's test keys: what the CLI decrypts (a card to send money to) is the server's
+           "JWT_KEYS": ",".join(f"{kid}:{key.decode()}" for kid, key in settings.jwt_keys.items()),
+           "PII_KEYS": ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in settings.pii_keys.items()),
+           "PII_INDEX_KEY": base64.b64encode(settings.pii_index_key).decode()}
     return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "app", *args], cwd=ROOT, env=env,
                                    capture_output=True, text=True, timeout=120)

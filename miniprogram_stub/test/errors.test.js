@@ -207,6 +207,113 @@ test('top-up page: one Idempotency-Key per intent, reused after a network error,
   }
 })
 
+const HELD = '该笔交易需要人工审核，审核通过后自动到账，结果将通知您'
+
+test('errors: risk control — RISK_BLOCKED / RISK_REVIEW show the server\'s message; the held text names no rule', () => {
+  assert.equal(errors.describe({ code: 'RISK_BLOCKED', message: '交易存在风险，已被拒绝' }), '交易存在风险，已被拒绝')
+  assert.equal(errors.describe({ code: 'RISK_REVIEW', message: '交易需人工审核，暂未处理' }), '交易需人工审核，暂未处理')
+  assert.equal(errors.describe({ code: 'RISK_BLOCKED', message: '' }), '交易存在风险，已被拒绝', 'a fixed text only when the server gives none')
+  assert.equal(errors.describe({ code: 'RISK_REVIEW', message: '网络异常，请稍后再试' }), '交易需人工审核，暂未处理')
+  assert.ok(!errors.MESSAGES.RISK_BLOCKED && !errors.MESSAGES.RISK_REVIEW, 'never a fixed text over the server\'s')
+  assert.equal(errors.TRANSFER_HELD, HELD)
+  assert.doesNotMatch(errors.TRANSFER_HELD, /[A-Za-z]/, 'plain Chinese: no rule id, no code')
+})
+
+/** A transfer answered 202 held: the page says it waits for review, and the intent is over (no 查询结果 / 重试). */
+async function heldFlow(mode) {
+  shim.reset()
+  shim.wx.setStorageSync('access_token', 'token')
+  const suffix = mode === 'withdraw' ? '/withdrawals' : '/top-ups'
+  const funded = Object.assign({}, ACCOUNT, { balance_fen: 10000 })
+  const held = Object.assign(transfer('held', 10000, mode === 'withdraw' ? 0 : 10000), { direction: mode === 'withdraw' ? 'push' : 'pull' })
+  const answers = [
+    { statusCode: 202, data: held },
+    { statusCode: 201, data: transfer('succeeded', 100, mode === 'withdraw' ? 9900 : 10100) }
+  ]
+  const fake = fakeNetwork((opts) => (opts.url.endsWith(suffix) ? answers.shift() : { statusCode: 200, data: funded }))
+  try {
+    const page = shim.loadPage('pages/account/topup/topup')
+    await page.onLoad({ id: '5', mode })
+    page.onAmountInput({ detail: { value: '100' } })
+    let from = fake.calls.length
+    const out = await page.onSubmit()
+    assert.equal(out.status, 'held')
+    const posts = () => fake.calls.slice(from).filter((c) => c.url.endsWith(suffix))
+    const [first] = posts()
+    assert.deepEqual(first.data, { amount_fen: 10000 })
+    assert.ok(fake.calls.slice(from).some((c) => c.method === 'GET' && c.url.endsWith('/api/v1/accounts/5')), 'the account read again (在途 / balance)')
+    assert.equal(page.data.retrying, false, 'held is the server\'s answer, not an unknown outcome')
+    assert.equal(page.data.error, null)
+    assert.equal(page.data.amount, '', 'the form is cleared')
+    assert.deepEqual([page.data.result.held, page.data.result.pending, page.data.result.title, page.data.result.note], [true, false, '等待人工审核', HELD])
+    assert.equal(shim.lastToast().title, '已提交，等待人工审核')
+    const action = mode === 'withdraw' ? '提现' : '充值'
+    const view = shim.render(page)
+    assertShowsHeld(view.text, action)
+    assert.doesNotMatch(view.text, /new-device|card-testing|RISK|held/i, 'no rule name, no code')
+    const [button] = view.select('button.primary')
+    assert.notEqual(button.attrs.disabled, true, 'the form is ready for a new ' + action)
+    assert.ok(view.text.includes('确认' + action) && !view.text.includes('查询结果') && !view.text.includes('重新填写'))
+
+    // Typed again: a new intent (a new key), not a retry of the held one.
+    page.onAmountInput({ detail: { value: '1' } })
+    from = fake.calls.length
+    assert.equal((await page.onSubmit()).status, 'succeeded')
+    const [next] = posts()
+    assert.notEqual(next.header['Idempotency-Key'], first.header['Idempotency-Key'])
+    assert.equal(page.data.result.held, false)
+    assert.ok(!shim.render(page).text.includes(HELD))
+    assert.deepEqual(shim.state.renderErrors, [])
+  } finally {
+    fake.restore()
+    shim.reset()
+  }
+}
+
+function assertShowsHeld(text, action) {
+  assert.ok(text.includes('等待人工审核\n' + HELD + '\n' + action + '金额\n¥100.00'), text)
+}
+
+test('top-up page: a top-up held for review (202 held) says so plainly and is not retried as pending', () => heldFlow('topup'))
+
+test('withdrawal (the same page, mode=withdraw): a held withdrawal says so plainly and is not retried as pending', () => heldFlow('withdraw'))
+
+test('top-up page: RISK_BLOCKED (403) and RISK_REVIEW show the server\'s message and end the intent', async () => {
+  shim.reset()
+  shim.wx.setStorageSync('access_token', 'token')
+  const answers = [
+    apiError(403, 'RISK_BLOCKED', '交易存在风险，已被拒绝'),
+    apiError(403, 'RISK_REVIEW', '交易需人工审核，暂未处理'),
+    { statusCode: 201, data: transfer('succeeded', 500, 500) }
+  ]
+  const fake = fakeNetwork((opts) => (opts.url.endsWith('/withdrawals') ? answers.shift() : { statusCode: 200, data: ACCOUNT }))
+  try {
+    const page = shim.loadPage('pages/account/topup/topup')
+    await page.onLoad({ id: '5', mode: 'withdraw' })
+    page.onAmountInput({ detail: { value: '5' } })
+    const keys = []
+    for (const [code, message] of [['RISK_BLOCKED', '交易存在风险，已被拒绝'], ['RISK_REVIEW', '交易需人工审核，暂未处理']]) {
+      const before = fake.calls.length
+      assert.equal(await page.onSubmit(), null)
+      keys.push(fake.calls.slice(before).find((c) => c.url.endsWith('/withdrawals')).header['Idempotency-Key'])
+      assert.deepEqual(page.data.error, { code, message, field: null })
+      assert.equal(shim.lastToast().title, message)
+      assert.equal(page.data.retrying, false, code + ' is final')
+      assert.equal(page.data.amount, '5', 'the amount stays for the user to see')
+      const text = shim.render(page).text
+      assert.ok(text.includes(message) && text.includes('确认提现') && !text.includes('重试'), text)
+    }
+    const before = fake.calls.length
+    assert.equal((await page.onSubmit()).status, 'succeeded')
+    keys.push(fake.calls.slice(before).find((c) => c.url.endsWith('/withdrawals')).header['Idempotency-Key'])
+    assert.equal(new Set(keys).size, 3, 'a new key after each final answer')
+    assert.deepEqual(shim.state.renderErrors, [])
+  } finally {
+    fake.restore()
+    shim.reset()
+  }
+})
+
 test('errors: vehicle and ETC binding codes; unbinding refused for arrears shows the server\'s message (the amount owed)', () => {
   assert.equal(errors.describe({ code: 'PLATE_INVALID', message: 'x' }), '车牌号码格式不正确，请核对')
   assert.match(errors.describe({ code: 'PLATE_COLOR_MISMATCH' }), /渐变绿或黄绿双拼/)

@@ -829,7 +829,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(step.note, '协议编号 ' + contract.contract_no)
         if (index.data.user.identity) assert.equal(index.data.doneCount, 6)
         assertShows(show(index), ['6. 签署协议\n协议编号 ' + contract.contract_no + '\n已完成', '进度\n6 / 6'])
-        assert.deepEqual([...shim.state.storage.keys()].sort(), ['access_token', 'refresh_token'], 'nothing but the tokens is kept on the device')
+        assert.deepEqual([...shim.state.storage.keys()].sort(), ['access_token', 'device_id', 'refresh_token'], 'nothing but the tokens and the device id is kept on the device')
       })
 
       await t.test('fresh storage, same WeChat user: 签署协议 is still done (server truth)', async () => {
@@ -1229,6 +1229,9 @@ test('mini-program journey against the live backend', async (t) => {
         const calls = shim.state.requests.slice(from)
         assert.deepEqual(calls.map(pathOf), ['POST ' + accountPath() + '/top-ups 201', 'GET ' + accountPath() + ' 200'])
         assert.deepEqual(calls[0].data, { amount_fen: 10000 }, 'an integer number of fen')
+        // The device id risk control goes by (made on this phone at the second customer's login, kept in storage).
+        assert.match(calls[0].header['X-Device'], /^[0-9a-f]{32}$/)
+        assert.equal(calls[0].header['X-Device'], shim.wx.getStorageSync('device_id'))
         assert.match(calls[0].header['Idempotency-Key'], /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
         assert.equal(transfer.direction, 'pull')
         assert.equal(transfer.status, 'succeeded')
@@ -2113,6 +2116,11 @@ test('every request the pages sent is documented, with only documented fields of
   const sent = shim.state.requests.filter((r) => new URL(r.url).pathname.startsWith('/api/'))
   assert.ok(sent.length > 30, 'the journey sent its requests (' + sent.length + ')')
   assert.deepEqual(sent.flatMap((r) => bodies.check(r)), [])
+  // Every request carried the device id (risk control), in the backend's pattern: one id per installation.
+  const noDevice = sent.filter((r) => !/^[A-Za-z0-9_-]{8,64}$/.test(String((r.header || {})['X-Device'] || '')))
+  assert.deepEqual(noDevice.map((r) => r.method + ' ' + r.url), [], 'requests without X-Device')
+  const devices = new Set(sent.map((r) => r.header['X-Device']))
+  assert.equal(devices.size, 3, 'a new id only when storage is cleared: the first customer, the same customer on fresh storage, the second customer')
   // The sign request: integer upload id, the boolean true, the verify_id string.
   const sign = sent.filter((r) => /\/sign$/.test(new URL(r.url).pathname)).pop()
   assert.ok(sign, 'a sign request was sent')

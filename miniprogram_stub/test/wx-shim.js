@@ -28,6 +28,9 @@
  *   wx.createSelectorQuery       select('#id').fields({node, size}).exec(): a fake <canvas type="2d"> node
  *                                whose 2d context records its calls (shim.canvas('id').ops)
  *   wx.canvasToTempFilePath      hands out the PNG set with shim.setCanvasImage(path) (the test draws it)
+ *   wx.getRandomValues           {length} → success {randomValues: ArrayBuffer} from node:crypto (base library ≥ 2.15.0;
+ *                                on an older emulated one it fails as not supported); calls counted in
+ *                                state.randomValuesCalls
  *   wx.canIUse                   true for wx APIs that exist in the emulated base library: state.sdkVersion,
  *                                by default project.config.json's libVersion (MIN_SDK lists the APIs that
  *                                need a newer one, e.g. requestFacialVerify ≥ 3.8.12); getSystemInfoSync /
@@ -75,6 +78,7 @@ function compareVersion(a, b) {
 // APIs the shim provides that need a newer base library than 1.x (WeChat's docs).
 const MIN_SDK = {
   requestFacialVerify: '3.8.12',
+  getRandomValues: '2.15.0',
   getWindowInfo: '2.20.1',
   getAppBaseInfo: '2.20.1',
   chooseMedia: '2.10.0',
@@ -102,6 +106,7 @@ const state = {
   faceResult: 'pass',
   paymentQueue: [],
   payments: [],
+  randomValuesCalls: 0,
   openid: null,
   nextLoginCode: null,
   app: null,
@@ -467,6 +472,25 @@ const wx = {
     })
   },
 
+  /** wx.getRandomValues({length, success, fail, complete}): cryptographically secure bytes (async, as in WeChat). */
+  getRandomValues(opts) {
+    opts = opts || {}
+    state.randomValuesCalls++
+    setImmediate(() => {
+      if (compareVersion(state.sdkVersion, MIN_SDK.getRandomValues) < 0) {
+        callback(opts, false, { errMsg: 'getRandomValues:fail not supported in base library ' + state.sdkVersion })
+        return
+      }
+      const length = opts.length
+      if (!Number.isInteger(length) || length < 1 || length > 1048576) {
+        callback(opts, false, { errMsg: 'getRandomValues:fail parameter error: length should be an integer in [1, 1048576]' })
+        return
+      }
+      const buf = crypto.randomBytes(length)
+      callback(opts, true, { randomValues: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length), errMsg: 'getRandomValues:ok' })
+    })
+  },
+
   getStorageSync(key) {
     return state.storage.has(key) ? clone(state.storage.get(key)) : ''
   },
@@ -755,6 +779,7 @@ function reset(options) {
   state.faceResult = 'pass'
   state.paymentQueue.length = 0
   state.payments.length = 0
+  state.randomValuesCalls = 0
   state.nextLoginCode = null
   state.sdkVersion = declaredLibVersion() || '3.8.12'
   state.renders.length = 0

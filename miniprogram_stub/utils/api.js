@@ -2,6 +2,10 @@
  * 后端 API 调用封装：wx.request / wx.uploadFile + 登录态 + 统一错误。
  *
  * - 自动加 baseUrl 前缀、Authorization: Bearer <access_token>、每次调用随机 X-Request-ID；
+ * - 每个请求（含刷新令牌、上传、下载）都带 X-Device：本机第一次请求时用密码学安全随机数
+ *   （wx.getRandomValues，基础库 2.15.0+；没有时用 crypto.getRandomValues）生成 32 位十六进制，
+ *   存在本地存储 device_id 里，此后一直沿用（后端风控据此识别设备；清除本地存储即换一台“新设备”）；
+ *   两种随机源都没有时不带这个头（不用 Math.random 凑数），下次请求再试；
  * - idempotent: true 的 POST 带 Idempotency-Key（同一次逻辑调用的重试沿用同一个 key，
  *   调用方也可以传 idempotencyKey 让用户层面的“重试”沿用它）；
  * - 收到 401 且本地有 refresh_token 时，调用一次 /api/v1/auth/refresh（并发请求共用同一次刷新，
@@ -15,6 +19,10 @@ const config = require('../config')
 
 const ACCESS_KEY = 'access_token'
 const REFRESH_KEY = 'refresh_token'
+const DEVICE_KEY = 'device_id'
+// 后端接受的设备 id（格式不对的会被当作没有）：这里生成的是 32 位小写十六进制。
+const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/
+const DEVICE_ID_BYTES = 16
 const FALLBACK_MESSAGE = '网络异常，请稍后再试'
 const SESSION_EXPIRED_MESSAGE = '登录已过期，请重新登录'
 const DEFAULT_TIMEOUT = 20000
@@ -59,6 +67,91 @@ function uuid4() {
   h[16] = '89ab'.charAt(parseInt(h[16], 16) & 3)
   const s = h.join('')
   return s.slice(0, 8) + '-' + s.slice(8, 12) + '-' + s.slice(12, 16) + '-' + s.slice(16, 20) + '-' + s.slice(20)
+}
+
+// ---- device id (X-Device) ----
+
+function toHex(bytes) {
+  let out = ''
+  for (let i = 0; i < bytes.length; i++) out += (bytes[i] & 0xff).toString(16).padStart(2, '0')
+  return out
+}
+
+/** globalThis.crypto.getRandomValues（Node、部分新基础库有），没有时返回 null。 */
+function webCryptoBytes(n) {
+  const c = typeof globalThis !== 'undefined' ? globalThis.crypto : undefined
+  if (!c || typeof c.getRandomValues !== 'function') return null
+  try {
+    return c.getRandomValues(new Uint8Array(n))
+  } catch (e) {
+    return null
+  }
+}
+
+/**
+ * n 个密码学安全的随机字节 → Promise<Uint8Array | null>：先用 wx.getRandomValues（小程序的接口，异步），
+ * 不支持或失败时用 crypto.getRandomValues；都没有则为 null。
+ */
+function secureRandomBytes(n) {
+  return new Promise((resolve) => {
+    if (typeof wx === 'undefined' || typeof wx.getRandomValues !== 'function') {
+      resolve(webCryptoBytes(n))
+      return
+    }
+    try {
+      wx.getRandomValues({
+        length: n,
+        success(res) {
+          const buf = res && res.randomValues
+          const bytes = buf ? new Uint8Array(buf) : null
+          resolve(bytes && bytes.length === n ? bytes : webCryptoBytes(n))
+        },
+        fail() {
+          resolve(webCryptoBytes(n))
+        }
+      })
+    } catch (e) {
+      resolve(webCryptoBytes(n))
+    }
+  })
+}
+
+/** 本地存储里的设备 id；没有或格式不对时为 ''。 */
+function getDeviceId() {
+  const id = wx.getStorageSync(DEVICE_KEY)
+  return typeof id === 'string' && DEVICE_ID_PATTERN.test(id) ? id : ''
+}
+
+let deviceIdPending = null
+
+/**
+ * Promise<设备 id>：已有就用已有的；否则生成一次并存下（并发的首批请求共用同一次生成）。
+ * 没有安全随机源时为 ''（这次不带 X-Device，下次再试）。
+ */
+function ensureDeviceId() {
+  const stored = getDeviceId()
+  if (stored) return Promise.resolve(stored)
+  if (deviceIdPending) return deviceIdPending
+  deviceIdPending = secureRandomBytes(DEVICE_ID_BYTES).then((bytes) => {
+    deviceIdPending = null
+    const again = getDeviceId() // 期间别处已经存了（例如另一个页面实例）：沿用它
+    if (again) return again
+    if (!bytes) return ''
+    const id = toHex(bytes)
+    wx.setStorageSync(DEVICE_KEY, id)
+    return id
+  }, () => {
+    deviceIdPending = null
+    return ''
+  })
+  return deviceIdPending
+}
+
+/** 拿到设备 id 后再发送：本地已有时同步调用 send(id)，只有第一次要等随机数生成。 */
+function withDeviceId(send) {
+  const stored = getDeviceId()
+  if (stored) return send(stored)
+  return ensureDeviceId().then(send)
 }
 
 function getAccessToken() {
@@ -128,9 +221,10 @@ function isOk(status) {
   return status >= 200 && status < 300
 }
 
-function buildHeaders(opts, ctx, token) {
+function buildHeaders(opts, ctx, token, deviceId) {
   const header = Object.assign({}, opts.header || {})
   header['X-Request-ID'] = randomHex(16)
+  if (deviceId) header['X-Device'] = deviceId
   if (token) header.Authorization = 'Bearer ' + token
   if (ctx.idempotencyKey) header['Idempotency-Key'] = ctx.idempotencyKey
   return header
@@ -147,12 +241,14 @@ function refreshTokens() {
     clearTokens()
     return Promise.reject(new ApiError({ status: 401, code: 'UNAUTHORIZED', message: SESSION_EXPIRED_MESSAGE }))
   }
-  refreshing = new Promise((resolve, reject) => {
+  refreshing = withDeviceId((deviceId) => new Promise((resolve, reject) => {
+    const header = { 'Content-Type': 'application/json', 'X-Request-ID': randomHex(16) }
+    if (deviceId) header['X-Device'] = deviceId
     wx.request({
       url: fullUrl('/api/v1/auth/refresh'),
       method: 'POST',
       data: { refresh_token: refreshToken },
-      header: { 'Content-Type': 'application/json', 'X-Request-ID': randomHex(16) },
+      header,
       timeout: DEFAULT_TIMEOUT,
       success(res) {
         if (isOk(res.statusCode)) {
@@ -179,7 +275,7 @@ function refreshTokens() {
         reject(networkError(err))
       }
     })
-  })
+  }))
   const done = () => { refreshing = null }
   refreshing.then(done, done)
   return refreshing
@@ -214,8 +310,8 @@ function request(opts) {
   const ctx = {
     idempotencyKey: method === 'POST' && (opts.idempotent || opts.idempotencyKey) ? (opts.idempotencyKey || uuid4()) : null
   }
-  const send = (token) => new Promise((resolve, reject) => {
-    const header = buildHeaders(opts, ctx, token)
+  const send = (token) => withDeviceId((deviceId) => new Promise((resolve, reject) => {
+    const header = buildHeaders(opts, ctx, token, deviceId)
     if (method !== 'GET' && !headerValue(header, 'Content-Type')) header['Content-Type'] = 'application/json'
     wx.request({
       url: fullUrl(opts.url),
@@ -228,7 +324,7 @@ function request(opts) {
         reject(networkError(err))
       }
     })
-  })
+  }))
   return withAuth(send, opts)
 }
 
@@ -237,20 +333,20 @@ function request(opts) {
  */
 function upload(opts) {
   const ctx = { idempotencyKey: opts.idempotent || opts.idempotencyKey ? (opts.idempotencyKey || uuid4()) : null }
-  const send = (token) => new Promise((resolve, reject) => {
+  const send = (token) => withDeviceId((deviceId) => new Promise((resolve, reject) => {
     wx.uploadFile({
       url: fullUrl(opts.url),
       filePath: opts.filePath,
       name: opts.name || 'file',
       formData: opts.formData || {},
-      header: buildHeaders(opts, ctx, token),
+      header: buildHeaders(opts, ctx, token, deviceId),
       timeout: opts.timeout || 60000,
       success: resolve,
       fail(err) {
         reject(networkError(err))
       }
     })
-  })
+  }))
   return withAuth(send, opts)
 }
 
@@ -266,16 +362,16 @@ function readTempText(filePath) {
 
 /**
  * download({url, header, timeout}) → Promise<{tempFilePath, statusCode, header}>
- * wx.downloadFile 带 Authorization / X-Request-ID，401 时同样刷新一次令牌后重试；
+ * wx.downloadFile 带 Authorization / X-Request-ID / X-Device，401 时同样刷新一次令牌后重试；
  * 响应头（如 X-Content-SHA256）经 DownloadTask.onHeadersReceived 取得（取不到时为 {}）。
  */
 function download(opts) {
   const ctx = { idempotencyKey: null }
-  const send = (token) => new Promise((resolve, reject) => {
+  const send = (token) => withDeviceId((deviceId) => new Promise((resolve, reject) => {
     let headers = {}
     const task = wx.downloadFile({
       url: fullUrl(opts.url),
-      header: buildHeaders(opts, ctx, token),
+      header: buildHeaders(opts, ctx, token, deviceId),
       timeout: opts.timeout || 60000,
       success(res) {
         const out = { statusCode: res.statusCode, tempFilePath: res.tempFilePath || '', header: res.header || headers }
@@ -291,7 +387,7 @@ function download(opts) {
         headers = (r && r.header) || {}
       })
     }
-  })
+  }))
   return withAuth(send, opts, (res) => ({ tempFilePath: res.tempFilePath, statusCode: res.statusCode, header: res.header || {} }))
 }
 
@@ -367,5 +463,9 @@ module.exports = {
   refreshTokens,
   uuid4,
   randomHex,
+  getDeviceId,
+  ensureDeviceId,
+  DEVICE_KEY,
+  DEVICE_ID_PATTERN,
   FALLBACK_MESSAGE
 }

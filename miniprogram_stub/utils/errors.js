@@ -2,8 +2,11 @@
  * 把后端错误码翻译成给用户看的中文提示；没有收录的错误码显示服务端返回的 message。
  *
  * SERVER_TEXT 里的错误码，服务端的 message 比固定文字更具体（CARD_DECLINED 说明拒绝原因：
- * 绑定银行卡余额不足 / 状态异常…；APPLICATION_INCOMPLETE 列出尚未完成的步骤；ARREARS_OUTSTANDING 给出欠费金额），
+ * 绑定银行卡余额不足 / 状态异常…；APPLICATION_INCOMPLETE 列出尚未完成的步骤；ARREARS_OUTSTANDING 给出欠费金额；
+ * 风控的 RISK_BLOCKED / RISK_REVIEW 是服务端给用户看的说明，从不含规则名），
  * 优先显示服务端的，服务端没给时才用这里的文字。
+ *
+ * TRANSFER_HELD 不是错误码：充值 / 提现被风控转人工审核时（202 status "held"）页面显示的说明。
  */
 const MESSAGES = {
   WECHAT_CODE_INVALID: '微信授权已失效，请重试',
@@ -88,8 +91,14 @@ const MESSAGES = {
 const SERVER_TEXT = {
   CARD_DECLINED: '绑定银行卡交易被拒绝',
   APPLICATION_INCOMPLETE: '开户资料尚未完成',
-  ARREARS_OUTSTANDING: '尚有欠费未补缴，补缴后才能解除绑定'
+  ARREARS_OUTSTANDING: '尚有欠费未补缴，补缴后才能解除绑定',
+  // 风控（服务端的说明优先；不显示、也不需要知道命中了哪条规则）
+  RISK_BLOCKED: '交易存在风险，已被拒绝',
+  RISK_REVIEW: '交易需人工审核，暂未处理'
 }
+
+// 充值 / 提现被风控暂挂、等待人工审核（202 status "held"）：资金已冻结或已扣减，尚未发往银行卡。
+const TRANSFER_HELD = '该笔交易需要人工审核，审核通过后自动到账，结果将通知您'
 
 function describe(err, overrides) {
   if (!err) return MESSAGES.NETWORK_ERROR
@@ -110,4 +119,4 @@ function showFriendlyError(err, overrides) {
   return title
 }
 
-module.exports = { MESSAGES, SERVER_TEXT, describe, showFriendlyError }
+module.exports = { MESSAGES, SERVER_TEXT, TRANSFER_HELD, describe, showFriendlyError }

@@ -121,6 +121,7 @@ class _Base:
     def _debit_body(
         out_trade_no: str, *, category: str, amount_fen: int, occurred_at: datetime | str, merchant: str,
         card_number: str | None, plate_number: str | None, plate_color: str | None, detail: str | None,
+        location: tuple[float, float] | None = None,
     ) -> bytes:
         _check_key("out_trade_no", out_trade_no)
         if (card_number is None) == (plate_number is None):
@@ -141,6 +142,11 @@ class _Base:
         body.update(category=category, amount_fen=amount_fen, occurred_at=occurred_at, merchant=merchant)
         if detail is not None:
             body["detail"] = detail
+        if location is not None:
+            lat, lng = (float(v) for v in location)
+            if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+                raise ValueError("location is (lat, lng) in WGS-84 degrees")
+            body["location"] = {"lat": lat, "lng": lng}
         return _dump(body)
 
     @staticmethod
@@ -210,15 +216,18 @@ class PartnerClient(_Base):
         plate_number: str | None = None,
         plate_color: str | None = None,
         detail: str | None = None,
+        location: tuple[float, float] | None = None,
     ) -> Debit:
         """Debit the account bound to an ETC card (``card_number``) or a vehicle (``plate_number`` and
         ``plate_color``). Returns the debit (status ``succeeded``); a refusal for money raises
         :class:`OpenApiError` 422 ``INSUFFICIENT_FUNDS`` / ``LIMIT_EXCEEDED`` (booked as arrears); one the
         bank's risk control refuses raises 403 ``RISK_BLOCKED`` / ``RISK_REVIEW`` (recorded, neither booked nor owed).
+        ``location``: where it happened, ``(lat, lng)`` in WGS-84 degrees (the toll gantry, the car park);
+        the bank's risk control compares a vehicle's successive places with the time between them.
         If this raises :class:`NetworkError`, call again later with the same arguments."""
         body = self._debit_body(out_trade_no, category=category, amount_fen=amount_fen, occurred_at=occurred_at,
                                 merchant=merchant, card_number=card_number, plate_number=plate_number,
-                                plate_color=plate_color, detail=detail)
+                                plate_color=plate_color, detail=detail, location=location)
         answer = self._call("POST", "/open/v1/debits", body=body)
         return Debit.from_json(self._json(answer), replayed=answer.replayed)
 
@@ -300,11 +309,12 @@ class AsyncPartnerClient(_Base):
         plate_number: str | None = None,
         plate_color: str | None = None,
         detail: str | None = None,
+        location: tuple[float, float] | None = None,
     ) -> Debit:
         """See :meth:`PartnerClient.debit`."""
         body = self._debit_body(out_trade_no, category=category, amount_fen=amount_fen, occurred_at=occurred_at,
                                 merchant=merchant, card_number=card_number, plate_number=plate_number,
-                                plate_color=plate_color, detail=detail)
+                                plate_color=plate_color, detail=detail, location=location)
         answer = await self._call("POST", "/open/v1/debits", body=body)
         return Debit.from_json(self._json(answer), replayed=answer.replayed)
 

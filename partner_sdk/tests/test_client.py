@@ -54,6 +54,15 @@ def test_debit_by_plate_sends_utf8(make_client) -> None:
     assert list(bank.seen[0].json)[:3] == ["out_trade_no", "plate_number", "plate_color"]
 
 
+def test_debit_sends_its_location_in_degrees(make_client) -> None:
+    bank = FakeBank(Reply(201, debit_json()))
+    make_client(bank).debit("ETC20261130000001", location=(31.4912, 120.3119), **DEBIT_ARGS)
+    assert bank.seen[0].json["location"] == {"lat": 31.4912, "lng": 120.3119}
+    with pytest.raises(ValueError):
+        make_client(bank).debit("ETC20261130000002", location=(120.3, 31.4), **DEBIT_ARGS)  # swapped: no latitude 120
+    assert len(bank.seen) == 1  # nothing sent for a bad location
+
+
 def test_replayed_answer_is_flagged(make_client) -> None:
     bank = FakeBank(Reply(201, debit_json(), headers={"Idempotent-Replayed": "true"}))
     assert make_client(bank).debit("ETC20261130000001", **DEBIT_ARGS).replayed is True

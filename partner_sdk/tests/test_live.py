@@ -56,7 +56,7 @@ def keys() -> dict[str, str]:
 def debit_args(env: dict[str, str]) -> dict[str, object]:
     return {"card_number": env["OPENBANK_CARD_NUMBER"], "category": "toll", "amount_fen": AMOUNT,
             "occurred_at": datetime.now(CHINA_STANDARD_TIME).replace(microsecond=0),
-            "merchant": "openbank-partner-sdk live test", "detail": "test_live.py"}
+            "merchant": "openbank-partner-sdk live test", "detail": "test_live.py", "location": (39.9042, 116.4074)}
 
 
 # The tests below run in file order and build on each other (one debit, its refund, the statement).

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
 
 from core.clock import CHINA_TZ, utcnow
 from core.errors import AppError
-from models.risk import RiskEvent, RiskKeyLock, RiskListEntry
+from models.risk import RiskEvent, RiskKeyLock
 from services.db import placeholder
 from services.risk import rules as rules_
 from services.risk.history import DbHistory, History, column
@@ -97,8 +96,11 @@ async def decide(conn: BaseDBAsyncClient, movement: Movement, *, account_locked:
     decision = None
     if rule_set is not None:
         await _lock_keys(conn, movement, rule_set, skip=("account",) if account_locked else ())
-        listed = await listed_now(conn, movement.values)
-        decision = await evaluate(rule_set, movement, DbHistory(conn), listed)
+        # no rule for this subject: nothing can fire, and an allow list has nothing to override
+        applies = any(movement.subject in r.applies_to for r in rule_set.rules)
+        listed = await listed_now(conn, movement.values) if applies else {}
+        windows = [movement.at - timedelta(seconds=s) for s in rules_.WINDOWS.values()]
+        decision = await evaluate(rule_set, movement, DbHistory(conn, windows), listed)
     await record(conn, movement, decision)
     return decision
 
@@ -144,19 +146,21 @@ async def _lock_keys(conn: BaseDBAsyncClient, movement: Movement, rule_set: Rule
             await RiskKeyLock.filter(kind=kind, value=value).select_for_update().using_db(conn).first()
 
 
-async def listed_now(conn: BaseDBAsyncClient | None, values: dict[str, str]) -> dict[str, str]:
-    """``{list: action}`` for the values on a list now (a block wins over an allow)."""
+async def listed_now(conn: BaseDBAsyncClient, values: dict[str, str]) -> dict[str, str]:
+    """``{list: action}`` for the values on a list now (a block wins over an allow). Plain SQL: it runs
+    on every money movement."""
     values = {k: v for k, v in values.items() if v is not None and k in rules_.LISTS}
     if not values:
         return {}
-    query = Q()
-    for name, value in values.items():
-        query |= Q(list=name, value=value)
+    m = placeholder(conn)
+    pairs = " OR ".join([f"(list = {m} AND value = {m})"] * len(values))
+    rows = await conn.execute_query_dict(
+        f"SELECT list, action FROM risk_list_entries WHERE ({pairs}) AND (expires_at IS NULL OR expires_at > {m})",
+        [p for pair in values.items() for p in pair] + [utcnow()])
     found: dict[str, str] = {}
-    entries = RiskListEntry.filter(query).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=utcnow()))
-    for entry in await (entries.using_db(conn) if conn is not None else entries):
-        if found.get(entry.list) != "block":
-            found[entry.list] = entry.action
+    for row in rows:
+        if found.get(row["list"]) != "block":
+            found[row["list"]] = row["action"]
     return found
 
 
@@ -216,7 +220,7 @@ async def _fires(rule, movement: Movement, keys: dict[str, str], history: Histor
         if last is None:
             return None
         km = distance_km(last[1], last[2], *movement.location)
-        hours = max((movement.at - last[0]).total_seconds(), 1.0) / 3600
+        hours = max(abs((movement.at - last[0]).total_seconds()), 1.0) / 3600  # either order: clocks differ
         if km > rule.min_distance_km and km / hours > rule.max_speed_kmh:
             return {"key": rule.key, "km": round(km, 1), "minutes": round(hours * 60, 1),
                     "kmh": round(km / hours), "max_speed_kmh": rule.max_speed_kmh}
@@ -238,7 +242,7 @@ async def _fires(rule, movement: Movement, keys: dict[str, str], history: Histor
     elif isinstance(rule, NightRule):
         if rule.key not in keys or not in_hours(movement.at, rule.from_hour, rule.to_hour):
             return None
-        if await history.first_seen(rule.key, keys[rule.key], None) is None:
+        if await history.first_seen(rule.key, keys[rule.key], None, rule.applies_to) is None:
             return {"key": rule.key, "hour": movement.at.astimezone(CHINA_TZ).hour}
     return None
 

@@ -16,13 +16,13 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.functions import Count, Max, Min, Sum
 
 from models.risk import RiskEvent
+from services.db import placeholder
 
 COLUMN = {"account": "account_id", "user": "user_id"}  # every other key is a column of its own name
 
@@ -57,42 +57,77 @@ class History(Protocol):
     async def last_located(self, key: str, value: str, since: datetime) -> tuple[datetime, float, float] | None:
         """The latest counted event with this key value that carried a location, after ``since``."""
 
-    async def first_seen(self, key: str, value: str, user: str | None) -> datetime | None:
-        """When this key value was first recorded (with ``user``, when given), counted or not."""
+    async def first_seen(self, key: str, value: str, user: str | None,
+                         subjects: Sequence[str] | None = None) -> datetime | None:
+        """When this key value was first recorded (with ``user``, in ``subjects``, when given), counted
+        or not."""
 
 
 class DbHistory:
-    def __init__(self, conn: BaseDBAsyncClient) -> None:
-        self.conn = conn
+    """The live reader: plain SQL on the deciding transaction's connection (these run on every money
+    movement, so they skip the ORM's query building). ``windows``: the starts of the velocity windows
+    the rules will ask about; the first velocity question on a key answers them all in one query."""
 
-    def _q(self, **filters):
-        return RiskEvent.filter(**filters).using_db(self.conn)
+    def __init__(self, conn: BaseDBAsyncClient, windows: Sequence[datetime] = ()) -> None:
+        self.conn = conn
+        self.windows = tuple(windows)
+        self.mark = placeholder(conn)
+        self._velocity: dict[tuple, dict[datetime, tuple[int, int]]] = {}
+
+    async def _rows(self, sql: str, params: list) -> list[dict]:
+        return (await self.conn.execute_query_dict(sql, params)) or []
 
     async def velocity(self, key, value, subjects, since):
-        rows = await self._q(**{column(key): value}, at__gt=since, counted=True, subject__in=list(subjects)) \
-            .annotate(n=Count("id"), total=Sum("amount_fen")).values("n", "total")
-        row = rows[0] if rows else {}
-        return int(row.get("n") or 0), int(row.get("total") or 0)
+        memo = (key, value, tuple(sorted(subjects)))
+        known = self._velocity.setdefault(memo, {})
+        if since not in known:
+            sinces = sorted({since, *self.windows})
+            m = self.mark
+            sums = ", ".join(f"SUM(CASE WHEN at > {m} THEN 1 ELSE 0 END) AS n{i}, "
+                             f"SUM(CASE WHEN at > {m} THEN amount_fen ELSE 0 END) AS f{i}" for i in range(len(sinces)))
+            params = [p for s in sinces for p in (s, s)] + [value, sinces[0], *subjects]
+            [row] = await self._rows(
+                f"SELECT {sums} FROM risk_events WHERE {column(key)} = {m} AND at > {m} AND counted = 1 "
+                f"AND subject IN ({', '.join([m] * len(subjects))})", params)
+            for i, s in enumerate(sinces):
+                known[s] = (int(row[f"n{i}"] or 0), int(row[f"f{i}"] or 0))
+        return known[since]
 
     async def largest(self, account, subjects, category, since):
-        filters = {"account_id": int(account), "at__gt": since, "counted": True, "subject__in": list(subjects)}
+        m = self.mark
+        sql = (f"SELECT COUNT(*) AS n, MAX(amount_fen) AS top FROM risk_events WHERE account_id = {m} AND at > {m} "
+               f"AND counted = 1 AND subject IN ({', '.join([m] * len(subjects))})")
+        params = [int(account), since, *subjects]
         if category is not None:
-            filters["category"] = category
-        rows = await self._q(**filters).annotate(n=Count("id"), top=Max("amount_fen")).values("n", "top")
-        row = rows[0] if rows else {}
-        return int(row.get("n") or 0), int(row.get("top") or 0)
+            sql += f" AND category = {m}"
+            params.append(category)
+        [row] = await self._rows(sql, params)
+        return int(row["n"] or 0), int(row["top"] or 0)
 
     async def last_located(self, key, value, since):
-        row = await self._q(**{column(key): value}, at__gt=since, counted=True, lat__isnull=False) \
-            .order_by("-at", "-id").first().values("at", "lat", "lng")
-        return (row["at"], row["lat"], row["lng"]) if row else None
+        m = self.mark
+        rows = await self._rows(
+            f"SELECT at, lat, lng FROM risk_events WHERE {column(key)} = {m} AND at > {m} AND counted = 1 "
+            f"AND lat IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1", [value, since])
+        return (aware(rows[0]["at"]), rows[0]["lat"], rows[0]["lng"]) if rows else None
 
-    async def first_seen(self, key, value, user):
-        filters = {column(key): value}
+    async def first_seen(self, key, value, user, subjects=None):
+        m = self.mark
+        sql, params = f"SELECT MIN(at) AS first FROM risk_events WHERE {column(key)} = {m}", [value]
         if user is not None:
-            filters["user_id"] = int(user)
-        rows = await self._q(**filters).annotate(first=Min("at")).values("first")
-        return rows[0]["first"] if rows and rows[0]["first"] is not None else None
+            sql += f" AND user_id = {m}"
+            params.append(int(user))
+        if subjects is not None:
+            sql += f" AND subject IN ({', '.join([m] * len(subjects))})"
+            params += list(subjects)
+        [row] = await self._rows(sql, params)
+        return aware(row["first"]) if row["first"] is not None else None
+
+
+def aware(value: datetime | str) -> datetime:
+    """A time read back in plain SQL: MySQL gives it naive (UTC), SQLite as text."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 class MemoryHistory:
@@ -110,8 +145,10 @@ class MemoryHistory:
         user = event.keys.get("user")
         for key, value in event.keys.items():
             self._first.setdefault((key, value, None), event.at)
+            self._first.setdefault((key, value, None, event.subject), event.at)
             if user is not None:
                 self._first.setdefault((key, value, user), event.at)
+                self._first.setdefault((key, value, user, event.subject), event.at)
         if not counted:
             return
         for key, value in event.keys.items():
@@ -152,8 +189,11 @@ class MemoryHistory:
             return None
         return located[-1]
 
-    async def first_seen(self, key, value, user):
-        return self._first.get((key, value, user))
+    async def first_seen(self, key, value, user, subjects=None):
+        if subjects is None:
+            return self._first.get((key, value, user))
+        seen = [at for subject in subjects if (at := self._first.get((key, value, user, subject))) is not None]
+        return min(seen, default=None)
 
 
 def seen_of(row: RiskEvent) -> Seen:

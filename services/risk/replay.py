@@ -28,6 +28,7 @@ from services.risk.rules import (NewDeviceRule, NightRule, RuleSetFile, TravelRu
                                  WINDOWS)
 
 BATCH = 5000
+FIRST_SEEN_DAYS = 90  # a replay's "first seen" looks back this far (live, the whole history)
 
 
 def lookback(rule_set: RuleSetFile) -> timedelta:
@@ -38,10 +39,8 @@ def lookback(rule_set: RuleSetFile) -> timedelta:
             needed = max(needed, WINDOWS[rule.window])
         elif isinstance(rule, UnusualAmountRule):
             needed = max(needed, rule.history_days * 86400)
-        elif isinstance(rule, NewDeviceRule):
-            needed = max(needed, rule.recent_s)
-        elif isinstance(rule, NightRule):
-            needed = max(needed, 90 * 86400)  # "first use": as far back as a replay looks
+        elif isinstance(rule, (NewDeviceRule, NightRule)):
+            needed = max(needed, FIRST_SEEN_DAYS * 86400)  # "never seen before": as far back as a replay looks
     return timedelta(seconds=needed)
 
 

@@ -114,6 +114,12 @@ class NightRule(_Rule):
     from_hour: int = Field(ge=0, le=23)  # China Standard Time; from 23 to 5 spans midnight
     to_hour: int = Field(ge=0, le=23)
 
+    @model_validator(mode="after")
+    def _some_hours(self) -> NightRule:
+        if self.from_hour == self.to_hour:
+            raise ValueError("a night rule needs from_hour and to_hour to differ")
+        return self
+
 
 class ListRule(_Rule):
     type: Literal["list"]

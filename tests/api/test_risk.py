@@ -86,6 +86,19 @@ async def test_fifty_parallel_debits_against_a_limit_of_n_let_exactly_n_through(
     assert await balance(client, car) == 500_000 - 700
 
 
+async def test_a_limit_on_a_key_shared_by_several_accounts_holds_exactly_under_concurrency(client, sandbox, ctx,
+                                                                                          in_force):
+    """Debits of three accounts (three account locks) share one partner: its lock row counts them in turn."""
+    partner = await new_partner(ctx)
+    cars = [await bound_car(client, sandbox, balance_fen=100_000) for _ in range(3)]
+    await in_force({**velocity("partner-burst", max_count=7, action="block"), "key": "partner"})
+    answers = await asyncio.gather(*(call(client, partner, "POST", "/open/v1/debits", debit_body(cars[i % 3], 100))
+                                     for i in range(50)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 7 + [403] * 43, [a.text for a in answers if a.status_code not in (201, 403)]
+    assert sum([await balance(client, car) for car in cars]) == 3 * 100_000 - 700
+
+
 async def test_listed_values_are_blocked_until_they_expire_and_the_allow_list_wins(client, sandbox, ctx, in_force):
     partner = await new_partner(ctx)
     car = await bound_car(client, sandbox, balance_fen=100_000)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MYSQL_URL, reason="the be
 def test_bench_quick_run_prints_every_scenario_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "BENCH_DATABASE_URL": MYSQL_URL.rsplit("/", 1)[0] + "/openbank_bench_smoke"}
-    scenarios = ["live", "me", "esign", "topups", "outflows", "debits", "debit_burst", "notifications"]
+    scenarios = ["live", "me", "esign", "topups", "outflows", "debits", "debit_burst", "notifications", "risk"]
     result = subprocess.run([sys.executable, "-m", "bench", "--quick", *scenarios, "--json", str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -39,4 +39,7 @@ def test_bench_quick_run_prints_every_scenario_and_writes_json(tmp_path):
     assert by_name["debit_burst"]["met"] is True and by_name["debit_burst"]["project"]["requests"] == 200, by_name[
         "debit_burst"]
     assert any("exactly one credit each" in n for n in by_name["notifications"]["notes"]), by_name["notifications"]
+    # the rules were really in force during the "on" runs, and ordinary debits passed them
+    assert any(n.startswith("decisions recorded: allow") and "review" not in n and "block" not in n
+               for n in by_name["risk"]["notes"]), by_name["risk"]
     assert "target" in result.stdout and "ratio" in result.stdout

@@ -62,8 +62,8 @@ Page({
   /**
    * 提交：金额按字符串解析为整数分（utils/money.js），POST /api/v1/accounts/{id}/top-ups | withdrawals
    * {amount_fen}，带 Idempotency-Key。一次用户意图（这个账户、这个方向、这个金额）一个 key：
-   * 网络异常、超时、5xx、202（银行卡网络结果未知）之后的重试沿用同一个 key，服务端保证只扣 / 只入账一次；
-   * 得到最终答复（成功或 4xx）后意图结束，下次提交生成新 key。
+   * 网络异常、超时、5xx、202 pending（银行卡网络结果未知）之后的重试沿用同一个 key，服务端保证只扣 / 只入账一次；
+   * 得到最终答复（201 成功、202 held 转人工审核，或 4xx，如风控拒绝 RISK_BLOCKED）后意图结束，下次提交生成新 key。
    */
   onSubmit() {
     if (this.data.submitting || !this.data.accountId) return Promise.resolve(null)
@@ -87,11 +87,17 @@ Page({
       data: { amount_fen: intent.amountFen },
       idempotencyKey: intent.key
     }).then((transfer) => {
+      // 202 pending：银行卡网络结果未知，保留意图，用同一个 key 查询结果。
+      // 202 held：风控转人工审核（资金已冻结或已扣减，尚未发往银行卡）：这是服务端的答复，意图结束，不当作
+      // “结果未知”去重试；只显示固定的说明，不显示命中的规则。201 succeeded：完成。
       const pending = transfer.status === 'pending'
+      const held = transfer.status === 'held'
       if (!pending) this.intent = null
       const result = {
         pending,
-        title: pending ? '银行处理中' : MODES[mode].done,
+        held,
+        title: pending ? '银行处理中' : held ? '等待人工审核' : MODES[mode].done,
+        note: held ? errors.TRANSFER_HELD : '',
         amount: money.formatFen(transfer.amount_fen),
         balance: money.formatFen(transfer.balance_fen)
       }
@@ -99,7 +105,9 @@ Page({
       if (!pending) update.amount = ''
       if (this.data.account) update['account.balance'] = result.balance
       this.setData(update)
-      wx.showToast({ title: pending ? '银行处理中，请稍后查询结果' : MODES[mode].done, icon: pending ? 'none' : 'success' })
+      if (pending) wx.showToast({ title: '银行处理中，请稍后查询结果', icon: 'none' })
+      else if (held) wx.showToast({ title: '已提交，等待人工审核', icon: 'none', duration: 2500 })
+      else wx.showToast({ title: MODES[mode].done, icon: 'success' })
       return pending ? transfer : this.loadAccount(true).then(() => transfer)
     }).catch((err) => {
       const retry = isRetryable(err)
