@@ -54,6 +54,7 @@ const MESSAGES = {
   IDEMPOTENCY_KEY_REUSED: '请求已变更，请重新提交',
   IDEMPOTENCY_KEY_REQUIRED: '请求不完整，请重新提交',
   IDEMPOTENCY_KEY_INVALID: '请求不完整，请重新提交',
+  DEVICE_ID_INVALID: '设备标识异常，请重启小程序后重试',
   // 车辆与 ETC
   PLATE_INVALID: '车牌号码格式不正确，请核对',
   PLATE_COLOR_MISMATCH: '车牌颜色与车牌号码不符（新能源车牌为渐变绿或黄绿双拼）',
