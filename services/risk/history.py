@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -196,10 +196,6 @@ class MemoryHistory:
         return min(seen, default=None)
 
 
-def seen_of(row: RiskEvent) -> Seen:
-    return Seen(row.id, row.subject, row.at, row.amount_fen, row.category, keys_of(row), row.lat, row.lng)
-
-
 def keys_of(row: RiskEvent) -> dict[str, str]:
     from services.risk.rules import KEYS
 
@@ -209,7 +205,3 @@ def keys_of(row: RiskEvent) -> dict[str, str]:
         if value is not None:
             found[key] = str(value)
     return found
-
-
-def replayable(rows: Iterable[RiskEvent]) -> list[RiskEvent]:
-    return sorted(rows, key=lambda r: (r.at, r.id))

@@ -11,7 +11,8 @@ from datetime import timedelta
 from core.clock import utcnow
 from models.risk import RiskEvent
 from services.db import atomic
-from services.risk.history import DbHistory, MemoryHistory, column, seen_of
+from services.risk.history import DbHistory, MemoryHistory, column
+from services.risk.replay import movement_of, seen_of
 
 
 async def test_database_and_memory_history_agree_on_random_events(ctx):
@@ -39,7 +40,7 @@ async def test_database_and_memory_history_agree_on_random_events(ctx):
 
     memory = MemoryHistory()
     for row in sorted(mine, key=lambda r: (r.at, r.id)):
-        memory.add(seen_of(row), counted=row.counted)
+        memory.add(seen_of(movement_of(row), row.id), counted=row.counted)
 
     async def ask(history):
         q = random.Random(7)
