@@ -52,7 +52,9 @@ async def wechatpay(request: Request) -> HTTPResponse:
     except TransactionMismatch as exc:
         log.error("wechatpay notification does not match the order", extra={"reason": str(exc)})
         return json({"code": "FAIL", "message": "订单信息不符"}, status=400)
-    log.info("wechatpay notification", extra={"outcome": outcome})
+    # a redelivery is routine (WeChat Pay repeats until it hears 2xx) and the inbox keeps what was applied
+    log.log(logging.DEBUG if outcome == "duplicate" else logging.INFO, "wechatpay notification",
+            extra={"outcome": outcome})
     return empty(status=204)
 
 

@@ -5,6 +5,8 @@ Each entity family declares its allowed moves and which milestone time each targ
 anyway), refuses a move the table does not allow, stamps the milestone, applies extra field updates and
 appends a hash-chained audit event, all inside the caller's transaction. A repeat into the status the
 row already has is reported, not treated as an error, so callers can make retries idempotent.
+``transition_many`` does the same for a batch of rows the caller has locked, with one UPDATE and one
+append to the audit chain for the lot.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class Moved(Generic[M]):
     changed: bool  # False when the row already had the target status
 
 
+@dataclass
+class Move(Generic[M]):
+    """One row's move in a batch (``transition_many``): the row, already locked by the caller."""
+
+    obj: M
+    to: StrEnum
+    updates: dict[str, Any] | None = None
+    audit_data: dict[str, Any] | None = None
+
+
 async def transition(
     conn: BaseDBAsyncClient,
     machine: Machine,
@@ -63,25 +75,38 @@ async def transition(
     obj = locked if locked is not None else await model.filter(pk=pk).select_for_update().using_db(conn).first()
     if obj is None:
         raise NotFound()
-    before = obj.status
-    if before == to:
-        return Moved(obj, before, False)
-    if not machine.can(before, to):
-        raise TransitionRefused(f"不能从「{before}」变为「{to}」")
-    now = utcnow()
-    values: dict[str, Any] = {"status": to}
-    if to in machine.milestones:
-        values[machine.milestones[to]] = now
-    values.update(updates or {})  # a milestone the caller knows better (e.g. WeChat Pay's success_time) wins
-    for name, value in values.items():
-        setattr(obj, name, value)
-    await obj.save(using_db=conn, update_fields=list(values))
-    await audit.append(
-        conn,
-        actor=actor,
-        action=f"{machine.entity}.{to}",
-        entity_type=machine.entity,
-        entity_id=pk,
-        data={"from": str(before), "to": str(to), "reason": reason, **(audit_data or {})},
-    )
-    return Moved(obj, before, True)
+    return (await transition_many(conn, machine, model, [Move(obj, to, updates, audit_data)], actor=actor,
+                                  reason=reason))[0]
+
+
+async def transition_many(conn: BaseDBAsyncClient, machine: Machine, model: type[M], moves: list[Move[M]], *,
+                          actor: str, reason: str = "") -> list[Moved[M]]:
+    """Several rows' moves in one go, each checked as ``transition`` checks one: the rows (locked by the
+    caller) are written with one UPDATE per set of changed fields and their events appended to the audit
+    chain together. Any refused move raises before anything is written."""
+    now, results, changed, events = utcnow(), [], {}, []
+    for move in moves:
+        before = move.obj.status
+        if before == move.to:
+            results.append(Moved(move.obj, before, False))
+            continue
+        if not machine.can(before, move.to):
+            raise TransitionRefused(f"不能从「{before}」变为「{move.to}」")
+        values: dict[str, Any] = {"status": move.to}
+        if move.to in machine.milestones:
+            values[machine.milestones[move.to]] = now
+        values.update(move.updates or {})  # a milestone the caller knows better (e.g. WeChat Pay's success_time) wins
+        for name, value in values.items():
+            setattr(move.obj, name, value)
+        changed.setdefault(tuple(values), []).append(move.obj)
+        events.append(dict(actor=actor, action=f"{machine.entity}.{move.to}", entity_type=machine.entity,
+                           entity_id=move.obj.pk,
+                           data={"from": str(before), "to": str(move.to), "reason": reason, **(move.audit_data or {})}))
+        results.append(Moved(move.obj, before, True))
+    for names, objs in changed.items():
+        if len(objs) == 1:
+            await objs[0].save(using_db=conn, update_fields=list(names))
+        else:
+            await model.bulk_update(objs, fields=list(names), using_db=conn)
+    await audit.append_many(conn, events)
+    return results

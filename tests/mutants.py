@@ -330,6 +330,20 @@ MUTANTS = (
         ("tests/api/test_payments.py::test_a_tampered_notification_is_refused_and_changes_nothing",),
     ),
     Mutant(
+        "a notification already in the inbox is applied again when it arrives in a batch",
+        "services/payments/notifications.py",
+        "            if item.event_id not in stored:\n",
+        "            if True:\n",
+        ("tests/api/test_payment_batches.py::test_one_batch_applies_each_notification_once_and_refuses_only_the_mismatch",),
+    ),
+    Mutant(
+        "a copy of a refused notification in the same batch is acknowledged",
+        "services/payments/notifications.py",
+        "                results.append(outcome)  # a copy of a refused one is refused too\n",
+        "                results.append(outcome if fresh[item.event_id] is item else \"duplicate\")\n",
+        ("tests/api/test_payment_batches.py::test_one_batch_applies_each_notification_once_and_refuses_only_the_mismatch",),
+    ),
+    Mutant(
         "a paid amount is not compared with the order",
         "services/payments/orders.py",
         "    if state == \"SUCCESS\" and (amount.get(\"total\") != order.amount_fen or amount.get(\"currency\", \"CNY\") != \"CNY\"):\n",

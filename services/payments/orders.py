@@ -38,7 +38,7 @@ from services.etc import bindings
 from services.pagination import newest_first
 from services.partners import notify
 from services.risk import engine as risk
-from services.state_machine import Machine, transition
+from services.state_machine import Machine, Move, transition, transition_many
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,51 @@ async def apply_transaction(ctx: ServiceContext, tx: dict, *, source: str,
     """Apply a transaction object (decrypted notification or query answer); returns what it did."""
     if conn is None:
         return await atomic(lambda c: apply_transaction(ctx, tx, source=source, conn=c))
-    order = await PaymentOrder.filter(out_trade_no=tx.get("out_trade_no", "")).select_for_update().using_db(conn).first()
+    (outcome,) = await apply_transactions(ctx, conn, [tx], source=source)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+_APPLY_READS = ("id", "user_id", "purpose", "reference_id", "out_trade_no", "amount_fen", "status")  # what applying needs
+
+
+async def lock_orders(conn: BaseDBAsyncClient, out_trade_nos: list[str]) -> dict[str, PaymentOrder]:
+    """The orders, locked in ``out_trade_no`` order (so two batches cannot wait on each other)."""
+    found = await (PaymentOrder.filter(out_trade_no__in=sorted(set(out_trade_nos))).order_by("out_trade_no")
+                   .only(*_APPLY_READS).select_for_update().using_db(conn))
+    return {order.out_trade_no: order for order in found}
+
+
+async def apply_transactions(ctx: ServiceContext, conn: BaseDBAsyncClient, txs: list[dict], *, source: str,
+                             locked: dict[str, PaymentOrder] | None = None) -> list[str | TransactionMismatch]:
+    """Apply several transaction objects in the caller's transaction, each as ``apply_transaction`` would:
+    what each did, or the ``TransactionMismatch`` that refuses it (and leaves its order alone). The orders
+    are locked first, unless the caller has (``locked``); the paid ones move together."""
+    if locked is None:
+        locked = await lock_orders(conn, [str(tx.get("out_trade_no", "")) for tx in txs])
+    outcomes: list[str | TransactionMismatch] = []
+    moves: dict[int, Move] = {}  # order id -> its move: a second transaction for it here finds it moved
+    for tx in txs:
+        order = locked.get(str(tx.get("out_trade_no", "")))
+        try:
+            outcome, move = await _transaction_move(ctx, conn, order, tx, source, moves)
+        except TransactionMismatch as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(outcome)
+        if move is not None:
+            moves[order.id] = move
+    by_target: dict[str, list[Move]] = {}
+    for move in moves.values():
+        by_target.setdefault(move.to, []).append(move)
+    for group in by_target.values():
+        await transition_many(conn, MACHINE, PaymentOrder, group, actor="wechatpay", reason=source)
+    return outcomes
+
+
+async def _transaction_move(ctx: ServiceContext, conn: BaseDBAsyncClient, order: PaymentOrder | None, tx: dict,
+                            source: str, moving: dict[int, Move]) -> tuple[str, Move | None]:
     if order is None:
         raise TransactionMismatch(f"no order {tx.get('out_trade_no')!r}")
     if tx.get("mchid") != ctx.settings.wechatpay_mchid or tx.get("appid") != ctx.settings.wechat_appid:
@@ -251,24 +295,20 @@ async def apply_transaction(ctx: ServiceContext, tx: dict, *, source: str,
     amount = tx.get("amount") or {}
     if state == "SUCCESS" and (amount.get("total") != order.amount_fen or amount.get("currency", "CNY") != "CNY"):
         raise TransactionMismatch(f"amount {amount.get('total')} != {order.amount_fen}")
-    if order.status not in OPEN:
-        return f"already {order.status}"
+    status = moving[order.id].to if order.id in moving else order.status
+    if status not in OPEN:
+        return f"already {status}", None
     if state == "SUCCESS":
         settled = await _settle(conn, order)
-        await transition(conn, MACHINE, PaymentOrder, order.id, O.PAID, actor="wechatpay", reason=source, locked=order,
-                         updates={"transaction_id": tx.get("transaction_id"), "settled": settled, "open_key": None,
-                                  "paid_at": wechat_time(tx.get("success_time"))},
-                         audit_data={"transaction_id": tx.get("transaction_id"), "amount_fen": order.amount_fen})
-        return "paid"
+        move = Move(order, O.PAID, {"transaction_id": tx.get("transaction_id"), "settled": settled, "open_key": None,
+                                    "paid_at": wechat_time(tx.get("success_time"))},
+                    {"transaction_id": tx.get("transaction_id"), "amount_fen": order.amount_fen})
+        return "paid", move
     if state in ("CLOSED", "REVOKED"):
-        await transition(conn, MACHINE, PaymentOrder, order.id, O.CLOSED, actor="wechatpay", reason=source,
-                         updates={"open_key": None}, locked=order)
-        return "closed"
+        return "closed", Move(order, O.CLOSED, {"open_key": None})
     if state == "PAYERROR":
-        await transition(conn, MACHINE, PaymentOrder, order.id, O.FAILED, actor="wechatpay", reason=source,
-                         updates={"open_key": None}, locked=order)
-        return "failed"
-    return f"still {state}"
+        return "failed", Move(order, O.FAILED, {"open_key": None})
+    return f"still {state}", None
 
 
 async def _settle(conn: BaseDBAsyncClient, order: PaymentOrder) -> dict:
