@@ -8,7 +8,9 @@ transaction still commits or rolls back and gives its connection back.
 A transaction the database aborts for a conflict (MySQL 1213 deadlock, 1205 lock wait timeout;
 Galera's certification failures surface as 1213; TiDB's write conflicts as 9007 and 8002) did nothing,
 so ``atomic`` runs the whole unit of work again, from its first read, a bounded number of times. The
-work must therefore be a function of what it reads inside the transaction (every caller's is).
+work must therefore be a function of what it reads inside the transaction (every caller's is). On a
+multi-primary cluster the conflict often comes at ``COMMIT``, where Tortoise does not translate the
+driver's error: ``pymysql.err.OperationalError`` (1213) is recognised the same way, by its code.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ async def atomic(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
             try:
                 async with in_transaction() as conn:
                     return await work(conn)
-            except (OperationalError, TransactionManagementError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a conflict at COMMIT is the driver's own error, untranslated
                 if attempt == ATTEMPTS or not is_conflict(exc):
                     raise
                 log.info("transaction conflict, running it again", extra={"attempt": attempt})

@@ -33,6 +33,7 @@ class Mutant:
     tests: tuple[str, ...]
     # further (path, original, mutated) edits, for a rule enforced in more than one place
     also: tuple[tuple[str, str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # for the guarding tests (e.g. GALERA_TESTS=1)
 
 
 SEC = "tests/api/test_security_rules.py"
@@ -48,6 +49,14 @@ MUTANTS = (
         "ATTEMPTS = 5\n",
         "ATTEMPTS = 1\n",
         ("tests/api/test_auth.py::test_a_conflict_aborted_transaction_is_run_again",),
+    ),
+    Mutant(
+        "a certification conflict on a multi-primary cluster (1213 at COMMIT) is not run again",
+        "services/db.py",
+        "RETRYABLE_CODES = {1213, 1205, 9007, 8002}\n",
+        "RETRYABLE_CODES = {1205, 9007, 8002}\n",
+        ("tests/resilience/test_galera.py::test_concurrent_debits_on_one_account_through_two_nodes_book_exactly_what_fits",),
+        env=(("GALERA_TESTS", "1"),),
     ),
     Mutant(
         "intent check ignores whose face it was",
@@ -487,6 +496,7 @@ def run(mutant: Mutant, workdir: Path) -> tuple[bool, str]:
         target.write_text(source.replace(original, mutated), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_DATABASE_URL", "PYTEST_ADDOPTS")}
     env["PYTHONPATH"] = str(copy)
+    env.update(mutant.env)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutant.tests],
         cwd=copy, env=env, capture_output=True, text=True, timeout=600,
