@@ -29,6 +29,18 @@ def _truthy(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _rate_limits(raw: str | None) -> dict[str, tuple[int, int]] | None:
+    """``RATE_LIMITS``: unset means the defaults (``services.ratelimit.DEFAULTS``)."""
+    from services.ratelimit import parse
+
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _parse_keyring(raw: str, name: str, *, b64: bool) -> dict[str, bytes]:
     """Parse ``kid:value,kid:value``; the first entry is the active key."""
     ring: dict[str, bytes] = {}
@@ -172,6 +184,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         daily_attempt_limit=int(get("DAILY_ATTEMPT_LIMIT", "5")),
         face_valid_s=int(get("FACE_VALID_S", str(30 * 60))),
         upload_max_bytes=int(get("UPLOAD_MAX_BYTES", str(4 * 1024 * 1024))),
+        rate_limits=_rate_limits(get("RATE_LIMITS")),
         esign_key_path=get("ESIGN_KEY_PATH") or None,
         esign_cert_path=get("ESIGN_CERT_PATH") or None,
         esign_chain_path=get("ESIGN_CHAIN_PATH") or None,
@@ -205,6 +218,8 @@ def production_problems(s: Settings) -> list[str]:
         problems.append("dev keys from var/dev-keys.json are in use: set JWT_KEYS, PII_KEYS and PII_INDEX_KEY")
     if s.is_sqlite:
         problems.append("DATABASE_URL is SQLite: production needs MySQL (mysql://...)")
+    if s.rate_limits == {}:
+        problems.append("RATE_LIMITS is off: production keeps the abuse limits (set them, or leave it unset)")
     for name, value in [
         ("WECHAT_APPID", s.wechat_appid),
         ("WECHAT_SECRET", s.wechat_secret),

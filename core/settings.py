@@ -46,6 +46,8 @@ class Settings:
     face_valid_s: int = 30 * 60
     face_intent_s: int = 5 * 60
     upload_max_bytes: int = 4 * 1024 * 1024
+    # Abuse limits (services.ratelimit): name -> (requests, window seconds); None: the defaults; {}: off.
+    rate_limits: dict[str, tuple[int, int]] | None = None
 
     # E-signing: the bank's key and certificate (a generated dev CA in sandbox mode when unset),
     # an optional RFC 3161 timestamp authority (PAdES B-T), and how long a draft can be signed.

@@ -30,8 +30,8 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 from sanic import Request
 
-from core.errors import AppError, NotFound, ValidationFailed
-from services import idempotency
+from core.errors import AppError, NotFound, RateLimited, ValidationFailed
+from services import idempotency, ratelimit
 from services.auth.tokens import authenticate
 from services.partners import auth as partner_auth
 from services.idempotency import (
@@ -159,8 +159,20 @@ class Operation:
     # Takes an ``Idempotency-Key`` header (required): see ``services.idempotency``.
     idempotent: bool = False
     # A partner's signed request (``services.partners.auth``), holding at least one of these scopes.
-    # The answer is signed too.
+    # The answer is signed too. Every partner operation counts against the partner's ``partner`` limit.
     partner: tuple[str, ...] | None = None
+    # An abuse limit (``services.ratelimit``): "login" (by client IP), "phone", "identity", "upload" (by user).
+    limit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit not in ratelimit.SUBJECTS:
+            raise ValueError(f"unknown limit {self.limit!r}")
+        if self.limit is not None and ratelimit.SUBJECTS[self.limit] == "user" and not self.auth:
+            raise ValueError(f"limit {self.limit!r} counts by user: the operation needs auth")
+
+    @property
+    def limits(self) -> list[str]:
+        return [name for name in (self.limit, "partner" if self.partner is not None else None) if name]
 
     def error_codes(self) -> dict[int, list[str]]:
         """Every error status this operation can answer, with its codes: declared ones, and those the
@@ -199,6 +211,8 @@ class Operation:
         if self.idempotent:
             for error in (IdempotencyKeyRequired, IdempotencyKeyInvalid, IdempotencyKeyReused, IdempotencyKeyInUse):
                 add(error.status, error.code)
+        if self.limits:
+            add(RateLimited.status, RateLimited.code)
         for spec in self.errors:
             status, code = spec if isinstance(spec, tuple) else (spec.status, spec.code)
             add(status, code)
@@ -231,6 +245,8 @@ def operation(**declaration: Any) -> Callable:
                     device = request.headers.get("x-device")
                     if device is not None and not _DEVICE_RE.fullmatch(device):
                         raise DeviceIdInvalid(field="X-Device")
+                for name in op.limits:  # counted before anything else is read: junk counts too
+                    await ratelimit.hit(ctx.services.settings, name, _limit_subject(request, name))
                 for name, param in op.path.items():
                     if not param.accepts(params.get(name)):
                         raise param.not_found()
@@ -254,6 +270,15 @@ def operation(**declaration: Any) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _limit_subject(request: Request, name: str) -> str | int:
+    kind = ratelimit.SUBJECTS[name]
+    if kind == "user":
+        return request.ctx.user_id
+    if kind == "partner":
+        return request.ctx.caller.partner.app_id
+    return request.remote_addr or request.ip or "unknown"
 
 
 IDEMPOTENCY_HEADER = {

@@ -112,3 +112,15 @@ class PushEvent(Model):
 
     class Meta:
         table = "push_events"
+
+
+class RateCounter(Model):
+    """Requests counted per limit, subject and fixed window (``services.ratelimit``), in the database so
+    every worker and host shares one count."""
+
+    bucket = fields.CharField(max_length=160, primary_key=True)  # "<limit>:<subject>:<window start>"
+    window_start = fields.BigIntField(db_index=True)  # Unix seconds; old windows are swept
+    hits = fields.IntField(default=0)
+
+    class Meta:
+        table = "rate_counters"

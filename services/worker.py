@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from core.settings import Settings
-from services import idempotency, jobs, outbox, storage_sweep
+from services import idempotency, jobs, outbox, ratelimit, storage_sweep
 from services.accounts import funding
 from services.context import ServiceContext
 from services.notifications import outbox_handlers
@@ -27,6 +27,7 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("cardnet.reconcile", settings.reconcile_every_s, lambda: funding.reconcile(ctx), lease_s=300),
         jobs.Job("idempotency.sweep", 3600, _sweep_idempotency),
         jobs.Job("partner_nonces.sweep", 600, _sweep_nonces),
+        jobs.Job("ratelimit.sweep", 3600, ratelimit.sweep),
         jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx), lease_s=300),
         jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings), lease_s=1800),
     ]

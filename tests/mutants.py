@@ -59,6 +59,13 @@ MUTANTS = (
         env=(("GALERA_TESTS", "1"),),
     ),
     Mutant(
+        "an abuse limit counts but never refuses",
+        "services/ratelimit.py",
+        "    if count > allowed:\n",
+        "    if False:\n",
+        ("tests/api/test_rate_limits.py::test_logins_from_one_address_are_limited",),
+    ),
+    Mutant(
         "intent check ignores whose face it was",
         "services/identity/face.py",
         "if fv is None or found is None or fv.id_number_index != found[0].id_number_index:",

@@ -86,6 +86,7 @@ class PhoneOut(Out):
 
 @bp.post("/auth/login")
 @operation(
+    limit="login",
     summary="Log in with a wx.login code",
     description="Exchanges the code with WeChat (jscode2session), creates or updates the user keyed by openid, "
     "and returns an access JWT (<= 15 min) and an opaque refresh token.",
@@ -142,6 +143,7 @@ async def me(request: Request) -> HTTPResponse:
 
 @bp.post("/me/phone")
 @operation(
+    limit="phone",
     summary="Bind the WeChat phone number",
     description="Exchanges a getPhoneNumber code with WeChat; the phone is stored encrypted and returned masked.",
     tag="me",

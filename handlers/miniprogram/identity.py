@@ -119,6 +119,7 @@ UPLOAD_FORM = {
 
 @bp.post("/uploads")
 @operation(
+    limit="upload",
     summary="Upload an ID photo or a signature image",
     description="multipart/form-data with `file` (JPEG or PNG, checked by content: ID photos at most 2 MB, "
     "signatures at most UPLOAD_MAX_BYTES, at most 40 megapixels) and `kind`. Stored encrypted; only its owner "
@@ -139,6 +140,7 @@ async def upload(request: Request) -> HTTPResponse:
 
 @bp.post("/identity/id-card")
 @operation(
+    limit="identity",
     summary="Verify the ID card: OCR of both sides matched against the typed name and number",
     description="The card must not be expired, and the holder must be at least MIN_AGE_YEARS old. Each call that "
     "reaches the OCR counts against the daily attempt limit.",
@@ -170,6 +172,7 @@ async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
 
 @bp.post("/identity/face")
 @operation(
+    limit="identity",
     summary="Start a WeChat face verification 2.0 for the verified person",
     description="Returns the `verify_id` for `wx.requestFacialVerify` (base library >= 3.8.12). Counts against "
     "the daily attempt limit.",
@@ -209,6 +212,7 @@ async def face_result(request: Request, verify_id: str) -> HTTPResponse:
 
 @bp.post("/identity/bank-card")
 @operation(
+    limit="identity",
     summary="Same-name bank-card check (Class I debit or credit card)",
     description="The card network confirms name, ID number, card number and reserved phone. Counts against the "
     "daily attempt limit once the card number and phone are well-formed.",

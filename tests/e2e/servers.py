@@ -22,6 +22,7 @@ def server_env(var_dir: Path, **extra: str) -> dict:
     env["VAR_DIR"] = str(var_dir)
     env["DATABASE_URL"] = MYSQL_URL or f"sqlite://{var_dir}/app.sqlite3"
     env["PYTHONPATH"] = str(ROOT)
+    env["RATE_LIMITS"] = "off"  # a test's many users share one address; the limits have their own tests
     env.update(extra)
     return env
 
