@@ -195,6 +195,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         bank_account_prefix=get("BANK_ACCOUNT_PREFIX") or ("" if production else "623099"),
         application_ttl_s=int(get("APPLICATION_TTL_S", str(7 * 24 * 3600))),
         idempotency_ttl_s=int(get("IDEMPOTENCY_TTL_S", str(48 * 3600))),
+        idempotency_lease_s=int(get("IDEMPOTENCY_LEASE_S", "60")),
         outbox_max_attempts=int(get("OUTBOX_MAX_ATTEMPTS", "8")),
         account_opened_template_id=get("ACCOUNT_OPENED_TEMPLATE_ID")
         or ("" if production else "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE"),

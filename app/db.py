@@ -37,6 +37,7 @@ def db_url(url: str) -> str:
         query.setdefault("charset", "utf8mb4")
         query.setdefault("maxsize", "20")
         query.setdefault("minsize", "1")
+        query.setdefault("connect_timeout", "5")  # a database that does not answer is a 503, not a hang
         return urlunsplit(parts._replace(query=urlencode(query)))
     raise ConfigError(f"DATABASE_URL must start with mysql:// or sqlite://, got {url.split(':', 1)[0]!r}")
 

@@ -1,7 +1,8 @@
 """One error shape for every failure: ``{"error": {"code", "message", "field"?}}``.
 
 Our ``AppError``s render as themselves; Sanic's own exceptions (404, 405, 413, ...) get a stable code;
-anything unexpected is a 500 with the request id and no stack trace in the body.
+a database that cannot be reached is 503 ``DB_UNAVAILABLE`` with ``Retry-After``; anything else unexpected
+is a 500 with the request id and no stack trace in the body.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sanic_routing.exceptions import NoMethod, NotFound as RouteNotFound
 from tortoise.exceptions import ValidationError as TortoiseValidationError
 
 from app import middleware
-from core.errors import AppError
+from core.errors import AppError, DatabaseUnavailable
+from services.db import is_unavailable
 
 log = logging.getLogger("app.errors")
 
@@ -77,6 +79,11 @@ def error_response(request: Request, exc: Exception) -> HTTPResponse:
             # RFC 9110: a 405 names the methods the resource does support.
             headers["Allow"] = ", ".join(allowed_methods(request))
         return json({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    if is_unavailable(exc):
+        # an outage, not a bug: the caller is told to come back (and a load balancer sees 503)
+        log.warning("database unavailable", extra={"request_id": request_id, "reason": type(exc).__name__,
+                                                   "route": getattr(request, "path", "")})
+        return error_response(request, DatabaseUnavailable(headers={"Retry-After": "2"}))
     log.error(
         "unhandled error",
         exc_info=exc,

@@ -172,7 +172,7 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
         responses[str(status)] = entry
     for status, codes in sorted(op.error_codes().items()):
         headers: dict[str, Any] = {"X-Request-ID": REQUEST_ID_REF}
-        if status == 429:
+        if status in (429, 503):
             headers["Retry-After"] = {"description": "seconds to wait", "schema": {"type": "string"}}
         if op.partner is not None and status != 401:  # past the signature check every answer is signed
             headers.update({k: {**v, "required": False} for k, v in SIGNED_RESPONSE_HEADERS.items()})

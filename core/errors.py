@@ -80,6 +80,14 @@ class RateLimited(AppError):
     message = "操作过于频繁，请稍后再试"
 
 
+class DatabaseUnavailable(AppError):
+    """The database does not answer (stopped, restarting, unreachable): nothing was done, try again."""
+
+    status = 503
+    code = "DB_UNAVAILABLE"
+    message = "服务暂时不可用，请稍后重试"
+
+
 class UpstreamUnavailable(AppError):
     status = 503
     code = "UPSTREAM_UNAVAILABLE"

@@ -73,6 +73,8 @@ class Settings:
     bank_account_prefix: str = "623099"
     application_ttl_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 48 * 3600
+    # How long a request's claim on its key holds when it never says how it ended (it died, or the database did).
+    idempotency_lease_s: int = 60
     outbox_max_attempts: int = 8
     account_opened_template_id: str = "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE"  # the sandbox's template
     outbox_poll_s: float = 1.0

@@ -30,7 +30,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 from sanic import Request
 
-from core.errors import AppError, NotFound, RateLimited, ValidationFailed
+from core.errors import AppError, DatabaseUnavailable, NotFound, RateLimited, ValidationFailed
 from services import idempotency, ratelimit
 from services.auth.tokens import authenticate
 from services.partners import auth as partner_auth
@@ -213,6 +213,8 @@ class Operation:
                 add(error.status, error.code)
         if self.limits:
             add(RateLimited.status, RateLimited.code)
+        if self.tag != "ops":  # every operation but the probes reads or writes the database
+            add(DatabaseUnavailable.status, DatabaseUnavailable.code)
         for spec in self.errors:
             status, code = spec if isinstance(spec, tuple) else (spec.status, spec.code)
             add(status, code)
@@ -347,7 +349,8 @@ async def _run_idempotent(request: Request, handler: Callable, key: str, params:
     body = extra.get("body")
     digest = request_hash(request.method, request.path, body.model_dump(mode="json") if body is not None else None)
     scope = f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
-    begun = await idempotency.begin(request.ctx.user_id, scope, key, digest, ttl_s=services.settings.idempotency_ttl_s)
+    begun = await idempotency.begin(request.ctx.user_id, scope, key, digest, ttl_s=services.settings.idempotency_ttl_s,
+                                    lease_s=services.settings.idempotency_lease_s)
     record = begun.record
     if begun.replay:
         return json_response(record.response, status=record.status_code, headers={"Idempotent-Replayed": "true"})

@@ -39,6 +39,37 @@ def is_conflict(exc: BaseException) -> bool:
     return False
 
 
+# The server went away or cannot be reached (client errors 2002/2003/2006/2013/2055; the server shutting
+# down, 1053; a connection killed, 1927; a Galera node not ready for queries, 1047).
+UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1053, 1927, 1047}
+
+
+def _chain(exc: BaseException):
+    seen: set[int] = set()
+    frontier = [exc]
+    while frontier:
+        cause = frontier.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        yield cause
+        frontier += [cause.__cause__, cause.__context__,
+                     *(a for a in (getattr(cause, "args", ()) or ()) if isinstance(a, BaseException))]
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether the database could not be reached or went away: the request did nothing it kept."""
+    from pymysql.err import MySQLError
+    from tortoise.exceptions import DBConnectionError
+
+    for cause in _chain(exc):
+        if isinstance(cause, (DBConnectionError, ConnectionError)):
+            return True
+        if isinstance(cause, MySQLError) and cause.args and cause.args[0] in UNAVAILABLE_CODES:
+            return True
+    return False
+
+
 def placeholder(conn: BaseDBAsyncClient) -> str:
     """The driver's parameter marker, for the few hot reads written as plain SQL."""
     return "?" if conn.capabilities.dialect == "sqlite" else "%s"

@@ -31,7 +31,7 @@ from core.clock import utcnow
 from core.errors import AppError, Conflict
 from models.infra import IdempotencyRecord
 
-LEASE_S = 60  # longer than a request can run (handlers time their calls out well before)
+LEASE_S = 60  # default: longer than a request can run (handlers time their calls out well before)
 KEY_PATTERN = r"^[A-Za-z0-9_\-.:]{8,64}$"
 
 
@@ -64,12 +64,14 @@ class Begun:
     replay: bool  # True: ``record`` holds the final answer to send again
 
 
-async def begin(user_id: int, scope: str, key: str, digest: str, *, ttl_s: int) -> Begun:
+async def begin(user_id: int, scope: str, key: str, digest: str, *, ttl_s: int, lease_s: int = LEASE_S) -> Begun:
+    """Claim the key for this request (``lease_s``: how long a claim holds if its request never says
+    how it ended, e.g. because the database went away before it could)."""
     now = utcnow()
     try:
         record = await IdempotencyRecord.create(
             user_id=user_id, scope=scope, key=key, request_hash=digest, expires_at=now + timedelta(seconds=ttl_s),
-            locked_until=now + timedelta(seconds=LEASE_S),
+            locked_until=now + timedelta(seconds=lease_s),
         )
         return Begun(record, False)
     except IntegrityError:
@@ -78,14 +80,14 @@ async def begin(user_id: int, scope: str, key: str, digest: str, *, ttl_s: int) 
     if record.expires_at <= now and (record.locked_until is None or record.locked_until < now):
         # Kept as long as promised and idle: the key is free again (the sweep would have removed it).
         if await IdempotencyRecord.filter(id=record.id, expires_at=record.expires_at).delete():
-            return await begin(user_id, scope, key, digest, ttl_s=ttl_s)
+            return await begin(user_id, scope, key, digest, ttl_s=ttl_s, lease_s=lease_s)
     if record.request_hash != digest:
         raise IdempotencyKeyReused(field="Idempotency-Key")
     if record.status_code is not None:
         return Begun(record, True)
     lapsed = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
     taken = await IdempotencyRecord.filter(Q(id=record.id) & Q(status_code__isnull=True) & lapsed).update(
-        locked_until=now + timedelta(seconds=LEASE_S))
+        locked_until=now + timedelta(seconds=lease_s))
     if not taken:
         raise IdempotencyKeyInUse()
     return Begun(await IdempotencyRecord.get(id=record.id), False)

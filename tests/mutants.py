@@ -66,6 +66,14 @@ MUTANTS = (
         ("tests/api/test_rate_limits.py::test_logins_from_one_address_are_limited",),
     ),
     Mutant(
+        "a database that went away is a 500, not 503 DB_UNAVAILABLE",
+        "app/errors.py",
+        "    if is_unavailable(exc):\n",
+        "    if False:\n",
+        ("tests/resilience/test_db_restart.py",),
+        env=(("RESILIENCE_TESTS", "1"),),
+    ),
+    Mutant(
         "intent check ignores whose face it was",
         "services/identity/face.py",
         "if fv is None or found is None or fv.id_number_index != found[0].id_number_index:",

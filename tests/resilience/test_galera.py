@@ -30,7 +30,7 @@ from tests.e2e.servers import ROOT, ServerProcess, server_env
 from tests.helpers import Sandbox
 from tests.partner_helpers import PartnerCreds, bound_car, call, debit_body
 from tests.payment_helpers import create_order, pay
-from tests.resilience import galera
+from tests.resilience import mariadb as galera
 
 DATABASE = "openbank_galera"
 why_not = galera.available()

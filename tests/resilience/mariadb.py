@@ -1,10 +1,12 @@
-"""A real 3-node MariaDB Galera cluster on loopback, for the scale-out tests (docs/galera.md).
+"""MariaDB servers of the tests' own on loopback: a real 3-node Galera cluster for the scale-out tests
+(docs/galera.md), or one plain server that a fault test may stop and start again.
 
 Each node is a ``mariadbd`` of its own, in a fresh data directory under a private temporary directory,
 run as the ``mysql`` user (the rsync state transfer refuses to run as root), with four loopback ports:
 SQL, group communication, incremental and full state transfer. The first node bootstraps the cluster
 (``--wsrep-new-cluster``); the others join one at a time and take a full state transfer. ``stop()``
-terminates them, last started first, and removes the directory.
+terminates them, last started first, and removes the directory. ``Cluster(1, galera=False)`` is one
+plain server; ``stop_node`` and ``start_node`` take a node down (cleanly, or killed) and bring it back.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, *, galera: bool = True) -> None:
+        self.galera = galera
         self.root = Path(tempfile.mkdtemp(prefix="openbank-galera-"))
         self.root.chmod(0o755)  # the nodes run as mysql
         ports = _free_ports(4 * size)
@@ -103,7 +106,7 @@ innodb_autoinc_lock_mode=2
 innodb_buffer_pool_size=64M
 innodb_flush_log_at_trx_commit=2
 max_connections=300
-wsrep_on=ON
+""" + (f"""wsrep_on=ON
 wsrep_provider={PROVIDER}
 wsrep_cluster_name=openbank_test
 wsrep_cluster_address=gcomm://{members}
@@ -112,7 +115,7 @@ wsrep_node_address=127.0.0.1:{node.base_port}
 wsrep_provider_options="base_port={node.base_port};ist.recv_addr=127.0.0.1:{node.ist_port};gcache.size=64M"
 wsrep_sst_method=rsync
 wsrep_sst_receive_address=127.0.0.1:{node.sst_port}
-""")
+""" if self.galera else ""))
         return cnf
 
     def _chown(self, path: Path) -> None:
@@ -130,39 +133,49 @@ wsrep_sst_receive_address=127.0.0.1:{node.sst_port}
                                 "--skip-test-db", f"--datadir={node.dir}/data", "--user=mysql"],
                                check=True, capture_output=True, timeout=120)
                 self._chown(node.dir)
-                args = [MARIADBD, f"--defaults-file={cnf}"] + (["--wsrep-new-cluster"] if i == 0 else [])
-                node.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                             start_new_session=True)
-                self._wait_synced(node, timeout_s)
+                self.start_node(node, bootstrap=i == 0, timeout_s=timeout_s)
             return self
         except BaseException:
             self.stop()
             raise
 
-    def _wait_synced(self, node: Node, timeout_s: float) -> None:
+    def start_node(self, node: Node, *, bootstrap: bool = False, timeout_s: float = 120) -> None:
+        args = [MARIADBD, f"--defaults-file={node.dir / 'my.cnf'}"] + (["--wsrep-new-cluster"] if bootstrap else [])
+        node.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._wait_ready(node, timeout_s)
+
+    def stop_node(self, node: Node, *, kill: bool = False) -> None:
+        """Take a node down: SIGTERM (a clean shutdown) or SIGKILL (a crash)."""
+        if node.proc is None or node.proc.poll() is not None:
+            return
+        node.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            node.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+
+    def _wait_ready(self, node: Node, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if node.proc.poll() is not None:
                 break
             try:
+                if not self.galera:
+                    node.status("Uptime")
+                    return
                 if node.status("wsrep_local_state_comment") == "Synced":
                     return
             except pymysql.MySQLError:
                 pass
             time.sleep(0.5)
         log = (node.dir / "error.log").read_text(errors="replace")[-3000:] if (node.dir / "error.log").exists() else ""
-        raise RuntimeError(f"Galera {node.name} did not reach Synced:\n{log}")
+        raise RuntimeError(f"MariaDB {node.name} did not come up{' Synced' if self.galera else ''}:\n{log}")
 
     def size(self) -> int:
         return int(self.nodes[0].status("wsrep_cluster_size") or 0)
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGTERM)
-                try:
-                    node.proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait()
+            self.stop_node(node)
         shutil.rmtree(self.root, ignore_errors=True)
