@@ -110,7 +110,7 @@ async def create_binding(request: Request, body: BindingBody) -> HTTPResponse:
     binding, contract, created = await bindings.create(
         services(request), request.ctx.user_id, vehicle_id=body.vehicle_id, card_number=body.card_number,
         account_id=body.account_id, obu_id=body.obu_id, client=client(request))
-    out = bindings.public_binding(binding, contract_id=binding.contract_id or contract.id)
+    out = bindings.public_binding(binding, contract_id=binding.contract_id or (contract.id if contract else None))
     return json(out, status=201 if created else 200)
 
 

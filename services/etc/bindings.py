@@ -111,9 +111,10 @@ async def _expire_if_due(binding: EtcBinding) -> EtcBinding:
 
 
 async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_number: str, account_id: int,
-                 obu_id: str | None = None, client: dict | None = None) -> tuple[EtcBinding, Contract, bool]:
+                 obu_id: str | None = None, client: dict | None = None) -> tuple[EtcBinding, Contract | None, bool]:
     """``(binding, authorisation to sign, created)``. The same card, car and account again, while that
-    binding is pending or active, return it (a double tap makes one). Before a new binding is made, risk
+    binding is pending, active or suspended, return it (a double tap makes one; once it is signed there is
+    nothing more to sign, and the authorisation is ``binding.contract_id``). Before a new binding is made, risk
     control decides (subject ``etc_binding``: the card by blind index, the plate, the device and IP);
     a block or a review refuses it (``RiskBlocked``, ``RiskReview``), recorded."""
     if not ETC_CARD_RE.fullmatch(card_number or ""):
@@ -155,6 +156,8 @@ async def create(ctx: ServiceContext, user_id: int, *, vehicle_id: int, card_num
                 raise AlreadyBound() from None
     if binding is None:
         raise AlreadyBound()
+    if binding.status != B.PENDING:
+        return binding, None, False  # active or suspended: its authorisation is signed (``binding.contract_id``)
     prepared = await contracts.prepare(ctx, user_id, template=AUTHORISATION, subject_id=str(binding.id))
     return binding, prepared.contract, created
 

@@ -141,6 +141,19 @@ async def test_suspend_and_resume(client, sandbox):
     assert [e.action for e in events] == ["etc_binding.active", "etc_binding.suspended", "etc_binding.active"]
 
 
+async def test_binding_an_active_or_suspended_card_again_answers_that_binding(client, sandbox):
+    """The same card, car and account again, once signed: 200 with the binding and its signed authorisation,
+    nothing new to sign (it used to be a 409 SUBJECT_CLOSED from preparing a second authorisation)."""
+    car = await bound_car(client, sandbox)
+    for state in ("active", "suspended"):
+        if state == "suspended":
+            await client.post(f"/api/v1/etc-bindings/{car.binding['id']}/suspend", headers=car.user.headers)
+        again = await start_binding(client, car.user, car.vehicle["id"], car.account["id"], car.card_number)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == car.binding["id"] and again.json()["status"] == state
+        assert again.json()["authorisation_contract_id"] == car.binding["authorisation_contract_id"]
+
+
 async def test_a_pending_binding_cannot_be_suspended(client, sandbox):
     user, _, account = await open_account(client, sandbox)
     car = await register_vehicle(client, user)
