@@ -200,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         account_opened_template_id=get("ACCOUNT_OPENED_TEMPLATE_ID")
         or ("" if production else "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE"),
         worker_in_server=_truthy(get("WORKER_IN_SERVER"), default=not production),
+        worker_lease_s=float(get("WORKER_LEASE_S", "30")),
         outbox_poll_s=float(get("OUTBOX_POLL_S", "1")),
         reconcile_every_s=float(get("RECONCILE_EVERY_S", "60")),
         storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),

@@ -82,6 +82,9 @@ class Settings:
     # Run the background work (services.worker) inside the server (sandbox); otherwise
     # `python -m app worker` does.
     worker_in_server: bool = False
+    # How long a worker's claim on a job or an outbox message holds without renewal: how long the work of
+    # a worker that died waits before another takes it. Longer than one outbox delivery can take.
+    worker_lease_s: float = 30.0
 
     # WeChat Pay v3, public-key mode. In sandbox mode, unset values mean the emulator mounted on this
     # server, a dev merchant key generated into var/, and the emulator's platform key fetched from it.

@@ -1,9 +1,11 @@
 """Periodic background jobs, run by ``python -m app worker`` on any number of hosts.
 
 Each job has a lease row (``models.infra.JobLease``). A worker takes it with one conditional UPDATE
-(free, lapsed, or already its own), runs the job if it is due, records when and what, and lets go. No
-lock is held across the work and nothing lives in process memory, so a worker that dies mid-job only
-delays the next run until its lease lapses.
+(free, lapsed, or already its own), runs the job if it is due, records when and what, and lets go.
+While the job runs, the worker renews the lease every third of its length, so the lease can be short
+(``WORKER_LEASE_S``, 30 s by default) however long the job takes. No lock is held across the work and
+nothing lives in process memory, so a worker that dies mid-job (killed, its host gone) only delays the
+next run until its short lease lapses.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from models.infra import JobLease
 log = logging.getLogger(__name__)
 
 
+LEASE_S = 30.0
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
     every_s: float  # run at most this often, across all workers
     run: Callable[[], Awaitable[dict]]
-    lease_s: float = 600  # longer than one run can take
 
 
 def holder_id() -> str:
@@ -55,32 +59,46 @@ async def release(name: str, holder: str, **fields) -> None:
     await JobLease.filter(name=name, claimed_by=holder).update(claimed_by=None, claimed_until=None, **fields)
 
 
-async def run_due(job: Job, holder: str) -> dict | None:
+async def _keep(name: str, holder: str, lease_s: float) -> None:
+    """Renew the lease while the job runs (cancelled when it ends)."""
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        try:
+            await claim(name, holder, lease_s)
+        except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease; the next one may work
+            log.warning("job lease renewal failed", extra={"job": name}, exc_info=True)
+
+
+async def run_due(job: Job, holder: str, *, lease_s: float = LEASE_S) -> dict | None:
     """Run ``job`` if it is due and this holder gets its lease; returns its result, or None."""
-    if not await claim(job.name, holder, job.lease_s):
+    if not await claim(job.name, holder, lease_s):
         return None
     lease = await JobLease.get(name=job.name)
     if lease.last_run_at is not None and (utcnow() - lease.last_run_at).total_seconds() < job.every_s:
         await release(job.name, holder)
         return None
+    keeper = asyncio.ensure_future(_keep(job.name, holder, lease_s))
     try:
         result = await job.run()
     except Exception:
         log.exception("job failed", extra={"job": job.name})
         await release(job.name, holder, last_run_at=utcnow(), last_result={"error": True})
         return None
+    finally:
+        keeper.cancel()
     await release(job.name, holder, last_run_at=utcnow(), last_result=result)
     log.info("job done", extra={"job": job.name, "result": result})
     return result
 
 
-async def run_worker(jobs: list[Job], stop: asyncio.Event, *, poll_s: float = 30, holder: str | None = None) -> None:
+async def run_worker(jobs: list[Job], stop: asyncio.Event, *, poll_s: float = 30, holder: str | None = None,
+                     lease_s: float = LEASE_S) -> None:
     holder = holder or holder_id()
     while not stop.is_set():
         for job in jobs:
             if stop.is_set():
                 break
-            await run_due(job, holder)
+            await run_due(job, holder, lease_s=lease_s)
         try:
             await asyncio.wait_for(stop.wait(), timeout=poll_s)
         except asyncio.TimeoutError:

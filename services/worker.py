@@ -24,12 +24,12 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
     return [
         jobs.Job("storage.sweep", settings.storage_sweep_every_s,
                  lambda: storage_sweep.sweep(ctx, older_than_s=settings.storage_sweep_age_s)),
-        jobs.Job("cardnet.reconcile", settings.reconcile_every_s, lambda: funding.reconcile(ctx), lease_s=300),
+        jobs.Job("cardnet.reconcile", settings.reconcile_every_s, lambda: funding.reconcile(ctx)),
         jobs.Job("idempotency.sweep", 3600, _sweep_idempotency),
         jobs.Job("partner_nonces.sweep", 600, _sweep_nonces),
         jobs.Job("ratelimit.sweep", 3600, ratelimit.sweep),
-        jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx), lease_s=300),
-        jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings), lease_s=1800),
+        jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx)),
+        jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings)),
     ]
 
 
@@ -59,7 +59,8 @@ async def deliver_outbox(ctx: ServiceContext, settings: Settings, stop: asyncio.
     handlers = outbox_handlers(ctx)
     while not stop.is_set():
         try:
-            busy = await outbox.deliver_due(handlers, holder=holder, max_attempts=settings.outbox_max_attempts)
+            busy = await outbox.deliver_due(handlers, holder=holder, max_attempts=settings.outbox_max_attempts,
+                                            lease_s=settings.worker_lease_s)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
             log.exception("outbox delivery loop failed")
             busy = 0
@@ -75,5 +76,6 @@ async def run(ctx: ServiceContext, settings: Settings, stop: asyncio.Event, *, p
     holder = jobs.holder_id()
     await asyncio.gather(
         deliver_outbox(ctx, settings, stop, holder=holder),
-        jobs.run_worker(periodic_jobs(ctx, settings), stop, poll_s=poll_s, holder=holder),
+        jobs.run_worker(periodic_jobs(ctx, settings), stop, poll_s=poll_s, holder=holder,
+                        lease_s=settings.worker_lease_s),
     )
