@@ -35,7 +35,8 @@ def _settings(host: str | None = None, port: int | None = None):
 
     settings = load_settings()
     if host is not None and port is not None and "SELF_BASE_URL" not in os.environ:
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        # what to print for the user to open, not where to bind
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # nosec B104
         settings = dataclasses.replace(settings, self_base_url=f"http://{shown}:{port}")
     return settings
 

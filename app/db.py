@@ -68,7 +68,7 @@ async def pending_migrations() -> list[str]:
     """Migration files the connected database has not applied (needs Tortoise initialised)."""
     conn = Tortoise.get_connection("default")
     try:
-        _, rows = await conn.execute_query("SELECT version FROM aerich WHERE app = %s" % _quote(APP_LABEL))
+        _, rows = await conn.execute_query("SELECT version FROM aerich WHERE app = %s" % _quote(APP_LABEL))  # nosec B608
         applied = {r["version"] for r in rows}
     except Exception:  # no aerich table: nothing applied yet
         applied = set()

@@ -58,7 +58,7 @@ class RequestError(ValueError):
 
 def signature(*parts: str) -> str:
     """SHA-1 (hex) of the sorted parts concatenated: ``signature`` and ``msg_signature``."""
-    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def aes_key(encoding_aes_key: str) -> bytes:
@@ -113,7 +113,7 @@ def render_xml(message: dict[str, Any]) -> str:
 
 
 def original_id(appid: str) -> str:
-    return "gh_" + hashlib.sha1(appid.encode()).hexdigest()[:12]
+    return "gh_" + hashlib.sha1(appid.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
 def with_query(url: str, params: dict[str, str]) -> str:

@@ -298,7 +298,7 @@ async def store_template(
     """Insert or replace a template; a ``config`` write never replaces one registered through the control API."""
     guard = "WHERE subscribe_templates.source = 'config'" if source == "config" else ""
     await db.execute(
-        "INSERT INTO subscribe_templates (appid, template_id, title, keywords_json, source, updated_at) "
+        "INSERT INTO subscribe_templates (appid, template_id, title, keywords_json, source, updated_at) "  # nosec B608
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (appid, template_id) DO UPDATE SET title = excluded.title, "
         "keywords_json = excluded.keywords_json, source = excluded.source, updated_at = excluded.updated_at "
         + guard,

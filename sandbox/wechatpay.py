@@ -1036,7 +1036,7 @@ class WeChatPay:
                 where.append(f"{column} = ?")
                 params.append(value)
         rows = await self.state.fetchall(
-            "SELECT o.*, EXISTS (SELECT 1 FROM pay_refunds r WHERE r.mchid = o.mchid AND r.out_trade_no = o.out_trade_no) "
+            "SELECT o.*, EXISTS (SELECT 1 FROM pay_refunds r WHERE r.mchid = o.mchid AND r.out_trade_no = o.out_trade_no) "  # nosec B608
             "AS refunded FROM pay_orders o" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at",
             params,
         )
@@ -1055,7 +1055,7 @@ class WeChatPay:
                 where.append(f"{column} = ?")
                 params.append(filters[column])
         rows = await self.state.fetchall(
-            "SELECT rowid AS seq, * FROM pay_notifications" + (" WHERE " + " AND ".join(where) if where else "")
+            "SELECT rowid AS seq, * FROM pay_notifications" + (" WHERE " + " AND ".join(where) if where else "")  # nosec B608
             + " ORDER BY rowid",
             params,
         )

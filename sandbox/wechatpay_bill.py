@@ -151,4 +151,4 @@ def render(bill_type: str, payments: Iterable[Payment], refunds: Iterable[Refund
 
 
 def sha1_hex(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()

@@ -78,12 +78,12 @@ async def _bump(bucket: str, start: int) -> int:
         try:
             if conn.capabilities.dialect == "sqlite":
                 rows = await conn.execute_query_dict(
-                    f"INSERT INTO rate_counters (bucket, window_start, hits) VALUES ({mark}, {mark}, 1) "
+                    f"INSERT INTO rate_counters (bucket, window_start, hits) VALUES ({mark}, {mark}, 1) "  # nosec B608
                     "ON CONFLICT (bucket) DO UPDATE SET hits = hits + 1 RETURNING hits", [bucket, start])
                 return int(rows[0]["hits"])
             # the new count comes back as the statement's insert id: 0 for a new row (one hit)
             found = await conn.execute_insert(
-                f"INSERT INTO rate_counters (bucket, window_start, hits) VALUES ({mark}, {mark}, 1) "
+                f"INSERT INTO rate_counters (bucket, window_start, hits) VALUES ({mark}, {mark}, 1) "  # nosec B608
                 "ON DUPLICATE KEY UPDATE hits = LAST_INSERT_ID(hits + 1)", [bucket, start])
             return int(found or 1)
         except Exception as exc:  # noqa: BLE001 - two cluster nodes bumped one row: count again
@@ -96,6 +96,6 @@ async def sweep(older_than_s: int = 24 * 3600) -> dict:
     """Delete windows that ended long ago (the worker's ``ratelimit.sweep``)."""
     conn: BaseDBAsyncClient = Tortoise.get_connection("default")
     mark = placeholder(conn)
-    deleted = await conn.execute_query(f"DELETE FROM rate_counters WHERE window_start < {mark}",
+    deleted = await conn.execute_query(f"DELETE FROM rate_counters WHERE window_start < {mark}",  # nosec B608
                                        [int(time.time()) - older_than_s])
     return {"deleted": deleted[0]}

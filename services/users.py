@@ -43,7 +43,7 @@ def _profile_sql(dialect_placeholder: str) -> str:
     # TiDB's and SQLite's alike (SQLite's function names ignore case).
     pairs = ", ".join(f"'{c}', {table}.{c}" for table, c in
                       [("u", "id"), ("u", "phone_enc"), ("u", "created_at"), *(("i", c) for c in IDENTITY_COLUMNS)])
-    return (f"SELECT JSON_OBJECT({pairs}) AS p FROM users u "
+    return (f"SELECT JSON_OBJECT({pairs}) AS p FROM users u "  # nosec B608
             f"LEFT JOIN identities i ON i.user_id = u.id WHERE u.id = {dialect_placeholder}")
 
 

@@ -194,7 +194,7 @@ async def reconcile_day(ctx: ServiceContext, day: date) -> DayResult:
 
 
 def _sha1(text: bytes) -> str:
-    return hashlib.sha1(text).hexdigest()
+    return hashlib.sha1(text, usedforsecurity=False).hexdigest()
 
 
 async def _payments(ctx: ServiceContext, day: date, bill: Bill) -> list[Found]:

@@ -87,7 +87,7 @@ class DbHistory:
                              f"SUM(CASE WHEN at > {m} THEN amount_fen ELSE 0 END) AS f{i}" for i in range(len(sinces)))
             params = [p for s in sinces for p in (s, s)] + [value, sinces[0], *subjects]
             [row] = await self._rows(
-                f"SELECT {sums} FROM risk_events WHERE {column(key)} = {m} AND at > {m} AND counted = 1 "
+                f"SELECT {sums} FROM risk_events WHERE {column(key)} = {m} AND at > {m} AND counted = 1 "  # nosec B608
                 f"AND subject IN ({', '.join([m] * len(subjects))})", params)
             for i, s in enumerate(sinces):
                 known[s] = (int(row[f"n{i}"] or 0), int(row[f"f{i}"] or 0))
@@ -95,7 +95,7 @@ class DbHistory:
 
     async def largest(self, account, subjects, category, since):
         m = self.mark
-        sql = (f"SELECT COUNT(*) AS n, MAX(amount_fen) AS top FROM risk_events WHERE account_id = {m} AND at > {m} "
+        sql = (f"SELECT COUNT(*) AS n, MAX(amount_fen) AS top FROM risk_events WHERE account_id = {m} AND at > {m} "  # nosec B608
                f"AND counted = 1 AND subject IN ({', '.join([m] * len(subjects))})")
         params = [int(account), since, *subjects]
         if category is not None:
@@ -107,13 +107,13 @@ class DbHistory:
     async def last_located(self, key, value, since):
         m = self.mark
         rows = await self._rows(
-            f"SELECT at, lat, lng FROM risk_events WHERE {column(key)} = {m} AND at > {m} AND counted = 1 "
+            f"SELECT at, lat, lng FROM risk_events WHERE {column(key)} = {m} AND at > {m} AND counted = 1 "  # nosec B608
             f"AND lat IS NOT NULL ORDER BY at DESC, id DESC LIMIT 1", [value, since])
         return (aware(rows[0]["at"]), rows[0]["lat"], rows[0]["lng"]) if rows else None
 
     async def first_seen(self, key, value, user, subjects=None):
         m = self.mark
-        sql, params = f"SELECT MIN(at) AS first FROM risk_events WHERE {column(key)} = {m}", [value]
+        sql, params = f"SELECT MIN(at) AS first FROM risk_events WHERE {column(key)} = {m}", [value]  # nosec B608
         if user is not None:
             sql += f" AND user_id = {m}"
             params.append(int(user))
