@@ -175,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         jwt_issuer=get("JWT_ISSUER", "openbank-mp"),
         jwt_audience=get("JWT_AUDIENCE", "openbank-miniprogram"),
         access_ttl_s=int(get("ACCESS_TTL_S", "900")),
+        revocation_poll_s=float(get("REVOCATION_POLL_S", "2")),
         refresh_ttl_s=int(get("REFRESH_TTL_S", str(30 * 24 * 3600))),
         pii_keys=pii_keys,
         pii_index_key=pii_index,

@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
             await app.ctx.services.contract_workers.warm_up()
         app.ctx.worker_stop = asyncio.Event()
         app.ctx.worker_task = None
+        await app.ctx.services.revocations.load()  # serving starts knowing which logins are revoked
+        app.ctx.revocation_task = asyncio.get_running_loop().create_task(
+            app.ctx.services.revocations.run(app.ctx.worker_stop), name="revocations")
         if settings.worker_in_server:  # sandbox: no second process to run (services.worker)
             app.ctx.worker_task = asyncio.get_running_loop().create_task(
                 worker.run(app.ctx.services, settings, app.ctx.worker_stop, poll_s=min(30.0, settings.reconcile_every_s)),
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     @app.before_server_stop
     async def stop_worker(app: Sanic) -> None:
         app.ctx.worker_stop.set()
+        await asyncio.wait([app.ctx.revocation_task], timeout=5)
         if app.ctx.worker_task is not None:
             try:
                 await asyncio.wait_for(app.ctx.worker_task, timeout=10)

@@ -15,6 +15,7 @@ from integrations.storage import LocalEncryptedStorage
 from integrations.webhooks import WebhookSender
 from integrations.wechatpay import WeChatPayClient
 from integrations.wechat import MiniProgramClient
+from services.auth.revocation import Revocations
 from services.cache import DbTokenStore
 from services.esign.pool import ContractWorkers, IdentitySource
 from services.context import ServiceContext
@@ -32,6 +33,7 @@ def build_services(settings: Settings, http: httpx.AsyncClient) -> ServiceContex
     signer = identity_source.load()
     return ServiceContext(
         settings=settings,
+        revocations=Revocations(window_s=settings.access_ttl_s, poll_s=settings.revocation_poll_s),
         pii=pii,
         jwt=JWTCodec(
             settings.jwt_keys,

@@ -30,6 +30,7 @@ class Settings:
     jwt_issuer: str = "openbank-mp"
     jwt_audience: str = "openbank-miniprogram"
     access_ttl_s: int = 900
+    revocation_poll_s: float = 2.0  # how soon a revoked login's access tokens stop working on every worker
     refresh_ttl_s: int = 30 * 24 * 3600
 
     # Personal data. pii_keys maps kid -> 32-byte AES key; the first kid encrypts, all decrypt.

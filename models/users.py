@@ -31,7 +31,7 @@ class RefreshToken(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField()
     rotated_at = fields.DatetimeField(null=True)
-    revoked_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True, db_index=True)  # read every few seconds (services.auth.revocation)
 
     class Meta:
         table = "refresh_tokens"

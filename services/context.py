@@ -12,6 +12,7 @@ from integrations.storage import ObjectStorage
 from integrations.webhooks import WebhookSender
 from integrations.wechatpay import WeChatPayClient
 from integrations.wechat import MiniProgramClient
+from services.auth.revocation import Revocations
 from services.esign.certs import BankSigningIdentity
 from services.esign.pool import ContractWorkers
 
@@ -28,3 +29,4 @@ class ServiceContext:
     contract_workers: ContractWorkers  # render and sign contracts in worker processes
     webhooks: WebhookSender  # partners' callback URLs (never the bank's own network)
     wechatpay: WeChatPayClient  # WeChat Pay v3 (the mounted emulator in sandbox mode)
+    revocations: Revocations  # revoked logins, reloaded every few seconds (services.auth.revocation)

@@ -74,6 +74,13 @@ MUTANTS = (
         env=(("RESILIENCE_TESTS", "1"),),
     ),
     Mutant(
+        "a revoked login's access tokens still work",
+        "services/auth/tokens.py",
+        "    if ctx.revocations.is_revoked(claims.sid):  # logged out, or its refresh token leaked\n",
+        "    if False:\n",
+        ("tests/api/test_token_revocation.py::test_logging_out_ends_the_access_token_at_once",),
+    ),
+    Mutant(
         "intent check ignores whose face it was",
         "services/identity/face.py",
         "if fv is None or found is None or fv.id_number_index != found[0].id_number_index:",

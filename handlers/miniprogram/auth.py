@@ -119,13 +119,14 @@ async def refresh(request: Request, body: RefreshBody) -> HTTPResponse:
 @bp.post("/auth/logout")
 @operation(
     summary="Log out: revoke this login's refresh tokens",
-    description="The access token in hand stays valid until it expires (at most 15 minutes).",
+    description="The access tokens of this login stop working within seconds on every server "
+    "(`REVOCATION_POLL_S`, 2 by default), at once on the one that answered.",
     tag="auth",
     auth=True,
     responses={204: Response(description="logged out")},
 )
 async def logout(request: Request) -> HTTPResponse:
-    await token_svc.revoke_family(request.ctx.token_family)
+    await token_svc.revoke_family(services(request), request.ctx.token_family)
     return empty(status=204)
 
 

@@ -73,20 +73,27 @@ async def rotate(ctx: ServiceContext, refresh_token: str) -> TokenPair:
         if row.rotated_at is not None:
             # Reuse of a rotated token: revoke the family, and commit that before refusing.
             await RefreshToken.filter(family=row.family, revoked_at=None).using_db(conn).update(revoked_at=now)
-            return RefreshTokenReused()
+            reused = RefreshTokenReused()
+            reused.family = row.family
+            return reused
         row.rotated_at = now
         await row.save(using_db=conn, update_fields=["rotated_at"])
         user = await User.get(id=row.user_id).using_db(conn)
         return await issue_pair(ctx, user, family=row.family, conn=conn)
 
     outcome = await atomic(work)
+    if isinstance(outcome, RefreshTokenReused):
+        ctx.revocations.add(outcome.family)  # committed: this worker refuses its access tokens at once
     if isinstance(outcome, Unauthorized):
         raise outcome
     return outcome
 
 
-async def revoke_family(family: str) -> int:
-    return await RefreshToken.filter(family=family, revoked_at=None).update(revoked_at=utcnow())
+async def revoke_family(ctx: ServiceContext, family: str) -> int:
+    """End a login: its refresh tokens now, its access tokens on every worker within a poll."""
+    revoked = await RefreshToken.filter(family=family, revoked_at=None).update(revoked_at=utcnow())
+    ctx.revocations.add(family)
+    return revoked
 
 
 def authenticate(ctx: ServiceContext, authorization: str | None) -> AccessClaims:
@@ -94,6 +101,9 @@ def authenticate(ctx: ServiceContext, authorization: str | None) -> AccessClaims
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthorized(code="UNAUTHORIZED")
     try:
-        return ctx.jwt.verify(authorization[len("Bearer ") :].strip())
+        claims = ctx.jwt.verify(authorization[len("Bearer ") :].strip())
     except TokenInvalid as exc:
         raise Unauthorized("登录已过期，请重新登录", code="TOKEN_INVALID") from exc
+    if ctx.revocations.is_revoked(claims.sid):  # logged out, or its refresh token leaked
+        raise Unauthorized("登录已过期，请重新登录", code="TOKEN_INVALID")
+    return claims
