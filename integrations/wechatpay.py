@@ -35,7 +35,7 @@ SKEW_S = 300
 
 
 class WeChatPayError(Exception):
-    """WeChat Pay answered with an error (``{"code", "message"}``)."""
+    """WeChat Pay refused the request (a 4xx ``{"code", "message"}``): it did not do it."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
@@ -43,7 +43,8 @@ class WeChatPayError(Exception):
 
 
 class WeChatPayUnavailable(Exception):
-    """No answer we can trust: a connection failure, a timeout, or an answer whose signature fails."""
+    """No answer we can trust: a connection failure, a timeout, an answer whose signature fails, or a 5xx
+    or 429 (WeChat Pay's "try again with the same parameters"). What was asked may have been done."""
 
 
 class NotificationRefused(Exception):
@@ -170,6 +171,10 @@ class WeChatPayClient:
             raise WeChatPayUnavailable(f"{status}: an answer that is not JSON") from None
         if not 200 <= status < 300:
             code = (body or {}).get("code", "UNKNOWN") if isinstance(body, dict) else "UNKNOWN"
+            if status >= 500 or status == 429:
+                # SYSTEM_ERROR, FREQUENCY_LIMITED...: "call again with the same parameters". Not a refusal:
+                # what was asked may have been done (a refund made, then a 500), so nothing is given up on
+                raise WeChatPayUnavailable(f"{status} {code}")
             raise WeChatPayError(status, code, (body or {}).get("message", "") if isinstance(body, dict) else "")
         return status, body
 

@@ -40,6 +40,21 @@ def pytest_sessionstart(session) -> None:
             pytest.exit(str(exc), returncode=3)
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """No personal data in any log line the suite produced (``tests/logscan.py``)."""
+    import sys
+
+    from tests.logscan import scan
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or exitstatus not in (0, 1):
+        return
+    findings = scan(sorted(factory.getbasetemp().rglob("*.log")))
+    if findings:
+        print(f"\npersonal data in {len(findings)} log line(s):\n  " + "\n  ".join(findings[:50]), file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,6 +121,20 @@ def var_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("var")
 
 
+def _copy_logs_to(path: Path) -> None:
+    """Every record the in-process server logs, also written to ``path`` exactly as its real handler writes
+    it (the same redaction filter and formatter), for the suite's personal-data scan."""
+    import logging
+
+    from app.logs import JsonFormatter, RedactFilter
+
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.addFilter(RedactFilter())
+    handler.setFormatter(JsonFormatter())
+    for name in ("", "sanic.root", "sanic.error", "sanic.server"):
+        logging.getLogger(name).addHandler(handler)
+
+
 @pytest.fixture(scope="session")
 async def server(var_dir):
     Sanic.test_mode = True
@@ -115,6 +144,7 @@ async def server(var_dir):
     settings = test_settings(var_dir, port)
     live = LiveServer(create_app(settings), port)
     await live.start()
+    _copy_logs_to(var_dir / "suite-records.log")
     yield live
     await live.stop()
 

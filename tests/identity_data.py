@@ -35,8 +35,10 @@ def luhn_check_digit(body: str) -> str:
 
 
 def make_card_number(prefix: str = "622202", length: int = 19) -> str:
+    from tests.logscan import record
+
     body = prefix + "".join(random.choice("0123456789") for _ in range(length - len(prefix) - 1))
-    return body + luhn_check_digit(body)
+    return record(body + luhn_check_digit(body))
 
 
 CHINESE_NAMES = ["张三", "李四光", "王小明", "赵丽颖", "欧阳娜娜", "陈晓东"]

@@ -455,7 +455,7 @@ MUTANTS = (
     Mutant(
         "an expired list entry still blocks",
         "services/risk/engine.py",
-        "        f\"SELECT list, action FROM risk_list_entries WHERE ({pairs}) AND (expires_at IS NULL OR expires_at > {m})\",\n",
+        "        f\"SELECT list, action FROM risk_list_entries WHERE ({pairs}) AND (expires_at IS NULL OR expires_at > {m})\",  # nosec B608\n",
         "        f\"SELECT list, action FROM risk_list_entries WHERE ({pairs}) AND (expires_at IS NULL OR {m} IS NOT NULL)\",\n",
         ("tests/api/test_risk.py::test_listed_values_are_blocked_until_they_expire_and_the_allow_list_wins",),
     ),

@@ -76,7 +76,9 @@ def response_signature_ok(partner: PartnerCreds, resp: httpx.Response, request_n
 
 
 def etc_card() -> str:
-    return "1101" + "".join(secrets.choice("0123456789") for _ in range(16))
+    from tests.logscan import record
+
+    return record("1101" + "".join(secrets.choice("0123456789") for _ in range(16)))
 
 
 _plates = iter(range(1, 10**6))

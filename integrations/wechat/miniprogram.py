@@ -49,11 +49,14 @@ class WeChatAPIError(Exception):
 
 
 class WeChatUnavailable(Exception):
-    """WeChat did not give a usable answer after the bounded retries."""
+    """WeChat did not give a usable answer after the bounded retries. ``maybe_done``: a one-shot call
+    whose request was sent and whose answer never came (a timeout, a dropped connection), so WeChat may
+    have done it. (A 5xx is an answer: it was not done.)"""
 
-    def __init__(self, api: str, reason: str) -> None:
+    def __init__(self, api: str, reason: str, *, maybe_done: bool = False) -> None:
         self.api = api
         self.reason = reason
+        self.maybe_done = maybe_done
         super().__init__(f"{api}: {reason}")
 
 
@@ -129,7 +132,8 @@ class MiniProgramClient:
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 reason = type(exc).__name__
                 if not idempotent:  # it may have been done: the answer was lost, not the work
-                    raise WeChatUnavailable(api, f"{reason} (not retried: {api} is not idempotent)") from exc
+                    raise WeChatUnavailable(api, f"{reason} (not retried: {api} is not idempotent)",
+                                            maybe_done=True) from exc
             else:
                 if resp.status_code >= 500:
                     reason = f"HTTP {resp.status_code}"

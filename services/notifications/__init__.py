@@ -4,13 +4,15 @@
 A change that should tell the user something writes an outbox message of kind ``subscribe_message`` in
 its own transaction (``services.outbox.enqueue``); the worker sends it here. WeChat answers that no
 retry can fix give up at once: the user refused this template (43101), or the message itself is wrong
-(bad openid 40003, template 40037, data 47003, page 41030). Anything else (timeouts, "system busy",
-an unavailable WeChat) is retried by the outbox with backoff.
+(bad openid 40003, template 40037, data 47003, page 41030). A send whose answer was lost after it
+reached WeChat is not sent again either: WeChat has no idempotency key for messages, and a user told
+twice is worse than a message the lost answer may have delivered. Anything else (WeChat unreachable,
+"system busy") is retried by the outbox with backoff.
 """
 
 from __future__ import annotations
 
-from integrations.wechat.miniprogram import WeChatAPIError
+from integrations.wechat.miniprogram import WeChatAPIError, WeChatUnavailable
 from services.context import ServiceContext
 from services.outbox import Handler, Permanent
 
@@ -28,6 +30,10 @@ def outbox_handlers(ctx: ServiceContext) -> dict[str, Handler]:
         except WeChatAPIError as exc:
             if exc.errcode in PERMANENT_ERRCODES:
                 raise Permanent(f"errcode {exc.errcode}") from exc
+            raise
+        except WeChatUnavailable as exc:
+            if exc.maybe_done:
+                raise Permanent(f"answer lost, perhaps sent: not sent again ({exc.reason})") from exc
             raise
 
     from services.partners import notify
