@@ -49,7 +49,10 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     factory = getattr(session.config, "_tmp_path_factory", None)
     if factory is None or exitstatus not in (0, 1):
         return
-    findings = scan(sorted(factory.getbasetemp().rglob("*.log")))
+    files = sorted(factory.getbasetemp().rglob("*.log"))
+    findings, lines = scan(files)
+    print(f"\nlog scan: {lines} line(s) in {len(files)} log file(s), {len(findings)} with personal data",
+          file=sys.stderr)
     if findings:
         print(f"\npersonal data in {len(findings)} log line(s):\n  " + "\n  ".join(findings[:50]), file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -53,16 +53,17 @@ def kinds_in(line: str) -> list[str]:
     return found
 
 
-def scan(paths: list[Path]) -> list[str]:
-    """``file:line: kinds`` for every line with personal data in it."""
-    findings = []
+def scan(paths: list[Path]) -> tuple[list[str], int]:
+    """``file:line: kinds`` for every line with personal data in it, and how many lines were read."""
+    findings, lines = [], 0
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         for n, line in enumerate(text.splitlines(), 1):
+            lines += 1
             kinds = kinds_in(line)
             if kinds:
                 findings.append(f"{path}:{n}: {', '.join(kinds)}")
-    return findings
+    return findings, lines

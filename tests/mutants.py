@@ -81,6 +81,21 @@ MUTANTS = (
         ("tests/api/test_token_revocation.py::test_logging_out_ends_the_access_token_at_once",),
     ),
     Mutant(
+        "a WeChat Pay 5xx is taken for a refusal (a refund it made is given back, and can be paid again)",
+        "integrations/wechatpay.py",
+        "            if status >= 500 or status == 429:\n",
+        "            if False:\n",
+        ("tests/resilience/test_upstream_faults.py::test_a_refund_made_before_its_5xx_reply_is_not_refunded_twice",),
+    ),
+    Mutant(
+        "a subscribe message whose reply was lost is sent again",
+        "services/notifications/__init__.py",
+        "            if exc.maybe_done:\n",
+        "            if False:\n",
+        ("tests/resilience/test_upstream_faults.py::"
+         "test_a_subscribe_message_whose_reply_was_lost_is_not_sent_again_by_the_outbox",),
+    ),
+    Mutant(
         "intent check ignores whose face it was",
         "services/identity/face.py",
         "if fv is None or found is None or fv.id_number_index != found[0].id_number_index:",
