@@ -141,6 +141,12 @@ class ContractWorkers:
         return await self._run(_sign, pdf, kwargs)
 
     def close(self) -> None:
+        """At server stop, once requests are done: the processes are ended now, not left to be joined at
+        interpreter exit (a process still starting up kept a stopping worker, and with it the server,
+        waiting past the graceful timeout)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                if process.is_alive():
+                    process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
