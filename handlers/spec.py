@@ -18,6 +18,7 @@ and ids are bounded to what a BIGINT column holds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -355,13 +356,20 @@ async def _run_idempotent(request: Request, handler: Callable, key: str, params:
     if begun.replay:
         return json_response(record.response, status=record.status_code, headers={"Idempotent-Replayed": "true"})
     request.ctx.idempotency = record
-    try:
-        response = await handler(request, **params, **extra)
-    except Exception as exc:  # noqa: BLE001 - an error answer is an answer too (final when a 4xx)
-        response = request.app.ctx.render_error(request, exc)
-    answer = json.loads(response.body) if response.body and response.content_type.startswith("application/json") else None
-    await idempotency.finish(record, response.status, answer)
-    return response
+
+    async def run() -> Any:
+        try:
+            response = await handler(request, **params, **extra)
+        except Exception as exc:  # noqa: BLE001 - an error answer is an answer too (final when a 4xx)
+            response = request.app.ctx.render_error(request, exc)
+        answer = json.loads(response.body) if response.body and response.content_type.startswith("application/json") \
+            else None
+        await idempotency.finish(record, response.status, answer)
+        return response
+
+    # Shielded: a client that hangs up (Sanic cancels its handler) does not cut a money movement in half,
+    # a card transfer in flight included; it runs to its answer, which the retry under the same key gets.
+    return await asyncio.shield(asyncio.ensure_future(run()))
 
 
 # -- parsing -----------------------------------------------------------------------------------------

@@ -101,6 +101,10 @@ class Walker:
         tokens = self.ok(self.http.post("/api/v1/auth/login", json={"code": code}))
         self.headers = {"Authorization": "Bearer " + tokens["access_token"]}
         self.refresh_token = tokens["refresh_token"]
+        # a login of its own for the fuzzer's logout and refresh: ending it (a logout, a refresh token
+        # presented twice) ends its access tokens at once, and must not end the walked user's
+        spare_login = self.ok(self.http.post("/api/v1/auth/login",
+                                       json={"code": self.control("login-code", {}).json()["code"]}))
         phone_code = self.control("phone-code", {"phone": self.person["phone"]}).json()["code"]
         self.post("/api/v1/me/phone", json={"code": phone_code})
         person = {**self.person, "id_number": make_id_number(), "card_number": make_card_number()}
@@ -162,7 +166,7 @@ class Walker:
                 "signature_upload_id": [signature], "verify_id": [fresh, pending],
                 "name": [person["name"]], "id_number": [person["id_number"]],
                 "card_number": [person["card_number"]], "reserved_phone": [person["phone"]],
-                "template": ["privacy_consent"], "refresh_token": [self.refresh_token],
+                "template": ["privacy_consent"], "refresh_token": [spare_login["refresh_token"]],
                 "subject_id": [application["id"], class_iii["id"]], "amount_fen": [1, 100, 100_000],
                 "vehicle_id": [vehicle["id"], spare["id"]], "account_id": [account["id"]],
                 "reference_id": [binding["id"]],
@@ -174,6 +178,7 @@ class Walker:
                 "/api/v1/etc-bindings": {"card_number": [self.etc_card, self.spare_etc_card]},
             },
             "partner": {"app_id": partner["app_id"], "secret": partner["secret"]},
+            "spare_authorization": "Bearer " + spare_login["access_token"],
             "signed_pdf": str(pdf),
             "control": f"{self.http.base_url}/sandbox/control",
         }
