@@ -32,7 +32,7 @@ ATTEMPTS = 5
 
 def is_conflict(exc: BaseException) -> bool:
     """Whether the database aborted the transaction for a conflict with another one."""
-    for cause in (exc, exc.__cause__, exc.__context__, *(getattr(exc, "args", ()) or ())):
+    for cause in _chain(exc):
         args = getattr(cause, "args", None)
         if args and isinstance(args[0], int) and args[0] in RETRYABLE_CODES:
             return True
