@@ -43,6 +43,35 @@ PAUTH = "tests/api/test_partner_auth.py"
 PDEBIT = "tests/api/test_partner_debits.py"
 BIND = "tests/api/test_etc_bindings.py"
 MUTANTS = (
+    # -- issue 19 money holes --
+    Mutant(
+        "a partner debit that moved nothing (refused by risk control, settled by WeChat Pay) is refunded",
+        "services/partners/debits.py",
+        "        if row.status != DebitStatus.SUCCEEDED:  # only money booked on the account goes back to it\n",
+        "        if row.status == DebitStatus.ARREARS:\n",
+        ("tests/api/test_partner_refunds.py::test_a_debit_risk_control_held_cannot_be_refunded",
+         "tests/api/test_partner_refunds.py::test_arrears_settled_by_wechat_pay_are_not_refunded_into_the_account"),
+    ),
+    Mutant(
+        "a withdrawal not yet final frees its room under the Class III cap",
+        "services/accounts/funding.py",
+        "        await ledger.hold_return(conn, account.id, amount_fen)  # until final, its reversal keeps its room\n",
+        "        pass\n",
+        ("tests/api/test_funding.py::test_a_class_iii_withdrawal_not_yet_final_keeps_its_room_under_the_cap",
+         "tests/api/test_funding.py::test_a_class_iii_withdrawal_rejected_by_an_operator_returns_within_the_cap"),
+        also=(("services/accounts/funding.py",
+               "counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True,\n"
+               "                          reversal=True)",
+               "counterparty=account.bound_card_masked, settling=True,\n                          reversal=True)"),),
+    ),
+    Mutant(
+        "money returned to an account skips the balance cap",
+        "services/accounts/ledger.py",
+        "        if rules.balance_cap_fen is not None and balance + pending + amount_fen > rules.balance_cap_fen:\n",
+        "        if rules.balance_cap_fen is not None and not reversal and balance + pending + amount_fen > "
+        "rules.balance_cap_fen:\n",
+        ("tests/api/test_partner_refunds.py::test_money_returned_to_a_full_class_iii_account_is_held_to_the_cap",),
+    ),
     Mutant(
         "a transaction aborted by a lock conflict is not run again",
         "services/db.py",

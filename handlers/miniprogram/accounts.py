@@ -91,7 +91,8 @@ class AccountOut(Out):
     account_class: AccountClass
     status: Literal["active", "frozen", "closed"]
     balance_fen: int
-    pending_in_fen: int = Field(description="top-ups on their way from the bound card")
+    pending_in_fen: int = Field(description="money that may still come in: top-ups on their way from the bound card, "
+                                "and withdrawals not yet final (returned if the card network declines them)")
     bound_card_masked: str
     rules_version: str
     opened_at: datetime

@@ -5,7 +5,9 @@ bound card are outside them.
 A top-up reserves room under the balance cap, records the transfer as pending and commits, and only
 then asks the network to pull: a Class III top-up that would pass the cap is refused before any money
 moves. A withdrawal debits the account with the pending transfer in one transaction, then asks the
-network to push; a push the network declines is reversed.
+network to push; a push the network declines is reversed. Until its answer is final (pending, or held
+for an operator) a withdrawal keeps its amount counted as on its way in (``ledger.hold_return``), so a
+Class III account whose withdrawal is declined after a top-up still never holds more than its cap.
 
 Risk control decides first, under the account lock (``services.risk.engine``): a transfer it blocks is
 recorded as declined (``RISK_BLOCKED``) and nothing moves; one it holds is reserved (or debited) like any
@@ -154,6 +156,7 @@ async def _start(conn: BaseDBAsyncClient, account: Account, user_id: int, amount
     else:
         await ledger.post(conn, account.id, direction=EntryDirection.DEBIT, kind="withdrawal", amount_fen=amount_fen,
                           reference=request_id, counterparty=account.bound_card_masked)
+        await ledger.hold_return(conn, account.id, amount_fen)  # until final, its reversal keeps its room
     return await CardTransfer.create(
         request_id=request_id, idempotency_id=idempotency_id, account_id=account.id, user_id=user_id,
         direction=direction, amount_fen=amount_fen, using_db=conn,
@@ -218,10 +221,13 @@ async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnsw
                               counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True)
         else:
             await ledger.release_inflow(conn, transfer.account_id, transfer.amount_fen)
-    elif not succeeded:
+    elif succeeded:  # final: the room kept for its reversal is given back
+        await ledger.release_inflow(conn, transfer.account_id, transfer.amount_fen)
+    else:
         await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT, kind="withdrawal_reversal",
                           amount_fen=transfer.amount_fen, reference=transfer.request_id,
-                          counterparty=account.bound_card_masked, settling=True)
+                          counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True,
+                          reversal=True)
     transfer.status = TransferStatus.SUCCEEDED if succeeded else TransferStatus.DECLINED
     transfer.decline_reason = None if succeeded else (answer.reason or "DECLINED")[:32]
     transfer.finished_at = utcnow()

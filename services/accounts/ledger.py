@@ -82,6 +82,7 @@ async def post(
     counts_as_outflow: bool = False,
     reserved_fen: int = 0,
     settling: bool = False,
+    reversal: bool = False,
 ) -> Posted:
     """Move ``amount_fen`` in or out of the account, with its entry.
 
@@ -89,8 +90,11 @@ async def post(
     (consumption, payments, transfers to non-bound parties; not a withdrawal to the bound card).
     ``reserved_fen``: for a credit, the part of ``pending_in_fen`` reserved for it (``reserve_inflow``).
     ``settling``: the credit settles money already moved for this account (a pull the card network
-    made, a withdrawal it refused): booked whatever the account's status, and a reversal of money that
-    was in the account is not held to the balance cap nor counted as Class III flow again."""
+    made, a withdrawal it refused, a debit refunded): booked whatever the account's status.
+    ``reversal``: the credit returns money that left this account (a declined withdrawal, a refunded
+    debit): not counted as Class III flow again. Every credit is held to the balance cap, less the room
+    reserved for it: a declined withdrawal fits because its room stayed reserved (``hold_return``); a
+    refund that would pass the cap is refused."""
     if amount_fen <= 0:
         raise ValueError("amount_fen must be positive")
     account = await locked_account(conn, account_id)
@@ -120,8 +124,7 @@ async def post(
         pending = account.pending_in_fen - reserved_fen
         if pending < 0:
             raise ValueError("released more than was reserved")
-        reversal = settling and reserved_fen == 0
-        if rules.balance_cap_fen is not None and not reversal and balance + pending + amount_fen > rules.balance_cap_fen:
+        if rules.balance_cap_fen is not None and balance + pending + amount_fen > rules.balance_cap_fen:
             raise BalanceCapExceeded()
         balance += amount_fen
         updates["pending_in_fen"] = pending
@@ -134,7 +137,7 @@ async def post(
         counts_as_outflow=counts_as_outflow, reference=reference, counterparty=counterparty, booked_at=now,
         booked_day=day, using_db=conn,
     )
-    if account.account_class == "III" and not (settling and reserved_fen == 0):
+    if account.account_class == "III" and not reversal:
         await _count_class_iii_flow(conn, account.holder_index, amount_fen)
     return Posted(entry, account, True)
 
@@ -150,6 +153,14 @@ async def reserve_inflow(conn: BaseDBAsyncClient, account_id: int, amount_fen: i
     account.pending_in_fen += amount_fen
     await Account.filter(id=account_id).using_db(conn).update(pending_in_fen=account.pending_in_fen)
     return account
+
+
+async def hold_return(conn: BaseDBAsyncClient, account_id: int, amount_fen: int) -> None:
+    """Keep room under the balance cap for money that left but may come back (a withdrawal not yet
+    final): it counts as on its way in until the card network's answer is final, so a top-up cannot
+    take the room its reversal needs. Taken in the transaction that debited it, so it always fits."""
+    account = await locked_account(conn, account_id)
+    await Account.filter(id=account_id).using_db(conn).update(pending_in_fen=account.pending_in_fen + amount_fen)
 
 
 async def release_inflow(conn: BaseDBAsyncClient, account_id: int, amount_fen: int) -> None:

@@ -12,8 +12,11 @@ recorded as ``refused`` with the decision and its reasons (``RISK_BLOCKED`` / ``
 booked nor owed.
 
 A refund credits the account (booked whatever the account's status: it returns money that was taken),
-idempotent on ``(partner, refund_no)``, and the refunds of a debit never add up to more than it: the
-debit row is locked while one is booked.
+idempotent on ``(partner, refund_no)``. Only a debit that was booked (``succeeded``) can be refunded:
+one refused by risk control or left in arrears moved nothing, and arrears settled by WeChat Pay are
+refunded the way they were paid, not into the account. The refunds of a debit never add up to more than
+it (the debit row is locked while one is booked), and a refund is held to the balance cap like any
+credit (``BALANCE_CAP_EXCEEDED``: a Class III account never holds more than its cap).
 """
 
 from __future__ import annotations
@@ -197,7 +200,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
 
     async def work(conn: BaseDBAsyncClient) -> tuple[PartnerRefund, PartnerDebit]:
         row = await PartnerDebit.filter(id=target.id).select_for_update().using_db(conn).first()
-        if row.status == DebitStatus.ARREARS:
+        if row.status != DebitStatus.SUCCEEDED:  # only money booked on the account goes back to it
             raise DebitNotRefundable()
         if row.refunded_fen + fields["amount_fen"] > row.amount_fen:
             raise RefundExceedsDebit(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
@@ -208,7 +211,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
             booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
         await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
                           amount_fen=made.amount_fen, reference=f"PR{made.id}", counterparty=row.merchant,
-                          settling=True)
+                          settling=True, reversal=True)
         row.refunded_fen += made.amount_fen
         await PartnerDebit.filter(id=row.id).using_db(conn).update(refunded_fen=row.refunded_fen)
         return made, row

@@ -5,13 +5,17 @@ money moves, and the reconciliation job. ``ledger check`` runs after each test (
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from datetime import timedelta
 
 import pytest
 
 from core.clock import utcnow
 from models.accounts import Account, CardTransfer, LedgerEntry
+from models.risk import RiskRuleSet
 from services.accounts import funding, rules
+from services.risk import rules as risk_rules
 from tests.account_helpers import card_balance, new_key, open_account, top_up, withdraw
 from tests.helpers import assert_error
 
@@ -342,3 +346,65 @@ async def test_transactions_page_newest_first_with_a_cursor(client, sandbox):
         assert_error(await client.get(path, params={"cursor": bad}, headers=user.headers), 422, "CURSOR_INVALID", "cursor")
     for bad in ("0", "101", "x"):
         assert_error(await client.get(path, params={"limit": bad}, headers=user.headers), 422, "VALIDATION_ERROR")
+
+
+@contextlib.asynccontextmanager
+async def risk_held_withdrawals():
+    """Withdrawals above 1,000 yuan held for an operator while inside; an empty rule set in force after."""
+    async def load(rule_list: list) -> None:
+        newest = await RiskRuleSet.all().order_by("-version").first()
+        version = (newest.version if newest else 0) + 1
+        await risk_rules.load(risk_rules.parse(json.dumps({"version": version, "rules": rule_list})), actor="test")
+
+    await load([{"id": "big-withdrawal", "type": "amount", "status": "active", "action": "review",
+                 "applies_to": ["withdrawal"], "max_amount_fen": 100_000}])
+    try:
+        yield
+    finally:
+        await load([])
+
+
+async def _age_transfers(account_id: int) -> None:
+    await CardTransfer.filter(account_id=account_id).update(
+        created_at=utcnow() - timedelta(seconds=funding.UNKNOWN_AFTER_S + 1))
+
+
+async def test_a_class_iii_withdrawal_not_yet_final_keeps_its_room_under_the_cap(client, sandbox, ctx):
+    user, person, account = await open_account(client, sandbox, "III", card_balance_fen=1_000_000)
+    cap = rules.RULES["III"].balance_cap_fen
+    assert (await top_up(client, user, account["id"], cap)).status_code == 201
+    await sandbox.fault(PULL_PATH, http_status=500)  # the push never reaches the network: its answer unknown
+    pending = await withdraw(client, user, account["id"], 100_000)
+    assert pending.status_code == 202 and pending.json()["status"] == "pending", pending.text
+    got = (await client.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)).json()
+    assert (got["balance_fen"], got["pending_in_fen"], got["limits"]["balance_room_fen"]) == (cap - 100_000, 100_000, 0)
+    # the room the withdrawal freed is not the top-up's to take while the withdrawal may still come back
+    assert_error(await top_up(client, user, account["id"], 100_000), 422, "BALANCE_CAP_EXCEEDED")
+    assert_error(await top_up(client, user, account["id"], 1), 422, "BALANCE_CAP_EXCEEDED")
+    # the network never got it: declined, and the money comes back within the cap
+    await _age_transfers(account["id"])
+    await funding.reconcile(ctx, older_than_s=0)
+    after = await Account.get(id=account["id"])
+    assert (after.balance_fen, after.pending_in_fen) == (cap, 0)
+    kinds = [e.kind for e in await LedgerEntry.filter(account_id=account["id"]).order_by("id")]
+    assert kinds == ["top_up", "withdrawal", "withdrawal_reversal"]
+    # a withdrawal that succeeds gives its room back at once
+    assert (await withdraw(client, user, account["id"], 50_000)).status_code == 201
+    assert (await Account.get(id=account["id"])).pending_in_fen == 0
+    assert (await top_up(client, user, account["id"], 50_000)).status_code == 201
+    assert await balance(account["id"]) == cap
+
+
+async def test_a_class_iii_withdrawal_rejected_by_an_operator_returns_within_the_cap(client, sandbox, ctx):
+    user, person, account = await open_account(client, sandbox, "III", card_balance_fen=1_000_000)
+    cap = rules.RULES["III"].balance_cap_fen
+    assert (await top_up(client, user, account["id"], cap)).status_code == 201
+    # held for an operator: debited and unsent
+    async with risk_held_withdrawals():
+        held = await withdraw(client, user, account["id"], 120_000)
+    assert held.status_code == 202 and held.json()["status"] == "held", held.text
+    assert_error(await top_up(client, user, account["id"], 120_000), 422, "BALANCE_CAP_EXCEEDED")
+    await funding.review_held(ctx, held.json()["id"], approve=False, actor="test", note="not the customer")
+    after = await Account.get(id=account["id"])
+    assert (after.balance_fen, after.pending_in_fen) == (cap, 0)
+    assert await card_balance(client, person.card_number) == 1_000_000 - cap  # nothing was sent
