@@ -217,7 +217,7 @@ def cmd_partner(args: argparse.Namespace) -> int:
     async def run(ctx) -> dict:
         if args.partner_command == "create":
             made = await registry.create(ctx, name=args.name, scopes=[s.strip() for s in args.scopes.split(",")],
-                                         callback_url=args.callback_url)
+                                         callback_url=args.callback_url, card_networks=args.card_networks.split(","))
         elif args.partner_command == "rotate-secret":
             made = await registry.rotate_secret(ctx, args.app_id, grace_s=args.grace_s)
         else:
@@ -225,6 +225,7 @@ def cmd_partner(args: argparse.Namespace) -> int:
             return {"app_id": partner.app_id, "status": str(partner.status)}
         p = made.partner
         return {"app_id": p.app_id, "name": p.name, "scopes": p.scopes, "callback_url": p.callback_url,
+                "card_networks": p.card_networks or [],
                 "status": str(p.status), "secret": made.secret,
                 "previous_secret_valid_until": p.previous_valid_until.isoformat() if p.previous_valid_until else None}
 
@@ -428,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--scopes", required=True, help="comma-separated: etc:debit, parking:debit, fuel:debit, "
                         "carwash:debit, etc:read")
     create.add_argument("--callback-url", default=None, help="where notifications go (https in production)")
+    create.add_argument("--card-networks", default="", help="comma-separated 4-digit ETC card network numbers "
+                        "whose cards this partner issues: it is told of bindings of those cards only")
     create.set_defaults(func=cmd_partner)
     rotate = partner.add_parser("rotate-secret", help="a new secret; the old one stays valid for --grace-s")
     rotate.add_argument("app_id")

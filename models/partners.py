@@ -26,6 +26,9 @@ class Partner(Model):
     previous_valid_until = fields.DatetimeField(null=True)
     scopes = fields.JSONField()  # list of scope names
     callback_url = fields.CharField(max_length=512, null=True)
+    # the ETC card networks (4-digit network numbers) whose cards this partner issues: it hears of
+    # bindings of those cards only (services.partners.notify)
+    card_networks = fields.JSONField(null=True)  # None: none
     status = fields.CharEnumField(PartnerStatus, max_length=16, default=PartnerStatus.ACTIVE)
     created_at = fields.DatetimeField(auto_now_add=True)
     rotated_at = fields.DatetimeField(null=True)

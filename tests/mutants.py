@@ -45,6 +45,21 @@ BIND = "tests/api/test_etc_bindings.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
+        "an account holder's identity is swapped for another person's ID card",
+        "services/identity/id_card.py",
+        "    return await accounts.exists() or await signed.exists()\n",
+        "    return False\n",
+        ("tests/api/test_identity.py::test_an_account_holder_cannot_become_someone_else",
+         "tests/api/test_identity.py::test_a_signer_cannot_become_someone_else"),
+    ),
+    Mutant(
+        "every partner with an ETC scope is told of every binding",
+        "services/partners/notify.py",
+        "    return bool(ETC_SCOPES & set(partner.scopes or ())) and card_network(binding) in (partner.card_networks or ())\n",
+        "    return bool(ETC_SCOPES & set(partner.scopes or ()))\n",
+        ("tests/api/test_partner_notifications.py::test_a_binding_event_goes_only_to_the_issuer_of_that_card",),
+    ),
+    Mutant(
         "a partner debit that moved nothing (refused by risk control, settled by WeChat Pay) is refunded",
         "services/partners/debits.py",
         "        if row.status != DebitStatus.SUCCEEDED:  # only money booked on the account goes back to it\n",

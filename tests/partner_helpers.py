@@ -53,10 +53,11 @@ class PartnerCreds:
 
 
 async def new_partner(ctx, scopes=("etc:debit", "parking:debit", "fuel:debit", "carwash:debit", "etc:read"),
-                      callback_url: str | None = None) -> PartnerCreds:
+                      callback_url: str | None = None, card_networks: tuple[str, ...] = ()) -> PartnerCreds:
     from services.partners import registry
 
-    made = await registry.create(ctx, name="测试合作方", scopes=list(scopes), callback_url=callback_url)
+    made = await registry.create(ctx, name="测试合作方", scopes=list(scopes), callback_url=callback_url,
+                                 card_networks=list(card_networks))
     return PartnerCreds(made.partner.app_id, made.secret, list(made.partner.scopes))
 
 
@@ -75,10 +76,13 @@ def response_signature_ok(partner: PartnerCreds, resp: httpx.Response, request_n
     return hmac.compare_digest(hmac_hex(partner.secret, text), resp.headers.get("X-Signature", ""))
 
 
+TEST_CARD_NETWORK = "1101"  # every test ETC card's network number (Beijing)
+
+
 def etc_card() -> str:
     from tests.logscan import record
 
-    return record("1101" + "".join(secrets.choice("0123456789") for _ in range(16)))
+    return record(TEST_CARD_NETWORK + "".join(secrets.choice("0123456789") for _ in range(16)))
 
 
 _plates = iter(range(1, 10**6))

@@ -34,6 +34,7 @@ from services.identity.errors import (
     FileTooLarge,
     IdCardRequired,
     IdExpired,
+    IdentityFixed,
     IdMismatch,
     IdNumberInvalid,
     ImageTooLarge,
@@ -149,7 +150,7 @@ async def upload(request: Request) -> HTTPResponse:
     body=IdCardBody,
     responses={200: Response(IdCardOut)},
     errors=(IdNumberInvalid, IdMismatch, IdExpired, UnderAge, OcrUnreadable, UploadNotFound, UploadKindMismatch,
-            TooManyAttempts, *WECHAT_ERRORS),
+            IdentityFixed, TooManyAttempts, *WECHAT_ERRORS),
 )
 async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
     result = await id_card.verify_id_card(

@@ -27,6 +27,13 @@ class TooManyAttempts(RateLimited):
     code, message = "TOO_MANY_ATTEMPTS", "今日尝试次数已达上限，请明天再试"
 
 
+class IdentityFixed(Conflict):
+    """The user holds an account or has signed a contract: their ID card can be renewed, never swapped
+    for another person's."""
+
+    code, message = "IDENTITY_FIXED", "您已开户或签署协议，身份信息不能更换为他人的身份证"
+
+
 class IdCardRequired(Conflict):
     code, message = "ID_CARD_REQUIRED", "请先完成身份证验证"
 

@@ -2,6 +2,11 @@
 
 Order matters for cost and fairness: input that is wrong on its face (bad checksum, unknown region)
 is refused before an attempt is counted; everything that reaches WeChat's OCR counts.
+
+Who a user is becomes fixed once they hold an account (of any status) or have signed a contract: the
+account, the agreement and the evidence name that person. After that the same person's card can be
+verified again (a renewal: a new validity date), but another ID number is ``IDENTITY_FIXED``, refused
+before any attempt is counted and again under the identity's lock when it is saved.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from core.errors import ValidationFailed
 from core.pii import mask_id_number, mask_name
 from core.validators import ResidentId, age_on, name_ok, parse_id_number
 from integrations.wechat import WeChatAPIError, WeChatUnavailable
+from models.accounts import Account
+from models.contracts import Contract, ContractStatus
 from models.identity import AttemptKind, Identity, UploadKind
 from services import audit
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
-from services.identity.errors import IdExpired, IdMismatch, IdNumberInvalid, OcrUnreadable, UnderAge
+from services.identity.errors import IdentityFixed, IdExpired, IdMismatch, IdNumberInvalid, OcrUnreadable, UnderAge
 from services.identity.uploads import read_upload
 from services.wechat_errors import translate
 
@@ -62,6 +69,22 @@ async def _ocr(ctx: ServiceContext, image: bytes, content_type: str, *, want: st
     return data
 
 
+async def identity_fixed(user_id: int, conn=None) -> bool:
+    """The user holds an account or has signed anything: their identity can no longer change person."""
+    accounts = Account.filter(user_id=user_id)
+    signed = Contract.filter(user_id=user_id, status=ContractStatus.SIGNED)
+    if conn is not None:
+        accounts, signed = accounts.using_db(conn), signed.using_db(conn)
+    return await accounts.exists() or await signed.exists()
+
+
+async def _refuse_another_person(user_id: int, id_index: str, conn=None) -> None:
+    identity = Identity.filter(user_id=user_id)
+    identity = await (identity.using_db(conn).select_for_update() if conn is not None else identity).first()
+    if identity is not None and identity.id_number_index != id_index and await identity_fixed(user_id, conn):
+        raise IdentityFixed(field="id_number")
+
+
 async def verify_id_card(
     ctx: ServiceContext, user_id: int, *, front_upload_id: int, back_upload_id: int, name: str, id_number: str
 ) -> IdCardResult:
@@ -73,6 +96,8 @@ async def verify_id_card(
         raise IdNumberInvalid(field="id_number")
     front, front_bytes = await read_upload(ctx, user_id, front_upload_id, kind=UploadKind.ID_FRONT, field="front_upload_id")
     back, back_bytes = await read_upload(ctx, user_id, back_upload_id, kind=UploadKind.ID_BACK, field="back_upload_id")
+    id_index = ctx.pii.blind_index(rid.number, purpose=ID_PURPOSE)
+    await _refuse_another_person(user_id, id_index)
 
     await attempts.take_slot(user_id, AttemptKind.ID_CARD, ctx.settings.daily_attempt_limit)
     inputs = {"name": mask_name(name), "id_number": mask_id_number(rid.number), "front": front.id, "back": back.id}
@@ -92,9 +117,9 @@ async def verify_id_card(
         raise
 
     address = (ocr_front.get("addr") or "").strip()
-    id_index = ctx.pii.blind_index(rid.number, purpose=ID_PURPOSE)
 
     async def save(conn) -> Identity:
+        await _refuse_another_person(user_id, id_index, conn)  # again, under the lock: an account opened meanwhile
         identity = await Identity.filter(user_id=user_id).select_for_update().using_db(conn).first()
         fields = dict(
             name_enc=ctx.pii.encrypt(name, purpose=NAME_PURPOSE),

@@ -2,8 +2,9 @@
 
 An event is written in the transaction of the change it reports, one outbox message per partner that
 should hear of it, with its ``event_id`` fixed then: every retry carries the same id, and the partner
-deduplicates on it. Binding events go to the partners that issue ETC cards (scope ``etc:debit`` or
-``etc:read``) and have a callback URL; ``arrears.settled`` goes to the partner whose debits were owed.
+deduplicates on it. A binding event goes only to the issuer of that card: an active partner with a
+callback URL, an ETC scope (``etc:debit`` or ``etc:read``) and the card's network number among its
+``card_networks``; ``arrears.settled`` goes to the partner whose debits were owed.
 
 Delivery signs the body with the partner's current secret and POSTs it to the callback URL as it is at
 that moment (``integrations.webhooks``: never to a private, loopback or link-local address; loopback is
@@ -40,14 +41,26 @@ def _event(type_: str, data: dict) -> dict:
             "occurred_at": utcnow().astimezone(CHINA_TZ).isoformat(timespec="seconds"), "data": data}
 
 
+def card_network(binding: EtcBinding) -> str:
+    """The card's 4-digit network number: the mask keeps the first six digits of the card number."""
+    return binding.card_masked[:4]
+
+
+def entitled(partner: Partner, binding: EtcBinding) -> bool:
+    """Only the issuer of the card hears of its binding: a partner with an ETC scope that names the
+    card's network among its own. A car park or fuel station debiting by plate learns nothing of it."""
+    return bool(ETC_SCOPES & set(partner.scopes or ())) and card_network(binding) in (partner.card_networks or ())
+
+
 async def binding_event(conn: BaseDBAsyncClient, type_: str, binding: EtcBinding) -> int:
     plate, _, color = binding.plate.partition("_")
+    # what the issuer needs to match its card and OBU: the masked card, the plate it issued for, the status
     data = {"binding_id": binding.id, "card_number_masked": binding.card_masked, "plate_number": plate,
             "plate_color": color, "status": str(binding.status)}
     partners = await Partner.filter(status=PartnerStatus.ACTIVE, callback_url__isnull=False).using_db(conn)
     told = 0
     for partner in partners:
-        if ETC_SCOPES & set(partner.scopes or ()):
+        if entitled(partner, binding):
             await outbox.enqueue(conn, KIND, {"partner_id": partner.id, "event": _event(type_, data)})
             told += 1
     return told

@@ -3,7 +3,9 @@
 A secret is 32 random bytes (``sk_`` + URL-safe base64), returned once and stored encrypted. Rotating
 keeps the old secret valid for a grace period, so a partner can switch without a failed request.
 A callback URL must be ``https`` in production (``http`` is allowed in sandbox mode, for the emulator);
-where it points is checked again at every delivery (``services.partners.notify``).
+where it points is checked again at every delivery (``services.partners.notify``). A partner that issues
+ETC cards names its card networks (4-digit network numbers): binding events of those cards go to it,
+and to no one else.
 """
 
 from __future__ import annotations
@@ -55,11 +57,21 @@ def check_callback_url(url: str | None, *, production: bool) -> str | None:
     return url
 
 
-async def create(ctx: ServiceContext, *, name: str, scopes: list[str], callback_url: str | None = None) -> Credentials:
+def check_card_networks(networks: list[str] | None) -> list[str]:
+    """ETC card network numbers: the first 4 digits of the cards a partner issues."""
+    networks = sorted({n.strip() for n in networks or () if n.strip()})
+    if any(not (len(n) == 4 and n.isascii() and n.isdigit()) for n in networks):
+        raise ValidationFailed("card networks are 4-digit ETC network numbers", field="card_networks")
+    return networks
+
+
+async def create(ctx: ServiceContext, *, name: str, scopes: list[str], callback_url: str | None = None,
+                 card_networks: list[str] | None = None) -> Credentials:
     secret = new_secret()
     partner = await Partner.create(
         app_id="pt" + secrets.token_hex(8), name=name[:64], scopes=check_scopes(scopes),
         callback_url=check_callback_url(callback_url, production=ctx.settings.is_production),
+        card_networks=check_card_networks(card_networks),
         secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE))
     return Credentials(partner, secret)
 

@@ -16,6 +16,7 @@ from models.infra import OutboxMessage
 from tests.account_helpers import open_account
 from tests.helpers import assert_error
 from tests.partner_helpers import (
+    TEST_CARD_NETWORK,
     bound_car,
     etc_card,
     new_partner,
@@ -26,7 +27,7 @@ from tests.partner_helpers import (
 
 
 async def test_a_binding_activates_only_once_its_authorisation_is_signed(client, sandbox, ctx):
-    partner = await new_partner(ctx, callback_url="http://127.0.0.1:9/notify")
+    partner = await new_partner(ctx, callback_url="http://127.0.0.1:9/notify", card_networks=(TEST_CARD_NETWORK,))
     user, _, account = await open_account(client, sandbox)
     vehicle = await register_vehicle(client, user, "粤BD12345", "gradient_green")
     card = etc_card()

@@ -1,7 +1,9 @@
-"""Identity checks: ID card OCR, face verification 2.0, same-name bank card; limits and evidence."""
+"""Identity checks: ID card OCR, face verification 2.0, same-name bank card; limits and evidence; an
+account holder's or signer's identity fixed to that person."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from models.audit import AuditEvent
@@ -192,3 +194,42 @@ async def test_new_id_card_resets_other_checks(client, sandbox):
     assert resp.status_code == 200
     me = (await client.get("/api/v1/me", headers=user.headers)).json()["identity"]
     assert me["id_card"]["done"] and not me["face"]["done"] and not me["bank_card"]["done"]
+
+
+async def _identity_row(user):
+    from models.users import User
+
+    return await Identity.get(user_id=(await User.get(openid=user.openid)).id)
+
+
+async def test_an_account_holder_cannot_become_someone_else(client, sandbox):
+    from tests.account_helpers import open_account
+
+    user, person, account = await open_account(client, sandbox)
+    before = await _identity_row(user)
+    attempts = await VerificationAttempt.filter(user_id=before.user_id).count()
+    other = new_person()
+    resp = await verify_id_card(client, sandbox, user, other)
+    assert_error(resp, 409, "IDENTITY_FIXED", "id_number")
+    after = await _identity_row(user)
+    assert (after.id_number_index, after.name_enc, after.face_passed_at, after.card_number_index) == (
+        before.id_number_index, before.name_enc, before.face_passed_at, before.card_number_index)
+    assert await VerificationAttempt.filter(user_id=before.user_id).count() == attempts  # refused before the OCR
+    me = (await client.get("/api/v1/me", headers=user.headers)).json()["identity"]
+    assert me["id_card"]["done"] and me["face"]["done"] and me["bank_card"]["done"]
+    got = (await client.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)).json()
+    assert got["status"] == "active"
+    # the same person's card again (a renewal, a later validity date) is still accepted
+    renewed = await verify_id_card(client, sandbox, user, replace(person, valid_until="20460101"))
+    assert renewed.status_code == 200, renewed.text
+    assert (await _identity_row(user)).id_valid_until.year == 2046
+
+
+async def test_a_signer_cannot_become_someone_else(client, sandbox):
+    from tests.account_helpers import ready_applicant, sign_agreement, start_application
+
+    user, person = await ready_applicant(client, sandbox)
+    app = await start_application(client, user)
+    await sign_agreement(client, sandbox, user, app["id"])  # signed, not yet opened
+    assert_error(await verify_id_card(client, sandbox, user, new_person()), 409, "IDENTITY_FIXED", "id_number")
+

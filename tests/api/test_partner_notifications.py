@@ -16,12 +16,13 @@ from models.partners import Partner
 from services import outbox
 from services.notifications import outbox_handlers
 from services.partners import registry
-from tests.partner_helpers import bound_car, new_partner
+from tests.partner_helpers import TEST_CARD_NETWORK, bound_car, new_partner
 
 
 async def emulated_partner(client, ctx, server, *, query: str = "?from=bank"):
-    """A partner whose callback URL is the emulator's, registered there with its secret."""
-    partner = await new_partner(ctx)
+    """A partner issuing the test cards' network, whose callback URL is the emulator's, registered there
+    with its secret."""
+    partner = await new_partner(ctx, card_networks=(TEST_CARD_NETWORK,))
     url = f"{server.url}/sandbox/partner/{partner.app_id}/notify{query}"
     await Partner.filter(app_id=partner.app_id).update(callback_url=url)
     resp = await client.post("/sandbox/control/partners", json={"app_id": partner.app_id, "secret": partner.secret})
@@ -97,7 +98,7 @@ async def test_failed_deliveries_are_retried_under_one_event_id_and_stored_once(
 
 
 async def test_a_callback_inside_the_banks_network_is_never_called(client, sandbox, ctx):
-    partner = await new_partner(ctx, callback_url="http://10.20.30.40/notify")
+    partner = await new_partner(ctx, callback_url="http://10.20.30.40/notify", card_networks=(TEST_CARD_NETWORK,))
     row = await Partner.get(app_id=partner.app_id)
     await bound_car(client, sandbox)
     await deliver_all(ctx, row.id)
@@ -146,3 +147,27 @@ async def test_a_disabled_partner_is_not_notified(client, sandbox, ctx, server):
     [message] = await messages_for(row.id)
     assert message.status == OutboxStatus.GAVE_UP and "disabled" in message.last_error
     assert await received(client, partner.app_id) == []
+
+
+async def test_a_binding_event_goes_only_to_the_issuer_of_that_card(client, sandbox, ctx, server):
+    issuer = await emulated_partner(client, ctx, server)
+    url = f"{server.url}/sandbox/partner/nobody/notify"
+    car_park = await new_partner(ctx, scopes=("parking:debit", "etc:read"), callback_url=url)
+    other_issuer = await new_partner(ctx, scopes=("etc:debit",), callback_url=url, card_networks=("3201",))
+    car = await bound_car(client, sandbox)
+    await client.post(f"/api/v1/etc-bindings/{car.binding['id']}/suspend", headers=car.user.headers)
+    for partner in (car_park, other_issuer):
+        row = await Partner.get(app_id=partner.app_id)
+        assert await messages_for(row.id) == []  # never written: nothing to deliver, nothing to leak
+    row = await Partner.get(app_id=issuer.app_id)
+    await deliver_all(ctx, row.id)
+    got = [n["type"] for n in await received(client, issuer.app_id) if n["data"]["binding_id"] == car.binding["id"]]
+    assert got == ["binding.activated", "binding.suspended"]
+
+
+async def test_card_networks_are_four_digit_numbers(ctx):
+    from core.errors import ValidationFailed
+
+    for bad in (["11"], ["11011"], ["ABCD"], ["１１０１"]):
+        with pytest.raises(ValidationFailed):
+            await new_partner(ctx, card_networks=tuple(bad))

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tests.e2e.servers import ROOT
-from tests.partner_helpers import bound_car, new_partner
+from tests.partner_helpers import TEST_CARD_NETWORK, bound_car, new_partner
 
 SDK = ROOT / "partner_sdk"
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ async def test_the_sdk_verifies_a_notification_the_bank_sent(client, sandbox, ct
     live = LiveServer(receiver, port)
     await live.start()
     try:
-        partner = await new_partner(ctx, scopes=["etc:debit"])
+        partner = await new_partner(ctx, scopes=["etc:debit"], card_networks=(TEST_CARD_NETWORK,))
         await Partner.filter(app_id=partner.app_id).update(
             callback_url=f"http://127.0.0.1:{port}/hooks/openbank?source=bank")
         row = await Partner.get(app_id=partner.app_id)
