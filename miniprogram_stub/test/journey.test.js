@@ -157,18 +157,17 @@ function show(page) {
   return shim.render(page)
 }
 
-/** The first element of a rendered page whose tap handler is `handler`. */
-function tappable(view, handler) {
-  const found = []
-  const walk = (n) => {
-    if (n.type !== 'element' && n.type !== 'root') return
-    if (n.events && (n.events.bindtap === handler || n.events.catchtap === handler)) found.push(n)
-    n.children.forEach(walk)
-  }
-  walk(view.tree)
-  assert.ok(found.length, 'an element with bindtap="' + handler + '"')
-  return found[0]
+/**
+ * The one element of a rendered page a person taps for `label` (its visible text; shim.findTappable): to read
+ * its state (disabled) before tapping it with shim.tap(page, label). Fails when nothing or several show `label`.
+ */
+function tappable(view, label, options) {
+  return shim.findTappable(view, label, options)
 }
+
+// Taps go through shim.tap(page, label): the button (or row) is found by the text a person sees on the rendered
+// page and its bindtap called, so a renamed or hidden button fails the journey. A handler is called directly only
+// where no person could tap: a disabled button (the page's own guard), a stale page, a double tap.
 
 function assertShows(view, parts) {
   for (const part of parts) assert.ok(view.text.includes(part), JSON.stringify(part) + ' is not shown in:\n' + view.text)
@@ -360,7 +359,7 @@ test('mini-program journey against the live backend', async (t) => {
     const page = shim.loadPage('pages/login/login')
     await page.onLoad({})
     assert.equal(page.data.user, null, 'not logged in before tapping')
-    await page.onTapLogin()
+    await shim.tap(page, '微信登录')
     assert.ok(page.data.user, describeError(page))
     assert.ok(page.data.user.id !== undefined && page.data.user.id !== null, 'user has an id')
     assert.ok(!page.data.user.phone, 'a new user has no phone yet')
@@ -384,14 +383,14 @@ test('mini-program journey against the live backend', async (t) => {
     assert.ok(page.data.user, 'onLoad reads /api/v1/me when logged in: ' + describeError(page))
 
     const before = shim.state.requests.length
-    await page.onGetPhoneNumber({ detail: { errMsg: 'getPhoneNumber:fail user deny' } })
+    await shim.tap(page, '授权手机号', { detail: { errMsg: 'getPhoneNumber:fail user deny' } })
     assert.equal(shim.state.requests.length, before, 'a denied authorisation makes no request')
     assert.equal(shim.lastToast().title, '需要授权手机号才能继续办理')
 
     const res = await shim.control('phone-code', { phone: PHONE })
     assert.equal(res.status, 200, res.text)
     assert.ok(res.json.code, 'phone-code returns a code')
-    await page.onGetPhoneNumber({ detail: { errMsg: 'getPhoneNumber:ok', code: res.json.code } })
+    await shim.tap(page, '授权手机号', { detail: { errMsg: 'getPhoneNumber:ok', code: res.json.code } })
     assert.equal(page.data.phone, '138****5678', describeError(page))
     assert.equal(page.data.user.phone, '138****5678')
     assert.equal(page.data.error, null)
@@ -415,9 +414,9 @@ test('mini-program journey against the live backend', async (t) => {
     const rows = view.select('view.row').filter((r) => r.events.bindtap === 'goStep')
     assert.deepEqual(rows.map((r) => r.dataset.url), page.data.steps.map((s) => s.url))
     assert.deepEqual(rows.map((r) => r.dataset.locked), page.data.steps.map((s) => s.locked))
-    page.goStep({ currentTarget: { dataset: rows[2].dataset } })
+    shim.tap(page, '3. 身份证识别')
     assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
-    page.goStep({ currentTarget: { dataset: { url: '/pages/identity/idcard/idcard' } } })
+    shim.tap(page, '去完成 >', { within: '身份证识别' }) // the row's status text: the tap bubbles to the row
     assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/identity/idcard/idcard' })
   })
 
@@ -433,12 +432,12 @@ test('mini-program journey against the live backend', async (t) => {
       const page = shim.loadPage('pages/identity/idcard/idcard')
       shim.queueMedia(await idCardImage('front', idNo))
       shim.queueMedia(await idCardImage('back', idNo))
-      await page.chooseFront()
-      await page.chooseBack()
+      await shim.tap(page, '点击拍摄人像面')
+      await shim.tap(page, '点击拍摄国徽面')
       assert.ok(page.data.frontUploadId && page.data.backUploadId, describeError(page))
       page.onNameInput({ detail: { value: '李四' } })
       page.onIdNumberInput({ detail: { value: idNo } })
-      await page.onSubmit()
+      await shim.tap(page, '提交核验')
       assert.equal(page.data.result, null)
       assert.equal(page.data.error && page.data.error.code, 'ID_MISMATCH', describeError(page))
       assert.equal(shim.lastToast().title, '身份证信息与输入不一致')
@@ -447,13 +446,13 @@ test('mini-program journey against the live backend', async (t) => {
 
     await t.test('ID card: upload both sides, submit, see masked name and number', async () => {
       const page = shim.loadPage('pages/identity/idcard/idcard')
-      await page.onSubmit()
+      await shim.tap(page, '提交核验')
       assert.equal(shim.lastToast().title, '请上传身份证人像面照片', 'the form is checked before any request')
 
       shim.queueMedia(await idCardImage('front', idNo))
       shim.queueMedia(await idCardImage('back', idNo))
-      const frontId = await page.chooseFront()
-      const backId = await page.chooseBack()
+      const frontId = await shim.tap(page, '点击拍摄人像面')
+      const backId = await shim.tap(page, '点击拍摄国徽面')
       assert.ok(frontId, describeError(page))
       assert.ok(backId, describeError(page))
       assert.notEqual(frontId, backId)
@@ -463,7 +462,7 @@ test('mini-program journey against the live backend', async (t) => {
 
       page.onNameInput({ detail: { value: ' ' + NAME + ' ' } })
       page.onIdNumberInput({ detail: { value: idNo.toLowerCase() } })
-      const result = await page.onSubmit()
+      const result = await shim.tap(page, '提交核验')
       assert.ok(result, describeError(page))
       assert.equal(result.verified, true)
       assert.notEqual(result.name, NAME, 'name is masked')
@@ -486,14 +485,14 @@ test('mini-program journey against the live backend', async (t) => {
       page.onLoad({})
       assert.equal(page.data.supported, true, 'the declared base library has wx.requestFacialVerify')
       shim.state.faceResult = 'fail'
-      const failed = await page.onStart()
+      const failed = await shim.tap(page, '开始人脸核身')
       assert.ok(failed, describeError(page))
       assert.equal(failed.passed, false)
       assert.equal(page.clientResult.ok, false, 'wx.requestFacialVerify reported fail')
       assertShows(show(page), ['核身结果\n未通过', '请确认是本人操作后重试。'])
 
       shim.state.faceResult = 'pass'
-      const passed = await page.onStart()
+      const passed = await shim.tap(page, '开始人脸核身')
       assert.ok(passed, describeError(page))
       assert.equal(passed.passed, true)
       assert.ok(page.data.verifyId, 'verify_id kept on the page')
@@ -501,7 +500,7 @@ test('mini-program journey against the live backend', async (t) => {
       assert.equal(page.clientResult.ok, true)
       const view = show(page)
       assertShows(view, ['核身结果\n通过', '下一步：验证银行卡'])
-      assert.equal(tappable(view, 'onStart').attrs.disabled, false)
+      assert.equal(tappable(view, '开始人脸核身').attrs.disabled, false)
     })
 
     await t.test('bank card: a Class II card is refused, a Class I card in the same name passes', async () => {
@@ -511,7 +510,7 @@ test('mini-program journey against the live backend', async (t) => {
       let page = shim.loadPage('pages/identity/bankcard/bankcard')
       page.onCardInput({ detail: { value: classTwo } })
       page.onPhoneInput({ detail: { value: PHONE } })
-      await page.onSubmit()
+      await shim.tap(page, '提交验证')
       assert.equal(page.data.result, null)
       assert.equal(page.data.error && page.data.error.code, 'CARD_CLASS_NOT_ALLOWED', describeError(page))
       assert.equal(shim.lastToast().title, '请使用本人名下的一类借记卡或信用卡')
@@ -523,7 +522,7 @@ test('mini-program journey against the live backend', async (t) => {
       page = shim.loadPage('pages/identity/bankcard/bankcard')
       page.onCardInput({ detail: { value: card.replace(/(\d{4})/g, '$1 ') } })
       page.onPhoneInput({ detail: { value: PHONE } })
-      const result = await page.onSubmit()
+      const result = await shim.tap(page, '提交验证')
       assert.ok(result, describeError(page))
       assert.equal(result.verified, true)
       assert.match(result.card_number, /^622202\*+\d{0,4}$/, 'masked card: ' + result.card_number)
@@ -605,7 +604,7 @@ test('mini-program journey against the live backend', async (t) => {
         assertShows(view, ['个人信息处理授权同意书', '版本\n' + contract.version, '协议编号\n' + contract.contract_no, '请于此前签署\n' + page.data.expiresAt,
           '协议文件指纹（SHA-256）\n' + contract.sha256, '查看合同', '尚未签名', '我已阅读并同意《个人信息处理授权同意书》', '同意并签署'])
         assert.equal(view.select('canvas#signature').length, 1, 'the signature canvas is on the page')
-        assert.equal(tappable(view, 'onSign').attrs.disabled, true, 'no signing before consent')
+        assert.equal(tappable(view, '同意并签署').attrs.disabled, true, 'no signing before consent')
         assert.ok(!view.text.includes('签署成功'))
 
         // Opening the page again gives the same draft (200), not a new contract.
@@ -619,7 +618,7 @@ test('mini-program journey against the live backend', async (t) => {
       })
 
       await t.test('查看合同: the downloaded PDF hashes to the SHA-256 shown', async () => {
-        const opened = await page.onViewContract()
+        const opened = await shim.tap(page, '查看合同')
         assert.ok(opened, describeError(page))
         const bytes = fs.readFileSync(opened.filePath)
         assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-')
@@ -631,7 +630,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(download.statusCode, 200)
         assert.deepEqual(shim.state.documents.pop(), { filePath: opened.filePath, fileType: 'pdf', showMenu: false })
         assert.equal(page.data.pdfPath, opened.filePath)
-        assert.equal(tappable(show(page), 'onViewContract').attrs.disabled, false, 'the download is over')
+        assert.equal(tappable(show(page), '查看合同').attrs.disabled, false, 'the download is over')
       })
 
       await t.test('signing is refused on the page without consent or without a signature (no request)', async () => {
@@ -639,6 +638,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(page.data.hasSignature, true)
         assertShows(show(page), ['已签名'])
         let before = shim.state.requests.length
+        // 同意并签署 is disabled without consent: the page's own guard, called directly
         assert.equal(await page.onSign(), null)
         assert.equal(shim.state.requests.length, before, 'no request without consent')
         assert.equal(shim.lastToast().title, '请先阅读并同意协议')
@@ -648,14 +648,14 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(page.data.consent, true)
         let view = show(page)
         assert.equal(view.select('checkbox')[0].attrs.checked, true)
-        assert.equal(tappable(view, 'onSign').attrs.disabled, false, 'consent enables signing')
-        page.onClearSignature()
+        assert.equal(tappable(view, '同意并签署').attrs.disabled, false, 'consent enables signing')
+        shim.tap(page, '重写')
         assert.equal(page.data.hasSignature, false, '重写 clears the signature')
         view = show(page)
         assertShows(view, ['尚未签名', '请先阅读并同意协议'])
         assert.ok(shim.canvas('signature').ops.some((op) => op[0] === 'clearRect'))
         before = shim.state.requests.length
-        assert.equal(await page.onSign(), null)
+        assert.equal(await shim.tap(page, '同意并签署'), null)
         assert.equal(shim.state.requests.length, before, 'no request without a signature')
         assert.equal(shim.lastToast().title, '请先手写签名')
 
@@ -667,7 +667,7 @@ test('mini-program journey against the live backend', async (t) => {
         shim.setCanvasImage(shim.writeTempFile(shim.signaturePng({ width: 200, height: 80, stroke: false }), '.png'))
         page.onConsentChange({ detail: { value: ['agree'] } })
         drawStroke(page, STROKE)
-        assert.equal(await page.onSign(), null)
+        assert.equal(await shim.tap(page, '同意并签署'), null)
         assert.equal(page.data.error && page.data.error.code, 'SIGNATURE_IMAGE_INVALID', describeError(page))
         assert.equal(shim.lastToast().title, '请重新手写签名')
         assertShows(show(page), ['请重新手写签名', '尚未签名'])
@@ -704,7 +704,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.ok(shim.canvas('signature').ops.some((op) => op[0] === 'lineTo'), 'strokes drawn on the 2d context')
         shim.state.faceResult = 'pass'
         const from = shim.state.requests.length
-        signed = await page.onSign()
+        signed = await shim.tap(page, '同意并签署')
         assert.ok(signed, describeError(page))
         const calls = shim.state.requests.slice(from)
         // Signature first, then the face intent check right before signing.
@@ -737,7 +737,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(view.select('canvas').length, 0)
         assert.ok(!view.text.includes('请于此前签署'))
 
-        const opened = await page.onViewSigned()
+        const opened = await shim.tap(page, '查看已签署合同')
         assert.ok(opened, describeError(page))
         const bytes = fs.readFileSync(opened.filePath)
         assert.equal(bytes.subarray(0, 4).toString('latin1'), '%PDF')
@@ -935,8 +935,7 @@ test('mini-program journey against the live backend', async (t) => {
       /** The open page's step row for a step, as rendered, and where tapping it goes. */
       const tapStep = (key) => {
         const index = openPage.data.steps.findIndex((s) => s.key === key)
-        const row = show(openPage).select('view.step')[index]
-        openPage.goStep({ currentTarget: { dataset: row.dataset } })
+        shim.tap(openPage, (index + 1) + '. ' + openPage.data.steps[index].title)
         return shim.state.navigations.pop().url
       }
 
@@ -978,12 +977,12 @@ test('mini-program journey against the live backend', async (t) => {
         assertShows(view, ['Ⅱ类户\n已选择', '申请编号\n' + application.id, '账户类别\nⅡ类户', '申请状态\n资料填写中',
           '1. 绑定手机号\n去完成 >\n2. 身份证验证\n去完成 >\n3. 人脸核验\n去完成 >\n4. 同名银行卡验证\n去完成 >\n5. 签署开户协议\n个人银行电子账户服务协议\n去完成 >',
           '尚需完成：绑定手机号、身份证验证、人脸核验、同名银行卡验证、签署开户协议'])
-        assert.equal(tappable(view, 'onSubmit').attrs.disabled, true, 'no submit while anything is missing')
+        assert.equal(tappable(view, '提交开户').attrs.disabled, true, 'no submit while anything is missing')
         assert.deepEqual(view.select('view.step').map((r) => r.dataset.url), ['/pages/login/login', '/pages/identity/idcard/idcard',
           '/pages/identity/face/face', '/pages/identity/bankcard/bankcard', agreementUrl])
         assert.deepEqual(openPage.data.steps.map((s) => s.current), [true, false, false, false, false], 'the first missing step is the one to do now')
 
-        // Tapping 提交开户 anyway: refused on the page, no request.
+        // 提交开户 called anyway (the button is disabled): refused on the page, no request.
         const before = shim.state.requests.length
         assert.equal(await openPage.onSubmit(), null)
         assert.equal(shim.state.requests.length, before)
@@ -1066,7 +1065,7 @@ test('mini-program journey against the live backend', async (t) => {
           '5. 签署开户协议\n个人银行电子账户服务协议\n去完成 >', '尚需完成：签署开户协议', '办理进度\n身份核验完成'])
         assert.deepEqual(view.select('view.step').map((r) => r.dataset.url), ['', '', '', '',
           '/pages/contract/contract?template=account_agreement&subject_id=' + application.id], 'done steps no longer link anywhere')
-        assert.equal(tappable(view, 'onSubmit').attrs.disabled, true)
+        assert.equal(tappable(view, '提交开户').attrs.disabled, true)
       })
 
       await t.test('open page: Class III is another application; back to Class II gives the same one', async () => {
@@ -1074,14 +1073,14 @@ test('mini-program journey against the live backend', async (t) => {
         const same = await page.onLoad({})
         assert.equal(same.id, application.id)
         assert.equal(shim.state.requests.filter((r) => r.url.endsWith('/api/v1/account-applications')).pop().statusCode, 200, 'the open application, not a new one')
-        const three = await page.onChooseClass({ currentTarget: { dataset: { value: 'III' } } })
+        const three = await shim.tap(page, 'Ⅲ类户')
         assert.ok(three, describeError(page))
         assert.notEqual(three.id, application.id)
         assert.equal(three.account_class, 'III')
         assert.deepEqual(three.missing, ['agreement'])
         assertShows(show(page), ['Ⅲ类户\n已选择', '账户类别\nⅢ类户', '5. 签署开户协议'])
         assert.equal(page.data.steps[4].url, '/pages/contract/contract?template=account_agreement&subject_id=' + three.id)
-        const back = await page.onChooseClass({ currentTarget: { dataset: { value: 'II' } } })
+        const back = await shim.tap(page, 'Ⅱ类户')
         assert.equal(back.id, application.id)
         assert.equal(page.data.accountClass, 'II')
       })
@@ -1100,13 +1099,13 @@ test('mini-program journey against the live backend', async (t) => {
         page.onConsentChange({ detail: { value: ['agree'] } })
         drawStroke(page, STROKE)
         shim.state.faceResult = 'pass'
-        agreement = await page.onSign()
+        agreement = await shim.tap(page, '同意并签署')
         assert.ok(agreement, describeError(page))
         assert.equal(agreement.status, 'signed')
         assert.equal(agreement.id, contract.id)
         const view = show(page)
         assertShows(view, [page.data.title, '签署成功', '返回继续开户'])
-        page.goOpenAccount()
+        shim.tap(page, '返回继续开户')
         assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateBack', delta: 1 })
       })
 
@@ -1122,10 +1121,10 @@ test('mini-program journey against the live backend', async (t) => {
         let view = show(openPage)
         assertShows(view, ['申请状态\n协议已签署', '5. 签署开户协议\n个人银行电子账户服务协议\n已完成', '开户协议签署'])
         assert.ok(!view.text.includes('尚需完成'))
-        assert.equal(tappable(view, 'onSubmit').attrs.disabled, false)
+        assert.equal(tappable(view, '提交开户').attrs.disabled, false)
 
         const from = shim.state.requests.length
-        account = await openPage.onSubmit()
+        account = await shim.tap(openPage, '提交开户')
         assert.ok(account, describeError(openPage))
         assert.deepEqual(shim.state.requests.slice(from).map(pathOf), ['POST /api/v1/account-applications/' + application.id + '/submit 201'])
         assert.equal(account.account_class, 'II')
@@ -1148,7 +1147,7 @@ test('mini-program journey against the live backend', async (t) => {
         view = show(openPage)
         assertShows(view, ['申请状态\n已开户', '查看账户', '账户开立'])
         assert.ok(!view.text.includes('提交开户'))
-        openPage.goAccount()
+        shim.tap(openPage, '查看账户')
         assert.deepEqual(shim.state.navigations.pop(), { type: 'redirectTo', url: '/pages/account/account?id=' + account.id })
       })
 
@@ -1191,9 +1190,9 @@ test('mini-program journey against the live backend', async (t) => {
           '今日已用\n¥0.00\n今日剩余\n¥10,000.00\n日累计限额\n¥10,000.00', '本年已用\n¥0.00\n本年剩余\n¥200,000.00\n年累计限额\n¥200,000.00',
           '从银行卡充值', '提现到银行卡', '交易明细'])
         assert.ok(!view.text.includes('余额上限'), 'no cap on Class II')
-        page.goTopUp()
-        page.goWithdraw()
-        page.goTransactions()
+        shim.tap(page, '从银行卡充值')
+        shim.tap(page, '提现到银行卡')
+        shim.tap(page, '交易明细')
         assert.deepEqual(shim.state.navigations.splice(-3).map((n) => n.url), [
           '/pages/account/topup/topup?id=' + account.id + '&mode=topup',
           '/pages/account/topup/topup?id=' + account.id + '&mode=withdraw',
@@ -1207,7 +1206,7 @@ test('mini-program journey against the live backend', async (t) => {
           ['1e3', '请输入正确的金额'], ['0', '金额须大于 0'], ['10000000000.01', '金额超出单笔上限']]) {
           page.onAmountInput({ detail: { value: typed } })
           const before = shim.state.requests.length
-          assert.equal(await page.onSubmit(), null, typed)
+          assert.equal(await shim.tap(page, '确认充值'), null, typed)
           assert.equal(shim.state.requests.length, before, JSON.stringify(typed) + ' sends nothing')
           assert.equal(shim.lastToast().title, message, typed)
           assert.equal(page.data.error.message, message)
@@ -1224,7 +1223,7 @@ test('mini-program journey against the live backend', async (t) => {
         assertShows(view, ['从银行卡充值', '账户余额\n¥0.00', '绑定银行卡\n' + account.bound_card_masked, '确认充值'])
         page.onAmountInput({ detail: { value: '100' } })
         const from = shim.state.requests.length
-        const transfer = await page.onSubmit()
+        const transfer = await shim.tap(page, '确认充值')
         assert.ok(transfer, describeError(page))
         const calls = shim.state.requests.slice(from)
         assert.deepEqual(calls.map(pathOf), ['POST ' + accountPath() + '/top-ups 201', 'GET ' + accountPath() + ' 200'])
@@ -1263,7 +1262,7 @@ test('mini-program journey against the live backend', async (t) => {
         const page = await topUpPage('topup')
         page.onAmountInput({ detail: { value: '50' } })
         let from = shim.state.requests.length
-        assert.equal(await page.onSubmit(), null)
+        assert.equal(await shim.tap(page, '确认充值'), null)
         const [declined] = transferCalls(from)
         assert.equal(pathOf(declined), 'POST ' + accountPath() + '/top-ups 422')
         assert.equal(declined.response.error.code, 'CARD_DECLINED')
@@ -1280,7 +1279,7 @@ test('mini-program journey against the live backend', async (t) => {
         res = await shim.control('bank-cards/' + boundCard + '/block', { blocked: false })
         assert.equal(res.status, 200, res.text)
         from = shim.state.requests.length
-        const transfer = await page.onSubmit()
+        const transfer = await shim.tap(page, '确认充值')
         assert.ok(transfer, describeError(page))
         const [ok] = transferCalls(from)
         assert.equal(ok.statusCode, 201)
@@ -1296,7 +1295,7 @@ test('mini-program journey against the live backend', async (t) => {
         const restore = loseNextAnswer(/\/top-ups$/)
         let first
         try {
-          first = await page.onSubmit()
+          first = await shim.tap(page, '确认充值')
         } finally {
           restore()
         }
@@ -1311,7 +1310,7 @@ test('mini-program journey against the live backend', async (t) => {
         page.onAmountInput({ detail: { value: '30' } })
         assert.equal(page.data.amount, '20', 'the amount of an unresolved intent cannot be changed')
 
-        const again = await page.onSubmit()
+        const again = await shim.tap(page, '重试')
         assert.ok(again, describeError(page))
         const [retry] = transferCalls(from).slice(1)
         assert.equal(retry.statusCode, 201)
@@ -1337,7 +1336,7 @@ test('mini-program journey against the live backend', async (t) => {
         const from = shim.state.requests.length
         let pending
         try {
-          pending = await page.onSubmit()
+          pending = await shim.tap(page, '确认充值')
         } finally {
           // Never leave a fault behind for the next transfer (only this test sets card-network faults).
           const left = await controlGet('faults')
@@ -1358,7 +1357,7 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(mid.balance_fen, 17000, 'not credited before the outcome is known')
         assert.equal(mid.pending_in_fen, 3000)
 
-        const settled = await page.onSubmit()
+        const settled = await shim.tap(page, '查询结果')
         assert.ok(settled, describeError(page))
         const [second] = transferCalls(from).slice(1)
         assert.equal(second.statusCode, 201)
@@ -1376,7 +1375,7 @@ test('mini-program journey against the live backend', async (t) => {
         assertShows(show(page), ['提现到银行卡', '账户余额\n¥200.00', '确认提现'])
         page.onAmountInput({ detail: { value: '1000' } })
         let from = shim.state.requests.length
-        assert.equal(await page.onSubmit(), null)
+        assert.equal(await shim.tap(page, '确认提现'), null)
         const [refused] = transferCalls(from)
         assert.equal(pathOf(refused), 'POST ' + accountPath() + '/withdrawals 422')
         assert.equal(refused.response.error.code, 'INSUFFICIENT_FUNDS')
@@ -1388,7 +1387,7 @@ test('mini-program journey against the live backend', async (t) => {
 
         page.onAmountInput({ detail: { value: '50.00' } })
         from = shim.state.requests.length
-        const transfer = await page.onSubmit()
+        const transfer = await shim.tap(page, '确认提现')
         assert.ok(transfer, describeError(page))
         const [ok] = transferCalls(from)
         assert.equal(pathOf(ok), 'POST ' + accountPath() + '/withdrawals 201')
@@ -1507,7 +1506,7 @@ test('mini-program journey against the live backend', async (t) => {
           for (const [typed, code] of [['', 'PLATE_REQUIRED'], ['粤B I2345', 'PLATE_INVALID'], ['京A1234', 'PLATE_INVALID'], ['A京12345', 'PLATE_INVALID']]) {
             vehiclesPage.onPlateInput({ detail: { value: typed } })
             const before = shim.state.requests.length
-            assert.equal(await vehiclesPage.onAdd(), null, typed)
+            assert.equal(await shim.tap(vehiclesPage, '添加车辆'), null, typed)
             assert.equal(shim.state.requests.length, before, JSON.stringify(typed) + ' sends nothing')
             assert.equal(vehiclesPage.data.error.code, code, typed)
             assert.equal(shim.lastToast().title, errors.MESSAGES[code])
@@ -1526,19 +1525,19 @@ test('mini-program journey against the live backend', async (t) => {
           assertShows(show(vehiclesPage), ['车牌颜色：黄绿双拼'])
 
           vehiclesPage.onPlateInput({ detail: { value: typedPlate } })
-          vehiclesPage.onChooseColor({ currentTarget: { dataset: { value: 'blue' } } })
+          shim.tap(vehiclesPage, '蓝')
           assert.equal(vehiclesPage.data.color, 'blue', 'the user may pick another colour')
           const before = shim.state.requests.length
-          assert.equal(await vehiclesPage.onAdd(), null)
+          assert.equal(await shim.tap(vehiclesPage, '添加车辆'), null)
           assert.equal(shim.state.requests.length, before, 'a blue new-energy plate is refused without a request')
           assert.equal(vehiclesPage.data.error.code, 'PLATE_COLOR_MISMATCH')
           assertShows(show(vehiclesPage), [errors.MESSAGES.PLATE_COLOR_MISMATCH])
         })
 
         await t.test('vehicles page: the car registered as 粤BD… 渐变绿 (201), the same car again is the same registration (200)', async () => {
-          vehiclesPage.onChooseColor({ currentTarget: { dataset: { value: 'gradient_green' } } })
+          shim.tap(vehiclesPage, '渐变绿')
           let from = shim.state.requests.length
-          vehicle = await vehiclesPage.onAdd()
+          vehicle = await shim.tap(vehiclesPage, '添加车辆')
           assert.ok(vehicle, describeError(vehiclesPage))
           const post = callTo(from, 'POST', '/api/v1/vehicles')
           assert.equal(post.statusCode, 201)
@@ -1552,7 +1551,7 @@ test('mini-program journey against the live backend', async (t) => {
 
           vehiclesPage.onPlateInput({ detail: { value: plate } })
           from = shim.state.requests.length
-          const again = await vehiclesPage.onAdd()
+          const again = await shim.tap(vehiclesPage, '添加车辆')
           assert.equal(again.id, vehicle.id)
           assert.equal(callTo(from, 'POST', '/api/v1/vehicles').statusCode, 200)
           assert.equal(shim.lastToast().title, '该车辆已登记')
@@ -1562,13 +1561,11 @@ test('mini-program journey against the live backend', async (t) => {
           vehiclesPage.onPlateInput({ detail: { value: '京a·' + otherPlate.slice(2) } })
           assert.equal(vehiclesPage.data.plate, otherPlate)
           assert.equal(vehiclesPage.data.color, 'blue')
-          other = await vehiclesPage.onAdd()
+          other = await shim.tap(vehiclesPage, '添加车辆')
           assert.ok(other, describeError(vehiclesPage))
           assert.equal(other.plate_color, 'blue')
           assertShows(show(vehiclesPage), [plate + '\n渐变绿牌 · 新能源\n未绑定ETC', otherPlate + '\n蓝牌\n未绑定ETC'])
-          const view = show(vehiclesPage)
-          const bindButton = view.select('button').find((b) => b.events.bindtap === 'goBind' && b.dataset.id === vehicle.id)
-          vehiclesPage.goBind({ currentTarget: { dataset: bindButton.dataset } })
+          shim.tap(vehiclesPage, '绑定ETC卡', { within: plate }) // the new-energy car's button, not the blue car's
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/bind/bind?vehicle_id=' + vehicle.id })
         })
 
@@ -1583,7 +1580,7 @@ test('mini-program journey against the live backend', async (t) => {
           for (const typed of [etcCard.slice(0, 19), etcCard + '1', '']) {
             bindPage.onCardInput({ detail: { value: typed } })
             const before = shim.state.requests.length
-            assert.equal(await bindPage.onSubmit(), null)
+            assert.equal(await shim.tap(bindPage, '下一步：签署授权书'), null)
             assert.equal(shim.state.requests.length, before, typed.length + ' digits: no request')
             assert.equal(bindPage.data.error.code, 'ETC_CARD_INVALID')
             assert.equal(shim.lastToast().title, errors.MESSAGES.ETC_CARD_INVALID)
@@ -1594,7 +1591,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(bindPage.data.cardNumber, etcCard, 'digits only')
           assertShows(show(bindPage), ['已输入 20 / 20 位'])
           const from = shim.state.requests.length
-          binding = await bindPage.onSubmit()
+          binding = await shim.tap(bindPage, '下一步：签署授权书')
           assert.ok(binding, describeError(bindPage))
           const post = callTo(from, 'POST', '/api/v1/etc-bindings')
           assert.equal(post.statusCode, 201)
@@ -1613,14 +1610,14 @@ test('mini-program journey against the live backend', async (t) => {
 
         await t.test('bind page: activating before the authorisation is signed is AUTHORISATION_NOT_SIGNED', async () => {
           const from = shim.state.requests.length
-          assert.equal(await bindPage.onActivate(), null)
+          assert.equal(await shim.tap(bindPage, '开通自动扣款'), null)
           const [call] = since(from)
           assert.equal(pathOf(call), 'POST ' + bindingPath() + '/activate 409')
           assert.equal(call.response.error.code, 'AUTHORISATION_NOT_SIGNED')
           assert.equal(bindPage.data.error.message, '请先签署 ETC 自动扣款授权书')
           assert.equal(shim.lastToast().title, '请先签署 ETC 自动扣款授权书')
           assertShows(show(bindPage), ['请先签署 ETC 自动扣款授权书', '待开通'])
-          bindPage.goSign()
+          shim.tap(bindPage, '去签署 >')
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/contract/contract?template=etc_autodebit&subject_id=' + binding.id })
         })
 
@@ -1654,7 +1651,7 @@ test('mini-program journey against the live backend', async (t) => {
           const view = show(page)
           assertShows(view, ['签署成功', '返回开通自动扣款'])
           assert.ok(!view.text.includes('返回继续开户'))
-          page.goEtcBinding()
+          shim.tap(page, '返回开通自动扣款')
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateBack', delta: 1 })
         })
 
@@ -1665,7 +1662,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(bindPage.data.authorised, true, 'the signed authorisation is listed for this binding')
           assertShows(show(bindPage), ['1. 签署《ETC通行费及车辆服务费用自动扣款授权书》\n已签署\n2. 开通自动扣款\n可开通'])
           const from = shim.state.requests.length
-          const active = await bindPage.onActivate()
+          const active = await shim.tap(bindPage, '开通自动扣款')
           assert.ok(active, describeError(bindPage))
           assert.deepEqual(since(from).map(pathOf), ['POST ' + bindingPath() + '/activate 200'])
           assert.equal(active.status, 'active')
@@ -1673,7 +1670,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(active.expires_at, null)
           assert.equal(shim.lastToast().title, '开通成功')
           assertShows(show(bindPage), [plate + '\n已开通', 'ETC 自动扣款已开通\n开通时间\n' + bindPage.data.binding.activatedAt, '查看绑定详情'])
-          bindPage.goBinding()
+          shim.tap(bindPage, '查看绑定详情')
           assert.deepEqual(shim.state.navigations.pop(), { type: 'redirectTo', url: '/pages/etc/binding/binding?id=' + binding.id })
           binding = active
         })
@@ -1685,7 +1682,7 @@ test('mini-program journey against the live backend', async (t) => {
           assertShows(show(page), [plate + ' 渐变绿牌\nETC 已开通', otherPlate + ' 蓝牌\n已选择'])
           page.onCardInput({ detail: { value: etcCard } })
           let from = shim.state.requests.length
-          assert.equal(await page.onSubmit(), null)
+          assert.equal(await shim.tap(page, '下一步：签署授权书'), null)
           const post = callTo(from, 'POST', '/api/v1/etc-bindings')
           assert.equal(post.statusCode, 409)
           assert.equal(post.response.error.code, 'ALREADY_BOUND')
@@ -1696,7 +1693,7 @@ test('mini-program journey against the live backend', async (t) => {
           assertShows(show(vehiclesPage), [plate + '\n渐变绿牌 · 新能源\nETC 已开通\n查看ETC\n删除', otherPlate + '\n蓝牌\n未绑定ETC\n绑定ETC卡\n删除'])
           const modals = shim.state.modals.length
           from = shim.state.requests.length
-          assert.equal(await vehiclesPage.onRemove({ currentTarget: { dataset: { id: vehicle.id } } }), null)
+          assert.equal(await shim.tap(vehiclesPage, '删除', { within: plate }), null)
           assert.equal(shim.state.modals.length, modals + 1, 'asked to confirm')
           const refused = callTo(from, 'DELETE', '/api/v1/vehicles/' + vehicle.id)
           assert.equal(refused.statusCode, 409)
@@ -1705,12 +1702,12 @@ test('mini-program journey against the live backend', async (t) => {
           assertShows(show(vehiclesPage), ['该车辆已绑定 ETC 卡，请先解除绑定再删除'])
 
           from = shim.state.requests.length
-          assert.equal(await vehiclesPage.onRemove({ currentTarget: { dataset: { id: other.id } } }), true, describeError(vehiclesPage))
+          assert.equal(await shim.tap(vehiclesPage, '删除', { within: otherPlate }), true, describeError(vehiclesPage))
           assert.equal(callTo(from, 'DELETE', '/api/v1/vehicles/' + other.id).statusCode, 204)
           assert.deepEqual(vehiclesPage.data.vehicles.map((v) => v.id), [vehicle.id])
           const view = show(vehiclesPage)
           assert.ok(!view.text.includes(otherPlate))
-          vehiclesPage.goBind({ currentTarget: { dataset: tappable(view, 'goBind').dataset } })
+          shim.tap(vehiclesPage, '查看ETC')
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/binding/binding?id=' + binding.id })
         })
 
@@ -1776,7 +1773,7 @@ test('mini-program journey against the live backend', async (t) => {
         })
 
         await t.test('pause: the partner\'s debit is refused (BINDING_NOT_ACTIVE); resume', async () => {
-          let b = await bindingPage.onSuspend()
+          let b = await shim.tap(bindingPage, '暂停自动扣款')
           assert.ok(b, describeError(bindingPage))
           assert.equal(b.status, 'suspended')
           assert.equal(shim.lastToast().title, '已暂停自动扣款')
@@ -1786,7 +1783,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(res.json.error.code, 'BINDING_NOT_ACTIVE')
           assert.equal(res.signed, true, 'a refusal is signed too')
           assert.equal(await balanceNow(), 11500, 'nothing debited while paused')
-          b = await bindingPage.onResume()
+          b = await shim.tap(bindingPage, '恢复自动扣款')
           assert.ok(b, describeError(bindingPage))
           assert.equal(b.status, 'active')
           assertShows(show(bindingPage), [plate + '\n已开通', '暂停自动扣款'])
@@ -1830,7 +1827,7 @@ test('mini-program journey against the live backend', async (t) => {
         await t.test('解除绑定 is refused while arrears are owed: the server\'s message, with the amount', async () => {
           const modals = shim.state.modals.length
           const from = shim.state.requests.length
-          assert.equal(await bindingPage.onUnbind(), null)
+          assert.equal(await shim.tap(bindingPage, '解除绑定'), null)
           assert.equal(shim.state.modals.length, modals + 1, 'asked to confirm')
           assert.equal(shim.state.modals[modals].title, '解除绑定')
           const [call] = since(from)
@@ -1875,7 +1872,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(shown.arrears_fen, 20000)
           const view = show(bindingPage)
           assertShows(view, ['欠费\n¥200.00\n有扣款因余额不足或超出限额未能扣款，欠费补缴后才能解除绑定。\n补缴欠费'])
-          bindingPage[tappable(view, 'goPay').events.bindtap]()
+          shim.tap(bindingPage, '补缴欠费')
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/etc/pay/pay?binding_id=' + binding.id + '&purpose=arrears' })
         })
 
@@ -1888,7 +1885,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.deepEqual(since(from).map(pathOf), ['GET ' + bindingPath() + ' 200'])
           const view = show(payPage)
           assertShows(view, ['ETC欠费补缴', '车牌\n' + plate + ' 渐变绿\nETC 卡号\n' + maskedCard + '\n当前欠费\n¥200.00', '微信支付 ¥200.00'])
-          assert.equal(tappable(view, 'onPay').attrs.disabled, false)
+          assert.equal(tappable(view, '微信支付 ¥200.00').attrs.disabled, false)
           assert.ok(!view.text.includes(etcCard))
         })
 
@@ -1896,7 +1893,7 @@ test('mini-program journey against the live backend', async (t) => {
           shim.queuePayment('cancel')
           const from = shim.state.requests.length
           const payments = shim.state.payments.length
-          assert.equal(await payPage.onPay(), null)
+          assert.equal(await shim.tap(payPage, '微信支付 ¥200.00'), null)
           const calls = since(from)
           assert.deepEqual(calls.map(pathOf), ['POST /api/v1/payments/orders 201'], 'ordered, and nothing asked after a cancel')
           assert.deepEqual(calls[0].data, { purpose: 'arrears', reference_id: binding.id }, 'no amount: the server\'s')
@@ -1938,7 +1935,7 @@ test('mini-program journey against the live backend', async (t) => {
         await t.test('pay page: 重新支付 is answered with the same order (200); paid on WeChat Pay\'s emulator; polled until paid: 支付成功', async () => {
           const from = shim.state.requests.length
           const payments = shim.state.payments.length
-          const paid = await payPage.onPay()
+          const paid = await shim.tap(payPage, '重新支付')
           assert.ok(paid, describeError(payPage))
           const calls = since(from)
           const post = calls[0]
@@ -1977,6 +1974,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.ok(!view.text.includes('重新支付') && !view.text.includes('微信支付 ¥'))
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateBack', delta: 1 }, 'back to the binding page')
           const before = shim.state.requests.length
+          // no pay button is shown once paid: the page's own guard, called directly
           assert.equal(await payPage.onPay(), null, 'a paid order is not paid again')
           assert.equal(shim.state.requests.length, before)
 
@@ -2011,7 +2009,7 @@ test('mini-program journey against the live backend', async (t) => {
         })
 
         await t.test('orders page (the binding page\'s 支付订单): the paid arrears order at the top, 已支付, no 申请退款 (arrears are not refunded)', async () => {
-          bindingPage[tappable(show(bindingPage), 'goOrders').events.bindtap]()
+          shim.tap(bindingPage, '支付订单')
           assert.deepEqual(shim.state.navigations.pop(), { type: 'navigateTo', url: '/pages/payments/orders/orders' })
           const ordersPage = shim.loadPage('pages/payments/orders/orders')
           const from = shim.state.requests.length
@@ -2036,9 +2034,10 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(view.select('button').filter((b) => b.events.catchtap === 'onRefund').length, 0, 'no refund button')
           // A paid order opens nothing; a refund of it is refused on the page without a request.
           const navigations = shim.state.navigations.length
-          ordersPage.onOpen({ currentTarget: { dataset: { id: o.id } } })
+          shim.tap(ordersPage, 'ETC欠费补缴')
           assert.equal(shim.state.navigations.length, navigations)
           const sent = shim.state.requests.length
+          // (no 申请退款 button to tap: the handler's own guard, called directly)
           assert.equal(await ordersPage.onRefund({ currentTarget: { dataset: { id: o.id } } }), null)
           assert.equal(shim.state.requests.length, sent)
           assert.equal(ordersPage.data.error.message, errors.MESSAGES.NOT_REFUNDABLE)
@@ -2075,7 +2074,7 @@ test('mini-program journey against the live backend', async (t) => {
 
         await t.test('解除绑定 now succeeds; the index lists no binding; the car can be removed', async () => {
           const from = shim.state.requests.length
-          const unbound = await bindingPage.onUnbind()
+          const unbound = await shim.tap(bindingPage, '解除绑定')
           assert.ok(unbound, describeError(bindingPage))
           assert.deepEqual(since(from).map(pathOf), ['DELETE ' + bindingPath() + ' 200'])
           assert.equal(unbound.status, 'unbound')

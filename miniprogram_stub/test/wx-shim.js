@@ -5,7 +5,7 @@
  *   const shim = require('./wx-shim')
  *   shim.install({ baseUrl: process.env.BASE_URL })
  *   const page = shim.loadPage('pages/login/login')
- *   await page.onTapLogin()
+ *   await shim.tap(page, '微信登录')   // the button labelled 微信登录 on the rendered page: its bindtap runs
  *
  * What the shim emulates:
  *   wx.request / wx.uploadFile   real HTTP (success for any HTTP status, fail on network errors;
@@ -115,7 +115,8 @@ const state = {
   responseCount: 0,
   renderOnSetData: true,
   renders: [],
-  renderErrors: []
+  renderErrors: [],
+  taps: []
 }
 
 // ---------- helpers ----------
@@ -784,6 +785,7 @@ function reset(options) {
   state.sdkVersion = declaredLibVersion() || '3.8.12'
   state.renders.length = 0
   state.renderErrors.length = 0
+  state.taps.length = 0
   state.openid = options.openid || 'o_node_' + crypto.randomBytes(6).toString('hex')
   if (state.app) state.app.globalData.user = null
 }
@@ -910,9 +912,107 @@ function writeTempFile(buffer, ext) {
   return file
 }
 
+// ---------- tapping by label, as a person would ----------
+
+const TAP_EVENTS = ['bindtap', 'catchtap', 'bind:tap', 'catch:tap', 'capture-bind:tap', 'capture-catch:tap']
+// <button open-type="…">: WeChat answers the tap with its own event (the user's consent), not a tap.
+const OPEN_TYPE_EVENTS = { getPhoneNumber: ['bindgetphonenumber', 'bind:getphonenumber'] }
+
+/** The handler a tap on this element calls: [attribute, method name], or null when it is not tappable. */
+function tapHandlerOf(el) {
+  const names = OPEN_TYPE_EVENTS[el.attrs['open-type']] || TAP_EVENTS
+  for (const name of names) if (el.events[name]) return [name, el.events[name]]
+  return null
+}
+
+/** An element's visible text as a person reads it: its lines joined by a space. */
+function labelOf(el) {
+  return wxml().textOf(el).split('\n').join(' ')
+}
+
+/**
+ * The element a person reaches by tapping the words `label` on the rendered page `view` (shim.render): an element
+ * with a tap handler whose visible text is `label`, or the nearest such ancestor of a text `label` (the tap bubbles
+ * up to it). Hidden elements are not seen. Several such elements (a list's 删除 buttons) are told apart with
+ * `{within: text}`: the one whose nearest surrounding element showing `text` holds no other. Throws, naming the
+ * labels that are there, when there is none or more than one.
+ */
+function findTappable(view, label, options) {
+  options = options || {}
+  const found = [] // {el, path}
+  const add = (el, pathToIt) => {
+    if (!found.some((f) => f.el === el)) found.push({ el, path: pathToIt })
+  }
+  const shown = [] // what a person could tap, for the error message
+  const walk = (n, ancestors) => {
+    if (n.type === 'text') {
+      if (n.text.replace(/\s+/g, ' ').trim() !== label) return
+      for (let i = ancestors.length - 1; i >= 0; i--) {
+        if (tapHandlerOf(ancestors[i])) return add(ancestors[i], ancestors.slice(0, i + 1))
+      }
+      return
+    }
+    if (n.type === 'element') {
+      if (n.hidden) return
+      if (tapHandlerOf(n)) {
+        shown.push(labelOf(n))
+        if (labelOf(n) === label) add(n, ancestors.concat([n]))
+      }
+    }
+    const inner = n.type === 'element' ? ancestors.concat([n]) : ancestors
+    n.children.forEach((c) => walk(c, inner))
+  }
+  walk(view.tree, [])
+  let candidates = found
+  if (options.within !== undefined) {
+    const within = String(options.within)
+    candidates = found.filter((f) => {
+      const around = [...f.path].reverse().find((a) => labelOf(a).includes(within))
+      return around && found.filter((g) => g.path.includes(around)).length === 1
+    })
+  }
+  const where = options.within !== undefined ? ' within ' + JSON.stringify(options.within) : ''
+  if (!candidates.length) {
+    throw new Error('nothing labelled ' + JSON.stringify(label) + where + ' to tap; tappable: ' + JSON.stringify(shown) + '\n' + view.text)
+  }
+  if (candidates.length > 1) {
+    throw new Error(candidates.length + ' elements labelled ' + JSON.stringify(label) + where + ': say which with {within}')
+  }
+  return candidates[0].el
+}
+
+/**
+ * Taps what is labelled `label` on the page, as a person would: renders the page with its current data (strict),
+ * finds the element (findTappable), refuses a disabled one (WeChat sends a disabled button no tap), and calls the
+ * handler its WXML names with the event WeChat would give it (currentTarget.dataset from its data-* attributes;
+ * `detail` from options, e.g. what getPhoneNumber answers). Returns what the handler returns (a promise for an
+ * async one). Recorded in state.taps {route, label, handler}.
+ */
+function tap(page, label, options) {
+  return tapOn(render(page), page, label, options)
+}
+
+/** tap() on a view already rendered (shim.render, or wxml.renderString for the self-test). */
+function tapOn(view, page, label, options) {
+  options = options || {}
+  const el = findTappable(view, label, options)
+  const [event, handler] = tapHandlerOf(el)
+  if (el.attrs.disabled) throw new Error(JSON.stringify(label) + ' on ' + page.route + ' is disabled: a person cannot tap it')
+  if (typeof page[handler] !== 'function') throw new Error(event + '="' + handler + '" on ' + page.route + ' is not a method of the page')
+  const target = { id: el.attrs.id || '', dataset: Object.assign({}, el.dataset) }
+  state.taps.push({ route: page.route, label, handler })
+  return page[handler]({
+    type: event.replace(/^(capture-)?(bind|catch):?/, ''),
+    timeStamp: Date.now(),
+    target,
+    currentTarget: target,
+    detail: options.detail !== undefined ? options.detail : { x: 0, y: 0 }
+  })
+}
+
 module.exports = {
   wx, state, install, loadPage, reset, queueMedia, queuePayment, setCanvasImage, canvas, lastToast, control, writeTempFile, setPath,
-  encodePng, signaturePng, crc32, render, compareVersion, declaredLibVersion, MIN_SDK, ROOT
+  encodePng, signaturePng, crc32, render, tap, findTappable, compareVersion, declaredLibVersion, MIN_SDK, ROOT
 }
 
 // ---------- self-test (node --test runs every file under test/) ----------
@@ -1048,6 +1148,53 @@ if (require.main === module) {
     assert.match(state.renderErrors[0].message, /no key "id" in \{\{user\.id\}\}/)
     assert.deepEqual(state.renderErrors[0].keys, ['user'])
     assert.throws(() => render(page), /no key "id"/)
+    reset()
+  })
+
+  test('wx-shim: tap finds what to tap by its visible label and calls the handler its WXML names', async () => {
+    const wxmlLib = require('./wxml')
+    const calls = []
+    const page = {
+      route: 'inline',
+      data: { items: [{ id: 1, plate: '粤B12345' }, { id: 2, plate: '京A54321' }], busy: false, shown: false },
+      onGo(e) { calls.push(['onGo', e.type, e.currentTarget.dataset]); return 'went' },
+      onRemove(e) { calls.push(['onRemove', e.currentTarget.dataset.id]) },
+      onOpen(e) { calls.push(['onOpen', e.currentTarget.dataset.id]) },
+      onHidden() { calls.push(['onHidden']) },
+      onPhone(e) { calls.push(['onPhone', e.type, e.detail.code]) }
+    }
+    const src = '<button bindtap="onGo" data-step="two" disabled="{{busy}}">下一步</button>\n' +
+      '<view wx:for="{{items}}" wx:key="id" class="row" bindtap="onOpen" data-id="{{item.id}}">' +
+      '<text>{{item.plate}}</text><button catchtap="onRemove" data-id="{{item.id}}">删除</button></view>\n' +
+      '<view hidden="{{!shown}}"><button bindtap="onHidden">隐藏的</button></view>\n' +
+      '<button open-type="getPhoneNumber" bindgetphonenumber="onPhone">授权手机号</button>\n'
+    const view = () => wxmlLib.renderString(src, page.data, { methods: page })
+    assert.equal(tapOn(view(), page, '下一步'), 'went')
+    tapOn(view(), page, '删除', { within: '京A54321' })
+    tapOn(view(), page, '粤B12345') // the row's text: the tap bubbles up to the row's bindtap
+    tapOn(view(), page, '授权手机号', { detail: { code: 'c1' } })
+    page.data.busy = true
+    assert.throws(() => tapOn(view(), page, '下一步'), /"下一步" on inline is disabled/)
+    assert.deepEqual(calls, [['onGo', 'tap', { step: 'two' }], ['onRemove', 2], ['onOpen', 1], ['onPhone', 'getphonenumber', 'c1']])
+    assert.throws(() => findTappable(view(), '确认'), /nothing labelled "确认" to tap; tappable: \["下一步",/)
+    assert.throws(() => findTappable(view(), '删除'), /2 elements labelled "删除": say which with \{within\}/)
+    assert.throws(() => findTappable(view(), '删除', { within: '沪C' }), /nothing labelled "删除" within "沪C"/)
+    assert.throws(() => findTappable(view(), '隐藏的'), /nothing labelled "隐藏的"/)
+    assert.throws(() => findTappable(view(), '下一'), /nothing labelled "下一"/) // the whole label, not a part
+  })
+
+  test('wx-shim: tap renders the page, refuses a disabled button and records the tap', async () => {
+    install({ baseUrl: 'http://127.0.0.1:9' })
+    reset()
+    const page = loadPage('pages/login/login')
+    let called = 0
+    page.onTapLogin = () => ++called
+    assert.equal(tap(page, '微信登录'), 1)
+    assert.deepEqual(state.taps, [{ route: 'pages/login/login', label: '微信登录', handler: 'onTapLogin' }])
+    page.setData({ loggingIn: true })
+    assert.throws(() => tap(page, '微信登录'), /"微信登录" on pages\/login\/login is disabled/)
+    assert.equal(called, 1)
+    assert.throws(() => tap(page, '立即登录'), /nothing labelled "立即登录"/)
     reset()
   })
 
