@@ -12,6 +12,7 @@ COPY integrations ./integrations
 COPY handlers ./handlers
 COPY sandbox ./sandbox
 COPY migrations ./migrations
+COPY risk ./risk
 # The emulator (its own service in docker-compose) knows the mini-program's pages from this file.
 COPY miniprogram_stub/app.json ./miniprogram_stub/app.json
 # Same install command as `make install` (CI), without the test extra.

@@ -65,13 +65,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
-    from app.db import close_db, init_db
+    from app.db import close_db, first_start, init_db
     from app.factory import create_app
 
     async def gate() -> None:
-        # Migrate (sandbox) or refuse (production) before any worker starts.
+        # Migrate (sandbox) or refuse (production) before any worker starts; the first start's rule set.
         await init_db(settings.database_url, auto_migrate=not settings.is_production)
-        await close_db()
+        try:
+            await first_start(settings)
+        finally:
+            await close_db()
 
     asyncio.run(gate())
     loader = AppLoader(factory=partial(create_app, settings, name="openbank"))
@@ -195,6 +198,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
 
     async def work(ctx) -> None:
+        from app.db import first_start
+
+        await first_start(settings)  # a worker started alone on a fresh install, or production without rules
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

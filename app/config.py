@@ -91,6 +91,16 @@ SANDBOX_MCHID = "1900000001"
 SANDBOX_PUSH_TOKEN = "devonlysandboxpushtoken"
 
 
+# The settings sandbox mode gives a development value when they are unset (production leaves them empty).
+DEV_DEFAULTED = (
+    "DATABASE_URL", "SANDBOX_ROUTES", "JWT_KEYS", "PII_KEYS", "PII_INDEX_KEY", "WECHAT_APPID", "WECHAT_SECRET",
+    "CARDNET_API_KEY", "BANK_ACCOUNT_PREFIX", "ACCOUNT_OPENED_TEMPLATE_ID", "WECHATPAY_MCHID",
+    "WECHATPAY_PRIVATE_KEY_PATH", "WECHATPAY_MERCHANT_SERIAL", "WECHATPAY_APIV3_KEY", "WECHAT_PUSH_TOKEN",
+    "WECHAT_PUSH_AES_KEY",
+)
+BASELINE_RULES = Path(__file__).resolve().parents[1] / "risk" / "baseline.json"
+
+
 def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
     """WeChat Pay settings; in sandbox mode a dev merchant (key generated once into ``var/``, APIv3 key
     derived from the dev keys) that the mounted emulator is told about."""
@@ -158,8 +168,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
         pii_keys = pii_keys or {"dev1": base64.b64decode(generated["pii"])}
         pii_index = pii_index or base64.b64decode(generated["pii_index"])
 
+    # what sandbox mode fills in when these are unset: development values, every one unfit for production
+    dev_defaults = () if production else tuple(name for name in DEV_DEFAULTED if not get(name))
     settings = Settings(
         app_env=app_env,
+        dev_defaults=dev_defaults,
+        risk_baseline_file=get("RISK_BASELINE_FILE", str(BASELINE_RULES)),
         database_url=get("DATABASE_URL") or f"sqlite://{var_dir / 'app.sqlite3'}",
         var_dir=str(var_dir),
         self_base_url=get("SELF_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
@@ -214,7 +228,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) 
 
 def production_problems(s: Settings) -> list[str]:
     """Everything that makes this configuration unfit for production, one sentence each."""
-    problems: list[str] = []
+    problems: list[str] = [f"{name} is unset: sandbox mode gives it a development value" for name in s.dev_defaults]
     if s.sandbox_routes:
         problems.append("SANDBOX_ROUTES is on: the emulators must not be mounted in production")
     if s.dev_keys:
@@ -286,7 +300,7 @@ def production_problems(s: Settings) -> list[str]:
         problem = font_problem(s.cjk_font_path, search_paths=())  # that file, no fallback
         if problem:
             problems.append(problem)
-    return problems
+    return list(dict.fromkeys(problems))  # each once (both key rings may use the id "dev1")
 
 
 def check(s: Settings) -> None:

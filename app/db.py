@@ -124,3 +124,18 @@ async def init_db(url: str, *, auto_migrate: bool) -> None:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+
+
+async def first_start(settings) -> None:
+    """Data a fresh install starts with, and what production refuses to start without: a risk rule set
+    in force (the baseline at first start; an operator may load an empty one, never leave none)."""
+    from services.risk import rules
+
+    loaded = await rules.first_start(settings.risk_baseline_file)
+    if loaded is not None:
+        print(f"  risk control: first start, rule set version {loaded.version} from {settings.risk_baseline_file} "
+              "put in force", flush=True)
+    if settings.is_production and not await rules.RiskRuleSet.all().exists():
+        raise ConfigError("refusing to start in production: no risk rule set in force. Load one with "
+                          "'python -m app risk rules load FILE' (an empty one, {\"version\": 1, \"rules\": []}, "
+                          "to run without rules), or set RISK_BASELINE_FILE")

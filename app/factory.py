@@ -15,7 +15,7 @@ from sanic.config import Config
 
 from app import middleware
 from app.config import load_settings
-from app.db import close_db, init_db
+from app.db import close_db, first_start, init_db
 from app.errors import error_response
 from app.logs import logging_config
 from app.openapi import build_openapi, docs_blueprint, install_response_check
@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
             warn_about_contract_fonts(settings)
         app.ctx.openapi = build_openapi(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
         await init_db(settings.database_url, auto_migrate=not settings.is_production)
+        await first_start(settings)  # `serve` did it before the workers; here for any other launcher
         app.ctx.http = build_http(settings)
         app.ctx.services = build_services(settings, app.ctx.http)
         if settings.is_production:  # the first contract should not wait for processes to start

@@ -39,6 +39,11 @@ class Settings:
 
     # Whether keys came from the generated dev-key file (refused in production).
     dev_keys: bool = False
+    # The settings left unset that sandbox mode filled with a development default (check-config names them).
+    dev_defaults: tuple[str, ...] = ()
+    # The rule set put in force at a fresh install's first start (RISK_BASELINE_FILE; "" for none: then
+    # production refuses to start until an operator loads one, an empty one included).
+    risk_baseline_file: str = ""
     sandbox_routes: bool = True
 
     # Identity rules (bank settings).

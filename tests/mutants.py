@@ -45,6 +45,20 @@ BIND = "tests/api/test_etc_bindings.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
+        "a fresh install starts with no risk rule in force",
+        "services/risk/rules.py",
+        "    if not path or await RiskRuleSet.all().exists():\n",
+        "    if True:\n",
+        ("tests/e2e/test_fresh_install.py::test_a_fresh_install_refuses_a_cloned_plate_with_no_command_typed",),
+    ),
+    Mutant(
+        "production starts with no risk rule set in force",
+        "app/db.py",
+        "    if settings.is_production and not await rules.RiskRuleSet.all().exists():\n",
+        "    if False:\n",
+        ("tests/e2e/test_fresh_install.py::test_production_refuses_to_start_with_no_rule_set_unless_an_empty_one_was_loaded",),
+    ),
+    Mutant(
         "an account holder's identity is swapped for another person's ID card",
         "services/identity/id_card.py",
         "    return await accounts.exists() or await signed.exists()\n",

@@ -25,6 +25,10 @@ Rule types (``docs/risk.md`` describes each):
 - ``list``: a value of the movement (``lists``) is on the block list. A value on the allow list lets
   the movement through whatever the other rules say.
 
+A fresh install puts the baseline (``risk/baseline.json``, ``RISK_BASELINE_FILE``) in force at its first
+start, through the same audited load (``first_start``); production refuses to start with no rule set
+in force, so running without rules takes an operator loading an empty one.
+
 Loading checks the file against the schema, refuses a version not above the one in force, stores it
 whole and records its SHA-256 in the audit hash chain, in one transaction. The engine reads the rule set
 in force at most every ``CACHE_S`` seconds per process, so a load bites everywhere within that time.
@@ -32,13 +36,16 @@ in force at most every ``CACHE_S`` seconds per process, so a load bites everywhe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 
 from core.errors import Conflict, ValidationFailed
 from models.risk import RiskRuleSet
@@ -187,6 +194,19 @@ async def load(rule_set: RuleSetFile, *, actor: str) -> RiskRuleSet:
     global _cached
     _cached = None
     return row
+
+
+async def first_start(path: str) -> RiskRuleSet | None:
+    """A fresh install's first start: when no rule set was ever loaded, put the file at ``path`` (the
+    baseline) in force through ``load``, audited like an operator's load. Returns it; None when a rule
+    set was loaded before (an empty one included), none is configured, or another instance won the race."""
+    if not path or await RiskRuleSet.all().exists():
+        return None
+    text = await asyncio.to_thread(Path(path).read_bytes)
+    try:
+        return await load(parse(text), actor="system:first-start")
+    except (RuleSetStale, IntegrityError):
+        return None  # another server started at the same moment loaded it
 
 
 _cached: tuple[float, RuleSetFile | None] | None = None  # (read at, the rule set in force)

@@ -23,6 +23,10 @@ def server_env(var_dir: Path, **extra: str) -> dict:
     env["DATABASE_URL"] = MYSQL_URL or f"sqlite://{var_dir}/app.sqlite3"
     env["PYTHONPATH"] = str(ROOT)
     env["RATE_LIMITS"] = "off"  # a test's many users share one address; the limits have their own tests
+    # no rule set at first start, as the in-process test server has none: on MySQL every server shares the
+    # suite's database, where a baseline loaded by one would bite every later test (the fresh-install test
+    # leaves this out, and its own database, to show the default)
+    env["RISK_BASELINE_FILE"] = ""
     env.update(extra)
     return env
 

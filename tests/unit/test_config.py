@@ -194,3 +194,21 @@ def test_sandbox_says_loudly_when_contracts_fall_back_to_a_non_embedded_font(mon
         render.reset_font_cache()
     assert problem and "non-embedded" in problem
     assert any("CONTRACT FONT PROBLEM" in r.getMessage() for r in caplog.records)
+
+
+def test_check_config_names_every_setting_still_at_its_development_default(tmp_path):
+    from app.config import DEV_DEFAULTED
+
+    env = {k: v for k, v in os.environ.items() if k not in DEV_DEFAULTED and not k.startswith(("APP_", "WECHAT"))}
+    env.update(VAR_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "app", "check-config"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    named = {line.split()[1] for line in done.stdout.splitlines() if "sandbox mode gives it a development value" in line}
+    assert named == set(DEV_DEFAULTED)
+    assert len(done.stdout.splitlines()) == len(set(done.stdout.splitlines()))  # each problem once
+    # a setting given a value of its own is no longer named
+    done = subprocess.run([sys.executable, "-m", "app", "check-config"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**env, "BANK_ACCOUNT_PREFIX": "621700", "WECHATPAY_MCHID": "1234567890"}, timeout=60)
+    named = {line.split()[1] for line in done.stdout.splitlines() if "sandbox mode gives it a development value" in line}
+    assert named == set(DEV_DEFAULTED) - {"BANK_ACCOUNT_PREFIX", "WECHATPAY_MCHID"}
