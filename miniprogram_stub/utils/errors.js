@@ -15,6 +15,7 @@ const MESSAGES = {
   NETWORK_ERROR: '网络异常，请稍后再试',
   WECHAT_UPGRADE_REQUIRED: '当前微信版本过低，不支持人脸核验，请升级微信到最新版本后重试',
   ID_MISMATCH: '身份证信息与输入不一致',
+  IDENTITY_FIXED: '您已开户或签署协议，只能更新本人的身份证，不能更换为他人的身份证',
   ID_EXPIRED: '身份证已过期',
   UNDER_AGE: '未达到开户年龄要求，暂不能在线办理',
   OCR_UNREADABLE: '身份证照片无法识别，请在光线充足处重新拍摄',
