@@ -267,3 +267,25 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
     later = f"/open/v1/statements?date={tomorrow}"
     assert_error(await client.get(later, headers=partner.headers("GET", later)), 422, "STATEMENT_DATE_INVALID", "date")
     assert await PartnerRefund.filter(refund_no="R-stmt-01").count() == 1
+
+
+# bidi controls reorder what a statement shows; full-width ASCII passes for formula starts and for other names
+LOOKALIKES = {"LRE": "\u202a", "RLO": "\u202e", "LRI": "\u2066", "PDI": "\u2069", "LRM": "\u200e", "RLM": "\u200f",
+              "ALM": "\u061c", "fullwidth !": "\uff01", "fullwidth =": "\uff1d", "fullwidth A": "\uff21",
+              "fullwidth ~": "\uff5e"}
+
+
+@pytest.mark.parametrize("field", ["merchant", "detail"])
+async def test_bidi_controls_and_fullwidth_lookalikes_are_refused_in_statement_texts(client, sandbox, ctx, field):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    for name, char in LOOKALIKES.items():
+        for text in (f"{char}加油站", f"中石化{char}加油站"):  # first, and anywhere after
+            body = {**debit_body(car, 100), field: text}
+            resp = await call(client, partner, "POST", DEBITS, body)
+            assert resp.status_code == 422, (name, text, resp.text)
+            assert_error(resp, 422, "VALIDATION_ERROR", field)
+    assert not await PartnerDebit.filter(binding_id=car.binding["id"]).exists()
+    assert await balance(car.account["id"]) == 10_000
+    fine = await call(client, partner, "POST", DEBITS, {**debit_body(car, 100), field: "中石化(北京)加油站 No.1"})
+    assert fine.status_code == 201, fine.text
