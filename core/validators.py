@@ -1,11 +1,13 @@
 """Validators for the bank's inputs: resident ID numbers, bank cards, mobile numbers, names, vehicle
-plates (GA 36-2018) and ETC cards."""
+plates (GA 36-2018), ETC cards, partners' free text, and request headers that must come once."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date
+
+from collections.abc import Callable
 
 from stdnum import luhn
 from stdnum.cn import ric
@@ -87,3 +89,29 @@ def plate_color_fits(plate: str, color: str) -> bool:
 
 # ETC user cards: 4-digit card-network number + 16-digit internal number, no check digit.
 ETC_CARD_RE = re.compile(r"^[0-9]{20}$")
+
+
+# -- partners' free text -----------------------------------------------------------------------------
+
+# Text a partner sends that reaches a statement (a debit's merchant and detail, a refund's reason): no
+# control characters; no bidi controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069), which make a
+# CSV cell or a log line read in another order than it is stored; no full-width ASCII lookalikes
+# (U+FF01-U+FF5E), with which "＝" and "＋" pass for formula starts and merchant names pass for others;
+# and nothing a spreadsheet reads as a formula at the start.
+_TEXT_REFUSED = r"\x00-\x1f\x7f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\uff01-\uff5e"
+STATEMENT_TEXT_PATTERN = rf"^[^=+\-@{_TEXT_REFUSED}][^{_TEXT_REFUSED}]*$"
+
+
+# -- request headers ---------------------------------------------------------------------------------
+
+
+def single_header(headers, name: str, refusal: Callable[..., Exception]) -> str | None:
+    """The value of header ``name``, None when absent; sent more than once it is refused (``refusal``,
+    naming the header). Proxies and frameworks disagree on which copy counts (the first, the last, both
+    joined by a comma), so a signature, nonce or idempotency key checked in one copy must not be spent
+    in another."""
+    values = headers.getall(name, []) if hasattr(headers, "getall") else (
+        [headers[name]] if headers.get(name) is not None else [])
+    if len(values) > 1:
+        raise refusal(f"请求头 {name} 只能出现一次", field=name)
+    return values[0] if values else None

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, With
 from sanic import Request
 
 from core.errors import AppError, DatabaseUnavailable, NotFound, RateLimited, ValidationFailed
+from core.validators import single_header
 from services import idempotency, ratelimit
 from services.auth.tokens import authenticate
 from services.partners import auth as partner_auth
@@ -332,7 +333,7 @@ SIGNED_RESPONSE_HEADERS = {
 
 
 def idempotency_key(request: Request) -> str:
-    key = request.headers.get("idempotency-key")
+    key = single_header(request.headers, "Idempotency-Key", IdempotencyKeyInvalid)
     if key is None or key == "":
         raise IdempotencyKeyRequired(field="Idempotency-Key")
     if not _KEY_RE.fullmatch(key):
@@ -405,13 +406,16 @@ def _invalid(exc: ValidationError) -> ValidationFailed:
 
 
 def parse_json_body(request: Request, model: type[M]) -> M:
-    """Parse and validate a JSON body. Wrong media type -> 415, not a JSON object (malformed, too deep,
-    duplicate keys) -> 400, fields that break the schema -> 422 naming the first."""
+    """Parse and validate a JSON body. Wrong media type -> 415, not a JSON object (not UTF-8, malformed,
+    too deep, duplicate keys) -> 400, fields that break the schema -> 422 naming the first."""
     raw = request.body or b""
     if raw and media_type(request) != "application/json":
         raise UnsupportedMediaType("请求体须为 JSON")
     try:
-        data = json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_float=_json_number) if raw else {}
+        # UTF-8 only (RFC 8259 8.1): given bytes, json.loads would also read UTF-16 and UTF-32, and UTF-8
+        # carrying lone surrogates, which no other part of the stack reads the same way
+        text = raw.decode("utf-8")
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_float=_json_number) if raw else {}
     except (ValueError, UnicodeDecodeError):
         raise InvalidJson() from None
     except RecursionError:

@@ -13,7 +13,7 @@ from sanic.response import HTTPResponse, json, raw
 
 from core.clock import utcnow
 from core.errors import AppError, ValidationFailed
-from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE
+from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE, STATEMENT_TEXT_PATTERN
 from handlers.common import services
 from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
 from services.accounts.funding import MAX_AMOUNT_FEN
@@ -39,8 +39,8 @@ bp = Blueprint("open_debits")
 
 NUMBER_PATTERN = r"^[A-Za-z0-9_-]{6,64}$"
 Number = Annotated[str, Field(pattern=NUMBER_PATTERN, min_length=6, max_length=64)]
-# Free text that ends up in a CSV: no control characters, and nothing a spreadsheet reads as a formula.
-TEXT_PATTERN = r"^[^=+\-@\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+# Free text that ends up in a statement: the rule and its reasons are in core.validators.
+TEXT_PATTERN = STATEMENT_TEXT_PATTERN
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 
 

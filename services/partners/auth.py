@@ -18,6 +18,7 @@ from tortoise.exceptions import IntegrityError
 
 from core.clock import utcnow
 from core.errors import AppError
+from core.validators import single_header
 from models.partners import Partner, PartnerNonce, PartnerStatus
 from services.context import ServiceContext
 from services.partners import signing
@@ -83,7 +84,7 @@ async def authenticate(ctx: ServiceContext, *, method: str, path: str, query: st
                        now: float | None = None) -> Caller:
     values = {}
     for name, pattern in HEADERS.items():
-        value = headers.get(name)
+        value = single_header(headers, name, PartnerAuthRequired)  # twice is refused, not "the first one"
         if value is None or not pattern.fullmatch(value):
             raise PartnerAuthRequired(f"请求头 {name} 缺失或格式不正确", field=name)
         values[name] = value

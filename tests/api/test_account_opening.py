@@ -5,11 +5,12 @@ it opens (number, masked card, outbox message)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import dataclasses
+from datetime import date, timedelta
 
 import pytest
 
-from core.clock import utcnow
+from core.clock import china_today, utcnow
 from models.accounts import Account, AccountApplication
 from models.contracts import Contract
 from models.identity import Identity
@@ -26,7 +27,8 @@ from tests.account_helpers import (
     start_application,
     submit,
 )
-from tests.helpers import assert_error, login_new_user, pass_face, verified_user
+from tests.helpers import assert_error, login_new_user, new_person, pass_face, verified_user, verify_id_card
+from tests.identity_data import make_id_number
 
 
 async def test_missing_steps_are_listed_in_order_and_milestones_stamped(client, sandbox):
@@ -197,6 +199,31 @@ async def test_the_minimum_age_is_the_rules_tables(client, sandbox, monkeypatch)
     assert_error(await submit(client, user, app["id"]), 422, "UNDER_AGE")
     monkeypatch.undo()
     assert (await submit(client, user, app["id"])).status_code == 201
+
+
+def sixteenth_birthday_in(days: int) -> date:
+    """The birth date of someone who turns 16 (the rules table's minimum) ``days`` from today, China time."""
+    day = china_today() + timedelta(days=days)
+    try:
+        return day.replace(year=day.year - 16)
+    except ValueError:  # 29 February, in a year that has none
+        return day.replace(year=day.year - 16, day=28)
+
+
+async def test_sixteen_today_opens_and_fifteen_is_refused(client, sandbox, ctx, monkeypatch):
+    assert rules.RULES["II"].min_age_years == 16 == ctx.settings.min_age_years
+    # sixteen today: the ID card passes and the account opens
+    sixteen = new_person(id_number=make_id_number(sixteenth_birthday_in(0)))
+    assert (await open_account(client, sandbox, person=sixteen))[2]["status"] == "active"
+    # sixteen tomorrow: the ID card is refused today
+    fifteen = new_person(id_number=make_id_number(sixteenth_birthday_in(1)))
+    assert_error(await verify_id_card(client, sandbox, await login_new_user(client, sandbox), fifteen), 422,
+                 "UNDER_AGE")
+    # and should a bank let fifteen-year-olds prove who they are, opening still holds to the rules table
+    monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, min_age_years=15))
+    user, _, app = await signed_application(client, sandbox, person=fifteen)
+    assert_error(await submit(client, user, app["id"]), 422, "UNDER_AGE")
+    assert not await Account.filter(user_id=(await AccountApplication.get(id=app["id"])).user_id).exists()
 
 
 async def test_other_users_applications_and_accounts_are_not_found(client, sandbox, user):

@@ -408,3 +408,40 @@ async def test_a_class_iii_withdrawal_rejected_by_an_operator_returns_within_the
     after = await Account.get(id=account["id"])
     assert (after.balance_fen, after.pending_in_fen) == (cap, 0)
     assert await card_balance(client, person.card_number) == 1_000_000 - cap  # nothing was sent
+
+
+async def test_settled_class_iii_top_ups_count_toward_id_collection_from_the_threshold_itself(client, sandbox):
+    from models.accounts import AccountHolder
+
+    user, _, account = await open_account(client, sandbox, "III", card_balance_fen=1_000_000)
+    holder_index = (await Account.get(id=account["id"])).holder_index
+    threshold = rules.CLASS_III_ID_COLLECTION_FEN
+    # as if the person's Class III accounts had already moved all but ¥100.00 and 1 fen of it in and out
+    await AccountHolder.filter(holder_index=holder_index).update(class_iii_flow_fen=threshold - 10_001)
+    assert (await top_up(client, user, account["id"], 10_000)).status_code == 201  # settled by the network
+    holder = await AccountHolder.get(holder_index=holder_index)
+    assert (holder.class_iii_flow_fen, holder.id_collection_required_at) == (threshold - 1, None)
+    assert (await top_up(client, user, account["id"], 1)).status_code == 201
+    holder = await AccountHolder.get(holder_index=holder_index)
+    assert holder.class_iii_flow_fen == threshold and holder.id_collection_required_at is not None  # reached: >=
+
+
+async def test_a_network_answer_for_another_amount_is_left_pending_and_never_booked(client, sandbox, ctx):
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    # the network pulls 20,000 and answers (and, asked, says again) that it moved 2,000
+    wrong = {"request_id": "TU-any", "status": "SUCCEEDED", "reason": None, "amount_fen": 2_000, "direction": "debit"}
+    await sandbox.fault(PULL_PATH, when="after", body=wrong)
+    await sandbox.fault(QUERY_PATH, body=wrong, count=10)
+    resp = await top_up(client, user, account["id"], 20_000)
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] == "pending" and resp.json()["balance_fen"] == 0
+    await funding.reconcile(ctx, older_than_s=0)
+    transfer = await CardTransfer.get(account_id=account["id"])
+    assert transfer.status == "pending" and transfer.finished_at is None
+    assert not await LedgerEntry.filter(account_id=account["id"]).exists()
+    assert (await Account.get(id=account["id"])).balance_fen == 0
+    # once the network tells the truth, the transfer is booked for what it moved
+    await client.delete("/sandbox/control/faults")
+    await funding.reconcile(ctx, older_than_s=0)
+    assert (await CardTransfer.get(account_id=account["id"])).status == "succeeded"
+    assert await balance(account["id"]) == 20_000 and await card_balance(client, person.card_number) == 80_000

@@ -177,3 +177,28 @@ async def test_a_blank_query_value_is_not_an_absent_one(client, user):
     assert_error(await client.get("/api/v1/contracts?status=draft&status=signed", headers=user.headers),
                  422, "VALIDATION_ERROR", "status")
     assert (await client.get("/api/v1/contracts?status=draft&_=123", headers=user.headers)).status_code == 200
+
+
+# -- issue 19 section 5: what a request says once, and in UTF-8 ------------------------------------------
+
+NOT_UTF8_JSON = {
+    "utf-16": '{"code": "abc"}'.encode("utf-16"),
+    "utf-16-le": '{"code": "abc"}'.encode("utf-16-le"),
+    "utf-32": '{"code": "abc"}'.encode("utf-32"),
+    "lone surrogate": b'{"code": "\xed\xa0\x80"}',
+    "latin-1": '{"code": "caf\u00e9"}'.encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("raw", NOT_UTF8_JSON.values(), ids=NOT_UTF8_JSON)
+async def test_a_body_that_is_not_utf8_json_is_400(client, raw):
+    # Python's json.loads reads UTF-16 and UTF-32 bytes, and lone surrogates, if let: the contract says UTF-8
+    resp = await client.post("/api/v1/auth/login", headers={"content-type": "application/json"}, content=raw)
+    assert_error(resp, 400, "INVALID_JSON")
+
+
+async def test_an_idempotency_key_given_twice_is_refused(client, user):
+    # refused before the operation runs (taken as the first copy, this would be a 404 for someone else's account)
+    headers = [*user.headers.items(), ("Idempotency-Key", "k-twice-0001"), ("Idempotency-Key", "k-twice-0001")]
+    resp = await client.post("/api/v1/accounts/1/top-ups", headers=headers, json={"amount_fen": 100})
+    assert_error(resp, 422, "IDEMPOTENCY_KEY_INVALID", "Idempotency-Key")

@@ -212,3 +212,20 @@ async def test_the_statement_date_is_an_iso_day(client, ctx, day):
     partner = await new_partner(ctx)
     url = f"/open/v1/statements?date={day}"
     assert_error(await client.get(url, headers=partner.headers("GET", url)), 422, "VALIDATION_ERROR", "date")
+
+
+@pytest.mark.parametrize("twice", ["X-App-Id", "X-Timestamp", "X-Nonce", "X-Signature"])
+async def test_a_signing_header_given_twice_is_refused(client, ctx, twice):
+    # both copies the same valid value: which one a proxy or framework would take must never matter
+    partner = await new_partner(ctx)
+    headers = partner.headers("GET", STATEMENT)
+    resp = await client.get(STATEMENT, headers=[*headers.items(), (twice, headers[twice])])
+    assert_error(resp, 401, "PARTNER_AUTH_REQUIRED", twice)
+    assert "X-Signature" not in resp.headers
+
+
+async def test_a_signed_body_that_is_not_utf8_json_is_400(client, ctx):
+    partner = await new_partner(ctx)
+    raw = json.dumps({"out_trade_no": "T-utf16-0001", "category": "toll", "amount_fen": 100}).encode("utf-16")
+    resp = await call(client, partner, "POST", "/open/v1/debits", raw)
+    assert_error(resp, 400, "INVALID_JSON")

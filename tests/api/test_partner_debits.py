@@ -9,7 +9,7 @@ import asyncio
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -267,3 +267,77 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
     later = f"/open/v1/statements?date={tomorrow}"
     assert_error(await client.get(later, headers=partner.headers("GET", later)), 422, "STATEMENT_DATE_INVALID", "date")
     assert await PartnerRefund.filter(refund_no="R-stmt-01").count() == 1
+
+
+# bidi controls reorder what a statement shows; full-width ASCII passes for formula starts and for other names
+LOOKALIKES = {"LRE": "\u202a", "RLO": "\u202e", "LRI": "\u2066", "PDI": "\u2069", "LRM": "\u200e", "RLM": "\u200f",
+              "ALM": "\u061c", "fullwidth !": "\uff01", "fullwidth =": "\uff1d", "fullwidth A": "\uff21",
+              "fullwidth ~": "\uff5e"}
+
+
+@pytest.mark.parametrize("field", ["merchant", "detail"])
+async def test_bidi_controls_and_fullwidth_lookalikes_are_refused_in_statement_texts(client, sandbox, ctx, field):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    for name, char in LOOKALIKES.items():
+        for text in (f"{char}加油站", f"中石化{char}加油站"):  # first, and anywhere after
+            body = {**debit_body(car, 100), field: text}
+            resp = await call(client, partner, "POST", DEBITS, body)
+            assert resp.status_code == 422, (name, text, resp.text)
+            assert_error(resp, 422, "VALIDATION_ERROR", field)
+    assert not await PartnerDebit.filter(binding_id=car.binding["id"]).exists()
+    assert await balance(car.account["id"]) == 10_000
+    fine = await call(client, partner, "POST", DEBITS, {**debit_body(car, 100), field: "中石化(北京)加油站 No.1"})
+    assert fine.status_code == 201, fine.text
+
+
+async def test_a_partner_that_lost_a_categorys_scope_cannot_refund_its_debits(client, sandbox, ctx):
+    from models.partners import Partner
+
+    partner = await new_partner(ctx, scopes=["etc:debit", "parking:debit"])
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    toll = debit_body(car, 2_000)
+    assert (await call(client, partner, "POST", DEBITS, toll)).status_code == 201
+    await Partner.filter(app_id=partner.app_id).update(scopes=["parking:debit"])  # tolls taken away
+    resp = await call(client, partner, "POST", f"{DEBITS}/{toll['out_trade_no']}/refund",
+                      {"refund_no": "R-scope-01", "amount_fen": 500})
+    assert_error(resp, 403, "SCOPE_MISSING")
+    assert not await PartnerRefund.filter(refund_no="R-scope-01").exists()
+    assert await balance(car.account["id"]) == 8_000
+
+
+def a_morning_seven() -> datetime:
+    """07:00 China time (23:00 UTC the day before) on the latest day whose 07:30 has passed."""
+    now = datetime.now(CHINA_TZ)
+    day = now.date() if now.hour >= 8 else now.date() - timedelta(days=1)
+    return datetime.combine(day, time(7), tzinfo=CHINA_TZ)
+
+
+async def test_statements_are_by_the_china_day_at_seven_in_the_morning(client, sandbox, ctx, monkeypatch):
+    from services.accounts import ledger
+    from services.partners import debits as partner_debits
+
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    seven = a_morning_seven()
+    day, utc_day = seven.date(), seven.astimezone(UTC).date()
+    assert utc_day == day - timedelta(days=1)
+    for module in (partner_debits, ledger):  # the clock moved, not waited for
+        monkeypatch.setattr(module, "utcnow", lambda: seven.astimezone(UTC))
+    body = {**debit_body(car, 1_000), "occurred_at": (seven - timedelta(minutes=20)).isoformat()}
+    assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
+    assert (await call(client, partner, "POST", f"{DEBITS}/{body['out_trade_no']}/refund",
+                       {"refund_no": "R-seven-01", "amount_fen": 400})).status_code == 201
+
+    def statement_of(d):
+        url = f"/open/v1/statements?date={d.isoformat()}"
+        return call(client, partner, "GET", url)
+
+    ours = await statement_of(day)  # the China day has begun at 07:00, though UTC's has not
+    assert ours.status_code == 200, ours.text
+    rows = list(csv.DictReader(io.StringIO(ours.text)))
+    assert [(r["type"], r["out_trade_no"], r["amount_fen"], r["booked_at"]) for r in rows] == [
+        ("debit", body["out_trade_no"], "1000", seven.isoformat()),
+        ("refund", body["out_trade_no"], "400", seven.isoformat())]
+    before = await statement_of(utc_day)
+    assert before.status_code == 200 and len(before.text.strip().splitlines()) == 1  # the header alone

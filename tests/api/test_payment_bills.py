@@ -5,13 +5,14 @@ the operator's command prints it all, and the worker's job checks yesterday once
 
 from __future__ import annotations
 
+import asyncio
 import random
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from core.clock import CHINA_TZ, utcnow
-from models.payments import BillMismatch, PaymentBill, PaymentOrder, PaymentRefund
+from models.payments import BillMismatch, PaymentBill, PaymentOrder, PaymentRefund, PayNotification
 from services.payments import bills
 from tests.payment_helpers import (
     car_with_arrears,
@@ -145,3 +146,38 @@ async def test_a_bill_whose_hash_does_not_match_is_refused_and_nothing_recorded(
         await bills.reconcile_day(ctx, today())
     after = await PaymentBill.get_or_none(bill_date=today())
     assert (after and after.checked_at) == (before and before.checked_at)
+
+
+async def test_the_bill_day_is_chinas_at_seven_in_the_morning(client, sandbox, ctx, monkeypatch):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 300)
+    made = (await create_order(client, car.user, car.binding["id"])).json()
+    day = date(2011, 1, 1) + timedelta(days=random.randrange(3000))  # noqa: S311 - a day no other test uses
+    paid_at = datetime.combine(day, time(7), tzinfo=CHINA_TZ)  # 23:00 UTC the day before: early on `day` in China
+    await PaymentOrder.filter(id=made["id"]).update(status="paid", paid_at=paid_at, open_key=None)
+    # the worker wakes at 07:00 China time the next morning (still `day` in UTC), past a 06:00 bill hour
+    monkeypatch.setattr(bills, "utcnow", lambda: (paid_at + timedelta(days=1)).astimezone(UTC))
+    done = await bills.daily(ctx, hour=6)
+    assert done["checked"] == day.isoformat()
+    assert [(m.kind, m.ours_fen) for m in await BillMismatch.filter(bill_date=day, out_trade_no=made["out_trade_no"])
+            ] == [("payment_missing_from_bill", 300)]
+    utc_day = await bills.reconcile_day(ctx, day - timedelta(days=1))  # the UTC day it was paid on
+    assert made["out_trade_no"] not in {m.out_trade_no for m in utc_day.mismatches}
+
+
+async def test_a_refund_still_processing_here_that_the_bill_shows_is_settled_from_wechat_pay(client, sandbox, ctx):
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    made = (await refund(client, car.user, order["id"], amount_fen=1_500)).json()
+    assert (await wait_refund(made["id"])).status == "success"
+    for _ in range(200):  # its REFUND.SUCCESS notification in: nothing comes afterwards to settle it
+        if await PayNotification.filter(event_type="REFUND.SUCCESS", out_trade_no=order["out_trade_no"]).exists():
+            break
+        await asyncio.sleep(0.05)
+    # as if that notification had been lost: processing here, done at WeChat Pay and in its bill
+    await PaymentRefund.filter(id=made["id"]).update(status="processing", finished_at=None)
+    result = await bills.reconcile_day(ctx, today())
+    found = [(m.kind, m.resolution) for m in result.mismatches if m.out_refund_no == made["out_refund_no"]]
+    assert found == [("refund_not_recorded", "asked WeChat Pay: refund success")]
+    assert (await PaymentRefund.get(id=made["id"])).status == "success"
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 1_500
+    again = await bills.reconcile_day(ctx, today())
+    assert made["out_refund_no"] not in {m.out_refund_no for m in again.mismatches}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,15 +20,17 @@ from models.audit import AuditEvent
 from models.etc import EtcBinding
 from models.infra import OutboxMessage
 from models.partners import PartnerDebit
-from models.payments import PaymentOrder, PayNotification
-from services.payments import orders
+from models.payments import PaymentOrder, PaymentRefund, PayNotification
+from services.payments import orders, refunds
 from tests.helpers import assert_error
+from tests.partner_helpers import call, debit_body
 from tests.payment_helpers import (
     car_with_arrears,
     create_order,
     notifications,
     paid_device_fee,
     pay,
+    prepay_id,
     redeliver,
     refund,
     run_cli,
@@ -255,3 +258,55 @@ async def test_orders_come_a_page_at_a_time(client, sandbox, ctx):
     rest = (await client.get("/api/v1/payments/orders", params={"limit": 2, "cursor": first["next_cursor"]},
                              headers=car.user.headers)).json()
     assert [o["id"] for o in rest["orders"]] == made[:1] and rest["next_cursor"] is None
+
+
+async def test_a_notification_for_another_app_is_refused(client, sandbox, ctx, monkeypatch):
+    car, _ = await car_with_arrears(client, sandbox, ctx, 650)
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    paid = await pay(client, order, notify="drop")
+    # genuinely WeChat Pay's (signed, decrypted with our key), but for an appid that is not this server's
+    monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, wechat_appid="wxanotherapp000001"))
+    answers = await redeliver(client, paid["notification_id"])
+    assert [a["http_status"] for a in answers["attempts"]] == [400]
+    assert (await PaymentOrder.get(id=order["id"])).status == "prepaid"
+    assert not await PayNotification.filter(event_id=paid["notification_id"]).exists()
+    assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 650
+    monkeypatch.undo()
+    assert [a["http_status"] for a in (await redeliver(client, paid["notification_id"]))["attempts"]] == [204]
+    assert (await PaymentOrder.get(id=order["id"])).status == "paid"
+
+
+async def test_a_debt_that_grew_is_not_paid_through_its_older_order(client, sandbox, ctx):
+    car, partner = await car_with_arrears(client, sandbox, ctx, 1_200)
+    first = (await create_order(client, car.user, car.binding["id"])).json()
+    # another toll the account cannot pay: the binding now owes more than the open order asks
+    grew = await call(client, partner, "POST", "/open/v1/debits", debit_body(car, 300))
+    assert_error(grew, 422, "INSUFFICIENT_FUNDS")
+    second = await create_order(client, car.user, car.binding["id"])
+    assert second.status_code == 201, second.text
+    assert second.json()["id"] != first["id"] and second.json()["amount_fen"] == 1_500
+    assert (await PaymentOrder.get(id=first["id"])).status == "closed"  # closed here and at WeChat Pay
+    stale = await client.post(f"/sandbox/control/pay/{prepay_id(first)}", json={"result": "SUCCESS", "notify": "send"})
+    assert stale.status_code == 400, stale.text  # the old amount can no longer be paid
+
+
+async def test_nothing_left_to_refund_is_refused_and_moves_nothing(client, sandbox, ctx):
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    everything = await refund(client, car.user, order["id"])  # all that is left: everything
+    assert everything.status_code == 201 and everything.json()["amount_fen"] == orders.OBU_FEE_FEN
+    assert_error(await refund(client, car.user, order["id"]), 422, "REFUND_EXCEEDS_PAID", "amount_fen")
+    assert await PaymentRefund.filter(order_id=order["id"]).count() == 1
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == orders.OBU_FEE_FEN
+
+
+async def test_a_refunds_final_state_is_applied_once(client, sandbox, ctx):
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    made = (await refund(client, car.user, order["id"], amount_fen=3_000)).json()
+    assert (await wait_refund(made["id"])).status == "success"
+    # a later word on it that says otherwise (a query's answer, a notification under another id) changes nothing
+    for state in ("CLOSED", "ABNORMAL", "SUCCESS"):
+        said = {"out_refund_no": made["out_refund_no"], "status": state}
+        assert await refunds.apply_refund(ctx, said, source="query") == "refund success"
+    assert (await PaymentRefund.get(id=made["id"])).status == "success"
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 3_000  # not given back to be refunded again
+    assert_error(await refund(client, car.user, order["id"], amount_fen=6_901), 422, "REFUND_EXCEEDS_PAID")

@@ -352,6 +352,15 @@ async def test_the_strongest_action_wins():
     assert (await Feed().decide(rs, debit(NOW, 500))).decision == "allow"
 
 
+async def test_the_strongest_action_wins_in_whatever_order_the_rules_fire():
+    block = AMOUNT | {"id": "block-over-5", "action": "block"}
+    review = AMOUNT | {"id": "review-over-5", "action": "review"}
+    for rs in (rule_set(block, review), rule_set(review, block)):
+        both = await Feed().decide(rs, debit(NOW, 1000))
+        assert both.decision == "block" and sorted(fired(both)) == ["block-over-5", "review-over-5"]
+        assert both.refusal is not None and both.refusal.code == "RISK_BLOCKED"
+
+
 async def test_a_rule_for_other_subjects_is_ignored():
     rs = rule_set(AMOUNT | {"applies_to": ["top_up", "withdrawal"], "max_amount_fen": 0})
     d = await Feed().decide(rs, debit(NOW, 1000))
