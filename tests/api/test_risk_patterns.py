@@ -128,6 +128,11 @@ async def test_a_burst_of_partner_debits_is_held_from_the_sixth(client, sandbox,
     assert_error(answers[-1], 403, "RISK_REVIEW")
     event = await event_for(f"{partner.app_id}:{json.loads(answers[-1].request.content)['out_trade_no']}")
     assert fired(event) == ["debit-burst"] and event.counted is False
+    # the holder sees the held one on the binding, newest first, as refused: neither booked nor owed
+    listed = await client.get(f"/api/v1/etc-bindings/{car.binding['id']}/debits", headers=car.user.headers)
+    assert listed.status_code == 200, listed.text
+    assert [(d["status"], d["refusal_code"]) for d in listed.json()["debits"]] == [("refused", "RISK_REVIEW")] + [
+        ("succeeded", None)] * 5
 
 
 async def test_a_listed_id_cannot_open_an_account(client, sandbox, ctx, baseline):
