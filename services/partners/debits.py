@@ -197,7 +197,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
 
     async def work(conn: BaseDBAsyncClient) -> tuple[PartnerRefund, PartnerDebit]:
         row = await PartnerDebit.filter(id=target.id).select_for_update().using_db(conn).first()
-        if row.status == DebitStatus.ARREARS:
+        if row.status in (DebitStatus.ARREARS, DebitStatus.REFUSED):  # unpaid, or held by risk control: nothing to return
             raise DebitNotRefundable()
         if row.refunded_fen + fields["amount_fen"] > row.amount_fen:
             raise RefundExceedsDebit(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
