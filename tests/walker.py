@@ -182,3 +182,41 @@ class Walker:
             "signed_pdf": str(pdf),
             "control": f"{self.http.base_url}/sandbox/control",
         }
+
+    def open_funded_bindings(self, *, funded: int, poor_cars: int) -> dict:
+        """After ``walk()``: ``funded`` more Class II accounts of this user with money on them, each with an
+        active ETC binding of a car of its own and one large debit booked, and one account without money
+        with ``poor_cars`` bound cars. So a partner's debits spread over several accounts (the baseline's
+        velocity rules count per account), refunds have booked debits to return, and orders have bindings
+        that owe the device fee or arrears. Returns the fuzzer's ``money`` fixtures (``tests/fuzz/hooks.py``)."""
+        cars = [{"binding_id": self.made["binding"]["id"], "card_number": self.etc_card, "plate_number": self.plate,
+                 "plate_color": "yellow_green", "funded": True}]
+        for n in range(funded + 1):
+            application = self.post("/api/v1/account-applications", json={"account_class": "II"})
+            agreement = self.post("/api/v1/contracts",
+                                  json={"template": "account_agreement", "subject_id": application["id"]})
+            self.sign(agreement["id"])
+            account = self.post(f"/api/v1/account-applications/{application['id']}/submit")
+            is_funded = n < funded
+            if is_funded:
+                self.post(f"/api/v1/accounts/{account['id']}/top-ups", json={"amount_fen": 100_000},
+                          key=f"walk-top-up-{account['id']}")
+            for _ in range(1 if is_funded else poor_cars):
+                plate, card_number = new_plate(), etc_card()
+                vehicle = self.post("/api/v1/vehicles", json={"plate_number": plate, "plate_color": "blue"})
+                binding = self.post("/api/v1/etc-bindings", json={
+                    "vehicle_id": vehicle["id"], "card_number": card_number, "account_id": account["id"]})
+                self.sign(binding["authorisation_contract_id"])
+                binding = self.post(f"/api/v1/etc-bindings/{binding['id']}/activate")
+                cars.append({"binding_id": binding["id"], "card_number": card_number, "plate_number": plate,
+                             "plate_color": "blue", "funded": is_funded})
+        debits = [self.out_trade_no]
+        for car in cars[1:]:
+            if car["funded"]:  # one booked debit each, large enough for many small refunds
+                debits.append("FUZZ-" + secrets.token_hex(6).upper())
+                self.ok(signed_call(self.http, self.partner["app_id"], self.partner["secret"], "POST",
+                                    "/open/v1/debits", {
+                                        "out_trade_no": debits[-1], "card_number": car["card_number"],
+                                        "category": "parking", "amount_fen": 20_000,
+                                        "occurred_at": "2026-01-01T09:00:00+08:00", "merchant": "停车场"}))
+        return {"cars": cars, "debits": debits}

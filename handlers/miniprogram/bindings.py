@@ -14,6 +14,7 @@ from core.validators import ETC_CARD_RE, PLATE_COLORS
 from handlers.common import client, services
 from handlers.spec import Body, Id, Out, Query, Response, checked_string, id_param, operation
 from models.etc import BindingStatus
+from models.partners import DebitStatus
 from services.accounts.ledger import AccountNotFound
 from services.etc import bindings
 from services.etc.bindings import (
@@ -77,7 +78,8 @@ class DebitsQuery(Query):
 class BindingDebitOut(Out):
     out_trade_no: str
     category: Literal[tuple(CATEGORY_SCOPES)]  # type: ignore[valid-type]
-    status: Literal["succeeded", "arrears", "settled"]
+    status: Literal[tuple(s.value for s in DebitStatus)] = Field(  # type: ignore[valid-type]
+        description="`refused`: held or blocked by risk control, neither booked nor owed")
     amount_fen: int
     refunded_fen: int
     merchant: str
@@ -167,7 +169,7 @@ async def unbind(request: Request, binding_id: int) -> HTTPResponse:
 
 
 @bp.get("/etc-bindings/<binding_id:int>/debits")
-@operation(summary="What partners debited (or recorded as arrears) on this binding, newest first", tag="etc",
+@operation(summary="What partners debited (or recorded as arrears, or risk control refused) on this binding, newest first", tag="etc",
            auth=True, path={"binding_id": BINDING_ID}, query=DebitsQuery, responses={200: Response(BindingDebitsOut)})
 async def binding_debits(request: Request, binding_id: int, query: DebitsQuery) -> HTTPResponse:
     page, next_cursor = await bindings.debits_of(request.ctx.user_id, binding_id, cursor=query.cursor, limit=query.limit)

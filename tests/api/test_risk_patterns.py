@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.clock import utcnow
+from handlers.open.debits import RefundBody
 from models.accounts import Account, CardTransfer
 from models.risk import RiskEvent, RiskRuleSet
 from services.risk import engine, lists, rules
@@ -128,6 +129,29 @@ async def test_a_burst_of_partner_debits_is_held_from_the_sixth(client, sandbox,
     assert_error(answers[-1], 403, "RISK_REVIEW")
     event = await event_for(f"{partner.app_id}:{json.loads(answers[-1].request.content)['out_trade_no']}")
     assert fired(event) == ["debit-burst"] and event.counted is False
+    # the holder sees the held one on the binding, newest first, as refused: neither booked nor owed
+    listed = await client.get(f"/api/v1/etc-bindings/{car.binding['id']}/debits", headers=car.user.headers)
+    assert listed.status_code == 200, listed.text
+    assert [(d["status"], d["refusal_code"]) for d in listed.json()["debits"]] == [("refused", "RISK_REVIEW")] + [
+        ("succeeded", None)] * 5
+
+
+async def test_a_debit_risk_control_held_cannot_be_refunded(client, sandbox, ctx, baseline):
+    # Given a debit held by the burst rule: recorded as refused, nothing taken from the account
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=100_000)
+    answers = [await call(client, partner, "POST", "/open/v1/debits", debit_body(car, 500, category="parking"))
+               for _ in range(6)]
+    assert_error(answers[-1], 403, "RISK_REVIEW")
+    held = json.loads(answers[-1].request.content)["out_trade_no"]
+    balance = (await Account.get(id=car.account["id"])).balance_fen
+    # When the partner refunds it (the body's number field as the document names it)
+    number = next(name for name in RefundBody.model_fields if name.endswith("refund_no"))
+    refund = await call(client, partner, "POST", f"/open/v1/debits/{held}/refund", {number: "R-HELD-01", "amount_fen": 500})
+    # Then it is refused, and no money is returned that was never taken
+    assert_error(refund, 409, "DEBIT_NOT_REFUNDABLE")
+    assert (await Account.get(id=car.account["id"])).balance_fen == balance
+    assert await ledger_is_consistent() == []
 
 
 async def test_a_listed_id_cannot_open_an_account(client, sandbox, ctx, baseline):

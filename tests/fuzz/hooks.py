@@ -4,6 +4,12 @@
   really owns (``FUZZ_FIXTURES``: a JSON file the test writes), so the fuzzer reaches signing, evidence
   and the identity checks instead of stopping at 404.
 * ``/open/v1``: requests signed as the fuzz partner (``before_call``), so the fuzzer reaches the handlers.
+* Money paths (``money`` in the fixtures): most positive partner debits, partner refunds and payment
+  orders are made requests that can succeed (``before_call``): a debit of a real active binding's ETC card
+  or plate under a fresh ``out_trade_no`` for a small amount, a refund of a debit really booked (by the
+  walk, or earlier in this run: ``after_call``) under a fresh refund number, an order for a real binding
+  under a fresh ``Idempotency-Key``. The rest stay as drawn. The debits spread over several accounts,
+  since the baseline rules in force hold a burst on one account for review.
 * ``application/pdf`` bodies: real PDFs (a signed contract, or schemathesis's minimal sample).
 * One more check: a request the document says is valid is never refused by the contract layer itself
   (``VALIDATION_ERROR``, ``INVALID_JSON``, ``UNSUPPORTED_MEDIA_TYPE``). Domain answers (a checksum that
@@ -14,7 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import secrets
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 import schemathesis
@@ -123,6 +132,8 @@ def before_call(context, case, kwargs):
     partner = fixtures().get("partner")
     if partner and case.operation.path.startswith("/open/v1/") and _signing_headers_well_formed(case):
         kwargs["auth"] = PartnerSignature(partner["app_id"], partner["secret"])
+    if _positive(case) and isinstance(case.body, dict):
+        _make_bookable(case)
     control = fixtures().get("control")
     if not control or not _positive(case) or not isinstance(case.body, dict):
         return
@@ -138,6 +149,95 @@ def before_call(context, case, kwargs):
 
 
 _calls = 0
+
+# Money operations: of every 8 positive calls, this many are made requests that can succeed.
+BOOKABLE_OF_8 = 7
+CHINA = timezone(timedelta(hours=8))
+_rng = random.Random(os.environ.get("FUZZ_SEED", "0"))
+_money_calls: dict[str, int] = {}
+booked: list[str] = []  # out_trade_nos of the debits this run booked (refundable)
+
+
+def _fresh(prefix: str) -> str:
+    return prefix + secrets.token_hex(10).upper()
+
+
+def _body_properties(case) -> set[str]:
+    """The request body's property names as the document states them (a renamed field follows by itself)."""
+    schema = (case.operation.definition.raw.get("requestBody", {}).get("content", {})
+              .get("application/json", {}).get("schema", {}))
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = case.operation.schema.raw_schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return set(schema.get("properties", {})) | set(case.body)
+
+
+def _bookable_debit(case, cars: list[dict]) -> None:
+    n = _money_calls[case.operation.path]
+    funded = [c for c in cars if c["funded"]]
+    poor = [c for c in cars if not c["funded"]]
+    # mostly the funded accounts in turn; every fifth a car whose account has no money (arrears to pay)
+    car = poor[n % len(poor)] if poor and n % 5 == 4 else funded[n % len(funded)]
+    body = case.body
+    for name in ("card_number", "plate_number", "plate_color"):
+        body.pop(name, None)
+    if n % 2:
+        body["card_number"] = car["card_number"]
+    else:
+        body["plate_number"], body["plate_color"] = car["plate_number"], car["plate_color"]
+    body["out_trade_no"] = _fresh("FZD")
+    body["amount_fen"] = _rng.randint(1, 500)
+    body["occurred_at"] = (datetime.now(CHINA) - timedelta(seconds=_rng.randint(0, 600))).isoformat(
+        timespec="seconds")
+    if "location" in body:  # each car stays at its own place: the travel rule looks, and has no cause to fire
+        body["location"] = {"lat": 30.0 + car["binding_id"] / 1000, "lng": 120.0}
+
+
+def _bookable_refund(case, debits: list[str]) -> None:
+    if case.meta is None or case.meta.phase.name != "stateful":  # a stateful step refunds the debit it follows
+        case.path_parameters["out_trade_no"] = _rng.choice(debits + booked[-50:])
+    for name in _body_properties(case):
+        if name.endswith("refund_no"):  # refund_no, or out_refund_no: whichever the document names
+            case.body[name] = _fresh("FZR")
+    case.body["amount_fen"] = _rng.randint(1, 20)
+
+
+def _bookable_order(case, cars: list[dict]) -> None:
+    n = _money_calls[case.operation.path]
+    poor = [c for c in cars if not c["funded"]] or cars
+    if n % 2:  # what a car whose account has no money owes, which grows as debits of it fail
+        case.body["purpose"], car = "arrears", poor[n // 2 % len(poor)]
+    else:
+        case.body["purpose"], car = "obu_fee", cars[n // 2 % len(cars)]
+    case.body["reference_id"] = car["binding_id"]
+    case.headers = {**(case.headers or {}), "Idempotency-Key": _fresh("fz-")}
+
+
+MONEY = {("POST", "/open/v1/debits"): "debit", ("POST", "/open/v1/debits/{out_trade_no}/refund"): "refund",
+         ("POST", "/api/v1/payments/orders"): "order"}
+
+
+def _make_bookable(case) -> None:
+    kind = MONEY.get((case.method.upper(), case.operation.path))
+    money = fixtures().get("money")
+    if kind is None or not money:
+        return
+    n = _money_calls[case.operation.path] = _money_calls.get(case.operation.path, -1) + 1
+    if n % 8 >= BOOKABLE_OF_8:
+        return
+    if kind == "debit":
+        _bookable_debit(case, money["cars"])
+    elif kind == "refund":
+        _bookable_refund(case, money["debits"])
+    else:
+        _bookable_order(case, money["cars"])
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """A debit this run booked can be refunded by the calls after it."""
+    if (case.method.upper(), case.operation.path) == ("POST", "/open/v1/debits") and response.status_code == 201:
+        booked.append(response.json()["out_trade_no"])
 
 
 @schemathesis.serializer("application/pdf")
