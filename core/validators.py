@@ -95,10 +95,12 @@ ETC_CARD_RE = re.compile(r"^[0-9]{20}$")
 
 # Text a partner sends that reaches a statement (a debit's merchant and detail, a refund's reason): no
 # control characters; no bidi controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069), which make a
-# CSV cell or a log line read in another order than it is stored; no full-width ASCII lookalikes
-# (U+FF01-U+FF5E), with which "＝" and "＋" pass for formula starts and merchant names pass for others;
-# and nothing a spreadsheet reads as a formula at the start.
-_TEXT_REFUSED = r"\x00-\x1f\x7f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\uff01-\uff5e"
+# CSV cell or a log line read in another order than it is stored; no full-width lookalikes of ASCII
+# letters and digits (U+FF10-U+FF19, U+FF21-U+FF3A, U+FF41-U+FF5A), with which one merchant's name
+# passes for another's, nor of the formula starts ＝ ＋ － ＠; and nothing a spreadsheet reads as a
+# formula at the start. Chinese punctuation (（）！，：；？、。) is ordinary text in a merchant's name.
+_TEXT_REFUSED = (r"\x00-\x1f\x7f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                 r"\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff1d\uff0b\uff0d\uff20")
 STATEMENT_TEXT_PATTERN = rf"^[^=+\-@{_TEXT_REFUSED}][^{_TEXT_REFUSED}]*$"
 
 

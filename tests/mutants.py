@@ -601,7 +601,8 @@ MUTANTS = (
     Mutant(
         "bidi controls and full-width lookalikes reach partner statements",
         "core/validators.py",
-        "_TEXT_REFUSED = r\"\\x00-\\x1f\\x7f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\\uff01-\\uff5e\"\n",
+        "_TEXT_REFUSED = (r\"\\x00-\\x1f\\x7f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069\"\n"
+        "                 r\"\\uff10-\\uff19\\uff21-\\uff3a\\uff41-\\uff5a\\uff1d\\uff0b\\uff0d\\uff20\")\n",
         "_TEXT_REFUSED = r\"\\x00-\\x1f\\x7f\"\n",
         (f"{PDEBIT}::test_bidi_controls_and_fullwidth_lookalikes_are_refused_in_statement_texts",),
     ),

@@ -271,8 +271,8 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
 
 # bidi controls reorder what a statement shows; full-width ASCII passes for formula starts and for other names
 LOOKALIKES = {"LRE": "\u202a", "RLO": "\u202e", "LRI": "\u2066", "PDI": "\u2069", "LRM": "\u200e", "RLM": "\u200f",
-              "ALM": "\u061c", "fullwidth !": "\uff01", "fullwidth =": "\uff1d", "fullwidth A": "\uff21",
-              "fullwidth ~": "\uff5e"}
+              "ALM": "\u061c", "fullwidth =": "\uff1d", "fullwidth +": "\uff0b", "fullwidth -": "\uff0d",
+              "fullwidth @": "\uff20", "fullwidth A": "\uff21", "fullwidth z": "\uff5a", "fullwidth 0": "\uff10"}
 
 
 @pytest.mark.parametrize("field", ["merchant", "detail"])
@@ -287,8 +287,9 @@ async def test_bidi_controls_and_fullwidth_lookalikes_are_refused_in_statement_t
             assert_error(resp, 422, "VALIDATION_ERROR", field)
     assert not await PartnerDebit.filter(binding_id=car.binding["id"]).exists()
     assert await balance(car.account["id"]) == 10_000
-    fine = await call(client, partner, "POST", DEBITS, {**debit_body(car, 100), field: "中石化(北京)加油站 No.1"})
-    assert fine.status_code == 201, fine.text
+    for text in ("中石化(北京)加油站 No.1", "中石化（北京）加油站！第一站，洗车：精洗；"):  # Chinese punctuation is text
+        fine = await call(client, partner, "POST", DEBITS, {**debit_body(car, 100), field: text})
+        assert fine.status_code == 201, (text, fine.text)
 
 
 async def test_a_partner_that_lost_a_categorys_scope_cannot_refund_its_debits(client, sandbox, ctx):
