@@ -81,12 +81,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"Listening on {base}  (mode: {settings.app_env}, database: {settings.database_url.split('://')[0]})")
     print(f"  API docs:  {base}/docs")
-    if not settings.is_production:
-        from services.esign.render import font_problem
+    if not settings.is_production:  # production refuses to start without a covering font
+        from app.factory import contract_font_warning
 
-        problem = font_problem(settings.cjk_font_path)
-        if problem:
-            print(f"  WARNING: {problem}")
+        warning = contract_font_warning(settings)
+        if warning:
+            print(f"  {warning}")
     if settings.sandbox_routes:
         print("  Log in (sandbox): get a code, then exchange it:")
         print(f"    curl -s -X POST {base}/sandbox/control/login-code -H 'content-type: application/json' -d '{{}}'")
