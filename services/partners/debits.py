@@ -179,7 +179,7 @@ class RefundResult:
 
 
 async def _refund_replay(caller: Caller, out_refund_no: str, digest: str) -> RefundResult | None:
-    found = await PartnerRefund.get_or_none(partner_id=caller.partner.id, refund_no=out_refund_no)
+    found = await PartnerRefund.get_or_none(partner_id=caller.partner.id, out_refund_no=out_refund_no)
     if found is None:
         return None
     if found.request_hash != digest:
@@ -213,7 +213,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
             raise RefundExceedsDebit(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
         now = utcnow()
         made = await PartnerRefund.create(
-            partner_id=caller.partner.id, debit_id=row.id, refund_no=fields["out_refund_no"], request_hash=digest,
+            partner_id=caller.partner.id, debit_id=row.id, out_refund_no=fields["out_refund_no"], request_hash=digest,
             amount_fen=fields["amount_fen"], reason=fields.get("reason"), refunded_at=now,
             booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
         await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
@@ -244,7 +244,7 @@ def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:
 
 
 def public_refund(r: RefundResult) -> dict:
-    return {"out_refund_no": r.refund.refund_no, "out_trade_no": r.debit.out_trade_no,
+    return {"out_refund_no": r.refund.out_refund_no, "out_trade_no": r.debit.out_trade_no,
             "amount_fen": r.refund.amount_fen, "reason": r.refund.reason, "status": "succeeded",
             "refunded_at": r.refund.refunded_at,
             "debit": public_debit(r.debit, r.binding)}
@@ -279,7 +279,7 @@ async def statement(caller: Caller, day: date) -> str:
         d = by_id[r.debit_id]
         b = by_binding[d.binding_id]
         plate, _, color = b.plate.partition("_")
-        rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.refund_no, d.category, "succeeded",
+        rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.out_refund_no, d.category, "succeeded",
                                                 r.amount_fen, _iso(d.occurred_at), _iso(r.refunded_at), b.card_masked,
                                                 plate, color, d.merchant]))
     out = io.StringIO()

@@ -224,7 +224,7 @@ async def test_twenty_identical_refund_requests_at_once_refund_once(client, sand
                                           {"out_refund_no": "R-same-001", "amount_fen": 1_200}) for _ in range(20)))
     assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201][:2]
     assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1
-    assert await PartnerRefund.filter(refund_no="R-same-001").count() == 1
+    assert await PartnerRefund.filter(out_refund_no="R-same-001").count() == 1
     assert await balance(car.account["id"]) == 10_000 - 3_000 + 1_200
 
 
@@ -269,4 +269,4 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
     tomorrow = (datetime.now(CHINA_TZ).date() + timedelta(days=1)).isoformat()
     later = f"/open/v1/statements?date={tomorrow}"
     assert_error(await client.get(later, headers=partner.headers("GET", later)), 422, "STATEMENT_DATE_INVALID", "date")
-    assert await PartnerRefund.filter(refund_no="R-stmt-01").count() == 1
+    assert await PartnerRefund.filter(out_refund_no="R-stmt-01").count() == 1
