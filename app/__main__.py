@@ -6,7 +6,8 @@
     python -m app audit verify                                check the audit events' hash chain
     python -m app ledger check                                check every balance against its ledger entries
     python -m app worker                                      run the outbox and the periodic jobs
-    python -m app partner create --name N --scopes S[,S] [--callback-url U]   a partner of the open API
+    python -m app partner create NAME --scopes S[,S] [--callback-url U]   a partner of the open API
+    python -m app partner set-callback APP_ID URL | --clear  where its notifications go (or none)
     python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
     python -m app partner disable APP_ID                      refuse the partner's requests from now on
     python -m app pay refund ORDER_ID [--amount-fen N] [--reason R]   an operator's refund of a paid device fee
@@ -83,12 +84,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"Listening on {base}  (mode: {settings.app_env}, database: {settings.database_url.split('://')[0]})")
     print(f"  API docs:  {base}/docs")
-    if not settings.is_production:
-        from services.esign.render import font_problem
+    if not settings.is_production:  # production refuses to start without a covering font
+        from app.factory import contract_font_warning
 
-        problem = font_problem(settings.cjk_font_path)
-        if problem:
-            print(f"  WARNING: {problem}")
+        warning = contract_font_warning(settings)
+        if warning:
+            print(f"  {warning}")
     if settings.sandbox_routes:
         print("  Log in (sandbox): get a code, then exchange it:")
         print(f"    curl -s -X POST {base}/sandbox/control/login-code -H 'content-type: application/json' -d '{{}}'")
@@ -226,6 +227,9 @@ def cmd_partner(args: argparse.Namespace) -> int:
                                          callback_url=args.callback_url, card_networks=args.card_networks.split(","))
         elif args.partner_command == "rotate-secret":
             made = await registry.rotate_secret(ctx, args.app_id, grace_s=args.grace_s)
+        elif args.partner_command == "set-callback":
+            partner = await registry.set_callback(ctx, args.app_id, None if args.clear else args.url)
+            return {"app_id": partner.app_id, "callback_url": partner.callback_url}
         else:
             partner = await registry.disable(args.app_id)
             return {"app_id": partner.app_id, "status": str(partner.status)}
@@ -431,13 +435,21 @@ def main(argv: list[str] | None = None) -> int:
     partner = sub.add_parser("partner", help="partners of the open API").add_subparsers(dest="partner_command",
                                                                                          required=True)
     create = partner.add_parser("create", help="a new partner; prints its app id and secret (shown once)")
-    create.add_argument("--name", required=True)
+    create.add_argument("name", nargs="?", help="the partner's name (at most 64 characters)")
+    # the first release took the name as --name: still accepted, not shown
+    create.add_argument("--name", dest="name_option", default=None, help=argparse.SUPPRESS)
     create.add_argument("--scopes", required=True, help="comma-separated: etc:debit, parking:debit, fuel:debit, "
                         "carwash:debit, etc:read")
     create.add_argument("--callback-url", default=None, help="where notifications go (https in production)")
     create.add_argument("--card-networks", default="", help="comma-separated 4-digit ETC card network numbers "
                         "whose cards this partner issues: it is told of bindings of those cards only")
     create.set_defaults(func=cmd_partner)
+    set_callback = partner.add_parser("set-callback", help="set where the partner's notifications go, or --clear it")
+    set_callback.add_argument("app_id")
+    target = set_callback.add_mutually_exclusive_group(required=True)
+    target.add_argument("url", nargs="?", default=None, help="http(s) URL (https in production)")
+    target.add_argument("--clear", action="store_true", help="send the partner no notifications")
+    set_callback.set_defaults(func=cmd_partner)
     rotate = partner.add_parser("rotate-secret", help="a new secret; the old one stays valid for --grace-s")
     rotate.add_argument("app_id")
     rotate.add_argument("--grace-s", type=int, default=24 * 3600)
@@ -494,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     sweep.set_defaults(func=cmd_storage_sweep)
     args = parser.parse_args(argv)
+    if getattr(args, "partner_command", None) == "create":
+        if (args.name is None) == (args.name_option is None):
+            create.error("give the partner's name once: partner create NAME --scopes ...")
+        args.name = args.name or args.name_option
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import logging
 from pathlib import Path
 
 import orjson
@@ -25,7 +24,6 @@ from handlers import callbacks, miniprogram, ops
 from handlers import open as open_api
 from services import worker
 
-log = logging.getLogger("app")
 _names = itertools.count()
 
 API_TITLE = "Open-banking mini-program API"
@@ -39,14 +37,14 @@ API_DESCRIPTION = (
 )
 
 
-def warn_about_contract_fonts(settings: Settings) -> str | None:
-    """Say loudly, once at start, when contracts would not carry their font (sandbox only)."""
+def contract_font_warning(settings: Settings) -> str | None:
+    """The line ``python -m app serve`` prints, once, before any worker starts, when contracts would not
+    carry their font (sandbox only: production refuses to start). Not said again by each worker, nor by
+    the renderer (``font_problem`` resolves the font quietly)."""
     from services.esign.render import font_problem
 
     problem = font_problem(settings.cjk_font_path)
-    if problem:
-        log.warning("CONTRACT FONT PROBLEM: %s", problem)
-    return problem
+    return f"WARNING: contract font: {problem}" if problem else None
 
 
 def create_app(settings: Settings | None = None, *, name: str | None = None) -> Sanic:
@@ -119,8 +117,6 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
 
     @app.before_server_start
     async def start(app: Sanic) -> None:
-        if not settings.is_production:  # production refused to start without a covering font
-            warn_about_contract_fonts(settings)
         app.ctx.openapi = build_openapi(app, title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION)
         await init_db(settings.database_url, auto_migrate=not settings.is_production)
         await first_start(settings)  # `serve` did it before the workers; here for any other launcher

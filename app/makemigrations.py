@@ -77,6 +77,17 @@ async def _one(url: str, location: str, name: str) -> None:
         from aerich.ddl.sqlite import SqliteDDL
 
         SqliteDDL.set_comment = lambda self, model, field_describe: ""
+        # Between CharField and ExactCharField (models.columns) only MySQL's collation changes: SQLite
+        # compares text byte for byte already, and a VARCHAR(n) is TEXT to it whatever n, so the change
+        # needs no SQL there. Any other change of a column is still refused, as Aerich refuses it.
+        refuse_modify = SqliteDDL.modify_column
+
+        def modify_column(self, model, field_describe: dict, is_pk: bool = True) -> str:
+            if field_describe.get("field_type") in ("CharField", "ExactCharField"):
+                return ""
+            return refuse_modify(self, model, field_describe, is_pk)
+
+        SqliteDDL.modify_column = modify_column
 
     cmd = Command(tortoise_config=tortoise_config(url), app=APP_LABEL, location=location)
     folder = Path(location, APP_LABEL)

@@ -5,6 +5,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.columns import ExactCharField
+
 
 class CacheEntry(Model):
     """A small key/value cache with expiry, e.g. the WeChat access token, shared by all workers."""
@@ -41,7 +43,7 @@ class IdempotencyRecord(Model):
     id = fields.BigIntField(primary_key=True)
     user_id = fields.BigIntField()
     scope = fields.CharField(max_length=64)  # the operation, e.g. "POST /api/v1/accounts/{account_id}/top-ups"
-    key = fields.CharField(max_length=64)
+    key = ExactCharField(max_length=64)
     request_hash = fields.CharField(max_length=64)
     status_code = fields.IntField(null=True)  # None until the first request has a final answer
     response = fields.JSONField(null=True)

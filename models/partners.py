@@ -2,14 +2,17 @@
 
 A partner's secret is needed in the clear to check an HMAC, so it is encrypted (``core.pii``), never
 hashed; a rotated secret stays valid until ``previous_valid_until``. ``(partner, nonce)``,
-``(partner, out_trade_no)`` and ``(partner, refund_no)`` are unique: a replayed request, a retried
-debit and a retried refund each find the first.
+``(partner, out_trade_no)`` and ``(partner, out_refund_no)`` are unique: a replayed request, a retried
+debit and a retried refund each find the first. Those numbers and the nonces compare exactly, case
+included, on MySQL too (``models.columns.ExactCharField``).
 """
 
 from enum import StrEnum
 
 from tortoise import fields
 from tortoise.models import Model
+
+from models.columns import ExactCharField
 
 
 class PartnerStatus(StrEnum):
@@ -41,7 +44,7 @@ class Partner(Model):
 class PartnerNonce(Model):
     id = fields.BigIntField(primary_key=True)
     partner = fields.ForeignKeyField("models.Partner", related_name="nonces", on_delete=fields.CASCADE)
-    nonce = fields.CharField(max_length=64)
+    nonce = ExactCharField(max_length=64)
     created_at = fields.DatetimeField()
 
     class Meta:
@@ -60,7 +63,7 @@ class DebitStatus(StrEnum):
 class PartnerDebit(Model):
     id = fields.BigIntField(primary_key=True)
     partner = fields.ForeignKeyField("models.Partner", related_name="debits", on_delete=fields.RESTRICT)
-    out_trade_no = fields.CharField(max_length=64)
+    out_trade_no = ExactCharField(max_length=64)
     request_hash = fields.CharField(max_length=64)  # what a retry under this number must match
     binding = fields.ForeignKeyField("models.EtcBinding", related_name="debits", on_delete=fields.RESTRICT)
     account_id = fields.BigIntField()
@@ -90,7 +93,7 @@ class PartnerRefund(Model):
     id = fields.BigIntField(primary_key=True)
     partner = fields.ForeignKeyField("models.Partner", related_name="refunds", on_delete=fields.RESTRICT)
     debit = fields.ForeignKeyField("models.PartnerDebit", related_name="refunds", on_delete=fields.RESTRICT)
-    refund_no = fields.CharField(max_length=64)
+    out_refund_no = ExactCharField(max_length=64)
     request_hash = fields.CharField(max_length=64)
     amount_fen = fields.BigIntField()
     reason = fields.CharField(max_length=128, null=True)
@@ -99,5 +102,5 @@ class PartnerRefund(Model):
 
     class Meta:
         table = "partner_refunds"
-        unique_together = (("partner_id", "refund_no"),)
+        unique_together = (("partner_id", "out_refund_no"),)
         indexes = (("partner_id", "booked_day"),)

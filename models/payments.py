@@ -10,6 +10,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.columns import ExactCharField
+
 
 class OrderStatus(StrEnum):
     CREATED = "created"  # ours only: WeChat Pay not asked yet (or it failed to answer)
@@ -24,7 +26,7 @@ class PaymentOrder(Model):
     user = fields.ForeignKeyField("models.User", related_name="payment_orders", on_delete=fields.RESTRICT)
     purpose = fields.CharField(max_length=16)  # obu_fee | arrears
     reference_id = fields.BigIntField()  # the binding the fee or the arrears belong to
-    out_trade_no = fields.CharField(max_length=32, unique=True)
+    out_trade_no = ExactCharField(max_length=32, unique=True)
     idempotency_id = fields.BigIntField(null=True, unique=True)  # the Idempotency-Key record that made it
     amount_fen = fields.BigIntField()  # set by the server (fee table, arrears), never by the client
     description = fields.CharField(max_length=127)
@@ -58,7 +60,7 @@ class RefundStatus(StrEnum):
 class PaymentRefund(Model):
     id = fields.BigIntField(primary_key=True)
     order = fields.ForeignKeyField("models.PaymentOrder", related_name="refunds", on_delete=fields.RESTRICT)
-    out_refund_no = fields.CharField(max_length=64, unique=True)
+    out_refund_no = ExactCharField(max_length=64, unique=True)
     idempotency_id = fields.BigIntField(null=True, unique=True)
     amount_fen = fields.BigIntField()
     reason = fields.CharField(max_length=80, null=True)

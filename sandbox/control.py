@@ -52,6 +52,7 @@ JSON in and out; errors are HTTP 400/404 ``{"code","message","field"?}``.
   pay/{prepay_id} {result: SUCCESS|PAYERROR, notify?: send|drop|delay, delay_s?, bank_type?}`` (the
   user pays); ``GET pay/notifications?out_trade_no=&out_refund_no=&mchid=&event_type=`` (each with
   its delivery attempts); ``POST pay/notifications/{id}/redeliver {count?, parallel?, tamper?}``
+  (and ``POST pay/{prepay_id}/notify``, the same body optional: that order's payment notification)
 - message push (semantics: :mod:`sandbox.push`): ``POST push {url, token, mode?, encoding_aes_key?,
   appid?, format?, message}`` and ``POST push/verify {url, token}``
 """
@@ -138,6 +139,17 @@ def strict_body(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
     if unknown:
         raise bad(min(unknown), f"unknown field; the fields are {', '.join(fields)}")
     return data
+
+
+def redelivery(data: dict[str, Any]) -> tuple[bool, str | None]:
+    """``parallel`` and ``tamper`` of a redelivery request (``count`` is read with ``opt_int``)."""
+    parallel = data.get("parallel", False)
+    if not isinstance(parallel, bool):
+        raise bad("parallel", "parallel must be true or false")
+    tamper = data.get("tamper")
+    if tamper is not None and tamper not in wechatpay.TAMPERS:
+        raise bad("tamper", f"tamper must be one of {', '.join(wechatpay.TAMPERS)}")
+    return parallel, tamper
 
 
 CARD_COLUMNS = "card_number, name, card_class, balance_fen, blocked"
@@ -616,13 +628,13 @@ def create_control_blueprint(
     async def pay_redeliver(request: Request, notification_id: str) -> HTTPResponse:
         data = strict_body(request, REDELIVER_FIELDS)
         count = opt_int(data, "count", 1, 1, 100)
-        parallel = data.get("parallel", False)
-        if not isinstance(parallel, bool):
-            raise bad("parallel", "parallel must be true or false")
-        tamper = data.get("tamper")
-        if tamper is not None and tamper not in wechatpay.TAMPERS:
-            raise bad("tamper", f"tamper must be one of {', '.join(wechatpay.TAMPERS)}")
-        return json_response(await pay.redeliver(notification_id, count, parallel, tamper), dumps=dumps)
+        return json_response(await pay.redeliver(notification_id, count, *redelivery(data)), dumps=dumps)
+
+    @route("/pay/<prepay_id>/notify", ["POST"])
+    async def pay_notify_again(request: Request, prepay_id: str) -> HTTPResponse:
+        data = strict_body(request, REDELIVER_FIELDS)
+        count = opt_int(data, "count", 1, 1, 100)
+        return json_response(await pay.notify_again(prepay_id, count, *redelivery(data)), dumps=dumps)
 
     @route("/pay/<prepay_id>", ["POST"])
     async def pay_order(request: Request, prepay_id: str) -> HTTPResponse:

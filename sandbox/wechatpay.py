@@ -61,7 +61,8 @@ payment is gone is sent by any other process running the sandbox. A delivery suc
 204 within ``pay_notify_timeout_s``; otherwise the next one is due after the next pause of
 ``pay_retry_schedule_s``; after the last pause's delivery fails the notification is ``failed``.
 Redeliveries (``POST /sandbox/control/pay/notifications/{id}/redeliver``) are extra sends of the same
-body with fresh signatures, outside that schedule (optionally tampered with, for negative tests).
+body with fresh signatures, outside that schedule (optionally tampered with, for negative tests);
+``POST /sandbox/control/pay/{prepay_id}/notify`` does the same for the order's payment notification.
 """
 
 from __future__ import annotations
@@ -1086,6 +1087,20 @@ class WeChatPay:
             for a in attempts:
                 await self._record_attempt(tx, notification_id, a)
         return {"id": notification_id, "attempts": attempts}
+
+    async def notify_again(self, prepay_id: str, count: int, parallel: bool, tamper: str | None) -> dict[str, Any]:
+        """Send the payment notification of the order of ``prepay_id`` again (``POST pay/{prepay_id}/notify``):
+        what a test that knows the order, not the notification's id, asks for."""
+        order = await self.state.fetchone("SELECT mchid, out_trade_no FROM pay_orders WHERE prepay_id = ?", (prepay_id,))
+        if order is None:
+            raise ControlProblem(404, "unknown prepay_id")
+        row = await self.state.fetchone(
+            "SELECT id FROM pay_notifications WHERE mchid = ? AND out_trade_no = ? AND event_type = 'TRANSACTION.SUCCESS' "
+            "ORDER BY rowid DESC LIMIT 1", (order["mchid"], order["out_trade_no"]))
+        if row is None:
+            raise ControlProblem(400, "the order is not paid: there is no notification to send (POST pay/{prepay_id} "
+                                 "pays it)", "prepay_id")
+        return await self.redeliver(row["id"], count, parallel, tamper)
 
     # -- delivery ----------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from services.partners.debits import (
     DebitNotRefundable,
     OutTradeNoConflict,
     RefundExceedsDebit,
-    RefundNoConflict,
+    OutRefundNoConflict,
     VehicleNotBound,
 )
 
@@ -95,7 +95,7 @@ class DebitBody(Body):
 
 
 class RefundBody(Body):
-    refund_no: Number = Field(description="the partner's unique number for this refund: a retry uses the same")
+    out_refund_no: Number = Field(description="the partner's unique number for this refund: a retry uses the same")
     amount_fen: int = Fen
     reason: str | None = Field(default=None, max_length=128, pattern=TEXT_PATTERN)
 
@@ -137,7 +137,7 @@ class DebitOut(Out):
 
 
 class RefundOut(Out):
-    refund_no: str
+    out_refund_no: str
     out_trade_no: str
     amount_fen: int
     reason: str | None
@@ -200,14 +200,14 @@ async def get_debit(request: Request, out_trade_no: str) -> HTTPResponse:
 @bp.post("/debits/<out_trade_no:str>/refund")
 @operation(
     summary="Refund a debit, in full or in part",
-    description="Idempotent on `refund_no` (409 REFUND_NO_CONFLICT with another body). The refunds of a debit never "
-    "add up to more than it (422 REFUND_EXCEEDS_DEBIT); a debit recorded as arrears cannot be refunded.",
+    description="Idempotent on `out_refund_no` (409 OUT_REFUND_NO_CONFLICT with another body). The refunds of a debit "
+    "never add up to more than it (422 REFUND_EXCEEDS_DEBIT); a debit recorded as arrears cannot be refunded.",
     tag="open",
     partner=DEBIT_SCOPES,
     path={"out_trade_no": OUT_TRADE_NO},
     body=RefundBody,
     responses={201: Response(RefundOut, description="refunded")},
-    errors=(RefundNoConflict, RefundExceedsDebit, DebitNotRefundable),
+    errors=(OutRefundNoConflict, RefundExceedsDebit, DebitNotRefundable),
 )
 async def refund_debit(request: Request, out_trade_no: str, body: RefundBody) -> HTTPResponse:
     result = await debits.refund(services(request), request.ctx.caller, out_trade_no,

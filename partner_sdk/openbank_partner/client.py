@@ -3,7 +3,7 @@
 Every attempt is signed afresh (new timestamp, new nonce) over the exact path and query httpx puts on
 the request line and the exact body bytes sent. Retries are safe by construction: only connection
 failures, timeouts and 5xx answers are retried, always with the same body, so the same ``out_trade_no``
-or ``refund_no``; the bank answers a repeat with the first result (``replayed``). A 4xx is never
+or ``out_refund_no``; the bank answers a repeat with the first result (``replayed``). A 4xx is never
 retried. Every response is checked against its signature; an unsigned or badly signed success raises
 :class:`SignatureError`, an unsigned error (a 401 for a request that failed authentication, a proxy's
 5xx) is raised as :class:`OpenApiError` with ``verified=False``.
@@ -150,11 +150,11 @@ class _Base:
         return _dump(body)
 
     @staticmethod
-    def _refund_body(out_trade_no: str, refund_no: str, amount_fen: int, reason: str | None) -> bytes:
+    def _refund_body(out_trade_no: str, out_refund_no: str, amount_fen: int, reason: str | None) -> bytes:
         _check_key("out_trade_no", out_trade_no)
-        _check_key("refund_no", refund_no)
+        _check_key("out_refund_no", out_refund_no)
         _check_amount(amount_fen)
-        body: dict[str, Any] = {"refund_no": refund_no, "amount_fen": amount_fen}
+        body: dict[str, Any] = {"out_refund_no": out_refund_no, "amount_fen": amount_fen}
         if reason is not None:
             body["reason"] = reason
         return _dump(body)
@@ -236,9 +236,9 @@ class PartnerClient(_Base):
         _check_key("out_trade_no", out_trade_no)
         return Debit.from_json(self._json(self._call("GET", f"/open/v1/debits/{out_trade_no}")))
 
-    def refund(self, out_trade_no: str, refund_no: str, amount_fen: int, reason: str | None = None) -> Refund:
-        """Refund part or all of a debit; idempotent on ``refund_no`` (422 ``REFUND_EXCEEDS_DEBIT``)."""
-        body = self._refund_body(out_trade_no, refund_no, amount_fen, reason)
+    def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int, reason: str | None = None) -> Refund:
+        """Refund part or all of a debit; idempotent on ``out_refund_no`` (422 ``REFUND_EXCEEDS_DEBIT``)."""
+        body = self._refund_body(out_trade_no, out_refund_no, amount_fen, reason)
         answer = self._call("POST", f"/open/v1/debits/{out_trade_no}/refund", body=body)
         return Refund.from_json(self._json(answer), replayed=answer.replayed)
 
@@ -323,9 +323,9 @@ class AsyncPartnerClient(_Base):
         _check_key("out_trade_no", out_trade_no)
         return Debit.from_json(self._json(await self._call("GET", f"/open/v1/debits/{out_trade_no}")))
 
-    async def refund(self, out_trade_no: str, refund_no: str, amount_fen: int, reason: str | None = None) -> Refund:
+    async def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int, reason: str | None = None) -> Refund:
         """See :meth:`PartnerClient.refund`."""
-        body = self._refund_body(out_trade_no, refund_no, amount_fen, reason)
+        body = self._refund_body(out_trade_no, out_refund_no, amount_fen, reason)
         answer = await self._call("POST", f"/open/v1/debits/{out_trade_no}/refund", body=body)
         return Refund.from_json(self._json(answer), replayed=answer.replayed)
 

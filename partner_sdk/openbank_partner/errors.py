@@ -27,7 +27,7 @@ class NetworkError(OpenBankError):
     """No answer from the bank, even after the retries (connection refused, reset, timed out).
 
     The request may or may not have taken effect. Calling again with the same ``out_trade_no`` /
-    ``refund_no`` and the same body is always safe: the bank answers a repeat with the first result.
+    ``out_refund_no`` and the same body is always safe: the bank answers a repeat with the first result.
     """
 
 

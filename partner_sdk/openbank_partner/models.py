@@ -28,7 +28,7 @@ __all__ = [
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 STATEMENT_COLUMNS = (
-    "type", "out_trade_no", "refund_no", "category", "status", "amount_fen", "occurred_at", "booked_at",
+    "type", "out_trade_no", "out_refund_no", "category", "status", "amount_fen", "occurred_at", "booked_at",
     "card_number_masked", "plate_number", "plate_color", "merchant",
 )
 
@@ -80,7 +80,7 @@ class Debit:
 class Refund:
     """A refund of (part of) a debit; ``debit`` is the debit after it (see ``debit.refunded_fen``)."""
 
-    refund_no: str
+    out_refund_no: str
     out_trade_no: str
     amount_fen: int
     status: str
@@ -93,7 +93,7 @@ class Refund:
     def from_json(cls, obj: Any, *, replayed: bool = False) -> Refund:
         try:
             return cls(
-                refund_no=obj["refund_no"], out_trade_no=obj["out_trade_no"], amount_fen=int(obj["amount_fen"]),
+                out_refund_no=obj["out_refund_no"], out_trade_no=obj["out_trade_no"], amount_fen=int(obj["amount_fen"]),
                 status=obj["status"], refunded_at=obj.get("refunded_at", ""),
                 debit=Debit.from_json(obj["debit"]), replayed=replayed, raw=obj,
             )
@@ -103,11 +103,11 @@ class Refund:
 
 @dataclass(frozen=True)
 class StatementRow:
-    """One row of a daily statement: a debit (``refund_no`` is None) or a refund. Empty cells are None."""
+    """One row of a daily statement: a debit (``out_refund_no`` is None) or a refund. Empty cells are None."""
 
     type: str
     out_trade_no: str
-    refund_no: str | None
+    out_refund_no: str | None
     category: str
     status: str
     amount_fen: int
@@ -131,7 +131,7 @@ def parse_statement(content: bytes | str) -> list[StatementRow]:
         try:
             cells = {c: rec[c] if rec[c] is not None else "" for c in STATEMENT_COLUMNS}
             rows.append(StatementRow(
-                type=cells["type"], out_trade_no=cells["out_trade_no"], refund_no=cells["refund_no"] or None,
+                type=cells["type"], out_trade_no=cells["out_trade_no"], out_refund_no=cells["out_refund_no"] or None,
                 category=cells["category"], status=cells["status"], amount_fen=int(cells["amount_fen"]),
                 occurred_at=cells["occurred_at"], booked_at=cells["booked_at"],
                 card_number_masked=cells["card_number_masked"] or None,

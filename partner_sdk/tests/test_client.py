@@ -23,7 +23,7 @@ from openbank_partner import (
 CST = timezone(timedelta(hours=8))
 DEBIT_ARGS = {"card_number": "32010123456789012345", "category": "toll", "amount_fen": 3500,
               "occurred_at": datetime(2026, 11, 30, 8, 0, tzinfo=CST), "merchant": "G2 Beijing-Shanghai Expwy"}
-STATEMENT = (b"type,out_trade_no,refund_no,category,status,amount_fen,occurred_at,booked_at,card_number_masked,"
+STATEMENT = (b"type,out_trade_no,out_refund_no,category,status,amount_fen,occurred_at,booked_at,card_number_masked,"
              b"plate_number,plate_color,merchant\r\n"
              b"debit,ETC20261130000001,,toll,succeeded,3500,2026-11-30T08:00:00+08:00,2026-11-30T08:00:01+08:00,"
              b"3201****2345,,,G2 Beijing-Shanghai Expwy\r\n")
@@ -81,18 +81,18 @@ def test_503_then_success_resends_the_same_body_with_a_new_nonce(make_client) ->
     assert debit.replayed is True
 
 
-def test_timeout_is_retried_with_the_same_refund_no(make_client) -> None:
-    refund = {"refund_no": "RF20261130000001", "out_trade_no": "ETC20261130000001", "amount_fen": 1000,
+def test_timeout_is_retried_with_the_same_out_refund_no(make_client) -> None:
+    refund = {"out_refund_no": "RF20261130000001", "out_trade_no": "ETC20261130000001", "amount_fen": 1000,
               "status": "succeeded", "refunded_at": "2026-11-30T09:00:00+08:00",
               "debit": debit_json(refunded_fen=1000)}
     bank = FakeBank(httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), Reply(201, refund))
     result = make_client(bank).refund("ETC20261130000001", "RF20261130000001", 1000, reason="overcharge")
 
     assert len(bank.seen) == 3
-    assert {s.body for s in bank.seen} == {b'{"refund_no":"RF20261130000001","amount_fen":1000,"reason":"overcharge"}'}
+    assert {s.body for s in bank.seen} == {b'{"out_refund_no":"RF20261130000001","amount_fen":1000,"reason":"overcharge"}'}
     assert {s.target for s in bank.seen} == {"/open/v1/debits/ETC20261130000001/refund"}
     assert len({s.headers["X-Nonce"] for s in bank.seen}) == 3
-    assert (result.refund_no, result.amount_fen, result.debit.refunded_fen) == ("RF20261130000001", 1000, 1000)
+    assert (result.out_refund_no, result.amount_fen, result.debit.refunded_fen) == ("RF20261130000001", 1000, 1000)
 
 
 @pytest.mark.parametrize(("status", "code"), [(409, "OUT_TRADE_NO_CONFLICT"), (422, "INSUFFICIENT_FUNDS"),
@@ -198,7 +198,7 @@ def test_statement(make_client) -> None:
     client.statement("2026-12-01")
     assert [s.target for s in bank.seen] == ["/open/v1/statements?date=2026-11-30",
                                              "/open/v1/statements?date=2026-12-01"]
-    assert (row.type, row.out_trade_no, row.refund_no, row.amount_fen) == ("debit", "ETC20261130000001", None, 3500)
+    assert (row.type, row.out_trade_no, row.out_refund_no, row.amount_fen) == ("debit", "ETC20261130000001", None, 3500)
 
 
 def test_base_url_with_a_path_prefix_is_signed_as_sent(make_client) -> None:
@@ -284,4 +284,4 @@ def test_async_client_unsigned_success_raises() -> None:
 
 def test_json_bodies_are_compact() -> None:
     body = client_module._Base._refund_body("ETC20261130000001", "RF20261130000001", 5, None)
-    assert body == json.dumps({"refund_no": "RF20261130000001", "amount_fen": 5}, separators=(",", ":")).encode()
+    assert body == json.dumps({"out_refund_no": "RF20261130000001", "amount_fen": 5}, separators=(",", ":")).encode()

@@ -49,7 +49,7 @@ def client(env: dict[str, str]) -> Iterator[PartnerClient]:
 @pytest.fixture(scope="module")
 def keys() -> dict[str, str]:
     tag = secrets.token_hex(6)
-    return {"out_trade_no": f"sdk-live-{tag}", "refund_no": f"sdk-refund-{tag}"}
+    return {"out_trade_no": f"sdk-live-{tag}", "out_refund_no": f"sdk-refund-{tag}"}
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +84,12 @@ def test_same_number_other_body_conflicts(client: PartnerClient, keys: dict[str,
 
 
 def test_refund_part(client: PartnerClient, keys: dict[str, str]) -> None:
-    refund = client.refund(keys["out_trade_no"], keys["refund_no"], REFUND, reason="test_live.py")
+    refund = client.refund(keys["out_trade_no"], keys["out_refund_no"], REFUND, reason="test_live.py")
     assert (refund.status, refund.amount_fen, refund.debit.refunded_fen) == ("succeeded", REFUND, REFUND)
-    again = client.refund(keys["out_trade_no"], keys["refund_no"], REFUND, reason="test_live.py")
+    again = client.refund(keys["out_trade_no"], keys["out_refund_no"], REFUND, reason="test_live.py")
     assert again.replayed is True and again.raw == refund.raw
     with pytest.raises(OpenApiError) as info:
-        client.refund(keys["out_trade_no"], keys["refund_no"] + "x", AMOUNT)
+        client.refund(keys["out_trade_no"], keys["out_refund_no"] + "x", AMOUNT)
     assert (info.value.status, info.value.code) == (422, "REFUND_EXCEEDS_DEBIT")
 
 
@@ -107,8 +107,8 @@ def test_unknown_debit(client: PartnerClient) -> None:
 def test_statement_has_both_rows(client: PartnerClient, keys: dict[str, str]) -> None:
     rows = client.statement(china_today())
     mine = [r for r in rows if r.out_trade_no == keys["out_trade_no"]]
-    debits = [r for r in mine if r.refund_no is None]
-    refunds = [r for r in mine if r.refund_no == keys["refund_no"]]
+    debits = [r for r in mine if r.out_refund_no is None]
+    refunds = [r for r in mine if r.out_refund_no == keys["out_refund_no"]]
     assert [r.amount_fen for r in debits] == [AMOUNT], mine
     # The document does not say whether a refund row's amount carries a sign: accept either.
     assert [abs(r.amount_fen) for r in refunds] == [REFUND], mine

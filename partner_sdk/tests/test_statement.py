@@ -8,7 +8,7 @@ import pytest
 
 from openbank_partner import STATEMENT_COLUMNS, ProtocolError, StatementRow, china_today, parse_statement
 
-HEADER = ("type,out_trade_no,refund_no,category,status,amount_fen,occurred_at,booked_at,card_number_masked,"
+HEADER = ("type,out_trade_no,out_refund_no,category,status,amount_fen,occurred_at,booked_at,card_number_masked,"
           "plate_number,plate_color,merchant")
 
 
@@ -28,10 +28,10 @@ def test_rows() -> None:
     ]) + "\r\n"
     debit, refund, parking = parse_statement(csv_text.encode("utf-8"))
     assert debit == StatementRow(
-        type="debit", out_trade_no="ETC20261130000001", refund_no=None, category="toll", status="succeeded",
+        type="debit", out_trade_no="ETC20261130000001", out_refund_no=None, category="toll", status="succeeded",
         amount_fen=3500, occurred_at="2026-11-30T08:00:00+08:00", booked_at="2026-11-30T08:00:01+08:00",
         card_number_masked="3201****2345", plate_number=None, plate_color=None, merchant="G2 Beijing-Shanghai Expwy")
-    assert (refund.type, refund.refund_no, refund.amount_fen, refund.merchant) == (
+    assert (refund.type, refund.out_refund_no, refund.amount_fen, refund.merchant) == (
         "refund", "RF20261130000001", 1000, 'Car wash, "deluxe"')
     assert isinstance(refund.amount_fen, int)
     assert (parking.card_number_masked, parking.plate_number, parking.plate_color, parking.merchant) == (

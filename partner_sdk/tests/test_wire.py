@@ -17,7 +17,7 @@ from fakebank import APP_ID, SECRET, debit_json, expected_request_signature, sig
 
 from openbank_partner import OpenApiError, PartnerClient, china_today
 
-CSV = (b"type,out_trade_no,refund_no,category,status,amount_fen,occurred_at,booked_at,card_number_masked,"
+CSV = (b"type,out_trade_no,out_refund_no,category,status,amount_fen,occurred_at,booked_at,card_number_masked,"
        b"plate_number,plate_color,merchant\n")
 
 

@@ -122,8 +122,12 @@ def _try_ttf(path: str, index: int) -> FontChoice | None:
 def resolve_font(
     font_path: str | None = None,
     search_paths: Sequence[tuple[str, int]] | None = None,
+    *,
+    warn: bool = True,
 ) -> FontChoice:
-    """The CJK font to render with. ``search_paths=()`` disables the search (tests)."""
+    """The CJK font to render with. ``search_paths=()`` disables the search (tests). A process warns
+    about a missing or unusable font once; ``warn=False`` spends that warning silently, for a caller
+    that reports the problem itself (``font_problem``)."""
     global _fallback_warned
     env_index = os.environ.get("CJK_FONT_INDEX", "0")
     explicit = font_path or os.environ.get("CJK_FONT_PATH") or None
@@ -147,16 +151,18 @@ def resolve_font(
             choice = FontChoice(FALLBACK_FONT, None, False)
             if not _fallback_warned:
                 _fallback_warned = True
-                log.warning(
-                    "no usable CJK TrueType font (CJK_FONT_PATH=%r, searched %d paths); contracts use "
-                    "the non-embedded %s font. Install fonts-wqy-microhei or set CJK_FONT_PATH.",
-                    explicit,
-                    len(search),
-                    FALLBACK_FONT,
-                )
+                if warn:
+                    log.warning(
+                        "no usable CJK TrueType font (CJK_FONT_PATH=%r, searched %d paths); contracts use "
+                        "the non-embedded %s font. Install fonts-wqy-microhei or set CJK_FONT_PATH.",
+                        explicit,
+                        len(search),
+                        FALLBACK_FONT,
+                    )
         elif explicit and choice.path != explicit and not _fallback_warned:
             _fallback_warned = True
-            log.warning("CJK_FONT_PATH=%r is not a usable TrueType font; using %s", explicit, choice.path)
+            if warn:
+                log.warning("CJK_FONT_PATH=%r is not a usable TrueType font; using %s", explicit, choice.path)
         _fonts[key] = choice
         return choice
 
@@ -167,15 +173,17 @@ CHROME_TEXT = "合同编号模板版本第页共" + "签署时间北京时间签
 
 def font_problem(font_path: str | None, search_paths: Sequence[tuple[str, int]] | None = None) -> str | None:
     """Why contracts could not carry their font, or None when they can: no embeddable CJK TrueType
-    font found, or one that lacks characters the templates print (they would render as blanks)."""
+    font found, or one that lacks characters the templates print (they would render as blanks).
+    The caller reports it: resolving the font here logs nothing, and renders later in this process do not
+    warn again."""
     from .layout import BANK_LABEL, CUSTOMER_LABEL
     from .templates import fixed_text
 
-    choice = resolve_font(font_path, search_paths)
+    choice = resolve_font(font_path, search_paths, warn=False)
     if not choice.embedded:
         return (f"no embeddable CJK TrueType font (CJK_FONT_PATH={font_path!r}): contracts would use the "
                 f"non-embedded {FALLBACK_FONT} and render blank in viewers without Chinese fonts. Install "
-                "fonts-wqy-microhei and set CJK_FONT_PATH=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+                "fonts-wqy-microhei (found by itself), or set CJK_FONT_PATH to a CJK TrueType font")
     if font_path and choice.path != font_path:
         return f"CJK_FONT_PATH={font_path!r} is not a usable TrueType CJK font"
     face = pdfmetrics.getFont(choice.name).face

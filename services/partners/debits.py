@@ -12,7 +12,7 @@ recorded as ``refused`` with the decision and its reasons (``RISK_BLOCKED`` / ``
 booked nor owed.
 
 A refund credits the account (booked whatever the account's status: it returns money that was taken),
-idempotent on ``(partner, refund_no)``. Only a debit that was booked (``succeeded``) can be refunded:
+idempotent on ``(partner, out_refund_no)``. Only a debit that was booked (``succeeded``) can be refunded:
 one refused by risk control or left in arrears moved nothing, and arrears settled by WeChat Pay are
 refunded the way they were paid, not into the account. The refunds of a debit never add up to more than
 it (the debit row is locked while one is booked), and a refund is held to the balance cap like any
@@ -54,8 +54,8 @@ class OutTradeNoConflict(Conflict):
     code, message = "OUT_TRADE_NO_CONFLICT", "该 out_trade_no 已用于另一笔扣款"
 
 
-class RefundNoConflict(Conflict):
-    code, message = "REFUND_NO_CONFLICT", "该 refund_no 已用于另一笔退款"
+class OutRefundNoConflict(Conflict):
+    code, message = "OUT_REFUND_NO_CONFLICT", "该 out_refund_no 已用于另一笔退款"
 
 
 class DebitNotFound(NotFound):
@@ -178,19 +178,26 @@ class RefundResult:
     replayed: bool
 
 
-async def _refund_replay(caller: Caller, refund_no: str, digest: str) -> RefundResult | None:
-    found = await PartnerRefund.get_or_none(partner_id=caller.partner.id, refund_no=refund_no)
+async def _refund_replay(caller: Caller, out_refund_no: str, digest: str) -> RefundResult | None:
+    found = await PartnerRefund.get_or_none(partner_id=caller.partner.id, out_refund_no=out_refund_no)
     if found is None:
         return None
     if found.request_hash != digest:
-        raise RefundNoConflict(field="refund_no")
+        raise OutRefundNoConflict(field="out_refund_no")
     debit_row = await PartnerDebit.get(id=found.debit_id)
     return RefundResult(found, debit_row, await EtcBinding.get(id=debit_row.binding_id), True)
 
 
+def _refund_hash(out_trade_no: str, fields: dict) -> str:
+    # Hashed under the number's first name (``refund_no``), so that a refund booked before the field was
+    # renamed still answers its retry instead of a conflict.
+    named = {("refund_no" if k == "out_refund_no" else k): v for k, v in fields.items()}
+    return request_hash({"out_trade_no": out_trade_no, **named})
+
+
 async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields: dict) -> RefundResult:
-    digest = request_hash({"out_trade_no": out_trade_no, **fields})
-    found = await _refund_replay(caller, fields["refund_no"], digest)
+    digest = _refund_hash(out_trade_no, fields)
+    found = await _refund_replay(caller, fields["out_refund_no"], digest)
     if found is not None:
         return found
     target = await PartnerDebit.get_or_none(partner_id=caller.partner.id, out_trade_no=out_trade_no)
@@ -206,7 +213,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
             raise RefundExceedsDebit(f"最多还可退 {row.amount_fen - row.refunded_fen} 分", field="amount_fen")
         now = utcnow()
         made = await PartnerRefund.create(
-            partner_id=caller.partner.id, debit_id=row.id, refund_no=fields["refund_no"], request_hash=digest,
+            partner_id=caller.partner.id, debit_id=row.id, out_refund_no=fields["out_refund_no"], request_hash=digest,
             amount_fen=fields["amount_fen"], reason=fields.get("reason"), refunded_at=now,
             booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
         await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
@@ -219,7 +226,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
     try:
         made, row = await atomic(work)
     except IntegrityError:
-        found = await _refund_replay(caller, fields["refund_no"], digest)
+        found = await _refund_replay(caller, fields["out_refund_no"], digest)
         if found is None:
             raise
         return found
@@ -237,14 +244,15 @@ def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:
 
 
 def public_refund(r: RefundResult) -> dict:
-    return {"refund_no": r.refund.refund_no, "out_trade_no": r.debit.out_trade_no, "amount_fen": r.refund.amount_fen,
-            "reason": r.refund.reason, "status": "succeeded", "refunded_at": r.refund.refunded_at,
+    return {"out_refund_no": r.refund.out_refund_no, "out_trade_no": r.debit.out_trade_no,
+            "amount_fen": r.refund.amount_fen, "reason": r.refund.reason, "status": "succeeded",
+            "refunded_at": r.refund.refunded_at,
             "debit": public_debit(r.debit, r.binding)}
 
 
 # -- statements --------------------------------------------------------------------------------------
 
-STATEMENT_COLUMNS = ("type", "out_trade_no", "refund_no", "category", "status", "amount_fen", "occurred_at",
+STATEMENT_COLUMNS = ("type", "out_trade_no", "out_refund_no", "category", "status", "amount_fen", "occurred_at",
                      "booked_at", "card_number_masked", "plate_number", "plate_color", "merchant")
 
 
@@ -271,7 +279,7 @@ async def statement(caller: Caller, day: date) -> str:
         d = by_id[r.debit_id]
         b = by_binding[d.binding_id]
         plate, _, color = b.plate.partition("_")
-        rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.refund_no, d.category, "succeeded",
+        rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.out_refund_no, d.category, "succeeded",
                                                 r.amount_fen, _iso(d.occurred_at), _iso(r.refunded_at), b.card_masked,
                                                 plate, color, d.merchant]))
     out = io.StringIO()

@@ -3,9 +3,11 @@
 A secret is 32 random bytes (``sk_`` + URL-safe base64), returned once and stored encrypted. Rotating
 keeps the old secret valid for a grace period, so a partner can switch without a failed request.
 A callback URL must be ``https`` in production (``http`` is allowed in sandbox mode, for the emulator);
-where it points is checked again at every delivery (``services.partners.notify``). A partner that issues
-ETC cards names its card networks (4-digit network numbers): binding events of those cards go to it,
-and to no one else.
+where it points is checked again at every delivery (``services.partners.notify``); it can be set or
+cleared after creation (``partner set-callback``), since a partner's own URL may need its app id. A
+partner that issues ETC cards names its card networks (4-digit network numbers): binding events of
+those cards go to it, and to no one else. Each of these commands is an audit event (actor ``operator``),
+in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from core.clock import utcnow
 from core.errors import ValidationFailed
 from models.partners import Partner, PartnerStatus
+from services import audit
 from services.context import ServiceContext
+from services.db import atomic
 from services.partners.auth import SECRET_PURPOSE
 
 SCOPES = ("etc:debit", "parking:debit", "fuel:debit", "carwash:debit", "etc:read")
@@ -65,15 +71,26 @@ def check_card_networks(networks: list[str] | None) -> list[str]:
     return networks
 
 
+async def _audit(conn: BaseDBAsyncClient, partner: Partner, action: str, actor: str, **data) -> None:
+    await audit.append(conn, actor=actor, action=f"partner.{action}", entity_type="partner", entity_id=partner.app_id,
+                       data=data)
+
+
 async def create(ctx: ServiceContext, *, name: str, scopes: list[str], callback_url: str | None = None,
-                 card_networks: list[str] | None = None) -> Credentials:
+                 card_networks: list[str] | None = None, actor: str = "operator") -> Credentials:
     secret = new_secret()
-    partner = await Partner.create(
-        app_id="pt" + secrets.token_hex(8), name=name[:64], scopes=check_scopes(scopes),
-        callback_url=check_callback_url(callback_url, production=ctx.settings.is_production),
-        card_networks=check_card_networks(card_networks),
-        secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE))
-    return Credentials(partner, secret)
+    fields = dict(app_id="pt" + secrets.token_hex(8), name=name[:64], scopes=check_scopes(scopes),
+                  callback_url=check_callback_url(callback_url, production=ctx.settings.is_production),
+                  card_networks=check_card_networks(card_networks),
+                  secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE))
+
+    async def work(conn: BaseDBAsyncClient) -> Partner:
+        partner = await Partner.create(**fields, using_db=conn)
+        await _audit(conn, partner, "created", actor, name=partner.name, scopes=partner.scopes,
+                     callback_url=partner.callback_url, card_networks=partner.card_networks)
+        return partner
+
+    return Credentials(await atomic(work), secret)
 
 
 async def _get(app_id: str) -> Partner:
@@ -83,16 +100,43 @@ async def _get(app_id: str) -> Partner:
     return partner
 
 
-async def rotate_secret(ctx: ServiceContext, app_id: str, *, grace_s: int = DEFAULT_GRACE_S) -> Credentials:
+async def rotate_secret(ctx: ServiceContext, app_id: str, *, grace_s: int = DEFAULT_GRACE_S,
+                        actor: str = "operator") -> Credentials:
     partner = await _get(app_id)
     secret, now = new_secret(), utcnow()
-    await Partner.filter(id=partner.id).update(
-        previous_secret_enc=partner.secret_enc, previous_valid_until=now + timedelta(seconds=grace_s),
-        secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE), rotated_at=now)
+    until = now + timedelta(seconds=grace_s)
+
+    async def work(conn: BaseDBAsyncClient) -> None:
+        await Partner.filter(id=partner.id).using_db(conn).update(
+            previous_secret_enc=partner.secret_enc, previous_valid_until=until,
+            secret_enc=ctx.pii.encrypt(secret, purpose=SECRET_PURPOSE), rotated_at=now)
+        await _audit(conn, partner, "secret_rotated", actor, previous_valid_until=until.isoformat())
+
+    await atomic(work)
     return Credentials(await Partner.get(id=partner.id), secret)
 
 
-async def disable(app_id: str) -> Partner:
+async def set_callback(ctx: ServiceContext, app_id: str, callback_url: str | None, *,
+                       actor: str = "operator") -> Partner:
+    """Set where the partner's notifications go, or clear it (``None``: no notifications are sent)."""
     partner = await _get(app_id)
-    await Partner.filter(id=partner.id).update(status=PartnerStatus.DISABLED, disabled_at=utcnow())
+    url = check_callback_url(callback_url, production=ctx.settings.is_production)
+
+    async def work(conn: BaseDBAsyncClient) -> None:
+        await Partner.filter(id=partner.id).using_db(conn).update(callback_url=url)
+        await _audit(conn, partner, "callback_set" if url else "callback_cleared", actor,
+                     previous=partner.callback_url, callback_url=url)
+
+    await atomic(work)
+    return await Partner.get(id=partner.id)
+
+
+async def disable(app_id: str, *, actor: str = "operator") -> Partner:
+    partner = await _get(app_id)
+
+    async def work(conn: BaseDBAsyncClient) -> None:
+        await Partner.filter(id=partner.id).using_db(conn).update(status=PartnerStatus.DISABLED, disabled_at=utcnow())
+        await _audit(conn, partner, "disabled", actor)
+
+    await atomic(work)
     return await Partner.get(id=partner.id)

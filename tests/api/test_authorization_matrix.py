@@ -23,7 +23,7 @@ proves:
 * the same request with B's own ids succeeds, so each refusal was about the id and nothing else.
 
 Partner numbers are per partner too: Y's statement shows none of X's debits, and Y may use X's
-``out_trade_no`` and ``refund_no`` for debits and refunds of its own without learning X's.
+``out_trade_no`` and ``out_refund_no`` for debits and refunds of its own without learning X's.
 
 Out of scope: the sandbox's control and emulator routes (``/sandbox/...``), ``/docs``, ``/health/...``,
 ``/metrics`` and ``/callbacks/...``: none of them is called by a user or a partner on something they own.
@@ -131,7 +131,7 @@ PROBES = [
           idempotent=True),
     Probe("GET", "/open/v1/debits/{out_trade_no}", {"path.out_trade_no": "debit"}, partner=True),
     Probe("POST", "/open/v1/debits/{out_trade_no}/refund", {"path.out_trade_no": "debit"},
-          lambda o: {"refund_no": "R" + secrets.token_hex(8), "amount_fen": 100}, partner=True),
+          lambda o: {"out_refund_no": "R" + secrets.token_hex(8), "amount_fen": 100}, partner=True),
     # last, as their controls end what the others' use: the binding, a vehicle, the identity check
     Probe("DELETE", "/api/v1/etc-bindings/{binding_id}", {"path.binding_id": "binding"}),
     Probe("DELETE", "/api/v1/vehicles/{vehicle_id}", {"path.vehicle_id": "loose_vehicle"}),
@@ -234,9 +234,9 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
     pending = resp.json()
     loose = await register_vehicle(client, user)
     fresh = await asyncio.to_thread(walker.face, "pass")
-    refund_no = "R" + secrets.token_hex(8)
+    out_refund_no = "R" + secrets.token_hex(8)
     resp = await call(client, partner, "POST", f"/open/v1/debits/{walker.out_trade_no}/refund",
-                      {"refund_no": refund_no, "amount_fen": 100})
+                      {"out_refund_no": out_refund_no, "amount_fen": 100})
     assert resp.status_code == 201, resp.text
 
     binding, faces = made["binding"], made["faces"]
@@ -260,7 +260,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
         "id_front": [made["uploads"]["id_front"]],
         "id_back": [made["uploads"]["id_back"]],
         "debit": [walker.out_trade_no],
-        "refund_no": [refund_no],
+        "out_refund_no": [out_refund_no],
     }
     person = made["person"]
     account = await Account.get(id=made["account"]["id"])
@@ -268,7 +268,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
     texts = [person["name"], person["id_number"], person["card_number"], person["phone"], walker.plate,
              walker.spare_plate, loose["plate_number"], walker.etc_card, walker.spare_etc_card, walker.out_trade_no,
              made["order"]["out_trade_no"], account.number, made["account"]["number_masked"], partner.app_id,
-             walker.refresh_token, refund_no, faces["fresh"], faces["pending"], fresh]
+             walker.refresh_token, out_refund_no, faces["fresh"], faces["pending"], fresh]
     for contract_id in contracts:
         contract = (await client.get(f"/api/v1/contracts/{contract_id}", headers=walker.headers)).json()
         texts += [contract["contract_no"], contract["sha256"], contract["signed_sha256"]]
@@ -364,10 +364,10 @@ async def partner_numbers(client, a: Owner, b: Owner) -> list[str]:
     if (got.get("binding_id"), got.get("amount_fen")) != (b.ids["binding"][0], 200):
         failed.append(f"Y's debit under X's out_trade_no: {debit.status_code} {debit.text[:300]}")
     refund = await call(client, b.partner, "POST", f"/open/v1/debits/{b.ids['debit'][0]}/refund",
-                        {"refund_no": a.ids["refund_no"][0], "amount_fen": 50})
+                        {"out_refund_no": a.ids["out_refund_no"][0], "amount_fen": 50})
     got = refund.json() if refund.status_code == 201 and "Idempotent-Replayed" not in refund.headers else {}
     if (got.get("out_trade_no"), got.get("amount_fen")) != (b.ids["debit"][0], 50):
-        failed.append(f"Y's refund under X's refund_no: {refund.status_code} {refund.text[:300]}")
+        failed.append(f"Y's refund under X's out_refund_no: {refund.status_code} {refund.text[:300]}")
     return failed
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from core.clock import utcnow
+from models.audit import AuditEvent
 from models.partners import Partner, PartnerNonce
 from services.partners import auth as partner_auth
 from tests.e2e.servers import ROOT
@@ -188,7 +189,7 @@ def _cli(settings, *args) -> subprocess.CompletedProcess:
 
 
 async def test_the_partner_command_creates_rotates_and_disables(client, settings):
-    made = await asyncio.to_thread(_cli, settings, "create", "--name", "某停车场", "--scopes", "parking:debit,etc:read",
+    made = await asyncio.to_thread(_cli, settings, "create", "某停车场", "--scopes", "parking:debit,etc:read",
                                    "--callback-url", "http://127.0.0.1:9/notify")
     assert made.returncode == 0, made.stderr
     created = json.loads(made.stdout)
@@ -202,8 +203,42 @@ async def test_the_partner_command_creates_rotates_and_disables(client, settings
     assert json.loads(disabled.stdout)["status"] == "disabled"
     unknown = await asyncio.to_thread(_cli, settings, "disable", "pt" + "f" * 16)
     assert unknown.returncode == 1 and "no partner" in unknown.stderr
-    bad = await asyncio.to_thread(_cli, settings, "create", "--name", "x", "--scopes", "everything")
+    bad = await asyncio.to_thread(_cli, settings, "create", "x", "--scopes", "everything")
     assert bad.returncode == 2 and "scopes" in bad.stderr
+    actions = [e.action for e in await AuditEvent.filter(entity_type="partner", entity_id=created["app_id"]).order_by("seq")]
+    assert actions == ["partner.created", "partner.secret_rotated", "partner.disabled"]
+
+
+async def test_the_partner_command_still_takes_the_name_as_an_option(client, settings):
+    made = await asyncio.to_thread(_cli, settings, "create", "--name", "旧写法", "--scopes", "etc:read")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["name"] == "旧写法"
+    twice = await asyncio.to_thread(_cli, settings, "create", "甲", "--name", "乙", "--scopes", "etc:read")
+    none = await asyncio.to_thread(_cli, settings, "create", "--scopes", "etc:read")
+    assert twice.returncode == none.returncode == 2 and "name" in none.stderr
+
+
+async def test_the_callback_url_is_set_after_creation_and_cleared(client, settings):
+    """The partner emulator's URL carries the app id, which exists only once the partner does."""
+    made = json.loads((await asyncio.to_thread(_cli, settings, "create", "某洗车店", "--scopes", "carwash:debit")).stdout)
+    app_id = made["app_id"]
+    assert made["callback_url"] is None
+    url = f"http://127.0.0.1:9/sandbox/partner/{app_id}/notify"
+    set_ = await asyncio.to_thread(_cli, settings, "set-callback", app_id, url)
+    assert set_.returncode == 0, set_.stderr
+    assert json.loads(set_.stdout) == {"app_id": app_id, "callback_url": url}
+    assert (await Partner.get(app_id=app_id)).callback_url == url
+    cleared = await asyncio.to_thread(_cli, settings, "set-callback", app_id, "--clear")
+    assert json.loads(cleared.stdout) == {"app_id": app_id, "callback_url": None}
+    assert (await Partner.get(app_id=app_id)).callback_url is None
+    bad = await asyncio.to_thread(_cli, settings, "set-callback", app_id, "ftp://127.0.0.1/x")
+    assert bad.returncode == 2 and "callback URL" in bad.stderr
+    unknown = await asyncio.to_thread(_cli, settings, "set-callback", "pt" + "f" * 16, url)
+    assert unknown.returncode == 1 and "no partner" in unknown.stderr
+    events = await AuditEvent.filter(entity_type="partner", entity_id=app_id).order_by("seq")
+    assert [(e.action, e.actor, e.data.get("callback_url")) for e in events] == [
+        ("partner.created", "operator", None), ("partner.callback_set", "operator", url),
+        ("partner.callback_cleared", "operator", None)]
 
 
 @pytest.mark.parametrize("day", ["0", "20261129", "2026-11-31", "2026-1-1", "", "2026-11-29T00:00:00"])

@@ -1,5 +1,5 @@
 """Partner debits, refunds and statements over the signed open API: booked through the ledger under the
-class limits, idempotent on out_trade_no and refund_no (also under 20 concurrent retries), refusals
+class limits, idempotent on out_trade_no and out_refund_no (also under 20 concurrent retries), refusals
 recorded as arrears, scopes per category, refunds never above the debit, the day's CSV statement.
 ``ledger check`` runs after each test (tests/conftest.py)."""
 
@@ -191,24 +191,27 @@ async def test_refunds_are_idempotent_and_never_exceed_the_debit(client, sandbox
     body = debit_body(car, 3_000)
     assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
     path = f"{DEBITS}/{body['out_trade_no']}/refund"
-    first = await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 1_000})
+    first = await call(client, partner, "POST", path, {"out_refund_no": "R-000001", "amount_fen": 1_000})
     assert first.status_code == 201, first.text
     assert first.json()["debit"]["refunded_fen"] == 1_000 and await balance(car.account["id"]) == 8_000
-    again = await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 1_000})
+    again = await call(client, partner, "POST", path, {"out_refund_no": "R-000001", "amount_fen": 1_000})
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
-    assert_error(await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 900}), 409,
-                 "REFUND_NO_CONFLICT", "refund_no")
-    assert_error(await call(client, partner, "POST", path, {"refund_no": "R-000002", "amount_fen": 2_001}), 422,
+    assert_error(await call(client, partner, "POST", path, {"out_refund_no": "R-000001", "amount_fen": 900}), 409,
+                 "OUT_REFUND_NO_CONFLICT", "out_refund_no")
+    # the number's first name is refused, not read as a missing number
+    old_name = await call(client, partner, "POST", path, {"refund_no": "R-000001", "amount_fen": 1_000})
+    assert old_name.status_code == 422 and old_name.json()["error"]["field"] in ("refund_no", "out_refund_no")
+    assert_error(await call(client, partner, "POST", path, {"out_refund_no": "R-000002", "amount_fen": 2_001}), 422,
                  "REFUND_EXCEEDS_DEBIT", "amount_fen")
     # concurrent refunds of what is left: together never more than the debit
-    answers = await asyncio.gather(*(call(client, partner, "POST", path, {"refund_no": f"R-1000{i}", "amount_fen": 700})
-                                     for i in range(6)))
+    answers = await asyncio.gather(*(call(client, partner, "POST", path,
+                                          {"out_refund_no": f"R-1000{i}", "amount_fen": 700}) for i in range(6)))
     assert sorted(a.status_code for a in answers) == [201] * 2 + [422] * 4
     looked = (await call(client, partner, "GET", f"{DEBITS}/{body['out_trade_no']}")).json()
     assert looked["refunded_fen"] == 2_400 <= looked["amount_fen"]
     assert await balance(car.account["id"]) == 10_000 - 3_000 + 2_400
     assert_error(await call(client, partner, "POST", f"{DEBITS}/nope-000/refund",
-                            {"refund_no": "R-000009", "amount_fen": 1}), 404, "DEBIT_NOT_FOUND")
+                            {"out_refund_no": "R-000009", "amount_fen": 1}), 404, "DEBIT_NOT_FOUND")
 
 
 async def test_twenty_identical_refund_requests_at_once_refund_once(client, sandbox, ctx):
@@ -217,11 +220,11 @@ async def test_twenty_identical_refund_requests_at_once_refund_once(client, sand
     body = debit_body(car, 3_000)
     assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
     path = f"{DEBITS}/{body['out_trade_no']}/refund"
-    answers = await asyncio.gather(*(call(client, partner, "POST", path, {"refund_no": "R-same-001", "amount_fen": 1_200})
-                                     for _ in range(20)))
+    answers = await asyncio.gather(*(call(client, partner, "POST", path,
+                                          {"out_refund_no": "R-same-001", "amount_fen": 1_200}) for _ in range(20)))
     assert [a.status_code for a in answers] == [201] * 20, [a.text for a in answers if a.status_code != 201][:2]
     assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1
-    assert await PartnerRefund.filter(refund_no="R-same-001").count() == 1
+    assert await PartnerRefund.filter(out_refund_no="R-same-001").count() == 1
     assert await balance(car.account["id"]) == 10_000 - 3_000 + 1_200
 
 
@@ -231,7 +234,7 @@ async def test_arrears_cannot_be_refunded_and_other_partners_debits_are_not_foun
     owed = debit_body(car, 500)
     await call(client, partner, "POST", DEBITS, owed)
     assert_error(await call(client, partner, "POST", f"{DEBITS}/{owed['out_trade_no']}/refund",
-                            {"refund_no": "R-owed-01", "amount_fen": 100}), 409, "DEBIT_NOT_REFUNDABLE")
+                            {"out_refund_no": "R-owed-01", "amount_fen": 100}), 409, "DEBIT_NOT_REFUNDABLE")
     stranger = await new_partner(ctx)
     assert_error(await call(client, stranger, "GET", f"{DEBITS}/{owed['out_trade_no']}"), 404, "DEBIT_NOT_FOUND")
 
@@ -242,7 +245,7 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
     paid, owed = debit_body(car, 2_000), debit_body(car, 50_000)
     await call(client, partner, "POST", DEBITS, paid)
     await call(client, partner, "POST", DEBITS, owed)
-    await call(client, partner, "POST", f"{DEBITS}/{paid['out_trade_no']}/refund", {"refund_no": "R-stmt-01",
+    await call(client, partner, "POST", f"{DEBITS}/{paid['out_trade_no']}/refund", {"out_refund_no": "R-stmt-01",
                                                                                     "amount_fen": 500})
     today = datetime.now(CHINA_TZ).date().isoformat()
     url = f"/open/v1/statements?date={today}"
@@ -250,7 +253,7 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
     resp = await client.get(url, headers=headers)
     assert resp.status_code == 200 and response_signature_ok(partner, resp, headers["X-Nonce"])
     rows = list(csv.DictReader(io.StringIO(resp.text)))
-    assert [(r["type"], r["out_trade_no"], r["refund_no"], r["status"], r["amount_fen"]) for r in rows] == [
+    assert [(r["type"], r["out_trade_no"], r["out_refund_no"], r["status"], r["amount_fen"]) for r in rows] == [
         ("debit", paid["out_trade_no"], "", "succeeded", "2000"),
         ("debit", owed["out_trade_no"], "", "arrears", "50000"),
         ("refund", paid["out_trade_no"], "R-stmt-01", "succeeded", "500"),
@@ -259,14 +262,14 @@ async def test_the_statement_lists_the_days_debits_and_refunds(client, sandbox, 
     # another partner's statement does not show them; a day to come has none
     other = await new_partner(ctx)
     theirs = await client.get(url, headers=other.headers("GET", url))
-    assert theirs.text.strip().splitlines() == [",".join(("type", "out_trade_no", "refund_no", "category", "status",
+    assert theirs.text.strip().splitlines() == [",".join(("type", "out_trade_no", "out_refund_no", "category", "status",
                                                           "amount_fen", "occurred_at", "booked_at",
                                                           "card_number_masked", "plate_number", "plate_color",
                                                           "merchant"))]
     tomorrow = (datetime.now(CHINA_TZ).date() + timedelta(days=1)).isoformat()
     later = f"/open/v1/statements?date={tomorrow}"
     assert_error(await client.get(later, headers=partner.headers("GET", later)), 422, "STATEMENT_DATE_INVALID", "date")
-    assert await PartnerRefund.filter(refund_no="R-stmt-01").count() == 1
+    assert await PartnerRefund.filter(out_refund_no="R-stmt-01").count() == 1
 
 
 # bidi controls reorder what a statement shows; full-width ASCII passes for formula starts and for other names
@@ -301,9 +304,9 @@ async def test_a_partner_that_lost_a_categorys_scope_cannot_refund_its_debits(cl
     assert (await call(client, partner, "POST", DEBITS, toll)).status_code == 201
     await Partner.filter(app_id=partner.app_id).update(scopes=["parking:debit"])  # tolls taken away
     resp = await call(client, partner, "POST", f"{DEBITS}/{toll['out_trade_no']}/refund",
-                      {"refund_no": "R-scope-01", "amount_fen": 500})
+                      {"out_refund_no": "R-scope-01", "amount_fen": 500})
     assert_error(resp, 403, "SCOPE_MISSING")
-    assert not await PartnerRefund.filter(refund_no="R-scope-01").exists()
+    assert not await PartnerRefund.filter(out_refund_no="R-scope-01").exists()
     assert await balance(car.account["id"]) == 8_000
 
 
@@ -328,7 +331,7 @@ async def test_statements_are_by_the_china_day_at_seven_in_the_morning(client, s
     body = {**debit_body(car, 1_000), "occurred_at": (seven - timedelta(minutes=20)).isoformat()}
     assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
     assert (await call(client, partner, "POST", f"{DEBITS}/{body['out_trade_no']}/refund",
-                       {"refund_no": "R-seven-01", "amount_fen": 400})).status_code == 201
+                       {"out_refund_no": "R-seven-01", "amount_fen": 400})).status_code == 201
 
     def statement_of(d):
         url = f"/open/v1/statements?date={d.isoformat()}"

@@ -30,7 +30,7 @@ async def balance(account_id: int) -> int:
 
 async def refund(client, partner, out_trade_no: str, amount_fen: int, number: str):
     return await call(client, partner, "POST", f"{DEBITS}/{out_trade_no}/refund",
-                      {"refund_no": number, "amount_fen": amount_fen})
+                      {"out_refund_no": number, "amount_fen": amount_fen})
 
 
 async def _load(rule_list: list) -> None:

@@ -34,6 +34,19 @@ def test_serves_logs_json_and_stops_on_sigterm(tmp_path):
     assert "Listening on http://127.0.0.1:" in text and "/docs" in text  # tells a newcomer where and how
 
 
+def test_a_contract_font_problem_is_said_once_at_start(tmp_path):
+    """It was said three times (the serve command, the renderer's own log, the worker's start)."""
+    bogus = tmp_path / "no-such-font.ttf"
+    server = ServerProcess(free_port(), server_env(tmp_path, CJK_FONT_PATH=str(bogus)), tmp_path / "server.log")
+    try:
+        server.wait_ready()
+    finally:
+        assert server.stop() == 0
+    said = [l for l in server.log.read_text(errors="replace").splitlines() if str(bogus) in l]
+    assert len(said) == 1, said
+    assert said[0].startswith("  WARNING: contract font: ")
+
+
 def test_sqlite_refuses_more_than_one_worker_with_a_clear_message(tmp_path):
     """SQLite has one writer: several worker processes would fail requests with "database is locked"
     (and use up identity attempts doing it), so the embedded default refuses them up front."""

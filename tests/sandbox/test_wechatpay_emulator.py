@@ -708,6 +708,34 @@ def test_notify_drop_delay_and_redeliver_in_parallel(client, sb, receiver, wxpay
         assert r.status_code == 400 and r.json()["field"] == fld
 
 
+def test_an_order_s_payment_notification_is_sent_again_by_its_prepay_id(client, sb, receiver, wxpay):
+    """``POST pay/{prepay_id}/notify``: what a test that paid an order asks for, without the notification's id."""
+    no = new_no()
+    prepay_id = client.jsapi(no, total=100, notify_url=receiver.url("/notify/again")).json()["prepay_id"]
+    # not paid yet: nothing to send
+    r = sb.control("POST", f"pay/{prepay_id}/notify")
+    assert r.status_code == 400 and r.json()["field"] == "prepay_id"
+    paid = sb.control("POST", f"pay/{prepay_id}", json={"result": "SUCCESS", "notify": "drop"}).json()
+    r = sb.control("POST", f"pay/{prepay_id}/notify")  # no body: one delivery
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == paid["notification_id"] and [a["http_status"] for a in r.json()["attempts"]] == [200]
+    Draft202012Validator({**DOC["components"]["schemas"]["Redelivery"], "components": DOC["components"]}).validate(r.json())
+    r = sb.control("POST", f"pay/{prepay_id}/notify", json={"count": 2})
+    assert [a["http_status"] for a in r.json()["attempts"]] == [200, 200]
+    got = receiver.at("/notify/again")
+    assert len(got) == 3 and len({g.body for g in got}) == 1
+    for g in got:  # each one signed afresh, and the same payment
+        event = wxpay.callback(g.headers, g.body)
+        assert event["id"] == paid["notification_id"] and event["resource"]["out_trade_no"] == no
+    [n] = notifications(sb, out_trade_no=no)
+    assert n["status"] == "dropped" and [a["kind"] for a in n["attempts"]] == ["redeliver"] * 3
+    assert sb.control("POST", "pay/wx-nope/notify").status_code == 404
+    for body, fld in (({"count": 0}, "count"), ({"parallel": 1}, "parallel"), ({"tamper": "x"}, "tamper"),
+                      ({"result": "SUCCESS"}, "result")):
+        r = sb.control("POST", f"pay/{prepay_id}/notify", json=body)
+        assert r.status_code == 400 and r.json()["field"] == fld
+
+
 def paid_at(sb, out_trade_no: str) -> float:
     return notifications(sb, out_trade_no=out_trade_no)[0]["created_at"]
 
