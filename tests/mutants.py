@@ -287,7 +287,7 @@ MUTANTS = (
     Mutant(
         "a credit may pass the Class III balance cap",
         "services/accounts/ledger.py",
-        "        if rules.balance_cap_fen is not None and not reversal and balance + pending + amount_fen > rules.balance_cap_fen:\n",
+        "        if rules.balance_cap_fen is not None and balance + pending + amount_fen > rules.balance_cap_fen:\n",
         "        if False:\n",
         (f"{LEDGER}::test_class_iii_balance_cap_holds_under_concurrent_credits",),
     ),
@@ -616,7 +616,7 @@ MUTANTS = (
     Mutant(
         "settled top-ups are not Class III flow",
         "services/accounts/ledger.py",
-        "    if account.account_class == \"III\" and not (settling and reserved_fen == 0):\n",
+        "    if account.account_class == \"III\" and not reversal:\n",
         "    if account.account_class == \"III\" and not settling:\n",
         (f"{FUNDING}::test_settled_class_iii_top_ups_count_toward_id_collection_from_the_threshold_itself",),
     ),
