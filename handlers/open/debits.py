@@ -18,7 +18,7 @@ from handlers.common import services
 from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
 from services.accounts.funding import MAX_AMOUNT_FEN
 from models.partners import DebitStatus
-from services.accounts.ledger import InsufficientFunds, LimitExceeded
+from services.accounts.ledger import BalanceCapExceeded, InsufficientFunds, LimitExceeded
 from services.risk.engine import RiskBlocked, RiskReview
 from services.etc.bindings import BindingNotActive, EtcCardInvalid
 from services.etc.vehicles import PlateColorMismatch, PlateInvalid, check_plate
@@ -201,13 +201,16 @@ async def get_debit(request: Request, out_trade_no: str) -> HTTPResponse:
 @operation(
     summary="Refund a debit, in full or in part",
     description="Idempotent on `out_refund_no` (409 OUT_REFUND_NO_CONFLICT with another body). The refunds of a debit "
-    "never add up to more than it (422 REFUND_EXCEEDS_DEBIT); a debit recorded as arrears cannot be refunded.",
+    "never add up to more than it (422 REFUND_EXCEEDS_DEBIT). Only a debit booked on the account (`succeeded`) "
+    "can be refunded: one `refused` by risk control, owed as `arrears` or `settled` through WeChat Pay moved "
+    "nothing on the account (409 DEBIT_NOT_REFUNDABLE). A refund is a credit held to the account's balance cap "
+    "(422 BALANCE_CAP_EXCEEDED).",
     tag="open",
     partner=DEBIT_SCOPES,
     path={"out_trade_no": OUT_TRADE_NO},
     body=RefundBody,
     responses={201: Response(RefundOut, description="refunded")},
-    errors=(OutRefundNoConflict, RefundExceedsDebit, DebitNotRefundable),
+    errors=(OutRefundNoConflict, RefundExceedsDebit, DebitNotRefundable, BalanceCapExceeded),
 )
 async def refund_debit(request: Request, out_trade_no: str, body: RefundBody) -> HTTPResponse:
     result = await debits.refund(services(request), request.ctx.caller, out_trade_no,
