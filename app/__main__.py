@@ -192,11 +192,16 @@ def cmd_storage_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import logging.config
     import signal
 
+    from app.logs import logging_config
     from services import jobs, worker
 
     settings = _settings()
+    # as the server logs: JSON lines on stderr, personal data masked, at LOG_LEVEL (a loop's failures and
+    # recoveries, each job's result); without it only warnings reached stderr, raw
+    logging.config.dictConfig(logging_config(settings.log_level))
 
     async def work(ctx) -> None:
         from app.db import first_start

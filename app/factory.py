@@ -19,6 +19,7 @@ from app.errors import error_response
 from app.logs import logging_config
 from app.openapi import build_openapi, docs_blueprint, install_response_check
 from app.providers import build_http, build_services
+from core.clock import utcnow
 from core.settings import Settings
 from handlers import callbacks, miniprogram, ops
 from handlers import open as open_api
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
         app.ctx.services = build_services(settings, app.ctx.http)
         if settings.is_production:  # the first contract should not wait for processes to start
             await app.ctx.services.contract_workers.warm_up()
+        app.ctx.started_at = utcnow()  # a job that never succeeded is overdue counted from here (handlers.ops)
         app.ctx.worker_stop = asyncio.Event()
         app.ctx.worker_task = None
         await app.ctx.services.revocations.load()  # serving starts knowing which logins are revoked

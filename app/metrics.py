@@ -10,6 +10,14 @@ Requests only append a tuple (``app.middleware.finish``); the app's flusher adds
 counters here (``observe_many``), and ``flush`` moves those into prometheus_client's values, whose multi-process mode writes a memory-mapped file
 under a lock for every change. The app flushes every ``FLUSH_S`` and before answering a scrape, so
 another worker's figures are at most that old.
+
+The periodic jobs' gauges (``background_job_last_success_timestamp_seconds``, ``background_job_overdue``,
+``background_job_allowed_gap_seconds``, one series per job) are not per-process values: a job runs on
+whichever host holds its lease, so its last success is read from the lease rows in the database at each
+scrape (``services.worker.job_health``) and rendered from that snapshot, outside the multi-process files
+(a gauge there would be one file per process, stale for every job another host ran). Every server
+reports the same figures; alert on ``background_job_overdue == 1`` or on ``time() -
+background_job_last_success_timestamp_seconds > background_job_allowed_gap_seconds``.
 """
 
 from __future__ import annotations
@@ -18,7 +26,12 @@ import os
 import shutil
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.jobs import JobHealth
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -85,9 +98,9 @@ class Metrics:
                     child._buckets[i].inc(n)
             child._sum.inc(sums[labels])
 
-    def render(self) -> bytes:
+    def render(self, jobs: Sequence[JobHealth] = ()) -> bytes:
         """The text exposition, after this worker's own counts are flushed (``app.middleware.drain``
-        first adds what its requests appended since the last flush)."""
+        first adds what its requests appended since the last flush), and the jobs' gauges of ``jobs``."""
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -95,5 +108,35 @@ class Metrics:
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=self.multiprocess_dir)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            text = generate_latest(registry)
+        else:
+            text = generate_latest(self.registry)
+        return text + (generate_latest(_Snapshot(_job_families(jobs))) if jobs else b"")
+
+
+class _Snapshot:
+    """A registry-like collector of families built once (prometheus_client's ``generate_latest`` only calls
+    ``collect``); no value of it touches the multi-process files."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def _job_families(jobs: Sequence[JobHealth]) -> list:
+    from prometheus_client.core import GaugeMetricFamily
+
+    last_ok = GaugeMetricFamily("background_job_last_success_timestamp_seconds",
+                                "When each periodic job last succeeded on any host (Unix time; 0: never).",
+                                labels=("name",))
+    overdue = GaugeMetricFamily("background_job_overdue",
+                                "1 when a periodic job's last success is older than its allowed gap.", labels=("name",))
+    allowed = GaugeMetricFamily("background_job_allowed_gap_seconds",
+                                "How long after its last success a periodic job counts as overdue.", labels=("name",))
+    for job in jobs:
+        last_ok.add_metric((job.name,), job.last_ok_at.timestamp() if job.last_ok_at else 0.0)
+        overdue.add_metric((job.name,), 1.0 if job.overdue else 0.0)
+        allowed.add_metric((job.name,), job.allowed_s)
+    return [last_ok, overdue, allowed]

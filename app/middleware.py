@@ -25,6 +25,7 @@ from sanic.response import HTTPResponse
 from app.access_log import AccessLog
 from app.metrics import FLUSH_S as METRICS_FLUSH_S
 from app.metrics import Metrics
+from core.loops import forever
 from core.pii import redact
 
 FLUSH_S = 0.1
@@ -120,11 +121,14 @@ def instrumented(handler):
 
 
 async def _flush_forever(app: Sanic) -> None:
+    """Cancelled when the server stops; a failed flush (a full disk under the metrics files) is logged
+    and the next one tries again (``core.loops.forever``), so the access log and the counts go on."""
     every = max(1, round(METRICS_FLUSH_S / FLUSH_S))
-    n = 0
-    while True:
-        await asyncio.sleep(FLUSH_S)
+    turns = itertools.count(1)
+
+    async def one_turn() -> None:
         drain(app)
-        n += 1
-        if n % every == 0:
+        if next(turns) % every == 0:
             app.ctx.metrics.flush()
+
+    await forever("metrics flush", one_turn, asyncio.Event(), idle_s=FLUSH_S)

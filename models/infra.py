@@ -29,7 +29,8 @@ class JobLease(Model):
     name = fields.CharField(max_length=64, primary_key=True)
     claimed_by = fields.CharField(max_length=128, null=True)
     claimed_until = fields.DatetimeField(null=True)
-    last_run_at = fields.DatetimeField(null=True)
+    last_run_at = fields.DatetimeField(null=True)  # the last run, failed or not: when it is next due
+    last_ok_at = fields.DatetimeField(null=True)  # the last run that succeeded: how overdue the job is
     last_result = fields.JSONField(null=True)
 
     class Meta:

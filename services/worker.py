@@ -3,14 +3,17 @@
 ``python -m app worker`` runs it; in sandbox mode the server runs it too (``WORKER_IN_SERVER``), so the
 embedded default needs no second process. Any number of copies can run at once: outbox messages are
 claimed one by one by lease (``services.outbox``) and each periodic job by its lease row
-(``services.jobs``).
+(``services.jobs``). Both loops outlive any error of one turn (``core.loops.forever``): the database
+going away stops the work only until it is back, and ``job_health`` tells ops when a job is late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
+from core.loops import forever
 from core.settings import Settings
 from services import idempotency, jobs, outbox, ratelimit, storage_sweep
 from services.accounts import funding
@@ -57,19 +60,18 @@ async def _sweep_idempotency() -> dict:
 
 async def deliver_outbox(ctx: ServiceContext, settings: Settings, stop: asyncio.Event, *, holder: str) -> None:
     handlers = outbox_handlers(ctx)
-    while not stop.is_set():
-        try:
-            busy = await outbox.deliver_due(handlers, holder=holder, max_attempts=settings.outbox_max_attempts,
-                                            lease_s=settings.worker_lease_s)
-        except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
-            log.exception("outbox delivery loop failed")
-            busy = 0
-        if busy:
-            continue
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=settings.outbox_poll_s)
-        except asyncio.TimeoutError:
-            pass
+
+    async def one_turn() -> float | None:
+        busy = await outbox.deliver_due(handlers, holder=holder, max_attempts=settings.outbox_max_attempts,
+                                        lease_s=settings.worker_lease_s)
+        return 0 if busy else None  # more may be due at once; otherwise wait for the next poll
+
+    await forever("outbox", one_turn, stop, idle_s=settings.outbox_poll_s)
+
+
+async def job_health(ctx: ServiceContext, settings: Settings, *, since: datetime) -> list[jobs.JobHealth]:
+    """Each periodic job's last success on any host, and whether it is overdue (``jobs.health``)."""
+    return await jobs.health(periodic_jobs(ctx, settings), lease_s=settings.worker_lease_s, since=since)
 
 
 async def run(ctx: ServiceContext, settings: Settings, stop: asyncio.Event, *, poll_s: float = 30) -> None:

@@ -42,6 +42,7 @@ FUNDING = "tests/api/test_funding.py"
 PAUTH = "tests/api/test_partner_auth.py"
 PDEBIT = "tests/api/test_partner_debits.py"
 BIND = "tests/api/test_etc_bindings.py"
+JOBS = "tests/api/test_jobs_outlive_errors.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -724,6 +725,52 @@ MUTANTS = (
         "            if amount <= 0 or row.refunded_fen + amount > row.amount_fen:\n",
         "            if row.refunded_fen + amount > row.amount_fen:\n",
         ("tests/api/test_payments.py::test_nothing_left_to_refund_is_refused_and_moves_nothing",),
+    ),
+    # -- issue 20 jobs outlive errors --
+    Mutant(
+        "one failed turn ends a background loop for good (the database lost mid-claim stops the jobs)",
+        "core/loops.py",
+        "        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one turn (see the module doc)\n",
+        "        except ArithmeticError as exc:\n",
+        (f"{JOBS}::test_the_job_loop_outlives_the_database_lost_mid_claim",
+         f"{JOBS}::test_the_revocation_poller_outlives_the_database",
+         f"{JOBS}::test_the_outbox_loop_outlives_the_database",
+         "tests/unit/test_loops.py"),
+    ),
+    Mutant(
+        "a job whose lease row is out of reach stops the jobs after it",
+        "services/jobs.py",
+        "            except Exception as exc:  # noqa: BLE001 - its lease row is out of reach: the next jobs still get their turn\n",
+        "            except ArithmeticError as exc:\n",
+        (f"{JOBS}::test_a_job_whose_lease_row_is_out_of_reach_does_not_stop_the_others",),
+    ),
+    Mutant(
+        "the wait after failures grows without bound",
+        "core/loops.py",
+        "        return min(self.cap_s, self.first_s * 2 ** min(self.failures - 1, 32))\n",
+        "        return self.first_s * 2 ** min(self.failures - 1, 32)\n",
+        ("tests/unit/test_loops.py::test_the_wait_doubles_up_to_its_cap_and_a_success_starts_it_over",),
+    ),
+    Mutant(
+        "a loop that recovered keeps waiting as after its failures",
+        "core/loops.py",
+        "            backoff.succeeded()\n",
+        "            pass\n",
+        ("tests/unit/test_loops.py::test_failed_turns_do_not_end_the_loop_and_a_success_resets_the_backoff",),
+    ),
+    Mutant(
+        "a job's success is not stamped, so its health cannot be told",
+        "services/jobs.py",
+        "    await release(job.name, holder, last_run_at=done_at, last_ok_at=done_at, last_result=result)\n",
+        "    await release(job.name, holder, last_run_at=done_at, last_result=result)\n",
+        (f"{JOBS}::test_the_job_loop_outlives_the_database_lost_mid_claim",),
+    ),
+    Mutant(
+        "a job that stopped running is never reported overdue",
+        "services/jobs.py",
+        "        overdue = (now - (last_ok_at or since)).total_seconds() > allowed\n",
+        "        overdue = False\n",
+        (f"{JOBS}::test_an_overdue_job_is_reported_by_readiness_and_metrics",),
     ),
 )
 

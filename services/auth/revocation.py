@@ -12,13 +12,11 @@ and the worker that revoked knows at once.
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import timedelta
 
 from core.clock import utcnow
+from core.loops import forever
 from models.users import RefreshToken
-
-log = logging.getLogger(__name__)
 
 
 class Revocations:
@@ -42,13 +40,8 @@ class Revocations:
         return len(self._families)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reload until ``stop``; a failed load keeps the last set and is tried again next time."""
-        while not stop.is_set():
-            try:
-                await self.load()
-            except Exception:  # noqa: BLE001 - the database may be away; the next poll tries again
-                log.warning("revocation list not reloaded", exc_info=True)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
-            except asyncio.TimeoutError:
-                pass
+        """Reload until ``stop``; a failed load keeps the last set and is tried again (``core.loops.forever``)."""
+        async def one_turn() -> None:
+            await self.load()
+
+        await forever("revocations", one_turn, stop, idle_s=self.poll_s)
