@@ -38,7 +38,8 @@ const NEW_ENERGY_SMALL = 'gradient_green'
 const NEW_ENERGY_LARGE = 'yellow_green'
 
 const CATEGORY_LABELS = { toll: '通行费', parking: '停车费', fuel: '加油', carwash: '洗车' }
-const DEBIT_STATUS = { succeeded: '已扣款', arrears: '欠费', settled: '已补缴' }
+// refused: held or blocked by the bank's risk control, nothing taken and nothing owed
+const DEBIT_STATUS = { succeeded: '已扣款', arrears: '欠费', settled: '已补缴', refused: '未扣款（银行风控拦截）' }
 const BINDING_STATUS = { pending: '待开通', active: '已开通', suspended: '已暂停', unbound: '已解绑' }
 
 /** 用户输入的车牌 → 接口要的写法：去掉空白和间隔点，小写 ASCII 字母转大写（汉字不变）。 */
