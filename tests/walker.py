@@ -96,15 +96,17 @@ class Walker:
                 cwd=ROOT, env=self.env, check=True, capture_output=True, text=True).stdout)
         return self.partner
 
-    def walk(self, workdir: Path) -> dict:
+    def log_in(self) -> dict:
+        """Log in with a code the emulated WeChat issued; the tokens (the walk is this user from here)."""
         code = self.control("login-code", {}).json()["code"]
         tokens = self.ok(self.http.post("/api/v1/auth/login", json={"code": code}))
         self.headers = {"Authorization": "Bearer " + tokens["access_token"]}
         self.refresh_token = tokens["refresh_token"]
-        # a login of its own for the fuzzer's logout and refresh: ending it (a logout, a refresh token
-        # presented twice) ends its access tokens at once, and must not end the walked user's
-        spare_login = self.ok(self.http.post("/api/v1/auth/login",
-                                       json={"code": self.control("login-code", {}).json()["code"]}))
+        return tokens
+
+    def prove_identity(self) -> dict:
+        """The steps before an account: the phone, both ID card sides, a face check and a same-name bank
+        card (Class I). The person as the walk made them, with the ids of the ID card uploads."""
         phone_code = self.control("phone-code", {"phone": self.person["phone"]}).json()["code"]
         self.post("/api/v1/me/phone", json={"code": phone_code})
         person = {**self.person, "id_number": make_id_number(), "card_number": make_card_number()}
@@ -122,16 +124,45 @@ class Walker:
                                     "id_number": person["id_number"], "phone": person["phone"], "card_class": "I"})
         self.post("/api/v1/identity/bank-card", json={
             "card_number": person["card_number"], "reserved_phone": person["phone"]})
+        return {**person, "uploads": uploads}
+
+    def open_class_ii(self) -> tuple[dict, dict, dict]:
+        """A Class II account opened with a signed agreement: (application, agreement, account)."""
+        application = self.post("/api/v1/account-applications", json={"account_class": "II"})
+        agreement = self.post("/api/v1/contracts",
+                              json={"template": "account_agreement", "subject_id": application["id"]})
+        self.sign(agreement["id"])
+        return application, agreement, self.post(f"/api/v1/account-applications/{application['id']}/submit")
+
+    def top_up(self, account_id: int, amount_fen: int) -> dict:
+        return self.post(f"/api/v1/accounts/{account_id}/top-ups", json={"amount_fen": amount_fen},
+                         key=f"walk-top-up-{account_id}")
+
+    def bind_car(self, account_id: int) -> dict:
+        """A new car (blue plate) with a new ETC card bound to the account and active: the fuzzer's car."""
+        plate, card_number = new_plate(), etc_card()
+        vehicle = self.post("/api/v1/vehicles", json={"plate_number": plate, "plate_color": "blue"})
+        binding = self.post("/api/v1/etc-bindings", json={
+            "vehicle_id": vehicle["id"], "card_number": card_number, "account_id": account_id})
+        self.sign(binding["authorisation_contract_id"])
+        binding = self.post(f"/api/v1/etc-bindings/{binding['id']}/activate")
+        return {"binding_id": binding["id"], "account_id": account_id, "card_number": card_number,
+                "plate_number": plate, "plate_color": "blue"}
+
+    def walk(self, workdir: Path) -> dict:
+        self.log_in()
+        # a login of its own for the fuzzer's logout and refresh: ending it (a logout, a refresh token
+        # presented twice) ends its access tokens at once, and must not end the walked user's
+        spare_login = self.ok(self.http.post("/api/v1/auth/login",
+                                       json={"code": self.control("login-code", {}).json()["code"]}))
+        person = self.prove_identity()
+        uploads = person.pop("uploads")
         signed = self.post("/api/v1/contracts", json={"template": "privacy_consent"})
         self.sign(signed["id"])
         pdf = workdir / "signed.pdf"
         pdf.write_bytes(self.http.get(f"/api/v1/contracts/{signed['id']}/signed.pdf", headers=self.headers).content)
         # an open Class II account with money on its bound card, and a Class III application still missing its agreement
-        application = self.post("/api/v1/account-applications", json={"account_class": "II"})
-        agreement = self.post("/api/v1/contracts",
-                              json={"template": "account_agreement", "subject_id": application["id"]})
-        self.sign(agreement["id"])
-        account = self.post(f"/api/v1/account-applications/{application['id']}/submit")
+        application, agreement, account = self.open_class_ii()
         self.control(f"bank-cards/{person['card_number']}/balance", {"balance_fen": 10**11})
         self.post(f"/api/v1/accounts/{account['id']}/top-ups", json={"amount_fen": 100_000}, key="walk-top-up-1")
         class_iii = self.post("/api/v1/account-applications", json={"account_class": "III"})
@@ -183,33 +214,23 @@ class Walker:
             "control": f"{self.http.base_url}/sandbox/control",
         }
 
-    def open_funded_bindings(self, *, funded: int, poor_cars: int) -> dict:
+    def open_funded_bindings(self, *, funded: int, poor_accounts: int = 1, poor_cars: int) -> dict:
         """After ``walk()``: ``funded`` more Class II accounts of this user with money on them, each with an
-        active ETC binding of a car of its own and one large debit booked, and one account without money
-        with ``poor_cars`` bound cars. So a partner's debits spread over several accounts (the baseline's
-        velocity rules count per account), refunds have booked debits to return, and orders have bindings
-        that owe the device fee or arrears. Returns the fuzzer's ``money`` fixtures (``tests/fuzz/hooks.py``)."""
-        cars = [{"binding_id": self.made["binding"]["id"], "card_number": self.etc_card, "plate_number": self.plate,
-                 "plate_color": "yellow_green", "funded": True}]
-        for n in range(funded + 1):
-            application = self.post("/api/v1/account-applications", json={"account_class": "II"})
-            agreement = self.post("/api/v1/contracts",
-                                  json={"template": "account_agreement", "subject_id": application["id"]})
-            self.sign(agreement["id"])
-            account = self.post(f"/api/v1/account-applications/{application['id']}/submit")
+        active ETC binding of a car of its own and one large debit booked, and ``poor_accounts`` accounts
+        without money with ``poor_cars`` bound cars each (at most 5 Class II accounts a person, the walk's
+        included). So a partner's debits spread over several accounts (the baseline's velocity rules count
+        per account), refunds have booked debits to return, and orders have bindings that owe the device fee
+        or arrears. Returns the fuzzer's ``money`` fixtures (``tests/fuzz/hooks.py``)."""
+        cars = [{"binding_id": self.made["binding"]["id"], "account_id": self.made["account"]["id"],
+                 "card_number": self.etc_card, "plate_number": self.plate, "plate_color": "yellow_green",
+                 "funded": True, "walked": True}]
+        for n in range(funded + poor_accounts):
+            account = self.open_class_ii()[2]
             is_funded = n < funded
             if is_funded:
-                self.post(f"/api/v1/accounts/{account['id']}/top-ups", json={"amount_fen": 100_000},
-                          key=f"walk-top-up-{account['id']}")
+                self.top_up(account["id"], 100_000)
             for _ in range(1 if is_funded else poor_cars):
-                plate, card_number = new_plate(), etc_card()
-                vehicle = self.post("/api/v1/vehicles", json={"plate_number": plate, "plate_color": "blue"})
-                binding = self.post("/api/v1/etc-bindings", json={
-                    "vehicle_id": vehicle["id"], "card_number": card_number, "account_id": account["id"]})
-                self.sign(binding["authorisation_contract_id"])
-                binding = self.post(f"/api/v1/etc-bindings/{binding['id']}/activate")
-                cars.append({"binding_id": binding["id"], "card_number": card_number, "plate_number": plate,
-                             "plate_color": "blue", "funded": is_funded})
+                cars.append({**self.bind_car(account["id"]), "funded": is_funded, "walked": True})
         debits = [self.out_trade_no]
         for car in cars[1:]:
             if car["funded"]:  # one booked debit each, large enough for many small refunds
@@ -220,3 +241,18 @@ class Walker:
                                         "category": "parking", "amount_fen": 20_000,
                                         "occurred_at": "2026-01-01T09:00:00+08:00", "merchant": "停车场"}))
         return {"cars": cars, "debits": debits}
+
+    def funded_cars(self, *, accounts: int, top_up_fen: int = 100_000) -> list[dict]:
+        """Another person's cars for the fuzz partner to debit (the fuzzer stays the walked user): this walker
+        logs in, proves who it is, opens ``accounts`` Class II accounts (at most 5 a person) with
+        ``top_up_fen`` on each, and binds one car to each. So the partner's debits spread over more accounts
+        than one person may hold, each within the baseline's per-account velocity rules."""
+        self.log_in()
+        person = self.prove_identity()
+        self.control(f"bank-cards/{person['card_number']}/balance", {"balance_fen": 10**11})
+        cars = []
+        for _ in range(accounts):
+            account = self.open_class_ii()[2]
+            self.top_up(account["id"], top_up_fen)
+            cars.append({**self.bind_car(account["id"]), "funded": True, "walked": False})
+        return cars

@@ -8,8 +8,10 @@
   orders are made requests that can succeed (``before_call``): a debit of a real active binding's ETC card
   or plate under a fresh ``out_trade_no`` for a small amount, a refund of a debit really booked (by the
   walk, or earlier in this run: ``after_call``) under a fresh refund number, an order for a real binding
-  under a fresh ``Idempotency-Key``. The rest stay as drawn. The debits spread over several accounts,
-  since the baseline rules in force hold a burst on one account for review.
+  under a fresh ``Idempotency-Key`` (the walked user's bindings only). The rest stay as drawn. The
+  debits spread over the accounts (``cars`` may include other persons' cars): each goes to the least
+  recently debited account still under the burst rule's limit, since the baseline rules in force hold a
+  burst on one account for review.
 * ``application/pdf`` bodies: real PDFs (a signed contract, or schemathesis's minimal sample).
 * One more check: a request the document says is valid is never refused by the contract layer itself
   (``VALIDATION_ERROR``, ``INVALID_JSON``, ``UNSUPPORTED_MEDIA_TYPE``). Domain answers (a checksum that
@@ -23,6 +25,7 @@ import os
 import random
 import re
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
@@ -172,12 +175,33 @@ def _body_properties(case) -> set[str]:
     return set(schema.get("properties", {})) | set(case.body)
 
 
+# debit-burst in risk/baseline.json: more than 5 partner debits of one account in a minute are held for review
+BURST_MAX, BURST_WINDOW_S = 5, 60.0
+_counted: dict[int, list[float]] = {}  # account id -> when the rules counted a debit of it (as this process saw)
+_chosen: dict[tuple[str, int], float] = {}  # ("account" | "binding", id) -> when a made debit last went to it
+_awaiting: dict[str, int] = {}  # out_trade_no of a made debit -> its account, until its answer
+
+
+def _recent(account_id: int, now: float) -> int:
+    times = _counted.setdefault(account_id, [])
+    times[:] = [t for t in times if now - t < BURST_WINDOW_S]
+    return len(times)
+
+
 def _bookable_debit(case, cars: list[dict]) -> None:
     n = _money_calls[case.operation.path]
     funded = [c for c in cars if c["funded"]]
     poor = [c for c in cars if not c["funded"]]
-    # mostly the funded accounts in turn; every fifth a car whose account has no money (arrears to pay)
-    car = poor[n % len(poor)] if poor and n % 5 == 4 else funded[n % len(funded)]
+    # Mostly a funded account; every fifth, a car whose account has no money (arrears to pay). Of those, as a
+    # partner's traffic over many cars falls: the least recently debited account still under the burst rule's
+    # limit (as the answers so far tell), so the debits spread instead of piling on one account and being
+    # held; when every one is at the limit, the debit goes all the same and is held.
+    now = time.monotonic()
+    pool = poor if poor and n % 5 == 4 else funded
+    car = min(pool, key=lambda c: (_recent(c["account_id"], now) >= BURST_MAX,
+                                   _chosen.get(("account", c["account_id"]), 0.0),
+                                   _chosen.get(("binding", c["binding_id"]), 0.0)))
+    _chosen[("account", car["account_id"])] = _chosen[("binding", car["binding_id"])] = now
     body = case.body
     for name in ("card_number", "plate_number", "plate_color"):
         body.pop(name, None)
@@ -186,6 +210,7 @@ def _bookable_debit(case, cars: list[dict]) -> None:
     else:
         body["plate_number"], body["plate_color"] = car["plate_number"], car["plate_color"]
     body["out_trade_no"] = _fresh("FZD")
+    _awaiting[body["out_trade_no"]] = car["account_id"]
     body["amount_fen"] = _rng.randint(1, 500)
     body["occurred_at"] = (datetime.now(CHINA) - timedelta(seconds=_rng.randint(0, 600))).isoformat(
         timespec="seconds")
@@ -204,6 +229,7 @@ def _bookable_refund(case, debits: list[str]) -> None:
 
 def _bookable_order(case, cars: list[dict]) -> None:
     n = _money_calls[case.operation.path]
+    cars = [c for c in cars if c["walked"]]  # the fuzzer orders as the walked user: only its bindings
     poor = [c for c in cars if not c["funded"]] or cars
     if n % 2:  # what a car whose account has no money owes, which grows as debits of it fail
         case.body["purpose"], car = "arrears", poor[n // 2 % len(poor)]
@@ -235,9 +261,25 @@ def _make_bookable(case) -> None:
 
 @schemathesis.hook
 def after_call(context, case, response):
-    """A debit this run booked can be refunded by the calls after it."""
-    if (case.method.upper(), case.operation.path) == ("POST", "/open/v1/debits") and response.status_code == 201:
+    """A debit this run booked can be refunded by the calls after it; a made debit's answer tells whether the
+    rules counted it on its account (booked, or refused for money: they decided before the ledger did)."""
+    if (case.method.upper(), case.operation.path) != ("POST", "/open/v1/debits"):
+        return
+    if response.status_code == 201:
         booked.append(response.json()["out_trade_no"])
+    account_id = _awaiting.pop(case.body.get("out_trade_no"), None) if isinstance(case.body, dict) else None
+    if account_id is None:
+        return
+    try:
+        code = response.json().get("error", {}).get("code")
+    except ValueError:
+        code = None
+    now = time.monotonic()
+    if response.status_code == 201 or code in ("INSUFFICIENT_FUNDS", "LIMIT_EXCEEDED"):
+        _recent(account_id, now)
+        _counted[account_id].append(now)
+    elif code == "RISK_REVIEW":  # the rules counted more than this process saw (an earlier pass, the walk)
+        _counted[account_id] = [now] * BURST_MAX
 
 
 @schemathesis.serializer("application/pdf")
