@@ -445,3 +445,39 @@ async def test_a_network_answer_for_another_amount_is_left_pending_and_never_boo
     await funding.reconcile(ctx, older_than_s=0)
     assert (await CardTransfer.get(account_id=account["id"])).status == "succeeded"
     assert await balance(account["id"]) == 20_000 and await card_balance(client, person.card_number) == 80_000
+
+
+async def test_the_migration_gives_withdrawals_made_before_it_their_room(client, sandbox, ctx):
+    """Migration 18: a withdrawal still pending from before ``hold_return`` gets its room, so its
+    reversal finds it; the migration's own SQL, on this dialect, on rows the API made."""
+    import importlib.util
+    from pathlib import Path
+
+    from tortoise import Tortoise
+
+    user, person, account = await open_account(client, sandbox, "III", card_balance_fen=1_000_000)
+    assert (await top_up(client, user, account["id"], 150_000)).status_code == 201
+    await sandbox.fault(PULL_PATH, http_status=500)
+    assert (await withdraw(client, user, account["id"], 40_000)).status_code == 202
+    await Account.filter(id=account["id"]).update(pending_in_fen=0)  # as a withdrawal made before the change left it
+    [path] = Path("migrations/models").glob("18_*_withdrawals_hold_return.py")
+    spec = importlib.util.spec_from_file_location("migration_18", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    conn = Tortoise.get_connection("default")
+    # the SQL runs over every account: others' withdrawals left open by earlier tests are put back after
+    open_pushes = CardTransfer.filter(direction="push", status__in=["pending", "held"]).exclude(account_id=account["id"])
+    others = {a.id: a.pending_in_fen for a in await Account.filter(
+        id__in=await open_pushes.values_list("account_id", flat=True))}
+    await conn.execute_script(await migration.upgrade(conn))
+    assert (await Account.get(id=account["id"])).pending_in_fen == 40_000
+    await conn.execute_script(await migration.downgrade(conn))
+    assert (await Account.get(id=account["id"])).pending_in_fen == 0
+    await conn.execute_script(await migration.upgrade(conn))
+    for account_id, pending in others.items():
+        await Account.filter(id=account_id).update(pending_in_fen=pending)
+    # and the reversal it was made for goes through
+    await _age_transfers(account["id"])
+    await funding.reconcile(ctx, older_than_s=0)
+    after = await Account.get(id=account["id"])
+    assert (after.balance_fen, after.pending_in_fen) == (150_000, 0)
