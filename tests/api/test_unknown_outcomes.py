@@ -11,19 +11,23 @@ Primary Component and a conflict that outlasts ``atomic``'s tries are 503s with 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pymysql
 from tortoise.exceptions import OperationalError
 
+from core.clock import utcnow
 from models.accounts import Account, CardTransfer, LedgerEntry
 from models.infra import IdempotencyRecord
 from models.partners import PartnerDebit
-from services.accounts import ledger
-from tests.account_helpers import open_account, top_up
+from services.accounts import funding, ledger
+from tests.account_helpers import card_balance, new_key, open_account, top_up
 from tests.db_faults import lose_the_answer_after_commit
 from tests.helpers import assert_error
 from tests.partner_helpers import bound_car, call, debit_body, new_partner
 
 DEBITS = "/open/v1/debits"
+PULL_PATH = "cardnet/v1/transfers"
 UNKNOWN = "结果未知"
 
 
@@ -31,6 +35,10 @@ def assert_unknown_503(resp, code: str) -> None:
     error = assert_error(resp, 503, code)
     assert UNKNOWN in error["message"], error  # never "nothing was done"
     assert int(resp.headers["retry-after"]) >= 1
+
+
+async def network_transfers(client, card_number: str) -> list[dict]:
+    return (await client.get("/sandbox/control/transfers", params={"card_number": card_number})).json()["transfers"]
 
 
 async def test_a_debit_whose_commit_survived_a_503_is_answered_as_a_replay(client, sandbox, ctx, monkeypatch):
@@ -53,6 +61,59 @@ async def test_a_debit_whose_commit_survived_a_503_is_answered_as_a_replay(clien
     assert again.json()["status"] == "succeeded" and again.json()["out_trade_no"] == body["out_trade_no"]
     assert await LedgerEntry.filter(account_id=car.account["id"], kind="etc_toll").count() == 1
     assert (await Account.get(id=car.account["id"])).balance_fen == 8_800
+
+
+async def test_a_top_up_committed_but_never_sent_is_sent_by_its_retry(client, sandbox, monkeypatch):
+    # Given an account, and a top-up whose pending transfer commits while the answer to COMMIT is lost
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    fired = lose_the_answer_after_commit(monkeypatch, lambda: CardTransfer.filter(account_id=account["id"]).exists())
+    first = await top_up(client, user, account["id"], 30_000, key=key)
+    assert fired
+    assert_unknown_503(first, "DB_UNAVAILABLE")
+    transfer = await CardTransfer.get(account_id=account["id"])
+    assert transfer.status == "pending"  # committed, with its room reserved
+    assert await network_transfers(client, person.card_number) == []  # and the pull never sent
+    # When the user retries with the same key
+    second = await top_up(client, user, account["id"], 30_000, key=key)
+    # Then the retry sends that transfer, under its own request id, and the top-up is done
+    assert second.status_code == 201, second.text
+    assert second.json()["status"] == "succeeded" and second.json()["id"] == transfer.id
+    sent = await network_transfers(client, person.card_number)
+    assert [t["request_id"] for t in sent] == [transfer.request_id]
+    assert await card_balance(client, person.card_number) == 70_000
+    after = await Account.get(id=account["id"])
+    assert (after.balance_fen, after.pending_in_fen) == (30_000, 0)
+    # And a further retry is a replay that pulls nothing more
+    third = await top_up(client, user, account["id"], 30_000, key=key)
+    assert third.json() == second.json() and third.headers["idempotent-replayed"] == "true"
+    assert len(await network_transfers(client, person.card_number)) == 1
+
+
+async def test_reconciliation_does_not_give_up_on_a_transfer_a_retry_just_sent_again(client, sandbox, ctx, monkeypatch):
+    # Given a top-up committed and never sent, created longer ago than the network is waited for
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    key = new_key()
+    lose_the_answer_after_commit(monkeypatch, lambda: CardTransfer.filter(account_id=account["id"]).exists())
+    assert (await top_up(client, user, account["id"], 20_000, key=key)).status_code == 503
+    monkeypatch.undo()
+    long_ago = utcnow() - timedelta(seconds=funding.UNKNOWN_AFTER_S + 1)
+    await CardTransfer.filter(account_id=account["id"]).update(created_at=long_ago)
+    stale = await CardTransfer.get(account_id=account["id"])  # what a reconciliation read before the retry
+    # When the user's retry sends it again, and that answer is lost too
+    await sandbox.fault(PULL_PATH, http_status=500)  # once: refused before anything moved
+    retried = await top_up(client, user, account["id"], 20_000, key=key)
+    assert retried.status_code == 202 and retried.json()["status"] == "pending", retried.text
+    # Then a reconciliation deciding on its earlier read does not close it (the network may still take it)
+    assert (await funding.settle(ctx, stale, give_up_unknown=True)).status == "pending"
+    assert (await funding.reconcile(ctx, older_than_s=0))["pending"] >= 1
+    assert (await CardTransfer.get(id=stale.id)).status == "pending"
+    assert (await Account.get(id=account["id"])).pending_in_fen == 20_000
+    # And the next retry completes it
+    done = await top_up(client, user, account["id"], 20_000, key=key)
+    assert done.status_code == 201 and done.json()["status"] == "succeeded", done.text
+    assert await card_balance(client, person.card_number) == 80_000
+    assert (await Account.get(id=account["id"])).balance_fen == 20_000
 
 
 async def test_a_node_out_of_the_primary_component_is_a_503_not_a_500(client, sandbox, user, monkeypatch):
