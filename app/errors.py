@@ -1,8 +1,10 @@
 """One error shape for every failure: ``{"error": {"code", "message", "field"?}}``.
 
 Our ``AppError``s render as themselves; Sanic's own exceptions (404, 405, 413, ...) get a stable code;
-a database that cannot be reached is 503 ``DB_UNAVAILABLE`` with ``Retry-After``; anything else unexpected
-is a 500 with the request id and no stack trace in the body.
+a database that cannot be reached or cannot serve now is 503 ``DB_UNAVAILABLE``, and a transaction conflict
+that outlasted ``atomic``'s tries 503 ``CONFLICT_RETRY``, both with ``Retry-After`` and both meaning
+"outcome unknown: retry the same request" (``core.errors.OUTCOME_UNKNOWN``); anything else unexpected is
+a 500 with the request id and no stack trace in the body.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from sanic_routing.exceptions import NoMethod, NotFound as RouteNotFound
 from tortoise.exceptions import ValidationError as TortoiseValidationError
 
 from app import middleware
-from core.errors import AppError, DatabaseUnavailable
-from services.db import is_unavailable
+from core.errors import AppError, ConflictRetry, DatabaseUnavailable
+from services.db import is_conflict, is_unavailable
 
 log = logging.getLogger("app.errors")
 
@@ -84,6 +86,10 @@ def error_response(request: Request, exc: Exception) -> HTTPResponse:
         log.warning("database unavailable", extra={"request_id": request_id, "reason": type(exc).__name__,
                                                    "route": getattr(request, "path", "")})
         return error_response(request, DatabaseUnavailable(headers={"Retry-After": "2"}))
+    if is_conflict(exc):
+        # contention on hot rows that outlasted atomic's tries (or a lone statement's conflict): busy, not broken
+        log.warning("transaction conflict persisted", extra={"request_id": request_id, "route": getattr(request, "path", "")})
+        return error_response(request, ConflictRetry(headers={"Retry-After": "1"}))
     log.error(
         "unhandled error",
         exc_info=exc,

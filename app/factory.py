@@ -34,7 +34,9 @@ API_DESCRIPTION = (
     "`Authorization: Bearer <access_token>` from `POST /api/v1/auth/login`. Every error is "
     '`{"error": {"code", "message", "field"?}}`: each operation lists its error statuses and their codes; '
     "codes are the contract, messages are Simplified Chinese for display. Request bodies are strict: "
-    "JSON types are not coerced, unknown fields and duplicate keys are refused."
+    "JSON types are not coerced, unknown fields and duplicate keys are refused. A 503 means the outcome is "
+    "unknown: the request may have taken effect or not; repeat it unchanged (the same `Idempotency-Key`, the "
+    "same `out_trade_no` or `out_refund_no`) after `Retry-After`, and the first result is answered if there was one."
 )
 
 

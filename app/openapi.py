@@ -32,6 +32,10 @@ from handlers.spec import (
     operation_of,
 )
 
+# What every 503 promises (core.errors.OUTCOME_UNKNOWN): never "nothing was done".
+OUTCOME_UNKNOWN_NOTE = (". Outcome unknown: the request may have taken effect (a commit whose answer was lost) "
+                        "or not. Repeat it unchanged, with the same Idempotency-Key or out_trade_no / "
+                        "out_refund_no, after Retry-After: the first result is answered if there was one.")
 DOCS_PREFIX = "/docs"
 # Routes that are not part of the product's API (the docs themselves, the sandbox emulators).
 UNPUBLISHED_PREFIXES = (DOCS_PREFIX, "/sandbox")
@@ -177,7 +181,7 @@ def _operation_doc(path: str, method: str, op: Operation, refs: dict, schemas: d
         if op.partner is not None and status != 401:  # past the signature check every answer is signed
             headers.update({k: {**v, "required": False} for k, v in SIGNED_RESPONSE_HEADERS.items()})
         responses[str(status)] = {
-            "description": "error: " + ", ".join(codes),
+            "description": "error: " + ", ".join(codes) + (OUTCOME_UNKNOWN_NOTE if status == 503 else ""),
             "headers": headers,
             "content": {"application/json": {"schema": error_schema(codes)}},
         }

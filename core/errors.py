@@ -80,12 +80,29 @@ class RateLimited(AppError):
     message = "操作过于频繁，请稍后再试"
 
 
+# What a 503 of ours promises: the outcome is unknown. The request may have taken effect (a commit whose
+# answer was lost) or not; the caller retries with the same Idempotency-Key or out_trade_no and gets the
+# first result if there was one. It never means "nothing was done".
+OUTCOME_UNKNOWN = "处理结果未知，请稍后使用相同的请求重试"
+
+
 class DatabaseUnavailable(AppError):
-    """The database does not answer (stopped, restarting, unreachable): nothing was done, try again."""
+    """The database does not answer or cannot serve now (stopped, restarting, unreachable, a cluster node
+    out of the Primary Component). Outcome unknown: retry the same request."""
 
     status = 503
     code = "DB_UNAVAILABLE"
-    message = "服务暂时不可用，请稍后重试"
+    message = "服务暂时不可用，" + OUTCOME_UNKNOWN
+
+
+class ConflictRetry(AppError):
+    """A transaction kept conflicting with others on the same rows (a hot account) past ``atomic``'s
+    tries. Its own code, so contention is told apart from an outage; the same promise: outcome unknown,
+    retry the same request after ``Retry-After``."""
+
+    status = 503
+    code = "CONFLICT_RETRY"
+    message = "业务繁忙，" + OUTCOME_UNKNOWN
 
 
 class UpstreamUnavailable(AppError):

@@ -31,7 +31,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 from sanic import Request
 
-from core.errors import AppError, DatabaseUnavailable, NotFound, RateLimited, ValidationFailed
+from core.errors import AppError, ConflictRetry, DatabaseUnavailable, NotFound, RateLimited, ValidationFailed
 from core.validators import single_header
 from services import idempotency, ratelimit
 from services.auth.tokens import authenticate
@@ -217,6 +217,7 @@ class Operation:
             add(RateLimited.status, RateLimited.code)
         if self.tag != "ops":  # every operation but the probes reads or writes the database
             add(DatabaseUnavailable.status, DatabaseUnavailable.code)
+            add(ConflictRetry.status, ConflictRetry.code)
         for spec in self.errors:
             status, code = spec if isinstance(spec, tuple) else (spec.status, spec.code)
             add(status, code)

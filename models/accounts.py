@@ -153,7 +153,9 @@ class CardTransfer(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     finished_at = fields.DatetimeField(null=True)
     checked_at = fields.DatetimeField(null=True)  # last time a pending transfer was asked about
-    released_at = fields.DatetimeField(null=True)  # when an operator let a held transfer go (it was sent after)
+    # When it was last let go to the network after its creation: an operator releasing a held transfer, or
+    # the user's retry sending again one the network had not heard of. Giving up on it counts from here.
+    released_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "card_transfers"

@@ -11,6 +11,14 @@ so ``atomic`` runs the whole unit of work again, from its first read, a bounded 
 work must therefore be a function of what it reads inside the transaction (every caller's is). On a
 multi-primary cluster the conflict often comes at ``COMMIT``, where Tortoise does not translate the
 driver's error: ``pymysql.err.OperationalError`` (1213) is recognised the same way, by its code.
+Between tries it waits a jittered, bounded while (``backoff_s``); a conflict that outlasts the tries is
+raised as it came, and ``app.errors`` answers it 503 ``CONFLICT_RETRY`` with ``Retry-After``, never 500.
+
+A database that went away (``is_unavailable``: a lost connection, a Galera node out of the Primary
+Component, 1180 at ``COMMIT``) is not run again here: the unit may have committed before the answer was
+lost (a Galera node killed during ``COMMIT`` can keep a write set it had replicated), so it is answered
+503 ``DB_UNAVAILABLE``, "outcome unknown", and the caller's retry under the same idempotency key or
+``out_trade_no`` finds what the first run did.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 RETRYABLE_CODES = {1213, 1205, 9007, 8002}
 ATTEMPTS = 5
+BACKOFF_BASE_S = 0.01  # the wait before try n+1 is drawn from [0, min(cap, base * 2**n)]
+BACKOFF_CAP_S = 0.2
 
 
 def is_conflict(exc: BaseException) -> bool:
@@ -40,8 +50,11 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 # The server went away or cannot be reached (client errors 2002/2003/2006/2013/2055; the server shutting
-# down, 1053; a connection killed, 1927; a Galera node not ready for queries, 1047).
-UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1053, 1927, 1047}
+# down, 1053; a connection killed, 1927), or this node cannot serve now: a Galera node not ready for
+# queries (1047 "WSREP has not yet prepared node for application use") or cut from the Primary Component
+# while a statement or its COMMIT was in flight (1180); TiDB's PD or TiKV timing out or a region
+# unavailable (9001, 9002, 9005). The outcome of a write in flight is unknown (see the module docstring).
+UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1053, 1927, 1047, 1180, 9001, 9002, 9005}
 
 
 def _chain(exc: BaseException):
@@ -58,7 +71,8 @@ def _chain(exc: BaseException):
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether the database could not be reached or went away: the request did nothing it kept."""
+    """Whether the database could not be reached, went away or cannot serve now. What the request
+    wrote is unknown: nothing, or a commit whose answer was lost."""
     from pymysql.err import MySQLError
     from tortoise.exceptions import DBConnectionError
 
@@ -75,6 +89,13 @@ def placeholder(conn: BaseDBAsyncClient) -> str:
     return "?" if conn.capabilities.dialect == "sqlite" else "%s"
 
 
+def backoff_s(attempt: int) -> float:
+    """How long to wait after the ``attempt``-th try conflicted: full jitter, so the transactions that
+    collided do not collide again in step, under a cap, so the last try still comes within a request's
+    time (at most ``(ATTEMPTS - 1) * BACKOFF_CAP_S`` in all)."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+
 async def atomic(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
     async def body() -> T:
         for attempt in range(1, ATTEMPTS + 1):
@@ -82,10 +103,14 @@ async def atomic(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
                 async with in_transaction() as conn:
                     return await work(conn)
             except Exception as exc:  # noqa: BLE001 - a conflict at COMMIT is the driver's own error, untranslated
-                if attempt == ATTEMPTS or not is_conflict(exc):
+                if not is_conflict(exc):
+                    raise
+                if attempt == ATTEMPTS:
+                    # nothing was kept (the conflict aborted it): the caller is answered 503 CONFLICT_RETRY
+                    log.warning("transaction conflict persisted, giving up", extra={"attempts": attempt})
                     raise
                 log.info("transaction conflict, running it again", extra={"attempt": attempt})
-                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # spread the retries out
+                await asyncio.sleep(backoff_s(attempt))
         raise AssertionError("unreachable")
 
     return await asyncio.shield(asyncio.ensure_future(body()))

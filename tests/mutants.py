@@ -772,6 +772,71 @@ MUTANTS = (
         "        overdue = False\n",
         (f"{JOBS}::test_an_overdue_job_is_reported_by_readiness_and_metrics",),
     ),
+    # -- issue 20 unknown outcomes --
+    Mutant(
+        "a Galera node out of the Primary Component (1180) is a 500, not 503 DB_UNAVAILABLE",
+        "services/db.py",
+        "UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1053, 1927, 1047, 1180, 9001, 9002, 9005}\n",
+        "UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1053, 1927, 1047, 9001, 9002, 9005}\n",
+        ("tests/unit/test_db_unavailable.py",
+         "tests/api/test_unknown_outcomes.py::test_a_node_out_of_the_primary_component_is_a_503_not_a_500"),
+    ),
+    Mutant(
+        "a conflict that outlasts atomic's tries is a 500, not 503 CONFLICT_RETRY",
+        "app/errors.py",
+        "    if is_conflict(exc):\n",
+        "    if False:\n",
+        ("tests/api/test_unknown_outcomes.py::test_a_conflict_that_outlasts_the_tries_is_a_503_with_retry_after",),
+    ),
+    Mutant(
+        "atomic runs a conflicted transaction again at once, with no wait between tries",
+        "services/db.py",
+        "                await asyncio.sleep(backoff_s(attempt))\n",
+        "                pass\n",
+        ("tests/api/test_atomic.py::test_a_conflict_is_run_again_after_a_jittered_bounded_wait_then_raised",),
+    ),
+    Mutant(
+        "atomic's wait between tries grows without a cap",
+        "services/db.py",
+        "    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))\n",
+        "    return random.uniform(0, BACKOFF_BASE_S * 2**attempt)\n",
+        ("tests/api/test_atomic.py::test_a_conflict_is_run_again_after_a_jittered_bounded_wait_then_raised",),
+    ),
+    Mutant(
+        "a 503 says \"try again\" as if nothing was done, not that the outcome is unknown",
+        "core/errors.py",
+        "    message = \"服务暂时不可用，\" + OUTCOME_UNKNOWN\n",
+        "    message = \"服务暂时不可用，请稍后重试\"\n",
+        ("tests/api/test_unknown_outcomes.py::test_a_debit_whose_commit_survived_a_503_is_answered_as_a_replay",),
+    ),
+    Mutant(
+        "the published 503s do not say the outcome is unknown",
+        "app/openapi.py",
+        "            \"description\": \"error: \" + \", \".join(codes) + (OUTCOME_UNKNOWN_NOTE if status == 503 else \"\"),\n",
+        "            \"description\": \"error: \" + \", \".join(codes),\n",
+        ("tests/api/test_unknown_outcomes.py::test_the_published_contract_says_a_503_is_unknown",),
+    ),
+    Mutant(
+        "a top-up committed but never sent waits for reconciliation instead of being sent by its retry",
+        "services/accounts/funding.py",
+        "            if resend_unknown:\n",
+        "            if False:\n",
+        ("tests/api/test_unknown_outcomes.py::test_a_top_up_committed_but_never_sent_is_sent_by_its_retry",),
+    ),
+    Mutant(
+        "reconciliation gives up on a transfer a retry has just sent again",
+        "services/accounts/funding.py",
+        "    if answer.reason == \"NOT_RECEIVED\" and _last_sent(transfer) > utcnow() - timedelta(seconds=UNKNOWN_AFTER_S):\n",
+        "    if False:\n",
+        ("tests/api/test_unknown_outcomes.py::test_reconciliation_does_not_give_up_on_a_transfer_a_retry_just_sent_again",),
+    ),
+    Mutant(
+        "the partner SDK calls a 5xx that outlasted its retries a known outcome",
+        "partner_sdk/openbank_partner/errors.py",
+        "        return self.status >= 500\n",
+        "        return False\n",
+        ("partner_sdk/tests/test_client.py::test_503s_that_outlast_the_retries_say_the_outcome_is_unknown",),
+    ),
 )
 
 

@@ -22,7 +22,9 @@ const MESSAGES = {
   ID_NUMBER_INVALID: '身份证号码格式不正确',
   TOO_MANY_ATTEMPTS: '尝试次数过多，请稍后再试',
   RATE_LIMITED: '操作过于频繁，请稍后再试',
-  DB_UNAVAILABLE: '服务暂时不可用，请稍后重试',
+  // 503：结果未知（可能已办理成功），重试时沿用同一个 Idempotency-Key，不会重复办理
+  DB_UNAVAILABLE: '服务暂时不可用，处理结果未知，请稍后重试',
+  CONFLICT_RETRY: '业务繁忙，处理结果未知，请稍后重试',
   CARD_NUMBER_INVALID: '银行卡号不正确，请核对',
   CARD_MISMATCH: '银行卡信息与本人身份信息不一致',
   CARD_CLASS_NOT_ALLOWED: '请使用本人名下的一类借记卡或信用卡',

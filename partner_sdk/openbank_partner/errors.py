@@ -61,6 +61,13 @@ class OpenApiError(OpenBankError):
         self.replayed = replayed
         self.body = body
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """True for a 5xx (503 ``DB_UNAVAILABLE``, ``CONFLICT_RETRY``...): the bank could not say how the
+        request ended, and it may have taken effect. Not "nothing was done": send it again later with the
+        same ``out_trade_no`` / ``out_refund_no`` and body, never under a new number."""
+        return self.status >= 500
+
     def __str__(self) -> str:
         where = f" (field: {self.field})" if self.field else ""
         return f"{self.status} {self.code}: {self.message}{where}"

@@ -81,6 +81,24 @@ def test_503_then_success_resends_the_same_body_with_a_new_nonce(make_client) ->
     assert debit.replayed is True
 
 
+def test_503s_that_outlast_the_retries_say_the_outcome_is_unknown(make_client) -> None:
+    # a 503 may follow a commit (the bank's answer lost): every attempt carries the same out_trade_no
+    bank = FakeBank(*[Reply(503, error_json("DB_UNAVAILABLE"), headers={"Retry-After": "2"})] * 4)
+    with pytest.raises(OpenApiError) as raised:
+        make_client(bank, retries=3).debit("ETC20261130000001", **DEBIT_ARGS)
+    assert raised.value.status == 503 and raised.value.code == "DB_UNAVAILABLE"
+    assert raised.value.outcome_unknown is True
+    assert len(bank.seen) == 4 and {s.json["out_trade_no"] for s in bank.seen} == {"ETC20261130000001"}
+    assert len({s.body for s in bank.seen}) == 1
+
+
+def test_a_refusal_is_a_known_outcome(make_client) -> None:
+    bank = FakeBank(Reply(422, error_json("INSUFFICIENT_FUNDS")))
+    with pytest.raises(OpenApiError) as raised:
+        make_client(bank).debit("ETC20261130000001", **DEBIT_ARGS)
+    assert raised.value.outcome_unknown is False and len(bank.seen) == 1
+
+
 def test_timeout_is_retried_with_the_same_out_refund_no(make_client) -> None:
     refund = {"out_refund_no": "RF20261130000001", "out_trade_no": "ETC20261130000001", "amount_fen": 1000,
               "status": "succeeded", "refunded_at": "2026-11-30T09:00:00+08:00",

@@ -14,12 +14,17 @@ recorded as declined (``RISK_BLOCKED``) and nothing moves; one it holds is reser
 other and waits, ``held``, unsent, until an operator approves it (then it is sent) or rejects it (then
 the reservation is released, or the debit reversed): ``review_held``.
 
-Each transfer is sent once, under a request id of its own. When the answer is lost the transfer stays
-pending and is settled by asking the network about that id (``get_transfer``): at once, again when the
-user retries with the same ``Idempotency-Key`` (the retry finds the transfer by the key's record), and
-by the reconciliation job for the rest. A transfer the network has never heard of after
-``UNKNOWN_AFTER_S`` did not happen and is closed as declined (``NOT_RECEIVED``). Settling locks the
-transfer row and moves it out of ``pending`` once, so the money is booked once whoever settles.
+Each transfer is sent under a request id of its own, which the network answers idempotently (a repeat of
+an id gets its first answer, never a second pull). When the answer is lost the transfer stays pending
+and is settled by asking the network about that id (``get_transfer``): at once, again when the user
+retries with the same ``Idempotency-Key`` (the retry finds the transfer by the key's record), and by the
+reconciliation job for the rest. A pending transfer the network has never heard of when the user
+retries is sent again by that retry, under the same id (``_resend``): the first run may have committed it
+and never sent it (the database's answer to its COMMIT lost, a 503, or the process gone before the send),
+and its own retry, not only reconciliation, completes it. A transfer the network has never heard of
+``UNKNOWN_AFTER_S`` after it was last sent did not happen and is closed as declined (``NOT_RECEIVED``).
+Settling locks the transfer row and moves it out of ``pending`` once, so the money is booked once whoever
+settles.
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
     if idempotency_id is not None:
         transfer = await CardTransfer.get_or_none(idempotency_id=idempotency_id)
     answer = None
+    retried = transfer is not None  # a retry under the key: what the first run committed may be unsent
     if transfer is None:
         transfer = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction, idempotency_id,
                                                     client))
@@ -123,7 +129,7 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
             raise CardNetworkDown() from None
     elif transfer.account_id != account_id or transfer.amount_fen != amount_fen or transfer.direction != direction:
         raise RuntimeError("an idempotency record maps to another transfer")  # the request hash prevents it
-    transfer = await settle(ctx, transfer, answer)
+    transfer = await settle(ctx, transfer, answer, resend_unknown=retried)
     return _outcome_of(transfer, await Account.get(id=account_id))
 
 
@@ -177,11 +183,12 @@ async def _send(ctx: ServiceContext, transfer: CardTransfer, account: Account) -
 
 
 async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAnswer | None = None, *,
-                 give_up_unknown: bool = False) -> CardTransfer:
+                 give_up_unknown: bool = False, resend_unknown: bool = False) -> CardTransfer:
     """Bring a pending transfer to its outcome if the network knows it (``answer``, or asked now).
 
-    ``give_up_unknown``: a transfer the network has never heard of, older than ``UNKNOWN_AFTER_S``, is
-    closed as declined (``NOT_RECEIVED``); otherwise it stays pending."""
+    A transfer the network has never heard of: with ``resend_unknown`` (the user's retry) it is sent
+    again under its request id (``_resend``); with ``give_up_unknown``, last sent more than
+    ``UNKNOWN_AFTER_S`` ago, it is closed as declined (``NOT_RECEIVED``); otherwise it stays pending."""
     if transfer.status != TransferStatus.PENDING:
         return transfer
     if answer is None:
@@ -193,8 +200,9 @@ async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAn
             return transfer
         if answer is None:
             await CardTransfer.filter(id=transfer.id).update(checked_at=utcnow())
-            sent_after = transfer.released_at or transfer.created_at  # a held one was sent when released
-            if not (give_up_unknown and sent_after <= utcnow() - timedelta(seconds=UNKNOWN_AFTER_S)):
+            if resend_unknown:
+                return await _resend(ctx, transfer)
+            if not (give_up_unknown and _last_sent(transfer) <= utcnow() - timedelta(seconds=UNKNOWN_AFTER_S)):
                 return transfer
             answer = TransferAnswer(transfer.request_id, "DECLINED", "NOT_RECEIVED", transfer.amount_fen,
                                     _wire(transfer.direction))
@@ -205,6 +213,33 @@ async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAn
     return await atomic(lambda conn: _apply(conn, transfer.id, answer))
 
 
+def _last_sent(transfer: CardTransfer):
+    """When the transfer was last handed to the network: when created, or when an operator released a
+    held one or a retry sent it again (``released_at``). The network may receive it until a while after."""
+    return transfer.released_at or transfer.created_at
+
+
+async def _resend(ctx: ServiceContext, transfer: CardTransfer) -> CardTransfer:
+    """Send again a pending transfer the network has never heard of, under its own request id (the network
+    answers a repeated id with its first answer: a send that did arrive meanwhile is not made twice).
+
+    ``released_at`` is stamped first, and only while the transfer is still pending: the give-up clock
+    runs from this send (``_apply`` checks it again under the lock), and a transfer the reconciliation
+    closed meanwhile is not sent."""
+    now = utcnow()
+    if not await CardTransfer.filter(id=transfer.id, status=TransferStatus.PENDING).update(released_at=now):
+        return await CardTransfer.get(id=transfer.id)
+    transfer.released_at = now
+    log.info("card transfer unknown to the network sent again", extra={"request_id": transfer.request_id})
+    try:
+        answer = await _send(ctx, transfer, await Account.get(id=transfer.account_id))
+    except TransferNotSent as exc:
+        # Not sent now, but an earlier send may still arrive: left pending, for a later retry or reconciliation.
+        log.warning("card transfer resend not sent", extra={"request_id": transfer.request_id, "reason": str(exc)})
+        return transfer
+    return await settle(ctx, transfer, answer)
+
+
 async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer, *,
                  status: TransferStatus = TransferStatus.PENDING) -> CardTransfer:
     """Book ``answer`` on the transfer if it is still in ``status`` (pending; held, for an operator's
@@ -212,6 +247,8 @@ async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnsw
     transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
     if transfer.status != status:
         return transfer  # settled by someone else meanwhile
+    if answer.reason == "NOT_RECEIVED" and _last_sent(transfer) > utcnow() - timedelta(seconds=UNKNOWN_AFTER_S):
+        return transfer  # sent again meanwhile (a user's retry): the network may still receive it
     account = await Account.get(id=transfer.account_id).using_db(conn)
     succeeded = answer.status == "SUCCEEDED"
     if transfer.direction == TransferDirection.PULL:

@@ -45,3 +45,34 @@ async def test_failed_work_rolls_back(server):
         with pytest.raises(RuntimeError):
             await atomic(work)
     assert not await CacheEntry.filter(key=key).exists()
+
+
+async def test_a_conflict_is_run_again_after_a_jittered_bounded_wait_then_raised(server, monkeypatch):
+    import pymysql
+
+    from services import db
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(seconds, *args, **kwargs):
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(db.asyncio, "sleep", recorded)
+    tries = 0
+
+    async def work(conn):
+        nonlocal tries
+        tries += 1
+        raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+
+    with pytest.raises(pymysql.err.OperationalError):
+        await atomic(work)
+    assert tries == db.ATTEMPTS
+    assert len(waits) == db.ATTEMPTS - 1  # a wait between every two tries
+    for attempt, wait in enumerate(waits, start=1):
+        assert 0 <= wait <= min(db.BACKOFF_CAP_S, db.BACKOFF_BASE_S * 2**attempt)
+    # jittered, and capped however many tries there are (base * 2**20 would be hours)
+    draws = {db.backoff_s(20) for _ in range(50)}
+    assert len(draws) > 1 and max(draws) <= db.BACKOFF_CAP_S

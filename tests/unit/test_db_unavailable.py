@@ -1,4 +1,5 @@
-"""Which failures mean "the database is not there" (503 ``DB_UNAVAILABLE``, try again) rather than a bug (500)."""
+"""Which failures mean "the database is not there" (503 ``DB_UNAVAILABLE``, outcome unknown, retry) rather than a
+bug (500), and which are conflicts ``atomic`` runs again."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from services.db import is_conflict, is_unavailable
     OperationalError(pymysql.err.OperationalError(2006, "MySQL server has gone away")),
     pymysql.err.OperationalError(1053, "Server shutdown in progress"),
     pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for application use"),
+    # a Galera node cut from the Primary Component while a statement (or its COMMIT) was in flight
+    OperationalError(pymysql.err.OperationalError(1180, "Not connected to Primary Component")),
+    pymysql.err.OperationalError(1180, "Got error 6 \"No such device or address\" during COMMIT"),
     DBConnectionError("pool closed"),
     ConnectionRefusedError(111, "Connection refused"),
     ConnectionResetError(104, "Connection reset by peer"),
@@ -42,3 +46,14 @@ def test_a_cause_further_down_counts():
 def test_other_failures_are_not(exc):
     assert not is_unavailable(exc)
     assert is_conflict(exc) == (isinstance(exc, pymysql.err.OperationalError) and exc.args[0] == 1213)
+
+
+@pytest.mark.parametrize("code", [1213, 1205, 9007, 8002])
+def test_conflicts_are_retryable_and_not_an_outage(code):
+    exc = OperationalError(pymysql.err.OperationalError(code, "conflict"))
+    assert is_conflict(exc) and not is_unavailable(exc)
+
+
+def test_a_node_out_of_the_primary_component_is_not_run_again_as_a_conflict():
+    # its COMMIT may have been kept elsewhere: re-running the unit could do it twice
+    assert not is_conflict(pymysql.err.OperationalError(1180, "Not connected to Primary Component"))
