@@ -73,6 +73,7 @@ from sanic.response import HTTPResponse, json as json_response, raw
 from sandbox import face, ocr, partner, push, signature, subscribe, wechatpay
 from sandbox.cardnet import card_number_ok
 from sandbox.config import SandboxConfig
+from sandbox.control_kit import ControlError, ControlRoutes, bad, json_object
 from sandbox.state import State
 from sandbox.subscribe import subscribe_message_row
 from sandbox.wxcommon import dumps, normalise_path
@@ -86,32 +87,7 @@ MAX_FAULT_BODY = 64 * 1024
 OPENAPI_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "control_openapi.json")
 
 
-class ControlError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-    def response(self) -> HTTPResponse:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field:
-            body["field"] = self.field
-        return json_response(body, status=self.status, dumps=dumps)
-
-
-def bad(field: str | None, message: str) -> ControlError:
-    return ControlError(400, "INVALID_REQUEST", message, field)
-
-
-def body_of(request: Request) -> dict[str, Any]:
-    if not request.body:
-        return {}
-    try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise bad(None, "body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise bad(None, "body must be a JSON object")
-    return data
+body_of = json_object
 
 
 def opt_int(data: dict[str, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -141,17 +117,6 @@ def strict_body(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
     return data
 
 
-def redelivery(data: dict[str, Any]) -> tuple[bool, str | None]:
-    """``parallel`` and ``tamper`` of a redelivery request (``count`` is read with ``opt_int``)."""
-    parallel = data.get("parallel", False)
-    if not isinstance(parallel, bool):
-        raise bad("parallel", "parallel must be true or false")
-    tamper = data.get("tamper")
-    if tamper is not None and tamper not in wechatpay.TAMPERS:
-        raise bad("tamper", f"tamper must be one of {', '.join(wechatpay.TAMPERS)}")
-    return parallel, tamper
-
-
 CARD_COLUMNS = "card_number, name, card_class, balance_fen, blocked"
 
 
@@ -174,32 +139,13 @@ def new_openid() -> str:
     return "o" + secrets.token_urlsafe(21)[:27]
 
 
-PAY_FIELDS = ("result", "notify", "delay_s", "bank_type")
-REDELIVER_FIELDS = ("count", "parallel", "tamper")
-
-
 def create_control_blueprint(
-    config: SandboxConfig, state: State, pay: wechatpay.WeChatPay | None = None
+    config: SandboxConfig, state: State, pay: wechatpay.WeChatPay, dispatcher: wechatpay.Dispatcher
 ) -> Blueprint:
     bp = Blueprint("sandbox_control", url_prefix="/control")
-    pay = pay or wechatpay.WeChatPay(config, state)
-
-    def route(uri: str, methods: list[str]):
-        def deco(fn):
-            async def handler(request: Request, **kwargs: Any) -> HTTPResponse:
-                try:
-                    return await fn(request, **kwargs)
-                except ControlError as exc:
-                    return exc.response()
-                except wechatpay.ControlProblem as exc:
-                    code = "NOT_FOUND" if exc.status == 404 else "INVALID_REQUEST"
-                    return ControlError(exc.status, code, exc.message, exc.field).response()
-
-            handler.__name__ = fn.__name__
-            bp.add_route(handler, uri, methods=methods, name=fn.__name__)
-            return fn
-
-        return deco
+    routes = ControlRoutes(bp)
+    route = routes.route
+    wechatpay.add_control_routes(routes, pay, dispatcher)
 
     def appid_of(data: dict[str, Any]) -> str:
         appid = data.get("appid", config.default_appid)
@@ -591,69 +537,6 @@ def create_control_blueprint(
             raise bad("text", "text must be a non-empty string of at most 32 characters")
         image = await asyncio.to_thread(signature.draw_signature, text.strip())
         return raw(image, content_type="image/png")
-
-    # -- WeChat Pay (sandbox.wechatpay) ---------------------------------------------------------
-
-    @route("/pay/merchants", ["POST"])
-    async def pay_merchant_add(request: Request) -> HTTPResponse:
-        return json_response(await pay.register_merchant(body_of(request)), status=201, dumps=dumps)
-
-    @route("/pay/merchants", ["GET"])
-    async def pay_merchants(request: Request) -> HTTPResponse:
-        return json_response({"merchants": await pay.merchants()}, dumps=dumps)
-
-    @route("/pay/platform-key", ["GET"])
-    async def pay_platform_key(request: Request) -> HTTPResponse:
-        return json_response(await pay.platform_key(), dumps=dumps)
-
-    @route("/pay/settings", ["GET"])
-    async def pay_settings_get(request: Request) -> HTTPResponse:
-        return json_response(await pay.settings(), dumps=dumps)
-
-    @route("/pay/settings", ["POST"])
-    async def pay_settings_set(request: Request) -> HTTPResponse:
-        return json_response(await pay.set_settings(body_of(request)), dumps=dumps)
-
-    @route("/pay/orders", ["GET"])
-    async def pay_orders(request: Request) -> HTTPResponse:
-        orders = await pay.orders(request.args.get("mchid"), request.args.get("out_trade_no"))
-        return json_response({"orders": orders}, dumps=dumps)
-
-    @route("/pay/notifications", ["GET"])
-    async def pay_notifications(request: Request) -> HTTPResponse:
-        filters = {k: request.args.get(k) for k in ("mchid", "out_trade_no", "out_refund_no", "event_type")}
-        return json_response({"notifications": await pay.notifications(filters)}, dumps=dumps)
-
-    @route("/pay/notifications/<notification_id>/redeliver", ["POST"])
-    async def pay_redeliver(request: Request, notification_id: str) -> HTTPResponse:
-        data = strict_body(request, REDELIVER_FIELDS)
-        count = opt_int(data, "count", 1, 1, 100)
-        return json_response(await pay.redeliver(notification_id, count, *redelivery(data)), dumps=dumps)
-
-    @route("/pay/<prepay_id>/notify", ["POST"])
-    async def pay_notify_again(request: Request, prepay_id: str) -> HTTPResponse:
-        data = strict_body(request, REDELIVER_FIELDS)
-        count = opt_int(data, "count", 1, 1, 100)
-        return json_response(await pay.notify_again(prepay_id, count, *redelivery(data)), dumps=dumps)
-
-    @route("/pay/<prepay_id>", ["POST"])
-    async def pay_order(request: Request, prepay_id: str) -> HTTPResponse:
-        data = strict_body(request, PAY_FIELDS)
-        result = data.get("result")
-        if result not in ("SUCCESS", "PAYERROR"):
-            raise bad("result", "result must be 'SUCCESS' or 'PAYERROR'")
-        delay = data.get("delay_s")
-        notify = data.get("notify", "delay" if delay is not None else "send")
-        if notify not in wechatpay.NOTIFY_MODES:
-            raise bad("notify", "notify must be 'send', 'drop' or 'delay'")
-        if delay is not None and (notify != "delay" or isinstance(delay, bool)
-                                  or not isinstance(delay, (int, float)) or not 0 < delay <= 3600):
-            raise bad("delay_s", "delay_s must be a number in (0, 3600], with notify 'delay'")
-        bank_type = data.get("bank_type", "OTHERS")
-        if not isinstance(bank_type, str) or not wechatpay.BANK_TYPE_RE.fullmatch(bank_type):
-            raise bad("bank_type", "bank_type must be 1-32 of A-Z 0-9 _ (e.g. OTHERS, CMB_CREDIT)")
-        answer = await pay.pay(prepay_id, result, notify, float(delay if delay is not None else 1.0), bank_type)
-        return json_response(answer, dumps=dumps)
 
     # -- message push (sandbox.push) -------------------------------------------------------------
 
