@@ -14,6 +14,7 @@ through with the field it names.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response
 
+from sandbox.config import SandboxConfig
 from sandbox.wxcommon import dumps
+
+PHONE_RE = re.compile(r"^1[3-9]\d{9}$")  # a mainland mobile number, as the user's phone has it
 
 
 class ControlError(Exception):
@@ -124,3 +128,12 @@ class ControlRoutes:
 def answer(body: Any, status: int = 200) -> HTTPResponse:
     """A JSON answer (UTF-8 as is, compact)."""
     return json_response(body, status=status, dumps=dumps)
+
+
+def appid_of(config: SandboxConfig, appid: str | None) -> str:
+    """The app a control request is for: ``appid`` (one the sandbox is configured with), by default
+    the first configured app."""
+    appid = config.default_appid if appid is None else appid
+    if appid not in config.apps:
+        raise bad("appid", "appid is not configured in the sandbox")
+    return appid
