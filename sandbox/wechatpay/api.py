@@ -118,13 +118,18 @@ def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _given(data: dict[str, Any], name: str, prefix: str, required: bool) -> tuple[Any, str]:
+    """The value of ``name`` (None when absent, which a required field may not be) and its field path."""
+    field = f"{prefix}/{name}"
+    if data.get(name) is None and required:
+        raise param_error(field, None, "必填性规则校验失败，此字段为必填项")
+    return data.get(name), field
+
+
 def _str(data: dict[str, Any], name: str, *, prefix: str = "", required: bool = True, max_len: int = 256,
          pattern: re.Pattern[str] | None = None, min_len: int = 1) -> str | None:
-    value = data.get(name)
-    field = f"{prefix}/{name}"
+    value, field = _given(data, name, prefix, required)
     if value is None:
-        if required:
-            raise param_error(field, None, "必填性规则校验失败，此字段为必填项")
         return None
     if not isinstance(value, str):
         raise param_error(field, value, "类型错误，应为字符串")
@@ -136,11 +141,8 @@ def _str(data: dict[str, Any], name: str, *, prefix: str = "", required: bool = 
 
 
 def _int(data: dict[str, Any], name: str, *, prefix: str, lo: int, hi: int = MAX_TOTAL, required: bool = True) -> int | None:
-    value = data.get(name)
-    field = f"{prefix}/{name}"
+    value, field = _given(data, name, prefix, required)
     if value is None:
-        if required:
-            raise param_error(field, None, "必填性规则校验失败，此字段为必填项")
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise param_error(field, value, "类型错误，应为整数")
