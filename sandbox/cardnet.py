@@ -61,12 +61,15 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, field_validator
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response
 
 from sandbox.config import SandboxConfig
+from sandbox.control_kit import PHONE_RE, Body, ControlRoutes, LenientBody, answer, bad, not_found, parse
+from sandbox.ocr import ID_RE
 from sandbox.state import State
 from sandbox.wxcommon import dumps, serve_with_fault
 
@@ -360,3 +363,99 @@ def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     # unquote: the request_id is one percent-encoded path segment (a "/" in it travels as %2F)
     bp.add_route(transfer_query, "/v1/transfers/<request_id>", methods=["GET"], name="transfer_query", unquote=True)
     return bp
+
+
+# -- control routes: the cards the network knows, and the transfers it answered ------------------
+
+MAX_BALANCE_FEN = 10**15
+CARD_COLUMNS = "card_number, name, card_class, balance_fen, blocked"
+TRANSFER_COLUMNS = "request_id, card_number, direction, amount_fen, memo, status, reason, at"
+
+
+class BankCardBody(LenientBody):
+    card_number: str = Field(description="card_number must be 12-19 digits passing the Luhn check")
+    name: str = Field(max_length=32, description="name must be a non-empty string")
+    id_number: str = Field(pattern=ID_RE.pattern, description="id_number must be 17 digits followed by a digit or X")
+    phone: str = Field(pattern=PHONE_RE.pattern, description="phone must match ^1[3-9]\\d{9}$")
+    card_class: Literal["I", "II", "III", "credit"] = Field(description="card_class must be one of I, II, III, credit")
+    balance_fen: int = Field(0, ge=0, le=MAX_BALANCE_FEN, description=f"balance_fen must be an integer in [0, {MAX_BALANCE_FEN}]")
+
+    @field_validator("card_number")
+    @classmethod
+    def a_card_number(cls, value: str) -> str:
+        if not card_number_ok(value):
+            raise bad("card_number", "card_number must be 12-19 digits passing the Luhn check")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def a_name(cls, value: str) -> str:
+        if not value.strip():
+            raise bad("name", "name must be a non-empty string")
+        return value.strip()
+
+
+class BalanceBody(Body):
+    balance_fen: int = Field(ge=0, le=MAX_BALANCE_FEN, description=f"balance_fen must be an integer in [0, {MAX_BALANCE_FEN}]")
+
+
+class BlockBody(Body):
+    blocked: bool = Field(description="blocked must be true or false")
+
+
+def card_state(row: Any) -> dict[str, Any]:
+    """A card as the control API shows it (the full name: this is the sandbox)."""
+    return {k: bool(row[k]) if k == "blocked" else row[k] for k in CARD_COLUMNS.split(", ")}
+
+
+def add_control_routes(routes: ControlRoutes, state: State) -> None:
+    route = routes.route
+
+    @route("/bank-cards", ["POST"])
+    async def bank_cards(request: Request) -> HTTPResponse:
+        card = parse(BankCardBody, request)
+        await state.execute(
+            "INSERT INTO bank_cards (card_number, name, id_number, phone, card_class, balance_fen, updated_at, blocked) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (card_number) DO UPDATE SET name = excluded.name, "
+            "id_number = excluded.id_number, phone = excluded.phone, card_class = excluded.card_class, "
+            "balance_fen = excluded.balance_fen, updated_at = excluded.updated_at, blocked = 0",
+            (card.card_number, card.name, card.id_number.upper(), card.phone, card.card_class, card.balance_fen,
+             time.time()),
+        )
+        return answer({"card_number": card.card_number}, status=201)
+
+    async def changed(card_number: str, column: str, value: int) -> HTTPResponse:
+        # one statement: atomic against a transfer running in another process
+        row = await state.fetchone(
+            f"UPDATE bank_cards SET {column} = ?, updated_at = ? WHERE card_number = ? RETURNING {CARD_COLUMNS}",  # nosec B608
+            (value, time.time(), card_number),
+        )
+        if row is None:
+            raise not_found("unknown card_number; register it with POST bank-cards")
+        return answer(card_state(row))
+
+    @route("/bank-cards/<card_number>", ["GET"])
+    async def bank_card_get(request: Request, card_number: str) -> HTTPResponse:
+        row = await state.fetchone(f"SELECT {CARD_COLUMNS} FROM bank_cards WHERE card_number = ?", (card_number,))  # nosec B608
+        if row is None:
+            raise not_found("unknown card_number; register it with POST bank-cards")
+        return answer(card_state(row))
+
+    @route("/bank-cards/<card_number>/balance", ["POST"])
+    async def bank_card_balance(request: Request, card_number: str) -> HTTPResponse:
+        return await changed(card_number, "balance_fen", parse(BalanceBody, request).balance_fen)
+
+    @route("/bank-cards/<card_number>/block", ["POST"])
+    async def bank_card_block(request: Request, card_number: str) -> HTTPResponse:
+        return await changed(card_number, "blocked", int(parse(BlockBody, request).blocked))
+
+    @route("/transfers", ["GET"])
+    async def transfers(request: Request) -> HTTPResponse:
+        card_number = request.args.get("card_number")
+        if card_number:
+            rows = await state.fetchall(
+                f"SELECT {TRANSFER_COLUMNS} FROM cardnet_transfers WHERE card_number = ? ORDER BY id", (card_number,)  # nosec B608
+            )
+        else:
+            rows = await state.fetchall(f"SELECT {TRANSFER_COLUMNS} FROM cardnet_transfers ORDER BY id")  # nosec B608
+        return answer({"transfers": [dict(r) for r in rows]})

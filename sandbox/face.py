@@ -34,9 +34,13 @@ import re
 import secrets
 import sqlite3
 import time
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field, model_validator
 from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from sandbox.control_kit import ControlRoutes, LenientBody, answer, bad, not_found, parse
 
 from sandbox.state import State
 from sandbox.wxcommon import WxError, add_wechat_api, ok, parse_json_body, require_str
@@ -113,3 +117,56 @@ def register(bp: Blueprint, state: State) -> None:
 
     add_wechat_api(bp, state, "cityservice/face/identify/getverifyid", getverifyid)
     add_wechat_api(bp, state, "cityservice/face/identify/queryverifyinfo", queryverifyinfo)
+
+
+# -- control routes: the user finishing (or failing) the face check ------------------------------
+
+
+class FaceResultBody(LenientBody):
+    result: Literal["pass", "fail", "pending"] | None = Field(
+        None, description="result must be 'pass', 'fail' or 'pending'")
+    expires_in: int | None = Field(None, ge=0, le=86400, description="expires_in must be an integer in [0, 86400]")
+    verify_ret: int | None = Field(
+        None, ge=1, le=999999, description="verify_ret may only be given with result 'fail' and must not be 10000")
+
+    @model_validator(mode="after")
+    def something_to_do(self) -> FaceResultBody:
+        if self.result is None and self.expires_in is None:
+            raise bad("result", "result is required")
+        if self.verify_ret is not None and (self.result != "fail" or self.verify_ret == VERIFY_PASSED):
+            raise bad("verify_ret", "verify_ret may only be given with result 'fail' and must not be 10000")
+        return self
+
+
+FACE_FIELDS = ("verify_id", "appid", "openid", "out_seq_no", "cert_type", "cert_name", "cert_no", "created_at",
+               "expires_at", "verify_ret")
+
+
+def add_control_routes(routes: ControlRoutes, state: State) -> None:
+    route = routes.route
+
+    @route("/face/<verify_id>", ["GET"])
+    async def face_get(request: Request, verify_id: str) -> HTTPResponse:
+        row = await state.fetchone("SELECT * FROM face_verifications WHERE verify_id = ?", (verify_id,))
+        if row is None:
+            raise not_found("unknown verify_id")
+        return answer({k: row[k] for k in FACE_FIELDS})
+
+    @route("/face/<verify_id>", ["POST"])
+    async def face_set(request: Request, verify_id: str) -> HTTPResponse:
+        body = parse(FaceResultBody, request)
+        sets, params = [], []
+        if body.result is not None:
+            ret = {"pass": VERIFY_PASSED, "fail": body.verify_ret or VERIFY_FAILED_DEFAULT, "pending": None}[body.result]
+            sets += ["verify_ret = ?", "finished_at = ?"]
+            params += [ret, None if ret is None else time.time()]
+        if body.expires_in is not None:
+            sets.append("expires_at = created_at + ?")
+            params.append(body.expires_in)
+        row = await state.fetchone(
+            f"UPDATE face_verifications SET {', '.join(sets)} WHERE verify_id = ? RETURNING verify_ret",  # nosec B608
+            (*params, verify_id),
+        )
+        if row is None:
+            raise not_found("unknown verify_id")
+        return answer({"verify_id": verify_id, "verify_ret": row["verify_ret"]})

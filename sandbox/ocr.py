@@ -41,7 +41,9 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, raw
 
+from sandbox.control_kit import ControlRoutes, bad, json_object
 from sandbox.state import State
 from sandbox.wxcommon import WxError, add_wechat_api, ok
 
@@ -315,3 +317,18 @@ def register(bp: Blueprint, state: State) -> None:
         return ocr_result(card)
 
     add_wechat_api(bp, state, "cv/ocr/idcard", idcard)
+
+
+# -- control routes: a photo of an ID card whose OCR result the emulator knows -------------------
+
+
+def add_control_routes(routes: ControlRoutes, state: State) -> None:
+    @routes.route("/id-card-images", ["POST"])
+    async def id_card_images(request: Request) -> HTTPResponse:
+        try:
+            card = validate_card_request(json_object(request))
+        except CardDataError as exc:
+            raise bad(exc.field, exc.message) from None
+        key = await state.get_image_key()
+        image, content_type = await asyncio.to_thread(mint_image, key, card)
+        return raw(image, content_type=content_type)

@@ -72,10 +72,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
+from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response
 
 from sandbox.config import SandboxConfig
+from sandbox.control_kit import Body, ControlRoutes, answer, not_found, parse
 from sandbox.state import Fault, State, Tx
 from sandbox.wxcommon import drop_connection, dumps, fault_reply
 
@@ -91,7 +93,6 @@ SIGNATURE_RE = re.compile(r"^[0-9a-f]{64}$")
 TOLERANCE_S = 300
 MAX_SECRET = 256
 MAX_EVENT_ID = 128
-REGISTRATION_FIELDS = ("app_id", "secret", "previous_secret")
 OUTCOMES = ("accepted", "duplicate", "rejected", "fault")
 
 SCHEMA_STATEMENTS = (
@@ -424,33 +425,15 @@ async def deliver(
 # -- the control API's side (routes in sandbox.control) -------------------------------------------
 
 
-class RequestError(ValueError):
-    """A control-API request that does not fit (``field`` names the culprit)."""
+class RegistrationBody(Body):
+    """A ``POST partners`` body."""
 
-    def __init__(self, field: str | None, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-def validate_registration(data: dict[str, Any]) -> tuple[str, str, str | None]:
-    """``(app_id, secret, previous_secret)`` of a ``POST partners`` body, or :class:`RequestError`."""
-    unknown = set(data) - set(REGISTRATION_FIELDS)
-    if unknown:
-        raise RequestError(min(unknown), f"unknown field; the fields are {', '.join(REGISTRATION_FIELDS)}")
-    app_id = data.get("app_id")
-    if not isinstance(app_id, str) or not APP_ID_RE.fullmatch(app_id):
-        raise RequestError("app_id", "app_id must be 1-64 characters of A-Z a-z 0-9 _ -")
-    secrets_ = []
-    for name in ("secret", "previous_secret"):
-        value = data.get(name)
-        if value is None and name == "previous_secret":
-            secrets_.append(None)
-            continue
-        if not isinstance(value, str) or not value or len(value) > MAX_SECRET:
-            raise RequestError(name, f"{name} must be a non-empty string of at most {MAX_SECRET} characters")
-        secrets_.append(value)
-    return app_id, secrets_[0], secrets_[1]
+    app_id: str = Field(pattern=APP_ID_RE.pattern, description="app_id must be 1-64 characters of A-Z a-z 0-9 _ -")
+    secret: str = Field(min_length=1, max_length=MAX_SECRET,
+                        description=f"secret must be a non-empty string of at most {MAX_SECRET} characters")
+    previous_secret: str | None = Field(
+        None, min_length=1, max_length=MAX_SECRET,
+        description=f"previous_secret must be a non-empty string of at most {MAX_SECRET} characters")
 
 
 async def register(state: State, app_id: str, secret: str, previous_secret: str | None) -> dict[str, Any]:
@@ -562,3 +545,34 @@ def create_partner_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     state.api_paths.add(ANY_PARTNER_FAULT_PATH)
     bp.add_route(notify, "/<app_id>/notify", methods=["POST"], name="notify")
     return bp
+
+
+# -- control routes: the partners it stands for, and what they received --------------------------
+
+
+def add_control_routes(routes: ControlRoutes, state: State) -> None:
+    route = routes.route
+
+    @route("/partners", ["POST"])
+    async def partners_add(request: Request) -> HTTPResponse:
+        body = parse(RegistrationBody, request)
+        return answer(await register(state, body.app_id, body.secret, body.previous_secret), status=201)
+
+    async def known_partner(app_id: str) -> None:
+        if not await known(state, app_id):
+            raise not_found("unknown app_id; register it with POST partners")
+
+    @route("/partners/<app_id>/notifications", ["GET"])
+    async def partner_notifications(request: Request, app_id: str) -> HTTPResponse:
+        await known_partner(app_id)
+        return answer({"notifications": await notifications(state, app_id)})
+
+    @route("/partners/<app_id>/notifications", ["DELETE"])
+    async def partner_reset(request: Request, app_id: str) -> HTTPResponse:
+        await known_partner(app_id)
+        return answer(await reset(state, app_id))
+
+    @route("/partners/<app_id>/deliveries", ["GET"])
+    async def partner_deliveries(request: Request, app_id: str) -> HTTPResponse:
+        await known_partner(app_id)
+        return answer({"deliveries": await deliveries(state, app_id)})

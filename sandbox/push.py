@@ -38,6 +38,11 @@ from xml.sax.saxutils import escape
 
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from sandbox.config import SandboxConfig
+from sandbox.control_kit import ControlRoutes, answer, bad, json_object
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 AES_KEY_RE = re.compile(r"^[A-Za-z0-9+/]{43}$")
@@ -231,3 +236,24 @@ async def verify(url: str, token: str) -> dict[str, Any]:
     _reply(report, response, error)
     report["ok"] = response is not None and response.status_code == 200 and response.text == echostr
     return report
+
+
+# -- control routes: WeChat pushing to the backend -----------------------------------------------
+
+
+def add_control_routes(routes: ControlRoutes, config: SandboxConfig) -> None:
+    @routes.route("/push", ["POST"])
+    async def push_message(request: Request) -> HTTPResponse:
+        try:
+            params = validate_push(json_object(request), config.default_appid)
+        except RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return answer(await push(params))
+
+    @routes.route("/push/verify", ["POST"])
+    async def push_verify(request: Request) -> HTTPResponse:
+        try:
+            url, token = validate_verify(json_object(request))
+        except RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return answer(await verify(url, token))

@@ -38,11 +38,12 @@ def create_blueprint(config: SandboxConfig | None = None) -> BlueprintGroup:
     config = config or SandboxConfig()
     state = State(config.state_path, seed=wechatpay.with_schema(config, with_schema(make_seed(config))))
     pay = wechatpay.WeChatPay(config, state)
+    dispatcher = wechatpay.Dispatcher(pay)
     wechat = create_wechat_blueprint(config, state)
     cardnet = create_cardnet_blueprint(config, state)
     partner = create_partner_blueprint(config, state)
-    wechatpay_bp = wechatpay.create_wechatpay_blueprint(pay)
-    control = create_control_blueprint(config, state, pay)
+    wechatpay_bp = wechatpay.create_wechatpay_blueprint(pay, dispatcher)
+    control = create_control_blueprint(config, state, pay, dispatcher)
 
     async def open_state(app) -> None:
         await state.open()

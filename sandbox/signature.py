@@ -12,12 +12,18 @@ missing on the machine, and a real signature is rarely legible anyway).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import math
 import random
 
 from PIL import Image, ImageDraw
+from pydantic import Field, field_validator
+from sanic import Request
+from sanic.response import HTTPResponse, raw
+
+from sandbox.control_kit import Body, ControlRoutes, bad, parse
 
 SIZE = (600, 200)
 SCALE = 3  # drawn larger, then downsampled: smooth (anti-aliased) edges
@@ -133,3 +139,24 @@ def draw_signature(text: str) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+# -- control route: the signature the user draws on the phone ------------------------------------
+
+
+class SignatureBody(Body):
+    text: str = Field("沙箱用户", description="text must be a non-empty string of at most 32 characters")
+
+    @field_validator("text")
+    @classmethod
+    def some_text(cls, value: str) -> str:
+        if not value.strip() or len(value) > 32:
+            raise bad("text", "text must be a non-empty string of at most 32 characters")
+        return value.strip()
+
+
+def add_control_routes(routes: ControlRoutes) -> None:
+    @routes.route("/signature-image", ["POST"])
+    async def signature_image(request: Request) -> HTTPResponse:
+        text = parse(SignatureBody, request).text
+        return raw(await asyncio.to_thread(draw_signature, text), content_type="image/png")

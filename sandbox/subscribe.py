@@ -66,8 +66,10 @@ import unicodedata
 from typing import Any
 
 from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
 
 from sandbox.config import KEYWORD_KEY_RE, KEYWORD_TYPES, SandboxConfig
+from sandbox.control_kit import ControlRoutes, answer, appid_of, bad, json_object
 from sandbox.state import State, Tx
 from sandbox.wxcommon import WxError, add_wechat_api, dumps, ok, parse_json_body
 
@@ -396,3 +398,59 @@ def subscribe_message_row(row) -> dict[str, Any]:
         "lang": row["lang"],
         "at": row["at"],
     }
+
+
+# -- control routes: the app's templates and pages, and what was sent ----------------------------
+
+
+def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: State) -> None:
+    route = routes.route
+
+    @route("/subscribe-templates", ["POST"])
+    async def subscribe_templates_add(request: Request) -> HTTPResponse:
+        data = json_object(request)
+        try:
+            template_id, title, keywords = validate_template(data)
+        except RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        appid = appid_of(config, data.get("appid"))
+        await store_template(state, appid, template_id, title, keywords, "control")
+        return answer({"appid": appid, "template_id": template_id, "title": title, "keywords": keywords,
+                       "source": "control"}, status=201)
+
+    @route("/subscribe-templates", ["GET"])
+    async def subscribe_templates_list(request: Request) -> HTTPResponse:
+        appid = request.args.get("appid")
+        if appid is not None:
+            appid_of(config, appid)
+            rows = await state.fetchall(
+                "SELECT * FROM subscribe_templates WHERE appid = ? ORDER BY appid, template_id", (appid,)
+            )
+        else:
+            rows = await state.fetchall("SELECT * FROM subscribe_templates ORDER BY appid, template_id")
+        return answer({"templates": [template_row(r) for r in rows]})
+
+    @route("/pages", ["GET"])
+    async def pages_get(request: Request) -> HTTPResponse:
+        return answer(await get_pages(state))
+
+    @route("/pages", ["POST"])
+    async def pages_set(request: Request) -> HTTPResponse:
+        try:
+            pages = validate_pages(json_object(request))
+        except RequestError as exc:
+            raise bad(exc.field, exc.message) from None
+        return answer(await store_pages(state, pages, "control"))
+
+    @route("/pages", ["DELETE"])
+    async def pages_reset(request: Request) -> HTTPResponse:
+        return answer(await store_pages(state, list(config.pages), "config"))
+
+    @route("/subscribe-messages", ["GET"])
+    async def subscribe_messages(request: Request) -> HTTPResponse:
+        touser = request.args.get("touser")
+        if touser:
+            rows = await state.fetchall("SELECT * FROM subscribe_messages WHERE touser = ? ORDER BY id", (touser,))
+        else:
+            rows = await state.fetchall("SELECT * FROM subscribe_messages ORDER BY id")
+        return answer({"messages": [subscribe_message_row(r) for r in rows]})

@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import secrets
 import time
 from typing import Any
 
+from pydantic import Field
 from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
 
 from sandbox.config import SandboxConfig
+from sandbox.control_kit import PHONE_RE, Body, ControlRoutes, LenientBody, answer, appid_of, parse
 from sandbox.state import State
 from sandbox import face, ocr, subscribe
 from sandbox.wxcommon import WxError, add_unknown_api_route, add_wechat_api, ok, parse_json_body, require_str
@@ -198,3 +202,110 @@ def create_wechat_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     add_unknown_api_route(bp, state)  # last: any other path under /sandbox/wechat
     return bp
 
+
+
+# -- control routes: the codes the user's phone gets, tokens, settings ---------------------------
+
+OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEFAULT_CODE_TTL = 300
+
+
+class LoginCodeBody(LenientBody):
+    appid: str | None = Field(None, description="appid is not configured in the sandbox")
+    openid: str | None = Field(None, pattern=OPENID_RE.pattern, description="openid is not valid")
+    unionid: str | None = Field(None, pattern=OPENID_RE.pattern, description="unionid is not valid")
+    expires_in: int = Field(DEFAULT_CODE_TTL, ge=0, le=86400, description="expires_in must be an integer in [0, 86400]")
+
+
+class PhoneCodeBody(LenientBody):
+    phone: str = Field(pattern=PHONE_RE.pattern, description="phone must match ^1[3-9]\\d{9}$")
+    appid: str | None = Field(None, description="appid is not configured in the sandbox")
+    expires_in: int = Field(DEFAULT_CODE_TTL, ge=0, le=86400, description="expires_in must be an integer in [0, 86400]")
+
+
+class ExpireTokensBody(LenientBody):
+    appid: str | None = Field(None, min_length=1, max_length=64, description="appid is not valid")
+
+
+class SettingsBody(Body):
+    stable_token_refresh_interval_s: int | None = Field(
+        None, ge=0, le=10**6, description="stable_token_refresh_interval_s must be an integer in [0, 1000000]")
+    stable_token_daily_force_limit: int | None = Field(
+        None, ge=0, le=10**6, description="stable_token_daily_force_limit must be an integer in [0, 1000000]")
+
+
+def new_code() -> str:
+    return secrets.token_hex(16)
+
+
+def new_openid() -> str:
+    return "o" + secrets.token_urlsafe(21)[:27]
+
+
+def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: State) -> None:
+    route = routes.route
+
+    @route("/login-code", ["POST"])
+    async def login_code(request: Request) -> HTTPResponse:
+        body = parse(LoginCodeBody, request)
+        appid = appid_of(config, body.appid)
+        openid = body.openid or new_openid()
+        now = time.time()
+        code = new_code()
+        async with state.tx() as tx:
+            await tx.execute(
+                "INSERT INTO users (appid, openid, unionid, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (appid, openid) DO UPDATE SET unionid = COALESCE(excluded.unionid, users.unionid)",
+                (appid, openid, body.unionid, now),
+            )
+            await tx.execute(
+                "INSERT INTO login_codes (code, appid, openid, unionid, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (code, appid, openid, body.unionid, now, now + body.expires_in),
+            )
+        return answer({"code": code, "openid": openid, "appid": appid})
+
+    @route("/phone-code", ["POST"])
+    async def phone_code(request: Request) -> HTTPResponse:
+        body = parse(PhoneCodeBody, request)
+        appid = appid_of(config, body.appid)
+        now = time.time()
+        code = new_code()
+        await state.execute(
+            "INSERT INTO phone_codes (code, appid, phone, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (code, appid, body.phone, now, now + body.expires_in),
+        )
+        return answer({"code": code})
+
+    @route("/expire-tokens", ["POST"])
+    async def expire_tokens(request: Request) -> HTTPResponse:
+        appid = parse(ExpireTokensBody, request).appid
+        now = time.time()
+        if appid is None:
+            n = await state.execute("UPDATE access_tokens SET expires_at = ? WHERE expires_at > ?", (now, now))
+        else:
+            n = await state.execute(
+                "UPDATE access_tokens SET expires_at = ? WHERE expires_at > ? AND appid = ?", (now, now, appid)
+            )
+        return answer({"expired": n})
+
+    defaults = {
+        "stable_token_refresh_interval_s": config.stable_token_refresh_interval_s,
+        "stable_token_daily_force_limit": config.stable_token_daily_force_limit,
+    }
+
+    async def current_settings() -> dict[str, int]:
+        return {k: await state.get_setting(k, v) for k, v in defaults.items()}
+
+    @route("/settings", ["GET"])
+    async def settings_get(request: Request) -> HTTPResponse:
+        return answer(await current_settings())
+
+    @route("/settings", ["POST"])
+    async def settings_set(request: Request) -> HTTPResponse:
+        body = parse(SettingsBody, request)
+        for key in defaults:
+            value = getattr(body, key)
+            if value is not None:
+                await state.set_setting(key, value)
+        return answer(await current_settings())

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from integrations.wechatpay import BillUnusable, checked_bill
-from sandbox import wechatpay_bill as emulator
+from sandbox.wechatpay import bill as emulator
 from services.payments.bills import BillMalformed, fen, parse
 
 PAYMENT = emulator.Payment("wxapp", "1900000001", "4200000001", "PO1", "openid", "OTHERS", "CNY", 9_900,

@@ -1,4 +1,5 @@
-"""The trade bill (交易账单) of the emulated WeChat Pay, in WeChat's text format.
+"""The trade bill (交易账单) of the emulated WeChat Pay, in WeChat's text format, and the two APIs that
+serve it.
 
 ``GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL|SUCCESS|REFUND[&tar_type=GZIP]`` answers
 ``{"hash_type":"SHA1","hash_value","download_url"}``; the download is this text (gzip-compressed with
@@ -23,12 +24,24 @@ bill from about 10:00 the next day).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import re
+import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sanic import Request
+from sanic.response import HTTPResponse, raw
+
+from sandbox.wechatpay.core import PayError, WeChatPay, gateway_of, param_error
 
 BEIJING = timezone(timedelta(hours=8))
+BILL_TTL_S = 30
+BILL_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RATE_TEXT = "0.60%"
 RATE_PER_MILLE_X10 = 6  # 0.6 % = 6 / 1000
 
@@ -152,3 +165,80 @@ def render(bill_type: str, payments: Iterable[Payment], refunds: Iterable[Refund
 
 def sha1_hex(data: bytes) -> str:
     return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+# -- the APIs --------------------------------------------------------------------------------------
+
+
+async def tradebill(pay: WeChatPay, request: Request, merchant: Any) -> dict[str, Any]:
+    """``GET /v3/bill/tradebill``: render the day's bill, store it for ``BILL_TTL_S`` and answer where to fetch it."""
+    args = request.args
+    bill_date = args.get("bill_date")
+    if not bill_date:
+        raise param_error("/bill_date", None, "必填性规则校验失败，此字段为必填项", location="querystring")
+    try:
+        if not BILL_DATE_RE.fullmatch(bill_date):
+            raise ValueError
+        day = date.fromisoformat(bill_date)
+    except ValueError:
+        raise param_error("/bill_date", bill_date, "格式应为YYYY-MM-DD", location="querystring") from None
+    if day > datetime.now(BEIJING).date():
+        raise param_error("/bill_date", bill_date, "账单日期不能晚于今天", location="querystring")
+    bill_type = args.get("bill_type") or "ALL"
+    if bill_type not in COLUMNS:
+        raise param_error("/bill_type", bill_type, "只支持ALL、SUCCESS、REFUND", location="querystring")
+    tar_type = args.get("tar_type")
+    if tar_type not in (None, "GZIP"):
+        raise param_error("/tar_type", tar_type, "只支持GZIP", location="querystring")
+    start = datetime(day.year, day.month, day.day, tzinfo=BEIJING).timestamp()
+    end = start + 86400
+    now = time.time()
+    mchid = merchant["mchid"]
+    payments, refunds = [], []
+    for order in await pay.state.fetchall(
+        "SELECT * FROM pay_orders WHERE mchid = ? AND trade_state = 'SUCCESS' AND success_at >= ? AND success_at < ? "
+        "ORDER BY success_at", (mchid, start, end),
+    ):
+        payments.append(_payment(order))
+    for r in await pay.state.fetchall(
+        "SELECT r.*, o.appid, o.openid, o.bank_type, o.description, o.attach, o.success_at AS paid_at "
+        "FROM pay_refunds r JOIN pay_orders o ON o.mchid = r.mchid AND o.out_trade_no = r.out_trade_no "
+        "WHERE r.mchid = ? AND r.success_at >= ? AND r.success_at < ? AND r.success_at <= ? ORDER BY r.success_at",
+        (mchid, start, end, now),
+    ):
+        payment = Payment(r["appid"], mchid, r["transaction_id"], r["out_trade_no"], r["openid"],
+                          r["bank_type"] or "OTHERS", r["currency"], r["total"], r["description"], r["attach"],
+                          r["paid_at"])
+        refunds.append(Refund(payment, r["refund_id"], r["out_refund_no"], r["refund"], r["created_at"],
+                              r["success_at"]))
+    has_rows = (payments if bill_type != "REFUND" else []) or (refunds if bill_type != "SUCCESS" else [])
+    if not has_rows:
+        raise PayError(400, "NO_STATEMENT_EXIST", "当日无账单")
+    content = render(bill_type, payments, refunds)
+    stored = gzip.compress(content, mtime=0) if tar_type == "GZIP" else content
+    token = secrets.token_urlsafe(24)
+    await pay.state.execute(
+        "INSERT INTO pay_bills (token, mchid, content, gzipped, expires_at) VALUES (?, ?, ?, ?, ?)",
+        (token, mchid, stored, int(tar_type == "GZIP"), now + BILL_TTL_S),
+    )
+    await pay.state.execute("DELETE FROM pay_bills WHERE expires_at < ?", (now - 3600,))
+    return {"hash_type": "SHA1", "hash_value": sha1_hex(content),
+            "download_url": f"{gateway_of(request)}/v3/billdownload/file?token={token}"}
+
+
+def _payment(order: Any) -> Payment:
+    return Payment(order["appid"], order["mchid"], order["transaction_id"], order["out_trade_no"],
+                   order["openid"], order["bank_type"] or "OTHERS", order["currency"], order["total"],
+                   order["description"], order["attach"], order["success_at"])
+
+
+async def billdownload(pay: WeChatPay, request: Request, merchant: Any) -> HTTPResponse:
+    """``GET /v3/billdownload/file?token=``: the stored bill, while its token is valid."""
+    token = request.args.get("token")
+    if not token:
+        raise param_error("/token", None, "必填性规则校验失败，此字段为必填项", location="querystring")
+    row = await pay.state.fetchone("SELECT * FROM pay_bills WHERE token = ? AND mchid = ?",
+                                   (token, merchant["mchid"]))
+    if row is None or row["expires_at"] < time.time():
+        raise PayError(400, "INVALID_REQUEST", "账单下载地址已失效（有效期30秒），请重新申请")
+    return raw(bytes(row["content"]), content_type="application/octet-stream")
