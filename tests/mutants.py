@@ -725,6 +725,15 @@ MUTANTS = (
         "            if row.refunded_fen + amount > row.amount_fen:\n",
         ("tests/api/test_payments.py::test_nothing_left_to_refund_is_refused_and_moves_nothing",),
     ),
+    # -- issue 20 partitions --
+    Mutant(
+        "a pooled connection whose link was cut silently waits for the whole partition (no read timeout)",
+        "app/mysql_engine.py",
+        "            if read_timeout_s > 0 and not isinstance(conn._reader, _ReadDeadline):\n",
+        "            if False:\n",
+        ("tests/resilience/test_partitions.py::test_every_answer_comes_within_the_bound_503s_too",),
+        env=(("GALERA_TESTS", "1"),),
+    ),
 )
 
 
