@@ -11,6 +11,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
+
+from app.mysql_engine import DEFAULT_READ_TIMEOUT_S
 
 from core.errors import ConfigError
 from models import MODEL_MODULES
@@ -38,13 +41,25 @@ def db_url(url: str) -> str:
         query.setdefault("maxsize", "20")
         query.setdefault("minsize", "1")
         query.setdefault("connect_timeout", "5")  # a database that does not answer is a 503, not a hang
+        # a link cut silently under a pooled connection, too (app/mysql_engine.py)
+        query.setdefault("read_timeout", str(int(DEFAULT_READ_TIMEOUT_S)))
         return urlunsplit(parts._replace(query=urlencode(query)))
     raise ConfigError(f"DATABASE_URL must start with mysql:// or sqlite://, got {url.split(':', 1)[0]!r}")
 
 
+def connection_config(url: str) -> str | dict:
+    """Tortoise's connection entry: MySQL through our engine (reads with a deadline, Galera detected)."""
+    url = db_url(url)
+    if not url.startswith("mysql://"):
+        return url
+    config = expand_db_url(url)
+    config["engine"] = "app.mysql_engine"
+    return config
+
+
 def tortoise_config(url: str) -> dict:
     return {
-        "connections": {"default": db_url(url)},
+        "connections": {"default": connection_config(url)},
         "apps": {
             APP_LABEL: {
                 "models": [*MODEL_MODULES, "aerich.models"],

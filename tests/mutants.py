@@ -837,6 +837,15 @@ MUTANTS = (
         "        return False\n",
         ("partner_sdk/tests/test_client.py::test_503s_that_outlast_the_retries_say_the_outcome_is_unknown",),
     ),
+    # -- issue 20 partitions --
+    Mutant(
+        "a pooled connection whose link was cut silently waits for the whole partition (no read timeout)",
+        "app/mysql_engine.py",
+        "            if read_timeout_s > 0 and not isinstance(conn._reader, _ReadDeadline):\n",
+        "            if False:\n",
+        ("tests/resilience/test_partitions.py::test_every_answer_comes_within_the_bound_503s_too",),
+        env=(("GALERA_TESTS", "1"),),
+    ),
 )
 
 

@@ -205,7 +205,7 @@ async def list_accounts(request: Request) -> HTTPResponse:
     responses={200: Response(AccountOut)},
 )
 async def get_account(request: Request, account_id: int) -> HTTPResponse:
-    return json(views.public_account(await views.owned(request.ctx.user_id, account_id)))
+    return json(views.public_account(await views.account(request.ctx.user_id, account_id)))
 
 
 @bp.get("/accounts/<account_id:int>/transactions")

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from core.clock import utcnow
 from core.pii import mask_card
 from models.accounts import Account, CardTransfer, LedgerEntry
 from services.accounts.ledger import AccountNotFound, outflow_used
 from services.accounts.opening import Progress
 from services.accounts.rules import rules_for
+from services.db import causal_read
 from services.pagination import MAX_PAGE, newest_first  # noqa: F401 - MAX_PAGE: the handlers' bound
 
 
@@ -97,18 +100,28 @@ def public_transfer(transfer: CardTransfer, account: Account) -> dict:
     }
 
 
-async def owned(user_id: int, account_id: int) -> Account:
-    account = await Account.get_or_none(id=account_id, user_id=user_id)
+async def owned(user_id: int, account_id: int, conn: BaseDBAsyncClient | None = None) -> Account:
+    account = await Account.get_or_none(id=account_id, user_id=user_id, using_db=conn)
     if account is None:
         raise AccountNotFound()
     return account
 
 
+# What the holder reads back sees every movement acknowledged before, through whichever server booked it
+# (on a Galera cluster; services.db.causal_read).
+
+async def account(user_id: int, account_id: int) -> Account:
+    return await causal_read(lambda conn: owned(user_id, account_id, conn))
+
+
 async def accounts_of(user_id: int) -> list[Account]:
-    return await Account.filter(user_id=user_id).order_by("id")
+    return await causal_read(lambda conn: Account.filter(user_id=user_id).order_by("id").using_db(conn))
 
 
 async def transactions(user_id: int, account_id: int, *, cursor: str | None, limit: int) -> tuple[list[LedgerEntry], str | None]:
     """A page of the account's ledger, newest first, and the cursor of the next page (None at the end)."""
-    await owned(user_id, account_id)
-    return await newest_first(LedgerEntry.filter(account_id=account_id), cursor=cursor, limit=limit)
+    async def read(conn: BaseDBAsyncClient | None) -> tuple[list[LedgerEntry], str | None]:
+        await owned(user_id, account_id, conn)
+        return await newest_first(LedgerEntry.filter(account_id=account_id).using_db(conn), cursor=cursor, limit=limit)
+
+    return await causal_read(read)

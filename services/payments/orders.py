@@ -33,7 +33,7 @@ from models.partners import DebitStatus, PartnerDebit
 from models.payments import OrderStatus, PaymentOrder
 from models.users import User
 from services.context import ServiceContext
-from services.db import atomic
+from services.db import atomic, causal_read
 from services.etc import bindings
 from services.pagination import newest_first
 from services.partners import notify
@@ -137,7 +137,8 @@ async def pay_params(ctx: ServiceContext, order: PaymentOrder) -> dict | None:
 
 async def view(ctx: ServiceContext, user_id: int, order_id: int) -> tuple[PaymentOrder, dict | None]:
     """The user's order as WeChat Pay has it now, and its payment parameters while it can be paid."""
-    order = await refresh(ctx, await owned(user_id, order_id))
+    # read as of every write acknowledged before (a payment another server just applied; services.db)
+    order = await refresh(ctx, await causal_read(lambda conn: owned(user_id, order_id, conn)))
     return order, await pay_params(ctx, order)
 
 
@@ -192,8 +193,8 @@ async def _prepay(ctx: ServiceContext, order: PaymentOrder) -> PaymentOrder:
     return await atomic(work) if current.status == O.CREATED else current
 
 
-async def owned(user_id: int, order_id: int) -> PaymentOrder:
-    order = await PaymentOrder.get_or_none(id=order_id, user_id=user_id)
+async def owned(user_id: int, order_id: int, conn: BaseDBAsyncClient | None = None) -> PaymentOrder:
+    order = await PaymentOrder.get_or_none(id=order_id, user_id=user_id, using_db=conn)
     if order is None:
         raise OrderNotFound()
     return order

@@ -7,6 +7,11 @@ SQL, group communication, incremental and full state transfer. The first node bo
 (``--wsrep-new-cluster``); the others join one at a time and take a full state transfer. ``stop()``
 terminates them, last started first, and removes the directory. ``Cluster(1, galera=False)`` is one
 plain server; ``stop_node`` and ``start_node`` take a node down (cleanly, or killed) and bring it back.
+
+``Cluster(3, network=Network())`` puts each node on a host of its own (``tests/resilience/netns.py``):
+its own network namespace and address, the standard ports, so a partition test can cut it from the others
+or from an app server. The test process still reaches each node through its Unix socket, which no cut
+touches; app servers (in namespaces of their own) connect over the namespaces' network as ``root``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
+
+from tests.resilience.netns import Host, Network
 
 PROVIDER = Path("/usr/lib/galera/libgalera_smm.so")
 MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -64,11 +71,19 @@ class Node:
     ist_port: int
     sst_port: int
     proc: subprocess.Popen | None = None
+    host: Host | None = None  # its network namespace, when the cluster has a network
+
+    @property
+    def address(self) -> str:
+        return self.host.address if self.host else "127.0.0.1"
 
     def url(self, database: str) -> str:
-        return f"mysql://root:@127.0.0.1:{self.port}/{database}"
+        return f"mysql://root:@{self.address}:{self.port}/{database}"
 
     def connect(self, database: str | None = None) -> pymysql.connections.Connection:
+        if self.host:  # the socket file: reachable from here whatever the namespace's network does
+            return pymysql.connect(unix_socket=str(self.dir / "mysqld.sock"), user="root", password="",
+                                   database=database, autocommit=True, connect_timeout=5)
         return pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="", database=database,
                                autocommit=True, connect_timeout=5)
 
@@ -80,16 +95,23 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, size: int = 3, *, galera: bool = True) -> None:
-        self.galera = galera
+    def __init__(self, size: int = 3, *, galera: bool = True, network: Network | None = None,
+                 provider_options: str = "") -> None:
+        self.galera, self.network, self.provider_options = galera, network, provider_options
         self.root = Path(tempfile.mkdtemp(prefix="openbank-galera-"))
         self.root.chmod(0o755)  # the nodes run as mysql
-        ports = _free_ports(4 * size)
-        self.nodes = [Node(f"node{i + 1}", self.root / f"node{i + 1}", *ports[4 * i:4 * i + 4]) for i in range(size)]
+        if network is not None:  # a host each: the standard ports on the node's own address
+            self.nodes = [Node(f"node{i + 1}", self.root / f"node{i + 1}", 3306, 4567, 4568, 4444,
+                               host=network.add(f"n{i + 1}")) for i in range(size)]
+        else:
+            ports = _free_ports(4 * size)
+            self.nodes = [Node(f"node{i + 1}", self.root / f"node{i + 1}", *ports[4 * i:4 * i + 4])
+                          for i in range(size)]
         self.mysql = pwd.getpwnam("mysql")
 
     def _config(self, node: Node) -> Path:
-        members = ",".join(f"127.0.0.1:{n.base_port}" for n in self.nodes)
+        members = ",".join(f"{n.address}:{n.base_port}" for n in self.nodes)
+        extra = f";{self.provider_options}" if self.provider_options else ""
         cnf = node.dir / "my.cnf"
         cnf.write_text(f"""[mysqld]
 datadir={node.dir}/data
@@ -97,7 +119,7 @@ socket={node.dir}/mysqld.sock
 pid-file={node.dir}/mysqld.pid
 log-error={node.dir}/error.log
 port={node.port}
-bind-address=127.0.0.1
+bind-address={node.address}
 skip-name-resolve
 user=mysql
 binlog_format=ROW
@@ -111,10 +133,10 @@ wsrep_provider={PROVIDER}
 wsrep_cluster_name=openbank_test
 wsrep_cluster_address=gcomm://{members}
 wsrep_node_name={node.name}
-wsrep_node_address=127.0.0.1:{node.base_port}
-wsrep_provider_options="base_port={node.base_port};ist.recv_addr=127.0.0.1:{node.ist_port};gcache.size=64M"
+wsrep_node_address={node.address}:{node.base_port}
+wsrep_provider_options="base_port={node.base_port};ist.recv_addr={node.address}:{node.ist_port};gcache.size=64M{extra}"
 wsrep_sst_method=rsync
-wsrep_sst_receive_address=127.0.0.1:{node.sst_port}
+wsrep_sst_receive_address={node.address}:{node.sst_port}
 """ if self.galera else ""))
         return cnf
 
@@ -134,6 +156,11 @@ wsrep_sst_receive_address=127.0.0.1:{node.sst_port}
                                check=True, capture_output=True, timeout=120)
                 self._chown(node.dir)
                 self.start_node(node, bootstrap=i == 0, timeout_s=timeout_s)
+            if self.network is not None:  # the app servers connect over the namespaces' network
+                with self.nodes[0].connect() as conn, conn.cursor() as cur:
+                    who = f"'root'@'{self.network.subnet}.%'"
+                    cur.execute(f"CREATE USER {who}")
+                    cur.execute(f"GRANT ALL ON *.* TO {who} WITH GRANT OPTION")
             return self
         except BaseException:
             self.stop()
@@ -141,6 +168,8 @@ wsrep_sst_receive_address=127.0.0.1:{node.sst_port}
 
     def start_node(self, node: Node, *, bootstrap: bool = False, timeout_s: float = 120) -> None:
         args = [MARIADBD, f"--defaults-file={node.dir / 'my.cnf'}"] + (["--wsrep-new-cluster"] if bootstrap else [])
+        if node.host:
+            args = node.host.command(*args)  # `ip netns exec` execs the server: the pid is mariadbd's
         node.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self._wait_ready(node, timeout_s)
 
