@@ -428,11 +428,8 @@ def test_a_users_read_through_the_other_server_sees_the_debit_just_booked(partit
     assert partitioned.stale_reads == []
 
 
-# ISSUE 20 ITEMS 1 AND 3 (another branch): a top-up whose transfer was committed as a node went away but
-# whose card pull was never sent stays pending: its own retry answers 202 "pending" again, and only
-# reconciliation would send it, which item 1 has stopped. Remove the mark when both are merged.
-@pytest.mark.xfail(reason="issue 20 items 1 and 3: a committed-but-unsent top-up waits for reconciliation, "
-                          "whose loop a database error ended", strict=False)
+# A top-up committed as its node went away, whose card pull was never sent, is sent by its own retry
+# (issue 20 item 3), and reconciliation still runs after the faults (item 1).
 def test_nothing_is_left_pending(partitioned):
     assert partitioned.unresolved == []
     assert partitioned.pending == 0
@@ -446,11 +443,8 @@ def test_the_money_adds_up_on_every_node(partitioned):
     assert partitioned.nodes_rows[0] == partitioned.nodes_rows[1] == partitioned.nodes_rows[2]
 
 
-# ISSUE 20 ITEM 1 (another branch): one database error ends the in-server job loop for good, so after
-# these faults no server runs reconciliation again. This assertion is the acceptance line's "jobs still
-# running afterwards"; it fails until the loop survives the errors of one iteration. Remove the xfail mark
-# when item 1 is merged (it then passes: XPASS).
-@pytest.mark.xfail(reason="issue 20 item 1: services/jobs.py run_worker ends on the first database error", strict=False)
+# The jobs outlive the faults: reconciliation ran again after the heal (the acceptance's "jobs still
+# running afterwards").
 def test_reconciliation_ran_after_the_heal(partitioned):
     when, _ = partitioned.jobs["cardnet.reconcile"]
     healed_at = time.time() - (time.monotonic() - partitioned.events["a1 healed"])
