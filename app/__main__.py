@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 from functools import partial
@@ -38,7 +37,7 @@ def _settings(host: str | None = None, port: int | None = None):
     if host is not None and port is not None and "SELF_BASE_URL" not in os.environ:
         # what to print for the user to open, not where to bind
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # nosec B104
-        settings = dataclasses.replace(settings, self_base_url=f"http://{shown}:{port}")
+        settings = settings.replace(self_base_url=f"http://{shown}:{port}")
     return settings
 
 

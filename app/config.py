@@ -8,11 +8,17 @@ anything that only makes sense locally and says which setting is wrong.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+
+from pydantic import ValidationError
+from pydantic_settings import EnvSettingsSource
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 from core.errors import ConfigError
 from core.settings import Settings
@@ -23,42 +29,15 @@ SANDBOX_CARDNET_KEY = "dev-only-sandbox-cardnet-key"
 DEV_MARK = "dev-only"
 
 
-def _truthy(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' reading of environment variables, over the mapping given rather than ``os.environ``."""
 
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(Settings)
 
-def _rate_limits(raw: str | None) -> dict[str, tuple[int, int]] | None:
-    """``RATE_LIMITS``: unset means the defaults (``services.ratelimit.DEFAULTS``)."""
-    from services.ratelimit import parse
-
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _parse_keyring(raw: str, name: str, *, b64: bool) -> dict[str, bytes]:
-    """Parse ``kid:value,kid:value``; the first entry is the active key."""
-    ring: dict[str, bytes] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        kid, sep, value = part.partition(":")
-        if not sep or not kid or not value:
-            raise ConfigError(f"{name}: expected 'kid:value[,kid:value]', got an entry without ':'")
-        if b64:
-            try:
-                key = base64.b64decode(value, validate=True)
-            except ValueError as exc:
-                raise ConfigError(f"{name}: key {kid!r} is not base64") from exc
-            if len(key) != 32:
-                raise ConfigError(f"{name}: key {kid!r} must be 32 bytes (AES-256), got {len(key)}")
-            ring[kid] = key
-        else:
-            ring[kid] = value.encode()
-    return ring
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
 def _dev_keys(var_dir: Path) -> dict:
@@ -90,138 +69,113 @@ def _dev_keys(var_dir: Path) -> dict:
 SANDBOX_MCHID = "1900000001"
 SANDBOX_PUSH_TOKEN = "devonlysandboxpushtoken"
 
-
-# The settings sandbox mode gives a development value when they are unset (production leaves them empty).
+# What sandbox mode gives a setting left unset (production leaves it at its declared default).
+SANDBOX_VALUES: dict[str, object] = {
+    "wechat_appid": SANDBOX_APPID,
+    "wechat_secret": SANDBOX_SECRET,
+    "cardnet_api_key": SANDBOX_CARDNET_KEY,
+    "bank_account_prefix": "623099",  # a made-up one
+    "account_opened_template_id": "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE",  # the sandbox's template
+    "wechatpay_mchid": SANDBOX_MCHID,
+    "wechat_push_token": SANDBOX_PUSH_TOKEN,  # WeChat: 3-32 letters or digits
+    "sandbox_routes": True,
+    "worker_in_server": True,
+}
+# The settings sandbox mode gives a development value when they are unset, each unfit for production
+# (check-config names them). WORKER_IN_SERVER is a sandbox value too, but fine in production.
 DEV_DEFAULTED = (
     "DATABASE_URL", "SANDBOX_ROUTES", "JWT_KEYS", "PII_KEYS", "PII_INDEX_KEY", "WECHAT_APPID", "WECHAT_SECRET",
     "CARDNET_API_KEY", "BANK_ACCOUNT_PREFIX", "ACCOUNT_OPENED_TEMPLATE_ID", "WECHATPAY_MCHID",
     "WECHATPAY_PRIVATE_KEY_PATH", "WECHATPAY_MERCHANT_SERIAL", "WECHATPAY_APIV3_KEY", "WECHAT_PUSH_TOKEN",
     "WECHAT_PUSH_AES_KEY",
 )
-BASELINE_RULES = Path(__file__).resolve().parents[1] / "risk" / "baseline.json"
+# An empty value that means something ("" for no baseline rule set) rather than "unset".
+EMPTY_IS_A_VALUE = ("RISK_BASELINE_FILE",)
 
 
-def _wechatpay(get, var_dir: Path, production: bool, pii_index: bytes) -> dict:
-    """WeChat Pay settings; in sandbox mode a dev merchant (key generated once into ``var/``, APIv3 key
-    derived from the dev keys) that the mounted emulator is told about."""
-    values = {
-        "wechatpay_mchid": get("WECHATPAY_MCHID"),
-        "wechatpay_api_base": get("WECHATPAY_API_BASE") or None,
-        "wechatpay_private_key_path": get("WECHATPAY_PRIVATE_KEY_PATH") or None,
-        "wechatpay_merchant_serial": get("WECHATPAY_MERCHANT_SERIAL"),
-        "wechatpay_apiv3_key": get("WECHATPAY_APIV3_KEY"),
-        "wechatpay_public_key_id": get("WECHATPAY_PUBLIC_KEY_ID"),
-        "wechatpay_public_key_path": get("WECHATPAY_PUBLIC_KEY_PATH") or None,
-        "wechatpay_notify_url": get("WECHATPAY_NOTIFY_URL") or None,
-        "payment_ttl_s": int(get("PAYMENT_TTL_S", "1800")),
-        "bill_reconcile_hour": int(get("BILL_RECONCILE_HOUR", "10")),
-        "wechat_push_token": get("WECHAT_PUSH_TOKEN"),
-        "wechat_push_aes_key": get("WECHAT_PUSH_AES_KEY"),
-    }
-    if production:
-        return values
-    if not values["wechatpay_private_key_path"]:
+def _validated(values: dict) -> Settings:
+    """``Settings(**values)``, a bad value a ConfigError naming its environment variable."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            field = Settings.model_fields.get(name)
+            about = f" — {field.description}" if field is not None and field.description else ""
+            lines.append(f"{name.upper()}: {message}{about}")
+        raise ConfigError("invalid settings:\n  - " + "\n  - ".join(lines)) from None
+
+
+def _from_environment(env: Mapping[str, str]) -> dict:
+    """The settings given in ``env``, by field name, as pydantic-settings reads them (empty is unset)."""
+    try:
+        values = _Environment(env)()
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    derived = set(Settings.model_fields) - set(Settings.env_names().values())
+    values = {name: value for name, value in values.items() if name not in derived}
+    for name in EMPTY_IS_A_VALUE:
+        if env.get(name) == "":
+            values[name.lower()] = ""
+    if isinstance(values.get("rate_limits"), str):
+        values["rate_limits"] = _rate_limits(values["rate_limits"])
+    return values
+
+
+def _rate_limits(raw: str) -> dict[str, tuple[int, int]]:
+    """``RATE_LIMITS``: parsed over the defaults (``services.ratelimit.DEFAULTS``)."""
+    from services.ratelimit import parse
+
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _sandbox_values(given: Settings, unset: set[str]) -> dict:
+    """What sandbox mode fills in: the constant dev values, generated dev keys (once, into ``var/``), a dev
+    merchant key the mounted emulator is told about, and push and APIv3 keys derived from the dev keys."""
+    values: dict = {name: value for name, value in SANDBOX_VALUES.items() if name in unset}
+    var_dir = Path(given.var_dir)
+    jwt_keys, pii_keys, pii_index = given.jwt_keys, given.pii_keys, given.pii_index_key
+    if not (jwt_keys and pii_keys and pii_index):
+        generated = _dev_keys(var_dir)
+        values["dev_keys"] = True
+        values["jwt_keys"] = jwt_keys or {"dev1": generated["jwt"].encode()}
+        values["pii_keys"] = pii_keys or {"dev1": base64.b64decode(generated["pii"])}
+        values["pii_index_key"] = pii_index = pii_index or base64.b64decode(generated["pii_index"])
+    if not given.wechatpay_private_key_path:
         from integrations.wechatpay import dev_merchant_key
 
         path, serial = dev_merchant_key(var_dir)
         values["wechatpay_private_key_path"] = str(path)
-        values["wechatpay_merchant_serial"] = values["wechatpay_merchant_serial"] or serial
-    values["wechatpay_mchid"] = values["wechatpay_mchid"] or SANDBOX_MCHID
-    values["wechat_push_token"] = values["wechat_push_token"] or SANDBOX_PUSH_TOKEN  # WeChat: 3-32 letters or digits
-    if not values["wechat_push_aes_key"]:
-        import hashlib
-
+        values["wechatpay_merchant_serial"] = given.wechatpay_merchant_serial or serial
+    if not given.wechat_push_aes_key:
         values["wechat_push_aes_key"] = base64.b64encode(
             hashlib.sha256(b"dev-only push key " + pii_index).digest()).decode()[:43]
-    if not values["wechatpay_apiv3_key"]:
-        import hashlib
-
+    if not given.wechatpay_apiv3_key:
         values["wechatpay_apiv3_key"] = hashlib.sha256(b"dev-only wechatpay apiv3 " + pii_index).hexdigest()[:32]
     return values
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    """The settings from ``env`` (default: the environment, after ``.env`` when ``dotenv``), checked."""
     if env is None:
         if dotenv:
             from dotenv import load_dotenv
 
             load_dotenv(override=False)
         env = os.environ
-    get = lambda k, d="": env.get(k, d)  # noqa: E731
-
-    app_env = get("APP_ENV", "sandbox").strip().lower() or "sandbox"
-    if app_env not in {"sandbox", "production"}:
-        raise ConfigError(f"APP_ENV must be 'sandbox' or 'production', got {app_env!r}")
-    production = app_env == "production"
-    var_dir = Path(get("VAR_DIR", "./var"))
-
-    jwt_keys = _parse_keyring(get("JWT_KEYS"), "JWT_KEYS", b64=False)
-    pii_keys = _parse_keyring(get("PII_KEYS"), "PII_KEYS", b64=True)
-    pii_index_raw = get("PII_INDEX_KEY")
-    pii_index = base64.b64decode(pii_index_raw) if pii_index_raw else b""
-
-    dev = False
-    if not production and not (jwt_keys and pii_keys and pii_index):
-        generated = _dev_keys(var_dir)
-        dev = True
-        jwt_keys = jwt_keys or {"dev1": generated["jwt"].encode()}
-        pii_keys = pii_keys or {"dev1": base64.b64decode(generated["pii"])}
-        pii_index = pii_index or base64.b64decode(generated["pii_index"])
-
-    # what sandbox mode fills in when these are unset: development values, every one unfit for production
-    dev_defaults = () if production else tuple(name for name in DEV_DEFAULTED if not get(name))
-    settings = Settings(
-        app_env=app_env,
-        dev_defaults=dev_defaults,
-        risk_baseline_file=get("RISK_BASELINE_FILE", str(BASELINE_RULES)),
-        database_url=get("DATABASE_URL") or f"sqlite://{var_dir / 'app.sqlite3'}",
-        var_dir=str(var_dir),
-        self_base_url=get("SELF_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
-        log_level=get("LOG_LEVEL", "INFO").upper(),
-        wechat_appid=get("WECHAT_APPID") or ("" if production else SANDBOX_APPID),
-        wechat_secret=get("WECHAT_SECRET") or ("" if production else SANDBOX_SECRET),
-        wechat_api_base=get("WECHAT_API_BASE") or None,
-        http_timeout_s=float(get("HTTP_TIMEOUT_S", "5")),
-        upstream_retries=int(get("UPSTREAM_RETRIES", "2")),
-        cardnet_api_base=get("CARDNET_API_BASE") or None,
-        cardnet_api_key=get("CARDNET_API_KEY") or ("" if production else SANDBOX_CARDNET_KEY),
-        jwt_keys=jwt_keys,
-        jwt_issuer=get("JWT_ISSUER", "openbank-mp"),
-        jwt_audience=get("JWT_AUDIENCE", "openbank-miniprogram"),
-        access_ttl_s=int(get("ACCESS_TTL_S", "900")),
-        revocation_poll_s=float(get("REVOCATION_POLL_S", "2")),
-        refresh_ttl_s=int(get("REFRESH_TTL_S", str(30 * 24 * 3600))),
-        pii_keys=pii_keys,
-        pii_index_key=pii_index,
-        dev_keys=dev,
-        sandbox_routes=_truthy(get("SANDBOX_ROUTES"), default=not production),
-        min_age_years=int(get("MIN_AGE_YEARS", "16")),
-        daily_attempt_limit=int(get("DAILY_ATTEMPT_LIMIT", "5")),
-        face_valid_s=int(get("FACE_VALID_S", str(30 * 60))),
-        upload_max_bytes=int(get("UPLOAD_MAX_BYTES", str(4 * 1024 * 1024))),
-        rate_limits=_rate_limits(get("RATE_LIMITS")),
-        esign_key_path=get("ESIGN_KEY_PATH") or None,
-        esign_cert_path=get("ESIGN_CERT_PATH") or None,
-        esign_chain_path=get("ESIGN_CHAIN_PATH") or None,
-        esign_tsa_url=get("ESIGN_TSA_URL") or None,
-        contract_draft_ttl_s=int(get("CONTRACT_DRAFT_TTL_S", str(24 * 3600))),
-        cjk_font_path=get("CJK_FONT_PATH") or None,
-        esign_processes=int(get("ESIGN_PROCESSES", str(os.cpu_count() or 1))),
-        bank_account_prefix=get("BANK_ACCOUNT_PREFIX") or ("" if production else "623099"),
-        application_ttl_s=int(get("APPLICATION_TTL_S", str(7 * 24 * 3600))),
-        idempotency_ttl_s=int(get("IDEMPOTENCY_TTL_S", str(48 * 3600))),
-        idempotency_lease_s=int(get("IDEMPOTENCY_LEASE_S", "60")),
-        outbox_max_attempts=int(get("OUTBOX_MAX_ATTEMPTS", "8")),
-        account_opened_template_id=get("ACCOUNT_OPENED_TEMPLATE_ID")
-        or ("" if production else "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE"),
-        worker_in_server=_truthy(get("WORKER_IN_SERVER"), default=not production),
-        worker_lease_s=float(get("WORKER_LEASE_S", "30")),
-        outbox_poll_s=float(get("OUTBOX_POLL_S", "1")),
-        reconcile_every_s=float(get("RECONCILE_EVERY_S", "60")),
-        storage_sweep_age_s=int(get("STORAGE_SWEEP_AGE_S", str(24 * 3600))),
-        storage_sweep_every_s=int(get("STORAGE_SWEEP_EVERY_S", "3600")),
-        **_wechatpay(get, var_dir, production, pii_index),
-    )
+    given = _validated(_from_environment(env))
+    if given.is_production:
+        settings = given
+    else:
+        unset = {name for name in Settings.env_names() if not env.get(name)}
+        dev_defaults = tuple(name for name in DEV_DEFAULTED if name in unset)
+        fills = _sandbox_values(given, {name.lower() for name in unset})
+        settings = given.replace(**fills, dev_defaults=dev_defaults)
     check(settings)
     return settings
 
@@ -308,10 +262,5 @@ def check(s: Settings) -> None:
         problems = production_problems(s)
         if problems:
             raise ConfigError("refusing to start in production:\n  - " + "\n  - ".join(problems))
-    if s.access_ttl_s > 900:
-        raise ConfigError("ACCESS_TTL_S must be at most 900 seconds (15 minutes)")
-    if s.idempotency_ttl_s < 24 * 3600:
-        # a client may retry a money request for a day; a key forgotten sooner could move money twice
-        raise ConfigError("IDEMPOTENCY_TTL_S must be at least 86400 seconds (24 hours)")
-    if not 0 <= s.bill_reconcile_hour <= 23:
-        raise ConfigError("BILL_RECONCILE_HOUR must be an hour of the day, 0 to 23")
+    # the bounds of single settings (ACCESS_TTL_S at most 900, IDEMPOTENCY_TTL_S at least 86400, ...) are
+    # declared with them in core.settings and refused when the environment is read

@@ -5,7 +5,6 @@ it opens (number, masked card, outbox message)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import date, timedelta
 
 import pytest
@@ -220,7 +219,7 @@ async def test_sixteen_today_opens_and_fifteen_is_refused(client, sandbox, ctx, 
     assert_error(await verify_id_card(client, sandbox, await login_new_user(client, sandbox), fifteen), 422,
                  "UNDER_AGE")
     # and should a bank let fifteen-year-olds prove who they are, opening still holds to the rules table
-    monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, min_age_years=15))
+    monkeypatch.setattr(ctx, "settings", ctx.settings.replace(min_age_years=15))
     user, _, app = await signed_application(client, sandbox, person=fifteen)
     assert_error(await submit(client, user, app["id"]), 422, "UNDER_AGE")
     assert not await Account.filter(user_id=(await AccountApplication.get(id=app["id"])).user_id).exists()

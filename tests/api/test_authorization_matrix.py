@@ -32,7 +32,6 @@ Out of scope: the sandbox's control and emulator routes (``/sandbox/...``), ``/d
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import secrets
 from collections.abc import Callable
@@ -385,7 +384,7 @@ async def test_no_route_gives_one_owner_anything_of_another(server, client, ctx,
     """B with A's ids, and Y with X's numbers: refused as if they did not exist, nothing of A's or X's in the
     answers, nothing of theirs changed; and the same requests with B's and Y's own ids succeed."""
     # two walks start more face checks in a day than the default limit allows (the limit has its own tests)
-    monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, daily_attempt_limit=1000))
+    monkeypatch.setattr(ctx, "settings", ctx.settings.replace(daily_attempt_limit=1000))
     slots = await id_slots(server, client)
     name_a, name_b = secrets.SystemRandom().sample(CHINESE_NAMES, 2)
     a = await walk_owner(client, ctx, tmp_path, "a", name_a)

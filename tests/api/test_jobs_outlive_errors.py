@@ -14,7 +14,6 @@ real MariaDB under ``python -m app worker``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from datetime import timedelta
 
@@ -149,7 +148,7 @@ async def test_the_revocation_poller_outlives_the_database(db_fault):
 async def test_the_outbox_loop_outlives_the_database(db_fault, ctx, settings, monkeypatch):
     db_fault.table, db_fault.down = "outbox_messages", True
     stop = asyncio.Event()
-    fast = dataclasses.replace(settings, outbox_poll_s=0.02)
+    fast = settings.replace(outbox_poll_s=0.02)
     turns = 0
     real = outbox.deliver_due
 

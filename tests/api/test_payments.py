@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -265,7 +264,7 @@ async def test_a_notification_for_another_app_is_refused(client, sandbox, ctx, m
     order = (await create_order(client, car.user, car.binding["id"])).json()
     paid = await pay(client, order, notify="drop")
     # genuinely WeChat Pay's (signed, decrypted with our key), but for an appid that is not this server's
-    monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, wechat_appid="wxanotherapp000001"))
+    monkeypatch.setattr(ctx, "settings", ctx.settings.replace(wechat_appid="wxanotherapp000001"))
     answers = await redeliver(client, paid["notification_id"])
     assert [a["http_status"] for a in answers["attempts"]] == [400]
     assert (await PaymentOrder.get(id=order["id"])).status == "prepaid"

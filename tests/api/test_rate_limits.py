@@ -7,7 +7,6 @@ the one it checks, with a window length of its own, so no two tests share a coun
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import secrets
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def limits(ctx, monkeypatch):
     """Turn on some limits on the running test server for this test."""
 
     def turn_on(**rules: tuple[int, int]) -> None:
-        monkeypatch.setattr(ctx, "settings", dataclasses.replace(ctx.settings, rate_limits=rules))
+        monkeypatch.setattr(ctx, "settings", ctx.settings.replace(rate_limits=rules))
 
     return turn_on
 
@@ -144,6 +143,6 @@ def test_the_limits_are_configured_and_production_keeps_them(tmp_path: Path):
         load_settings(env)
     from app.config import production_problems
 
-    off = dataclasses.replace(load_settings({"VAR_DIR": str(tmp_path)}), rate_limits={})
+    off = load_settings({"VAR_DIR": str(tmp_path)}).replace(rate_limits={})
     assert any("RATE_LIMITS" in p for p in production_problems(off))
     assert not any("RATE_LIMITS" in p for p in production_problems(load_settings({"VAR_DIR": str(tmp_path)})))

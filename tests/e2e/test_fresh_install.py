@@ -68,13 +68,12 @@ async def test_a_fresh_install_refuses_a_cloned_plate_with_no_command_typed(tmp_
 
 GATE = """
 import asyncio, sys
-from dataclasses import replace
 from app.config import load_settings
 from app.db import close_db, first_start, init_db
 from core.errors import ConfigError
 from services.risk import rules
 
-settings = replace(load_settings({"VAR_DIR": sys.argv[1]}, dotenv=False), app_env="production", risk_baseline_file="")
+settings = load_settings({"VAR_DIR": sys.argv[1]}, dotenv=False).replace(app_env="production", risk_baseline_file="")
 
 async def run():
     await init_db("sqlite://" + sys.argv[1] + "/prod.sqlite3", auto_migrate=True)

@@ -215,3 +215,27 @@ def test_check_config_names_every_setting_still_at_its_development_default(tmp_p
                           env={**env, "BANK_ACCOUNT_PREFIX": "621700", "WECHATPAY_MCHID": "1234567890"}, timeout=60)
     named = {line.split()[1] for line in done.stdout.splitlines() if "sandbox mode gives it a development value" in line}
     assert named == set(DEV_DEFAULTED) - {"BANK_ACCOUNT_PREFIX", "WECHATPAY_MCHID"}
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("ACCESS_TTL_S", "abc", "valid integer"),
+    ("ACCESS_TTL_S", "3600", "less than or equal to 900"),
+    ("MIN_AGE_YEARS", "-1", "greater than or equal to 0"),
+    ("IDEMPOTENCY_TTL_S", "3600", "greater than or equal to 86400"),
+    ("BILL_RECONCILE_HOUR", "24", "less than or equal to 23"),
+    ("SANDBOX_ROUTES", "maybe", "valid boolean"),
+    ("HTTP_TIMEOUT_S", "soon", "valid number"),
+])
+def test_a_bad_value_is_refused_at_start_naming_its_variable(tmp_path, name, value, says):
+    with pytest.raises(ConfigError) as err:
+        load_settings({"VAR_DIR": str(tmp_path), name: value}, dotenv=False)
+    assert f"{name}: " in str(err.value) and says in str(err.value)
+
+
+def test_env_example_lists_every_setting():
+    from core.settings import Settings
+
+    text = (ROOT / ".env.example").read_text()
+    listed = {line.lstrip("# ").split("=", 1)[0] for line in text.splitlines() if "=" in line}
+    assert set(Settings.env_names()) - listed == set()
+    assert "DEV_KEYS" not in Settings.env_names()  # what the loader found is not read from the environment
