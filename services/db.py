@@ -29,6 +29,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
@@ -114,3 +115,8 @@ async def atomic(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
         raise AssertionError("unreachable")
 
     return await asyncio.shield(asyncio.ensure_future(body()))
+
+
+async def ping() -> None:
+    """Raises unless the database answers a trivial query (the readiness check of ``/health/ready``)."""
+    await Tortoise.get_connection("default").execute_query("SELECT 1")
