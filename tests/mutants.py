@@ -837,6 +837,21 @@ MUTANTS = (
         "        return False\n",
         ("partner_sdk/tests/test_client.py::test_503s_that_outlast_the_retries_say_the_outcome_is_unknown",),
     ),
+    # -- issue 21 layers --
+    Mutant(
+        "a handler imports a model class",
+        "handlers/miniprogram/accounts.py",
+        "from models.enums import ApplicationStatus, TransferStatus\n",
+        "from models.accounts import Account, ApplicationStatus, TransferStatus  # noqa: F401\n",
+        ("tests/unit/test_layers.py::test_the_layers_hold",),
+    ),
+    Mutant(
+        "the sandbox borrows the server's code",
+        "sandbox/wechatpay/core.py",
+        "from __future__ import annotations\n",
+        "from __future__ import annotations\n\nfrom integrations import wechatpay as _ours  # noqa: F401\n",
+        ("tests/unit/test_layers.py::test_the_layers_hold",),
+    ),
 )
 
 
