@@ -1,8 +1,9 @@
 """Callbacks from WeChat: WeChat Pay's notifications (``POST /callbacks/wechatpay``) and message push
 (``GET|POST /callbacks/wechat/push``).
 
-WeChat Pay reads only the status: 200/204 is "received", anything else is retried on its schedule. A
-refusal answers its own shape, ``{"code": "FAIL", "message": ...}``, as WeChat Pay documents it.
+WeChat Pay reads only the status: 200/204 is "received", anything else is retried on its schedule. The
+payments service refuses a notification with its typed errors (as message push does); this handler answers
+them in WeChat Pay's own shape, ``{"code": "FAIL", "message": ...}``, as WeChat Pay documents it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from sanic.response import HTTPResponse, empty, json, text
 
 from handlers.common import services
 from handlers.spec import Query, Response, operation
-from integrations.wechatpay import NotificationRefused
 from services.notifications import push
 from services.payments import notifications
-from services.payments.orders import TransactionMismatch
 
 log = logging.getLogger(__name__)
 bp = Blueprint("callbacks", url_prefix="/callbacks")
@@ -46,12 +45,8 @@ async def wechatpay(request: Request) -> HTTPResponse:
     ctx = services(request)
     try:
         outcome = await notifications.receive(ctx, request.headers, request.body or b"")
-    except NotificationRefused as exc:
-        log.warning("wechatpay notification refused", extra={"reason": str(exc)})
-        return json({"code": "FAIL", "message": "签名验证失败"}, status=401)
-    except TransactionMismatch as exc:
-        log.error("wechatpay notification does not match the order", extra={"reason": str(exc)})
-        return json({"code": "FAIL", "message": "订单信息不符"}, status=400)
+    except notifications.PayNotificationRefused as exc:  # logged, with its reason, by the service
+        return json({"code": "FAIL", "message": exc.message}, status=exc.status)
     # a redelivery is routine (WeChat Pay repeats until it hears 2xx) and the inbox keeps what was applied
     log.log(logging.DEBUG if outcome == "duplicate" else logging.INFO, "wechatpay notification",
             extra={"outcome": outcome})

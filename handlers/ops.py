@@ -17,10 +17,9 @@ from typing import Literal
 from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json, raw
-from tortoise import Tortoise
 
 from handlers.spec import Out, Response, operation
-from services import worker
+from services import db, worker
 
 bp = Blueprint("ops")
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ async def _job_health(request: Request) -> list | None:
 )
 async def ready(request: Request) -> HTTPResponse:
     try:
-        await Tortoise.get_connection("default").execute_query("SELECT 1")
+        await db.ping()
     except Exception as exc:  # any failure means "don't route traffic here"
         log.warning("readiness check failed", extra={"reason": type(exc).__name__})
         return json({"status": "unavailable", "checks": {"database": "down"}}, status=503)

@@ -5,19 +5,13 @@ Statuses are moved only by ``services.state_machine.transition`` (tables in
 ``LedgerEntry`` in the same transaction as every balance change.
 """
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
-
-class ApplicationStatus(StrEnum):
-    DRAFT = "draft"
-    IDENTITY_VERIFIED = "identity_verified"
-    SIGNED = "signed"
-    OPENED = "opened"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import (  # noqa: F401
+    ApplicationStatus, AccountStatus, EntryDirection, TransferDirection, TransferStatus,
+)
 
 
 class AccountApplication(Model):
@@ -40,12 +34,6 @@ class AccountApplication(Model):
     class Meta:
         table = "account_applications"
         indexes = (("user_id", "status"),)
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    FROZEN = "frozen"
-    CLOSED = "closed"
 
 
 class Account(Model):
@@ -78,11 +66,6 @@ class Account(Model):
     class Meta:
         table = "accounts"
         indexes = (("holder_index", "account_class"),)
-
-
-class EntryDirection(StrEnum):
-    CREDIT = "credit"  # money in
-    DEBIT = "debit"  # money out
 
 
 class LedgerEntry(Model):
@@ -122,18 +105,6 @@ class AccountHolder(Model):
 
     class Meta:
         table = "account_holders"
-
-
-class TransferDirection(StrEnum):
-    PULL = "pull"  # from the bound card into the account (a top-up)
-    PUSH = "push"  # from the account to the bound card (a withdrawal)
-
-
-class TransferStatus(StrEnum):
-    HELD = "held"  # risk control holds it for an operator (money reserved or debited, nothing sent)
-    PENDING = "pending"  # sent, or about to be; the card network's answer not known yet
-    SUCCEEDED = "succeeded"
-    DECLINED = "declined"
 
 
 class CardTransfer(Model):

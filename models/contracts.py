@@ -1,17 +1,11 @@
 """E-signed contracts. Status is one of the ``ContractStatus`` values, moved only by
 ``services.state_machine.transition`` with the moves in ``services.esign.contracts.MACHINE``."""
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
-
-class ContractStatus(StrEnum):
-    DRAFT = "draft"
-    SIGNED = "signed"
-    EXPIRED = "expired"
-    VOID = "void"
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import ContractStatus  # noqa: F401
 
 
 class Contract(Model):

@@ -7,10 +7,11 @@ unbound it holds ``card_key`` and ``plate_key``: unique columns, so one card and
 most once across every user, whichever worker or host takes the request.
 """
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
+
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import BindingStatus  # noqa: F401
 
 
 class Vehicle(Model):
@@ -26,13 +27,6 @@ class Vehicle(Model):
     class Meta:
         table = "vehicles"
         indexes = (("user_id", "removed_at"),)
-
-
-class BindingStatus(StrEnum):
-    PENDING = "pending"  # created; the auto-debit authorisation is not signed yet
-    ACTIVE = "active"  # partners may debit
-    SUSPENDED = "suspended"  # debits refused until it is active again
-    UNBOUND = "unbound"  # ended (by the user, or a pending one that expired)
 
 
 class EtcBinding(Model):

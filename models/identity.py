@@ -5,16 +5,11 @@ up (``*_index``). Status of each check is derived from milestone times (``id_ver
 ``face_passed_at``, ``card_verified_at``), not stored twice.
 """
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
-
-class UploadKind(StrEnum):
-    ID_FRONT = "id_front"
-    ID_BACK = "id_back"
-    SIGNATURE = "signature"
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import UploadKind, FaceStatus, AttemptKind  # noqa: F401
 
 
 class Upload(Model):
@@ -56,13 +51,6 @@ class Identity(Model):
         table = "identities"
 
 
-class FaceStatus(StrEnum):
-    PENDING = "pending"
-    PASSED = "passed"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
 class FaceVerification(Model):
     """One face verification 2.0 session. Its result is fixed once final; ``consumed_at`` marks its
     single use as an intent check (e.g. signing a contract)."""
@@ -82,12 +70,6 @@ class FaceVerification(Model):
 
     class Meta:
         table = "face_verifications"
-
-
-class AttemptKind(StrEnum):
-    ID_CARD = "id_card"
-    FACE = "face"
-    BANK_CARD = "bank_card"
 
 
 class VerificationAttempt(Model):

@@ -1,9 +1,10 @@
 """Shared state that must not live in process memory (several workers and hosts share it)."""
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
+
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import OutboxStatus  # noqa: F401
 
 from models.columns import ExactCharField
 
@@ -58,12 +59,6 @@ class IdempotencyRecord(Model):
         table = "idempotency_records"
         unique_together = (("user_id", "scope", "key"),)
         indexes = (("expires_at",),)
-
-
-class OutboxStatus(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    GAVE_UP = "gave_up"
 
 
 class OutboxMessage(Model):

@@ -7,17 +7,13 @@ debit and a retried refund each find the first. Those numbers and the nonces com
 included, on MySQL too (``models.columns.ExactCharField``).
 """
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import PartnerStatus, DebitStatus  # noqa: F401
+
 from models.columns import ExactCharField
-
-
-class PartnerStatus(StrEnum):
-    ACTIVE = "active"
-    DISABLED = "disabled"
 
 
 class Partner(Model):
@@ -51,13 +47,6 @@ class PartnerNonce(Model):
         table = "partner_nonces"
         unique_together = (("partner_id", "nonce"),)
         indexes = (("created_at",),)
-
-
-class DebitStatus(StrEnum):
-    SUCCEEDED = "succeeded"  # booked on the account
-    ARREARS = "arrears"  # refused for the balance or a limit; owed on the binding
-    SETTLED = "settled"  # arrears the customer paid later
-    REFUSED = "refused"  # refused by risk control (RISK_BLOCKED, RISK_REVIEW): nothing booked, nothing owed
 
 
 class PartnerDebit(Model):

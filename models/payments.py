@@ -5,20 +5,13 @@ An order's status moves only through ``services.state_machine.transition`` (the 
 (unique), so a notification delivered ten times, to any number of instances, is applied once.
 """
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
+# re-exported: the enums live in models.enums, which handlers may import
+from models.enums import OrderStatus, RefundStatus  # noqa: F401
+
 from models.columns import ExactCharField
-
-
-class OrderStatus(StrEnum):
-    CREATED = "created"  # ours only: WeChat Pay not asked yet (or it failed to answer)
-    PREPAID = "prepaid"  # WeChat Pay has the order: the user can pay
-    PAID = "paid"
-    CLOSED = "closed"  # not paid in time, or closed on purpose
-    FAILED = "failed"  # the payment failed (PAYERROR)
 
 
 class PaymentOrder(Model):
@@ -48,13 +41,6 @@ class PaymentOrder(Model):
     class Meta:
         table = "payment_orders"
         indexes = (("user_id", "purpose", "reference_id"), ("status", "created_at"))
-
-
-class RefundStatus(StrEnum):
-    PROCESSING = "processing"  # asked of WeChat Pay, not yet done
-    SUCCESS = "success"
-    ABNORMAL = "abnormal"  # WeChat Pay could not return the money (e.g. the card is closed): a person acts
-    CLOSED = "closed"  # refused or closed: the amount is refundable again
 
 
 class PaymentRefund(Model):

@@ -30,6 +30,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
@@ -148,3 +149,8 @@ async def causal_read(work: Callable[[BaseDBAsyncClient | None], Awaitable[T]]) 
         return await atomic(work)  # its task copies this context: the engine sees CAUSAL_READ there
     finally:
         CAUSAL_READ.reset(token)
+
+
+async def ping() -> None:
+    """Raises unless the database answers a trivial query (the readiness check of ``/health/ready``)."""
+    await Tortoise.get_connection("default").execute_query("SELECT 1")

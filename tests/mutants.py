@@ -846,6 +846,21 @@ MUTANTS = (
         ("tests/resilience/test_partitions.py::test_every_answer_comes_within_the_bound_503s_too",),
         env=(("GALERA_TESTS", "1"),),
     ),
+    # -- issue 21 layers --
+    Mutant(
+        "a handler imports a model class",
+        "handlers/miniprogram/accounts.py",
+        "from models.enums import ApplicationStatus, TransferStatus\n",
+        "from models.accounts import Account, ApplicationStatus, TransferStatus  # noqa: F401\n",
+        ("tests/unit/test_layers.py::test_the_layers_hold",),
+    ),
+    Mutant(
+        "the sandbox borrows the server's code",
+        "sandbox/wechatpay/core.py",
+        "from __future__ import annotations\n",
+        "from __future__ import annotations\n\nfrom integrations import wechatpay as _ours  # noqa: F401\n",
+        ("tests/unit/test_layers.py::test_the_layers_hold",),
+    ),
 )
 
 

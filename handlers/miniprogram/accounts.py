@@ -11,7 +11,7 @@ from sanic.response import HTTPResponse, json
 
 from handlers.common import client, services
 from handlers.spec import Body, Out, Query, Response, id_param, operation
-from models.accounts import ApplicationStatus, TransferStatus
+from models.enums import ApplicationStatus, TransferStatus
 from services.accounts import funding, opening, views
 from services.accounts.funding import MAX_AMOUNT_FEN, CardDeclined, CardNetworkDown
 from services.accounts.ledger import AccountNotActive, AccountNotFound, BalanceCapExceeded, InsufficientFunds

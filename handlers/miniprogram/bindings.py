@@ -13,8 +13,7 @@ from sanic.response import HTTPResponse, json
 from core.validators import ETC_CARD_RE, PLATE_COLORS
 from handlers.common import client, services
 from handlers.spec import Body, Id, Out, Query, Response, checked_string, id_param, operation
-from models.etc import BindingStatus
-from models.partners import DebitStatus
+from models.enums import BindingStatus, DebitStatus
 from services.accounts.ledger import AccountNotFound
 from services.etc import bindings
 from services.etc.bindings import (

@@ -24,7 +24,7 @@ from handlers.spec import (
     operation,
     parse_form,
 )
-from models.contracts import ContractStatus
+from models.enums import ContractStatus
 from services.esign import contracts
 from services.esign.contracts import ConsentRequired, ContractExpired, ContractNotSigned
 from services.esign.errors import (

@@ -22,7 +22,7 @@ from handlers.spec import (
     parse_form,
     str_param,
 )
-from models.identity import UploadKind
+from models.enums import UploadKind
 from services.identity import bank_card, face, id_card, uploads
 from services.identity.errors import (
     CardClassNotAllowed,

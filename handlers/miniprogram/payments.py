@@ -11,7 +11,7 @@ from sanic.response import HTTPResponse, json
 
 from handlers.common import client, services
 from handlers.spec import Body, Id, Out, Query, Response, id_param, operation
-from models.payments import OrderStatus, RefundStatus
+from models.enums import OrderStatus, RefundStatus
 from services.etc.bindings import BindingNotFound
 from services.pagination import MAX_PAGE
 from services.payments import orders, refunds

@@ -17,7 +17,7 @@ from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE, STATEMENT_TEXT_
 from handlers.common import services
 from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
 from services.accounts.funding import MAX_AMOUNT_FEN
-from models.partners import DebitStatus
+from models.enums import DebitStatus
 from services.accounts.ledger import BalanceCapExceeded, InsufficientFunds, LimitExceeded
 from services.risk.engine import RiskBlocked, RiskReview
 from services.etc.bindings import BindingNotActive, EtcCardInvalid

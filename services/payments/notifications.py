@@ -8,6 +8,11 @@ at once, finds the inbox row and changes nothing. A notification whose transacti
 order (merchant, app, amount) is refused and leaves nothing, so WeChat Pay keeps it and an operator sees
 it in the logs.
 
+Refusals are this service's typed errors (``NotificationSignatureInvalid`` 401, ``NotificationMismatch``
+400), like message push's ``PushSignatureInvalid``: the integration's ``NotificationRefused`` and the
+orders' ``TransactionMismatch`` stop here, and the callback handler only answers them in WeChat Pay's
+documented shape, ``{"code": "FAIL", "message": ...}``.
+
 Payment notifications that arrive together are applied together (``_Batches``), the way a database
 commits a group: the first one to arrive is applied at once, and those that arrive while transactions
 are running (at most ``IN_FLIGHT``) wait for one to end and then go in the next one, which locks their orders (in one order),
@@ -28,6 +33,8 @@ from dataclasses import dataclass, field
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
+from core.errors import AppError
+from integrations.wechatpay import NotificationRefused
 from models.payments import PayNotification
 from services.context import ServiceContext
 from services.db import atomic
@@ -41,6 +48,20 @@ BATCH_LIMIT = 100  # notifications per transaction at most
 IN_FLIGHT = 2  # transactions of them at once, per process
 
 
+class PayNotificationRefused(AppError):
+    """A notification we do not apply; WeChat Pay sends it again on its schedule."""
+
+
+class NotificationSignatureInvalid(PayNotificationRefused):
+    # not WeChat Pay's: serial, timestamp, signature, or a resource that does not decrypt
+    status, code, message = 401, "PAY_NOTIFICATION_SIGNATURE_INVALID", "签名验证失败"
+
+
+class NotificationMismatch(PayNotificationRefused):
+    # WeChat Pay's, but its transaction is not our order (merchant, app, amount)
+    status, code, message = 400, "PAY_NOTIFICATION_MISMATCH", "订单信息不符"
+
+
 @dataclass
 class _Item:
     event_id: str
@@ -51,12 +72,20 @@ class _Item:
 
 async def receive(ctx: ServiceContext, headers, body: bytes) -> str:
     """What receiving it did: ``applied: …``, ``duplicate``, or ``ignored: …``. Raises
-    ``NotificationRefused`` (not WeChat Pay's) or ``orders.TransactionMismatch`` (not our order)."""
-    envelope = await ctx.wechatpay.notification(headers, body)
+    ``NotificationSignatureInvalid`` (not WeChat Pay's) or ``NotificationMismatch`` (not our order)."""
+    try:
+        envelope = await ctx.wechatpay.notification(headers, body)
+    except NotificationRefused as exc:
+        log.warning("wechatpay notification refused", extra={"reason": str(exc)})
+        raise NotificationSignatureInvalid() from exc
     item = _Item(str(envelope.get("id", ""))[:64], str(envelope.get("event_type", ""))[:32], envelope["resource"])
-    if item.event_type in TRANSACTION_EVENTS:
-        return await _batches(ctx).submit(item)
-    return await _apply_one(ctx, item)
+    try:
+        if item.event_type in TRANSACTION_EVENTS:
+            return await _batches(ctx).submit(item)
+        return await _apply_one(ctx, item)
+    except orders.TransactionMismatch as exc:
+        log.error("wechatpay notification does not match the order", extra={"reason": str(exc)})
+        raise NotificationMismatch() from exc
 
 
 def _inbox_row(item: _Item, outcome: str) -> PayNotification:

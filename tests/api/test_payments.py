@@ -117,8 +117,16 @@ async def test_a_notification_for_another_amount_is_refused(client, sandbox, ctx
     paid = await pay(client, order, notify="drop")
     answers = await redeliver(client, paid["notification_id"])
     assert [a["http_status"] for a in answers["attempts"]] == [400]
+    assert "订单信息不符" in str(answers["attempts"][0]["reply"])  # the payments service's refusal, as WeChat Pay reads it
     assert (await PaymentOrder.get(id=order["id"])).status == "prepaid"
     assert (await EtcBinding.get(id=car.binding["id"])).arrears_fen == 800
+
+
+async def test_a_notification_that_is_not_wechat_pays_is_answered_in_its_fail_shape(client):
+    response = await client.post("/callbacks/wechatpay", content=b'{"id": "x"}',
+                                 headers={"Content-Type": "application/json", "Wechatpay-Serial": "NOPE"})
+    assert response.status_code == 401
+    assert response.json() == {"code": "FAIL", "message": "签名验证失败"}
 
 
 async def test_a_lost_notification_is_found_by_reconciliation(client, sandbox, ctx):

@@ -1,0 +1,130 @@
+"""The status and kind enums of the models, in one module that handlers may import.
+
+Handlers validate and shape these values (a query's ``status=…``, a response's ``"status": …``) but never
+touch a table; importing the enums from here keeps that true by construction, and the import-linter
+contract ``handlers import no model class`` (pyproject.toml) holds them to it. The model modules import
+their enums from here and re-export them, so ``from models.accounts import ApplicationStatus`` in
+services and tests keeps working. Imports nothing but the standard library: loading it loads no model.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# -- accounts
+
+
+class ApplicationStatus(StrEnum):
+    DRAFT = "draft"
+    IDENTITY_VERIFIED = "identity_verified"
+    SIGNED = "signed"
+    OPENED = "opened"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    CLOSED = "closed"
+
+
+class EntryDirection(StrEnum):
+    CREDIT = "credit"  # money in
+    DEBIT = "debit"  # money out
+
+
+class TransferDirection(StrEnum):
+    PULL = "pull"  # from the bound card into the account (a top-up)
+    PUSH = "push"  # from the account to the bound card (a withdrawal)
+
+
+class TransferStatus(StrEnum):
+    HELD = "held"  # risk control holds it for an operator (money reserved or debited, nothing sent)
+    PENDING = "pending"  # sent, or about to be; the card network's answer not known yet
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+
+
+# -- contracts
+
+
+class ContractStatus(StrEnum):
+    DRAFT = "draft"
+    SIGNED = "signed"
+    EXPIRED = "expired"
+    VOID = "void"
+
+
+# -- etc
+
+
+class BindingStatus(StrEnum):
+    PENDING = "pending"  # created; the auto-debit authorisation is not signed yet
+    ACTIVE = "active"  # partners may debit
+    SUSPENDED = "suspended"  # debits refused until it is active again
+    UNBOUND = "unbound"  # ended (by the user, or a pending one that expired)
+
+
+# -- identity
+
+
+class UploadKind(StrEnum):
+    ID_FRONT = "id_front"
+    ID_BACK = "id_back"
+    SIGNATURE = "signature"
+
+
+class FaceStatus(StrEnum):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class AttemptKind(StrEnum):
+    ID_CARD = "id_card"
+    FACE = "face"
+    BANK_CARD = "bank_card"
+
+
+# -- infra
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    GAVE_UP = "gave_up"
+
+
+# -- partners
+
+
+class PartnerStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class DebitStatus(StrEnum):
+    SUCCEEDED = "succeeded"  # booked on the account
+    ARREARS = "arrears"  # refused for the balance or a limit; owed on the binding
+    SETTLED = "settled"  # arrears the customer paid later
+    REFUSED = "refused"  # refused by risk control (RISK_BLOCKED, RISK_REVIEW): nothing booked, nothing owed
+
+
+# -- payments
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"  # ours only: WeChat Pay not asked yet (or it failed to answer)
+    PREPAID = "prepaid"  # WeChat Pay has the order: the user can pay
+    PAID = "paid"
+    CLOSED = "closed"  # not paid in time, or closed on purpose
+    FAILED = "failed"  # the payment failed (PAYERROR)
+
+
+class RefundStatus(StrEnum):
+    PROCESSING = "processing"  # asked of WeChat Pay, not yet done
+    SUCCESS = "success"
+    ABNORMAL = "abnormal"  # WeChat Pay could not return the money (e.g. the card is closed): a person acts
+    CLOSED = "closed"  # refused or closed: the amount is refundable again
