@@ -9,11 +9,12 @@ from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from core.money import MAX_AMOUNT_FEN
 from handlers.common import client, services
 from handlers.spec import Body, Out, Query, Response, id_param, operation
 from models.accounts import ApplicationStatus, TransferStatus
 from services.accounts import funding, opening, views
-from services.accounts.funding import MAX_AMOUNT_FEN, CardDeclined, CardNetworkDown
+from services.accounts.funding import CardDeclined, CardNetworkDown
 from services.accounts.ledger import AccountNotActive, AccountNotFound, BalanceCapExceeded, InsufficientFunds
 from services.accounts.opening import (
     STEPS,

@@ -20,6 +20,7 @@ from tortoise.exceptions import IntegrityError
 
 from core.clock import utcnow
 from core.errors import AppError, Conflict, NotFound
+from core.money import yuan
 from core.pii import mask_card
 from core.validators import ETC_CARD_RE
 from models.accounts import Account, AccountStatus
@@ -218,7 +219,7 @@ async def _move(user_id: int, binding_id: int, to: BindingStatus, *, reason: str
         if current.status not in allowed_from:
             raise BindingNotActive()
         if to == B.UNBOUND and current.arrears_fen > 0:
-            raise ArrearsOutstanding(f"尚有欠费 ¥{current.arrears_fen / 100:,.2f} 未补缴，补缴后才能解绑")
+            raise ArrearsOutstanding(f"尚有欠费 ¥{yuan(current.arrears_fen)} 未补缴，补缴后才能解绑")
         moved = await transition(conn, MACHINE, EtcBinding, binding.id, to, actor=f"user:{user_id}", reason=reason,
                                  updates=updates)
         if moved.before != B.PENDING:
