@@ -234,7 +234,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
 
 
 def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:
-    plate, _, color = b.plate.partition("_")
+    plate, color = vehicles.plate_parts(b.plate)
     return {
         "out_trade_no": d.out_trade_no, "status": str(d.status), "category": d.category, "amount_fen": d.amount_fen,
         "refunded_fen": d.refunded_fen, "binding_id": b.id, "card_number_masked": b.card_masked,
@@ -271,14 +271,14 @@ async def statement(caller: Caller, day: date) -> str:
     rows = []
     for d in debits:
         b = by_binding[d.binding_id]
-        plate, _, color = b.plate.partition("_")
+        plate, color = vehicles.plate_parts(b.plate)
         rows.append((d.booked_at, d.id, 0, ["debit", d.out_trade_no, "", d.category, str(d.status), d.amount_fen,
                                               _iso(d.occurred_at), _iso(d.booked_at), b.card_masked, plate, color,
                                               d.merchant]))
     for r in refunds:
         d = by_id[r.debit_id]
         b = by_binding[d.binding_id]
-        plate, _, color = b.plate.partition("_")
+        plate, color = vehicles.plate_parts(b.plate)
         rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.out_refund_no, d.category, "succeeded",
                                                 r.amount_fen, _iso(d.occurred_at), _iso(r.refunded_at), b.card_masked,
                                                 plate, color, d.merchant]))
