@@ -22,9 +22,7 @@ credit (``BALANCE_CAP_EXCEEDED``: a Class III account never holds more than its 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -42,6 +40,7 @@ from services.accounts.ledger import InsufficientFunds, LimitExceeded
 from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings, vehicles
+from services.idempotency import fingerprint
 from services.partners.auth import Caller, require_scope
 from services.risk import engine as risk
 
@@ -81,10 +80,6 @@ class DebitResult:
     replayed: bool
 
 
-def request_hash(fields: dict) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
 async def _binding_for(ctx: ServiceContext, fields: dict) -> EtcBinding:
     if fields.get("card_number"):
         found = await EtcBinding.get_or_none(card_key=bindings.card_index(ctx, fields["card_number"]))
@@ -109,7 +104,7 @@ async def _replay(caller: Caller, out_trade_no: str, digest: str) -> DebitResult
 async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResult:
     """Book the debit, or find the one booked under this ``out_trade_no`` (``replayed``)."""
     require_scope(caller, CATEGORY_SCOPES[fields["category"]])
-    digest = request_hash(fields)
+    digest = fingerprint(fields, compact=False)
     found = await _replay(caller, fields["out_trade_no"], digest)
     if found is not None:
         return found
@@ -192,7 +187,7 @@ def _refund_hash(out_trade_no: str, fields: dict) -> str:
     # Hashed under the number's first name (``refund_no``), so that a refund booked before the field was
     # renamed still answers its retry instead of a conflict.
     named = {("refund_no" if k == "out_refund_no" else k): v for k, v in fields.items()}
-    return request_hash({"out_trade_no": out_trade_no, **named})
+    return fingerprint({"out_trade_no": out_trade_no, **named}, compact=False)
 
 
 async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields: dict) -> RefundResult:
