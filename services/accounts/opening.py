@@ -21,7 +21,7 @@ from datetime import timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from core.clock import china_today, utcnow
+from core.clock import CHINA_TZ, china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
 from core.pii import mask_card
 from core.validators import age_on
@@ -121,7 +121,7 @@ async def missing_steps(ctx: ServiceContext, user_id: int, app: AccountApplicati
     user = await User.get(id=user_id)
     found = await verified_identity(ctx, user_id)
     identity = found[0] if found else None
-    today, now = china_today(), utcnow()
+    today, now = china_day(), utcnow()
     done = {
         "phone": user.phone_bound_at is not None,
         "id_card": identity is not None and (identity.id_valid_until is None or identity.id_valid_until >= today),
@@ -176,7 +176,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
     found = await verified_identity(ctx, user_id)
     identity = found[0]
     rules = rules_for(app.account_class)
-    if age_on(identity.birth_date, china_today()) < rules.min_age_years:
+    if age_on(identity.birth_date, china_day()) < rules.min_age_years:
         raise UnderAgeForAccount()
     card = ctx.pii.decrypt(identity.card_number_enc, purpose=CARD_PURPOSE)
     user = await User.get(id=user_id)
@@ -227,7 +227,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
                 "page": f"pages/account/account?id={account.id}", "data": {
                     "thing1": {"value": f"个人{rules.label}电子账户"},
                     "character_string2": {"value": mask_card(account.number)},
-                    "time3": {"value": account.opened_at.astimezone(_cst()).strftime("%Y-%m-%d %H:%M")},
+                    "time3": {"value": account.opened_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")},
                     "thing4": {"value": "请妥善保管账户信息"},
                 }})
         return account, True
@@ -244,12 +244,6 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
 ACCOUNT_CARD_PURPOSE = "account.bound_card"
 STEP_NAMES = {"phone": "绑定手机号", "id_card": "身份证验证", "face": "人脸核验", "bank_card": "同名银行卡验证",
               "agreement": "签署开户协议"}
-
-
-def _cst():
-    from core.clock import CHINA_TZ
-
-    return CHINA_TZ
 
 
 async def _lock_holder(conn: BaseDBAsyncClient, holder_index: str) -> AccountHolder:

@@ -30,7 +30,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from core.clock import CHINA_TZ, utcnow
+from core.clock import CHINA_TZ, china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
 from models.accounts import EntryDirection
 from models.etc import BindingStatus, EtcBinding
@@ -131,7 +131,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
             amount_fen=fields["amount_fen"], status=DebitStatus.REFUSED if refusal else DebitStatus.SUCCEEDED,
             refusal_code=refusal.code if refusal else None, merchant=fields["merchant"],
             detail=fields.get("detail"), occurred_at=fields["occurred_at"], booked_at=now,
-            booked_day=now.astimezone(CHINA_TZ).date(),
+            booked_day=china_day(now),
             risk_decision=decision and decision.decision, risk_version=decision and decision.version,
             risk_reasons=decision and decision.reasons, using_db=conn)
         if refusal:  # recorded with its reasons; nothing booked, nothing owed
@@ -210,7 +210,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
         made = await PartnerRefund.create(
             partner_id=caller.partner.id, debit_id=row.id, out_refund_no=fields["out_refund_no"], request_hash=digest,
             amount_fen=fields["amount_fen"], reason=fields.get("reason"), refunded_at=now,
-            booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
+            booked_day=china_day(now), using_db=conn)
         await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
                           amount_fen=made.amount_fen, reference=f"PR{made.id}", counterparty=row.merchant,
                           settling=True, reversal=True)
@@ -287,4 +287,4 @@ async def statement(caller: Caller, day: date) -> str:
 
 def statement_day_ok(day: date) -> bool:
     """A statement exists for a day that has begun in China (not for the future)."""
-    return day <= utcnow().astimezone(CHINA_TZ).date()
+    return day <= china_day(utcnow())

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from core.clock import china_today, utcnow
+from core.clock import china_day, utcnow
 from models.accounts import Account, AccountApplication
 from models.contracts import Contract
 from models.identity import Identity
@@ -203,7 +203,7 @@ async def test_the_minimum_age_is_the_rules_tables(client, sandbox, monkeypatch)
 
 def sixteenth_birthday_in(days: int) -> date:
     """The birth date of someone who turns 16 (the rules table's minimum) ``days`` from today, China time."""
-    day = china_today() + timedelta(days=days)
+    day = china_day() + timedelta(days=days)
     try:
         return day.replace(year=day.year - 16)
     except ValueError:  # 29 February, in a year that has none
