@@ -638,8 +638,8 @@ MUTANTS = (
     Mutant(
         "the ID card step lets a fifteen-year-old through",
         "services/identity/id_card.py",
-        "        if age_on(rid.birth_date, today) < ctx.settings.min_age_years:\n",
-        "        if age_on(rid.birth_date, today) < ctx.settings.min_age_years - 1:\n",
+        "        if age_on(rid.birth_date, today) < youngest_opening_age():\n",
+        "        if age_on(rid.birth_date, today) < youngest_opening_age() - 1:\n",
         ("tests/api/test_account_opening.py::test_sixteen_today_opens_and_fifteen_is_refused",),
     ),
     Mutant(

@@ -22,10 +22,9 @@ from services.accounts.opening import (
     ApplicationClosed,
     ApplicationIncomplete,
     ApplicationNotFound,
-    UnderAgeForAccount,
 )
 from services.accounts.rules import ACCOUNT_CLASSES
-from services.identity.errors import IdCardRequired
+from services.identity.errors import IdCardRequired, UnderAge
 from services.risk.engine import RiskBlocked, RiskReview
 
 bp = Blueprint("mp_accounts")
@@ -177,7 +176,7 @@ async def get_application(request: Request, application_id: int) -> HTTPResponse
     path={"application_id": APPLICATION_ID},
     responses={200: Response(AccountOut, description="already opened"),
                201: Response(AccountOut, description="opened now")},
-    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAgeForAccount, IdCardRequired,
+    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAge, IdCardRequired,
             RiskBlocked, RiskReview),
 )
 async def submit_application(request: Request, application_id: int) -> HTTPResponse:

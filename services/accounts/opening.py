@@ -36,6 +36,7 @@ from services.db import atomic
 from services.esign.contracts import register_subject
 from services.esign.errors import SubjectClosed, SubjectNotFound
 from services.identity.bank_card import CARD_PURPOSE
+from services.identity.errors import UnderAge
 from services.identity.id_card import verified_identity
 from services.state_machine import Machine, transition
 
@@ -69,10 +70,6 @@ class ApplicationClosed(Conflict):
 
 class AccountLimitReached(Conflict):
     code, message = "ACCOUNT_LIMIT_REACHED", "您在本行开立的该类账户已达上限"
-
-
-class UnderAgeForAccount(AppError):
-    status, code, message = 422, "UNDER_AGE", "未达到开户的最低年龄"
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
     identity = found[0]
     rules = rules_for(app.account_class)
     if age_on(identity.birth_date, china_day()) < rules.min_age_years:
-        raise UnderAgeForAccount()
+        raise UnderAge()
     card = ctx.pii.decrypt(identity.card_number_enc, purpose=CARD_PURPOSE)
     user = await User.get(id=user_id)
 

@@ -23,6 +23,7 @@ from models.accounts import Account
 from models.contracts import Contract, ContractStatus
 from models.identity import AttemptKind, Identity, UploadKind
 from services import audit
+from services.accounts.rules import youngest_opening_age
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
@@ -110,7 +111,7 @@ async def verify_id_card(
         today = china_day()
         if valid_until is not None and valid_until < today:
             raise IdExpired()
-        if age_on(rid.birth_date, today) < ctx.settings.min_age_years:
+        if age_on(rid.birth_date, today) < youngest_opening_age():
             raise UnderAge()
     except Exception as exc:
         await attempts.record(user_id, AttemptKind.ID_CARD, getattr(exc, "code", "ERROR"), inputs=inputs)
