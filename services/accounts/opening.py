@@ -22,7 +22,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from core.clock import CHINA_TZ, china_day, utcnow
-from core.errors import AppError, Conflict, NotFound
+from core.errors import Conflict, NotFound
 from core.pii import mask_card
 from core.validators import age_on
 from models.accounts import Account, AccountApplication, AccountHolder, ApplicationStatus
@@ -180,7 +180,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
 
     card_index = ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE)
 
-    async def work(conn: BaseDBAsyncClient) -> tuple[Account | None, bool] | type[AppError]:
+    async def work(conn: BaseDBAsyncClient) -> tuple[Account | None, bool] | risk.Refused:
         current = await AccountApplication.filter(id=app.id).select_for_update().using_db(conn).first()
         if current.status == S.OPENED:
             return await Account.get(id=current.account_id).using_db(conn), False
@@ -197,7 +197,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
                                  reason="risk control", updates={"rejection_code": risk.RiskBlocked.code},
                                  audit_data={"rules": [r["rule"] for r in decision.reasons if not r["shadow"]],
                                              "version": decision.version})
-            return decision.refusal
+            return risk.Refused(decision.refusal)
         count = await Account.filter(holder_index=identity.id_number_index, account_class=app.account_class,
                                      status__not="closed").using_db(conn).count()
         if count >= rules.max_accounts_per_person:
@@ -229,10 +229,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
                 }})
         return account, True
 
-    done = await atomic(work)
-    if isinstance(done, type):  # refused by risk control: recorded, and committed
-        raise done()
-    account, opened = done
+    account, opened = await risk.commit_then_refuse(work)  # a risk refusal: recorded, committed, then raised
     if account is None:
         raise AccountLimitReached()
     return account, opened
