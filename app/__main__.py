@@ -28,6 +28,7 @@ import sys
 from functools import partial
 
 from core.errors import ConfigError
+from core.money import yuan
 
 
 def _settings(host: str | None = None, port: int | None = None):
@@ -400,7 +401,7 @@ async def _risk_review(ctx, args) -> str:
             rules_fired = ", ".join(f"{r['rule']} ({r['type']})" for r in (event.reasons or []) if not r["shadow"]) \
                 if event else "?"
             lines.append(f"#{t.id} {t.created_at.isoformat()} account {t.account_id} {t.direction} "
-                         f"{t.amount_fen / 100:.2f} yuan: {rules_fired}")
+                         f"{yuan(t.amount_fen, grouped=False)} yuan: {rules_fired}")
         return "\n".join(lines)
     transfer = await funding.review_held(ctx, args.transfer_id, approve=args.review_command == "approve",
                                          actor="operator", note=args.note)

@@ -100,8 +100,7 @@ class Settings(BaseSettings):
         "then production refuses to start until an operator loads one, an empty one included)")
     sandbox_routes: bool = Field(False, description="mount the emulators under /sandbox (sandbox mode: on)")
 
-    # Identity rules (bank settings).
-    min_age_years: int = Field(16, ge=0, le=150, description="the youngest age that may open an account, years")
+    # Identity rules (bank settings; the minimum age is the account rules table's, services/accounts/rules.py).
     daily_attempt_limit: int = Field(5, ge=1, description="identity attempts a user may make a day")
     face_valid_s: Seconds = Field(30 * 60, description="how long a face verification stays valid, seconds")
     face_intent_s: Seconds = Field(5 * 60, description="how fresh a face verification a signature needs, seconds")

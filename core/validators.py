@@ -13,6 +13,8 @@ from stdnum import luhn
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
+from core.clock import china_day
+
 MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 # Chinese names: 2-30 CJK characters, with the middle dot used in minority and transliterated names.
 NAME_RE = re.compile(r"^[\u3400-\u9fff\u00b7\u2022]{2,30}$")
@@ -39,7 +41,7 @@ def parse_id_number(value: str) -> ResidentId | None:
         # KeyError: python-stdnum 2.2's region table has prefectures without counties, and looking one
         # up raises instead of saying "invalid" (found by the fuzzer: 374729250401104370)
         return None
-    if birth > date.today():
+    if birth > china_day():
         return None
     return ResidentId(number=number, birth_date=birth, male=int(number[16]) % 2 == 1)
 

@@ -51,11 +51,21 @@ class IdempotencyKeyInUse(Conflict):
     code, message = "IDEMPOTENCY_KEY_IN_USE", "相同请求正在处理中，请稍后重试"
 
 
-def request_hash(method: str, path: str, body: Any) -> str:
-    """What makes two requests "the same": method, concrete path, and the body as parsed (so spacing
-    and key order do not matter, a different amount does)."""
-    canonical = json.dumps([method.upper(), path, body], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def fingerprint(value: Any, *, compact: bool = True) -> str:
+    """What makes two requests "the same", for an ``Idempotency-Key`` and a partner's ``out_trade_no``:
+    SHA-256 of ``value`` as canonical JSON (keys sorted, text as is, dates and other values by ``str``),
+    so spacing and key order do not matter, a different amount does.
+
+    ``compact=False``: json's default separators, the form partner debits' and refunds' stored hashes
+    were written in (a retry of one booked long ago must still match it)."""
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str,
+                           separators=(",", ":") if compact else None)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    """A mini-program request's fingerprint: method, concrete path, and the body as parsed."""
+    return fingerprint([method.upper(), path, body])
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ MUTANTS = (
     Mutant(
         "/me shows an expired ID card as done",
         "services/identity/status.py",
-        "    id_ok = valid_until is None or valid_until >= china_today()\n",
+        "    id_ok = valid_until is None or valid_until >= china_day()\n",
         "    id_ok = True\n",
         (f"{SEC}::test_an_expired_id_card_is_not_shown_as_done",),
     ),
@@ -631,15 +631,15 @@ MUTANTS = (
     Mutant(
         "an account opens a year under the minimum age",
         "services/accounts/opening.py",
-        "    if age_on(identity.birth_date, china_today()) < rules.min_age_years:\n",
-        "    if age_on(identity.birth_date, china_today()) < rules.min_age_years - 1:\n",
+        "    if age_on(identity.birth_date, china_day()) < rules.min_age_years:\n",
+        "    if age_on(identity.birth_date, china_day()) < rules.min_age_years - 1:\n",
         ("tests/api/test_account_opening.py::test_sixteen_today_opens_and_fifteen_is_refused",),
     ),
     Mutant(
         "the ID card step lets a fifteen-year-old through",
         "services/identity/id_card.py",
-        "        if age_on(rid.birth_date, today) < ctx.settings.min_age_years:\n",
-        "        if age_on(rid.birth_date, today) < ctx.settings.min_age_years - 1:\n",
+        "        if age_on(rid.birth_date, today) < youngest_opening_age():\n",
+        "        if age_on(rid.birth_date, today) < youngest_opening_age() - 1:\n",
         ("tests/api/test_account_opening.py::test_sixteen_today_opens_and_fifteen_is_refused",),
     ),
     Mutant(
@@ -652,21 +652,21 @@ MUTANTS = (
     Mutant(
         "a partner debit is booked on the UTC day",
         "services/partners/debits.py",
-        "            booked_day=now.astimezone(CHINA_TZ).date(),\n",
+        "            booked_day=china_day(now),\n",
         "            booked_day=now.date(),\n",
         (f"{PDEBIT}::test_statements_are_by_the_china_day_at_seven_in_the_morning",),
     ),
     Mutant(
         "a partner refund is booked on the UTC day",
         "services/partners/debits.py",
-        "            booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)\n",
+        "            booked_day=china_day(now), using_db=conn)\n",
         "            booked_day=now.date(), using_db=conn)\n",
         (f"{PDEBIT}::test_statements_are_by_the_china_day_at_seven_in_the_morning",),
     ),
     Mutant(
         "a statement for the China day is refused before UTC's has begun",
         "services/partners/debits.py",
-        "    return day <= utcnow().astimezone(CHINA_TZ).date()\n",
+        "    return day <= china_day(utcnow())\n",
         "    return day <= utcnow().date()\n",
         (f"{PDEBIT}::test_statements_are_by_the_china_day_at_seven_in_the_morning",),
     ),

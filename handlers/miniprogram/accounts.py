@@ -9,11 +9,12 @@ from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from core.money import MAX_AMOUNT_FEN
 from handlers.common import client, services
 from handlers.spec import Body, Out, Query, Response, id_param, operation
 from models.enums import ApplicationStatus, TransferStatus
 from services.accounts import funding, opening, views
-from services.accounts.funding import MAX_AMOUNT_FEN, CardDeclined, CardNetworkDown
+from services.accounts.funding import CardDeclined, CardNetworkDown
 from services.accounts.ledger import AccountNotActive, AccountNotFound, BalanceCapExceeded, InsufficientFunds
 from services.accounts.opening import (
     STEPS,
@@ -21,10 +22,9 @@ from services.accounts.opening import (
     ApplicationClosed,
     ApplicationIncomplete,
     ApplicationNotFound,
-    UnderAgeForAccount,
 )
 from services.accounts.rules import ACCOUNT_CLASSES
-from services.identity.errors import IdCardRequired
+from services.identity.errors import IdCardRequired, UnderAge
 from services.risk.engine import RiskBlocked, RiskReview
 
 bp = Blueprint("mp_accounts")
@@ -176,7 +176,7 @@ async def get_application(request: Request, application_id: int) -> HTTPResponse
     path={"application_id": APPLICATION_ID},
     responses={200: Response(AccountOut, description="already opened"),
                201: Response(AccountOut, description="opened now")},
-    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAgeForAccount, IdCardRequired,
+    errors=(ApplicationIncomplete, ApplicationClosed, AccountLimitReached, UnderAge, IdCardRequired,
             RiskBlocked, RiskReview),
 )
 async def submit_application(request: Request, application_id: int) -> HTTPResponse:

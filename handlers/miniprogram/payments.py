@@ -9,6 +9,7 @@ from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from core.money import MAX_AMOUNT_FEN
 from handlers.common import client, services
 from handlers.spec import Body, Id, Out, Query, Response, id_param, operation
 from models.enums import OrderStatus, RefundStatus
@@ -107,7 +108,7 @@ async def get_order(request: Request, order_id: int) -> HTTPResponse:
 
 
 class PaymentRefundBody(Body):
-    amount_fen: int | None = Field(default=None, ge=1, le=10**12, description="default: all that is left to refund")
+    amount_fen: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_FEN, description="default: all that is left to refund")
     reason: str | None = Field(default=None, max_length=80)
 
 

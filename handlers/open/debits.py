@@ -13,10 +13,10 @@ from sanic.response import HTTPResponse, json, raw
 
 from core.clock import utcnow
 from core.errors import AppError, ValidationFailed
+from core.money import MAX_AMOUNT_FEN
 from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE, STATEMENT_TEXT_PATTERN
 from handlers.common import services
 from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
-from services.accounts.funding import MAX_AMOUNT_FEN
 from models.enums import DebitStatus
 from services.accounts.ledger import BalanceCapExceeded, InsufficientFunds, LimitExceeded
 from services.risk.engine import RiskBlocked, RiskReview

@@ -38,6 +38,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import CHINA_TZ, utcnow
 from core.errors import AppError, UpstreamUnavailable
+from core.money import MAX_AMOUNT_FEN  # what one transfer may carry
 from integrations.cardnet import CardNetworkUnavailable, TransferAnswer, TransferNotSent, TransferOutcomeUnknown
 from models.accounts import Account, CardTransfer, EntryDirection, TransferDirection, TransferStatus
 from services import audit
@@ -51,7 +52,6 @@ from services.risk import engine as risk
 log = logging.getLogger(__name__)
 
 UNKNOWN_AFTER_S = 300  # a transfer the network still does not know after this was never received
-MAX_AMOUNT_FEN = 10**12  # what one transfer may carry: keeps every sum far inside a BIGINT
 
 DECLINE_MESSAGES = {
     "INSUFFICIENT_FUNDS": "绑定银行卡余额不足",

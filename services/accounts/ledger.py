@@ -18,7 +18,7 @@ from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from core.clock import CHINA_TZ, utcnow
+from core.clock import china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
 from models.accounts import Account, AccountHolder, AccountStatus, EntryDirection, LedgerEntry
 from services.accounts.rules import CLASS_III_ID_COLLECTION_FEN, rules_for
@@ -49,10 +49,6 @@ class Posted:
     entry: LedgerEntry
     account: Account  # as it stands after the movement
     created: bool  # False: this (kind, reference) had been posted already
-
-
-def china_day(at: datetime):
-    return at.astimezone(CHINA_TZ).date()
 
 
 def outflow_used(account: Account, at: datetime) -> tuple[int, int]:

@@ -21,8 +21,8 @@ from datetime import timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from core.clock import china_today, utcnow
-from core.errors import AppError, Conflict, NotFound
+from core.clock import CHINA_TZ, china_day, utcnow
+from core.errors import Conflict, NotFound
 from core.pii import mask_card
 from core.validators import age_on
 from models.accounts import Account, AccountApplication, AccountHolder, ApplicationStatus
@@ -36,6 +36,7 @@ from services.db import atomic
 from services.esign.contracts import register_subject
 from services.esign.errors import SubjectClosed, SubjectNotFound
 from services.identity.bank_card import CARD_PURPOSE
+from services.identity.errors import UnderAge
 from services.identity.id_card import verified_identity
 from services.state_machine import Machine, transition
 
@@ -69,10 +70,6 @@ class ApplicationClosed(Conflict):
 
 class AccountLimitReached(Conflict):
     code, message = "ACCOUNT_LIMIT_REACHED", "您在本行开立的该类账户已达上限"
-
-
-class UnderAgeForAccount(AppError):
-    status, code, message = 422, "UNDER_AGE", "未达到开户的最低年龄"
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ async def missing_steps(ctx: ServiceContext, user_id: int, app: AccountApplicati
     user = await User.get(id=user_id)
     found = await verified_identity(ctx, user_id)
     identity = found[0] if found else None
-    today, now = china_today(), utcnow()
+    today, now = china_day(), utcnow()
     done = {
         "phone": user.phone_bound_at is not None,
         "id_card": identity is not None and (identity.id_valid_until is None or identity.id_valid_until >= today),
@@ -176,14 +173,14 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
     found = await verified_identity(ctx, user_id)
     identity = found[0]
     rules = rules_for(app.account_class)
-    if age_on(identity.birth_date, china_today()) < rules.min_age_years:
-        raise UnderAgeForAccount()
+    if age_on(identity.birth_date, china_day()) < rules.min_age_years:
+        raise UnderAge()
     card = ctx.pii.decrypt(identity.card_number_enc, purpose=CARD_PURPOSE)
     user = await User.get(id=user_id)
 
     card_index = ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE)
 
-    async def work(conn: BaseDBAsyncClient) -> tuple[Account | None, bool] | type[AppError]:
+    async def work(conn: BaseDBAsyncClient) -> tuple[Account | None, bool] | risk.Refused:
         current = await AccountApplication.filter(id=app.id).select_for_update().using_db(conn).first()
         if current.status == S.OPENED:
             return await Account.get(id=current.account_id).using_db(conn), False
@@ -200,7 +197,7 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
                                  reason="risk control", updates={"rejection_code": risk.RiskBlocked.code},
                                  audit_data={"rules": [r["rule"] for r in decision.reasons if not r["shadow"]],
                                              "version": decision.version})
-            return decision.refusal
+            return risk.Refused(decision.refusal)
         count = await Account.filter(holder_index=identity.id_number_index, account_class=app.account_class,
                                      status__not="closed").using_db(conn).count()
         if count >= rules.max_accounts_per_person:
@@ -227,15 +224,12 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
                 "page": f"pages/account/account?id={account.id}", "data": {
                     "thing1": {"value": f"个人{rules.label}电子账户"},
                     "character_string2": {"value": mask_card(account.number)},
-                    "time3": {"value": account.opened_at.astimezone(_cst()).strftime("%Y-%m-%d %H:%M")},
+                    "time3": {"value": account.opened_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")},
                     "thing4": {"value": "请妥善保管账户信息"},
                 }})
         return account, True
 
-    done = await atomic(work)
-    if isinstance(done, type):  # refused by risk control: recorded, and committed
-        raise done()
-    account, opened = done
+    account, opened = await risk.commit_then_refuse(work)  # a risk refusal: recorded, committed, then raised
     if account is None:
         raise AccountLimitReached()
     return account, opened
@@ -244,12 +238,6 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
 ACCOUNT_CARD_PURPOSE = "account.bound_card"
 STEP_NAMES = {"phone": "绑定手机号", "id_card": "身份证验证", "face": "人脸核验", "bank_card": "同名银行卡验证",
               "agreement": "签署开户协议"}
-
-
-def _cst():
-    from core.clock import CHINA_TZ
-
-    return CHINA_TZ
 
 
 async def _lock_holder(conn: BaseDBAsyncClient, holder_index: str) -> AccountHolder:

@@ -42,3 +42,9 @@ CLASS_III_ID_COLLECTION_FEN = 5_000_000
 
 def rules_for(account_class: str) -> ClassRules:
     return RULES[account_class]
+
+
+def youngest_opening_age() -> int:
+    """The ID card step refuses anyone younger than every class allows (``UNDER_AGE``); opening then holds
+    each application to its own class's ``min_age_years``. The one threshold is the table's."""
+    return min(r.min_age_years for r in RULES.values())

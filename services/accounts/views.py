@@ -15,7 +15,7 @@ from core.clock import utcnow
 from core.pii import mask_card
 from models.accounts import Account, CardTransfer, LedgerEntry
 from services.accounts.ledger import AccountNotFound, outflow_used
-from services.accounts.opening import Progress
+from services.accounts.opening import MACHINE, OPEN_STATUSES, Progress
 from services.accounts.rules import rules_for
 from services.db import causal_read
 from services.pagination import MAX_PAGE, newest_first  # noqa: F401 - MAX_PAGE: the handlers' bound
@@ -23,7 +23,7 @@ from services.pagination import MAX_PAGE, newest_first  # noqa: F401 - MAX_PAGE:
 
 def public_application(progress: Progress) -> dict:
     app = progress.application
-    open_ = app.status in ("draft", "identity_verified", "signed")
+    open_ = app.status in OPEN_STATUSES
     return {
         "id": app.id,
         "account_class": app.account_class,
@@ -36,8 +36,7 @@ def public_application(progress: Progress) -> dict:
         "rejection_code": app.rejection_code,
         "created_at": app.created_at,
         "expires_at": app.expires_at,
-        "milestones": {name: getattr(app, f"{name}_at") for name in
-                       ("identity_verified", "signed", "opened", "rejected", "expired")},
+        "milestones": {str(status): getattr(app, stamp) for status, stamp in MACHINE.milestones.items()},
     }
 
 

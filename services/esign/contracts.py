@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from core.clock import CHINA_TZ, utcnow
+from core.clock import CHINA_TZ, china_day, utcnow
 from core.errors import AppError, Conflict, ValidationFailed
 from core.pii import mask_id_number, mask_name, mask_phone
 from models.contracts import Contract, ContractStatus
@@ -145,7 +145,7 @@ async def prepare(ctx: ServiceContext, user_id: int, *, template: str, subject_i
         "signer_name": mask_name(name),
         "signer_id_number": mask_id_number(id_number),
         "signer_phone": mask_phone(phone) if phone else None,
-        "date": utcnow().astimezone(CHINA_TZ).date(),
+        "date": china_day(utcnow()),
         **subject_context,
     }
     rendered = await ctx.contract_workers.render(tpl.code, context, variant=variant, contract_ref=contract_no)

@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.clock import CHINA_TZ
+from core.clock import china_day
+from core.money import yuan as _yuan
 from core.pii import mask_card, mask_id_number, mask_name, mask_phone
 
 from services.accounts.rules import CLASS_III_ID_COLLECTION_FEN, rules_for
@@ -67,14 +68,14 @@ PLATE_COLORS = {
 
 def yuan(fen: int) -> str:
     """``1_000_000`` -> ``"人民币10,000.00元"``."""
-    return f"人民币{fen // 100:,}.{fen % 100:02d}元"
+    return f"人民币{_yuan(fen)}元"
 
 
 def _date_text(value: Any) -> str:
     if value is None:
-        value = dt.datetime.now(CHINA_TZ).date()
+        value = china_day()
     elif isinstance(value, dt.datetime):
-        value = value.astimezone(CHINA_TZ).date() if value.tzinfo else value.date()
+        value = china_day(value) if value.tzinfo else value.date()
     elif isinstance(value, str):
         try:
             value = dt.date.fromisoformat(value[:10])

@@ -20,6 +20,7 @@ from tortoise.exceptions import IntegrityError
 
 from core.clock import utcnow
 from core.errors import AppError, Conflict, NotFound
+from core.money import yuan
 from core.pii import mask_card
 from core.validators import ETC_CARD_RE
 from models.accounts import Account, AccountStatus
@@ -218,7 +219,7 @@ async def _move(user_id: int, binding_id: int, to: BindingStatus, *, reason: str
         if current.status not in allowed_from:
             raise BindingNotActive()
         if to == B.UNBOUND and current.arrears_fen > 0:
-            raise ArrearsOutstanding(f"尚有欠费 ¥{current.arrears_fen / 100:,.2f} 未补缴，补缴后才能解绑")
+            raise ArrearsOutstanding(f"尚有欠费 ¥{yuan(current.arrears_fen)} 未补缴，补缴后才能解绑")
         moved = await transition(conn, MACHINE, EtcBinding, binding.id, to, actor=f"user:{user_id}", reason=reason,
                                  updates=updates)
         if moved.before != B.PENDING:
@@ -257,7 +258,7 @@ async def debits_of(user_id: int, binding_id: int, *, cursor: int | None, limit:
 
 
 def public_binding(b: EtcBinding, vehicle=None, contract_id: int | None = None) -> dict:
-    plate, _, color = b.plate.partition("_")
+    plate, color = vehicles.plate_parts(b.plate)
     return {
         "id": b.id, "status": str(b.status), "vehicle_id": b.vehicle_id, "account_id": b.account_id,
         "card_number_masked": b.card_masked, "obu_id": b.obu_id, "plate_number": plate, "plate_color": color,
@@ -281,7 +282,7 @@ async def _authorisation_subject(ctx: ServiceContext, user_id: int, subject_id: 
     if binding.status != B.PENDING:
         raise SubjectClosed(field="subject_id")
     account = await Account.get(id=binding.account_id)
-    plate, _, color = binding.plate.partition("_")
+    plate, color = vehicles.plate_parts(binding.plate)
     return {
         "plate_number": plate, "plate_color": color, "account_class": account.account_class,
         "etc_card_number": ctx.pii.decrypt(binding.card_enc, purpose=CARD_PURPOSE), "account_number": account.number,

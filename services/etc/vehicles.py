@@ -40,6 +40,12 @@ def plate_key(plate_number: str, plate_color: str) -> str:
     return f"{plate_number}_{plate_color}"
 
 
+def plate_parts(key: str) -> tuple[str, str]:
+    """``plate_key``'s inverse: ``(plate_number, plate_color)`` (a plate never contains ``_``)."""
+    plate, _, color = key.partition("_")
+    return plate, color
+
+
 def check_plate(plate_number: str, plate_color: str) -> None:
     if not plate_ok(plate_number):
         raise PlateInvalid(field="plate_number")

@@ -10,14 +10,14 @@ from __future__ import annotations
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from core.clock import china_today
+from core.clock import china_day
 from models.identity import AttemptCounter, AttemptKind, VerificationAttempt
 from services.identity.errors import TooManyAttempts
 
 
 async def take_slot(user_id: int, kind: AttemptKind, limit: int) -> None:
     """Count one attempt, or raise ``TooManyAttempts`` when today's are used up."""
-    day = china_today()
+    day = china_day()
     where = dict(user_id=user_id, kind=kind.value, day=day)
     for _ in range(3):
         if await AttemptCounter.filter(**where, count__lt=limit).update(count=F("count") + 1):
@@ -35,7 +35,7 @@ async def take_slot(user_id: int, kind: AttemptKind, limit: int) -> None:
 
 
 async def used_today(user_id: int, kind: AttemptKind) -> int:
-    row = await AttemptCounter.get_or_none(user_id=user_id, kind=kind.value, day=china_today())
+    row = await AttemptCounter.get_or_none(user_id=user_id, kind=kind.value, day=china_day())
     return row.count if row else 0
 
 

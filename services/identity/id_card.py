@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from core.clock import china_today, utcnow
+from core.clock import china_day, utcnow
 from core.errors import ValidationFailed
 from core.pii import mask_id_number, mask_name
 from core.validators import ResidentId, age_on, name_ok, parse_id_number
@@ -23,6 +23,7 @@ from models.accounts import Account
 from models.contracts import Contract, ContractStatus
 from models.identity import AttemptKind, Identity, UploadKind
 from services import audit
+from services.accounts.rules import youngest_opening_age
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
@@ -107,10 +108,10 @@ async def verify_id_card(
         if (ocr_front.get("name") or "").strip() != name or (ocr_front.get("id") or "").strip().upper() != rid.number:
             raise IdMismatch()
         valid_until = parse_valid_date(ocr_back.get("valid_date", ""))
-        today = china_today()
+        today = china_day()
         if valid_until is not None and valid_until < today:
             raise IdExpired()
-        if age_on(rid.birth_date, today) < ctx.settings.min_age_years:
+        if age_on(rid.birth_date, today) < youngest_opening_age():
             raise UnderAge()
     except Exception as exc:
         await attempts.record(user_id, AttemptKind.ID_CARD, getattr(exc, "code", "ERROR"), inputs=inputs)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from core.clock import china_today, utcnow
+from core.clock import china_day, utcnow
 from core.pii import mask_card, mask_id_number, mask_name
 from services.context import ServiceContext
 from services.identity.bank_card import CARD_PURPOSE
@@ -33,7 +33,7 @@ def identity_status(ctx: ServiceContext, identity: Mapping[str, Any] | None) -> 
     if identity is None or identity.get("id_verified_at") is None:
         return NOT_STARTED
     valid_until = identity["id_valid_until"]
-    id_ok = valid_until is None or valid_until >= china_today()
+    id_ok = valid_until is None or valid_until >= china_day()
     passed = identity["face_passed_at"]
     face_until = passed + timedelta(seconds=ctx.settings.face_valid_s) if passed else None
     card_enc = identity["card_number_enc"]

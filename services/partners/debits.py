@@ -22,9 +22,7 @@ credit (``BALANCE_CAP_EXCEEDED``: a Class III account never holds more than its 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -32,7 +30,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from core.clock import CHINA_TZ, utcnow
+from core.clock import CHINA_TZ, china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
 from models.accounts import EntryDirection
 from models.etc import BindingStatus, EtcBinding
@@ -42,6 +40,7 @@ from services.accounts.ledger import InsufficientFunds, LimitExceeded
 from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings, vehicles
+from services.idempotency import fingerprint
 from services.partners.auth import Caller, require_scope
 from services.risk import engine as risk
 
@@ -81,10 +80,6 @@ class DebitResult:
     replayed: bool
 
 
-def request_hash(fields: dict) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
 async def _binding_for(ctx: ServiceContext, fields: dict) -> EtcBinding:
     if fields.get("card_number"):
         found = await EtcBinding.get_or_none(card_key=bindings.card_index(ctx, fields["card_number"]))
@@ -109,7 +104,7 @@ async def _replay(caller: Caller, out_trade_no: str, digest: str) -> DebitResult
 async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResult:
     """Book the debit, or find the one booked under this ``out_trade_no`` (``replayed``)."""
     require_scope(caller, CATEGORY_SCOPES[fields["category"]])
-    digest = request_hash(fields)
+    digest = fingerprint(fields, compact=False)
     found = await _replay(caller, fields["out_trade_no"], digest)
     if found is not None:
         return found
@@ -136,7 +131,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
             amount_fen=fields["amount_fen"], status=DebitStatus.REFUSED if refusal else DebitStatus.SUCCEEDED,
             refusal_code=refusal.code if refusal else None, merchant=fields["merchant"],
             detail=fields.get("detail"), occurred_at=fields["occurred_at"], booked_at=now,
-            booked_day=now.astimezone(CHINA_TZ).date(),
+            booked_day=china_day(now),
             risk_decision=decision and decision.decision, risk_version=decision and decision.version,
             risk_reasons=decision and decision.reasons, using_db=conn)
         if refusal:  # recorded with its reasons; nothing booked, nothing owed
@@ -192,7 +187,7 @@ def _refund_hash(out_trade_no: str, fields: dict) -> str:
     # Hashed under the number's first name (``refund_no``), so that a refund booked before the field was
     # renamed still answers its retry instead of a conflict.
     named = {("refund_no" if k == "out_refund_no" else k): v for k, v in fields.items()}
-    return request_hash({"out_trade_no": out_trade_no, **named})
+    return fingerprint({"out_trade_no": out_trade_no, **named}, compact=False)
 
 
 async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields: dict) -> RefundResult:
@@ -215,7 +210,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
         made = await PartnerRefund.create(
             partner_id=caller.partner.id, debit_id=row.id, out_refund_no=fields["out_refund_no"], request_hash=digest,
             amount_fen=fields["amount_fen"], reason=fields.get("reason"), refunded_at=now,
-            booked_day=now.astimezone(CHINA_TZ).date(), using_db=conn)
+            booked_day=china_day(now), using_db=conn)
         await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
                           amount_fen=made.amount_fen, reference=f"PR{made.id}", counterparty=row.merchant,
                           settling=True, reversal=True)
@@ -234,7 +229,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
 
 
 def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:
-    plate, _, color = b.plate.partition("_")
+    plate, color = vehicles.plate_parts(b.plate)
     return {
         "out_trade_no": d.out_trade_no, "status": str(d.status), "category": d.category, "amount_fen": d.amount_fen,
         "refunded_fen": d.refunded_fen, "binding_id": b.id, "card_number_masked": b.card_masked,
@@ -271,14 +266,14 @@ async def statement(caller: Caller, day: date) -> str:
     rows = []
     for d in debits:
         b = by_binding[d.binding_id]
-        plate, _, color = b.plate.partition("_")
+        plate, color = vehicles.plate_parts(b.plate)
         rows.append((d.booked_at, d.id, 0, ["debit", d.out_trade_no, "", d.category, str(d.status), d.amount_fen,
                                               _iso(d.occurred_at), _iso(d.booked_at), b.card_masked, plate, color,
                                               d.merchant]))
     for r in refunds:
         d = by_id[r.debit_id]
         b = by_binding[d.binding_id]
-        plate, _, color = b.plate.partition("_")
+        plate, color = vehicles.plate_parts(b.plate)
         rows.append((r.refunded_at, r.id, 1, ["refund", d.out_trade_no, r.out_refund_no, d.category, "succeeded",
                                                 r.amount_fen, _iso(d.occurred_at), _iso(r.refunded_at), b.card_masked,
                                                 plate, color, d.merchant]))
@@ -292,4 +287,4 @@ async def statement(caller: Caller, day: date) -> str:
 
 def statement_day_ok(day: date) -> bool:
     """A statement exists for a day that has begun in China (not for the future)."""
-    return day <= utcnow().astimezone(CHINA_TZ).date()
+    return day <= china_day(utcnow())

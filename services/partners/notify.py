@@ -28,6 +28,7 @@ from models.etc import EtcBinding
 from models.partners import Partner, PartnerStatus
 from services import outbox
 from services.context import ServiceContext
+from services.etc.vehicles import plate_parts
 from services.outbox import Handler, Permanent
 from services.partners import signing
 from services.partners.auth import SECRET_PURPOSE
@@ -53,7 +54,7 @@ def entitled(partner: Partner, binding: EtcBinding) -> bool:
 
 
 async def binding_event(conn: BaseDBAsyncClient, type_: str, binding: EtcBinding) -> int:
-    plate, _, color = binding.plate.partition("_")
+    plate, color = plate_parts(binding.plate)
     # what the issuer needs to match its card and OBU: the masked card, the plate it issued for, the status
     data = {"binding_id": binding.id, "card_number_masked": binding.card_masked, "plate_number": plate,
             "plate_color": color, "status": str(binding.status)}

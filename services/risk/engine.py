@@ -105,15 +105,33 @@ async def decide(conn: BaseDBAsyncClient, movement: Movement, *, account_locked:
     return decision
 
 
+@dataclass(frozen=True)
+class Refused:
+    """What a unit of work returns instead of raising, so that what it recorded (the decision, a rejected
+    application) commits before the caller is refused: raising inside the transaction would roll it back."""
+
+    error: type[AppError]
+
+
+async def commit_then_refuse(work):
+    """Run ``work(conn)`` in one transaction; a ``Refused`` it returns is raised once that has committed."""
+    from services.db import atomic
+
+    done = await atomic(work)
+    if isinstance(done, Refused):
+        raise done.error()
+    return done
+
+
 async def screen(movement: Movement) -> Decision | None:
     """For a step that moves no money of ours yet (an ETC binding, a payment order): decide in a
     transaction of its own, record it, and raise the refusal once the record has committed."""
-    from services.db import atomic
 
-    decision = await atomic(lambda conn: decide(conn, movement, account_locked=False))
-    if decision is not None and decision.refusal is not None:
-        raise decision.refusal()
-    return decision
+    async def work(conn: BaseDBAsyncClient) -> Decision | Refused | None:
+        decision = await decide(conn, movement, account_locked=False)
+        return Refused(decision.refusal) if decision is not None and decision.refusal is not None else decision
+
+    return await commit_then_refuse(work)
 
 
 async def record(conn: BaseDBAsyncClient, movement: Movement, decision: Decision | None) -> RiskEvent:

@@ -48,6 +48,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from core.errors import Conflict, ValidationFailed
+from core.money import MAX_AMOUNT_FEN
 from models.risk import RiskRuleSet
 from services import audit
 from services.db import atomic
@@ -76,7 +77,7 @@ class VelocityRule(_Rule):
     key: Literal[KEYS]  # type: ignore[valid-type]
     window: Literal[tuple(WINDOWS)]  # type: ignore[valid-type]
     max_count: int | None = Field(default=None, ge=0, le=10**6)
-    max_amount_fen: int | None = Field(default=None, ge=0, le=10**12)
+    max_amount_fen: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_FEN)
 
     @model_validator(mode="after")
     def _a_limit(self) -> VelocityRule:
@@ -87,7 +88,7 @@ class VelocityRule(_Rule):
 
 class AmountRule(_Rule):
     type: Literal["amount"]
-    max_amount_fen: int = Field(ge=0, le=10**12)
+    max_amount_fen: int = Field(ge=0, le=MAX_AMOUNT_FEN)
     categories: list[Literal[CATEGORIES]] | None = None  # type: ignore[valid-type]
 
 
@@ -96,7 +97,7 @@ class UnusualAmountRule(_Rule):
     factor: float = Field(gt=1, le=1000)
     history_days: int = Field(ge=1, le=90)
     min_history: int = Field(ge=1, le=10_000)
-    min_amount_fen: int = Field(default=0, ge=0, le=10**12)  # below this an amount is never unusual
+    min_amount_fen: int = Field(default=0, ge=0, le=MAX_AMOUNT_FEN)  # below this an amount is never unusual
     categories: list[Literal[CATEGORIES]] | None = None  # type: ignore[valid-type]
 
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from core.clock import china_today, utcnow
+from core.clock import china_day, utcnow
 from models.accounts import Account, AccountApplication
 from models.contracts import Contract
 from models.identity import Identity
@@ -202,7 +202,7 @@ async def test_the_minimum_age_is_the_rules_tables(client, sandbox, monkeypatch)
 
 def sixteenth_birthday_in(days: int) -> date:
     """The birth date of someone who turns 16 (the rules table's minimum) ``days`` from today, China time."""
-    day = china_today() + timedelta(days=days)
+    day = china_day() + timedelta(days=days)
     try:
         return day.replace(year=day.year - 16)
     except ValueError:  # 29 February, in a year that has none
@@ -210,7 +210,7 @@ def sixteenth_birthday_in(days: int) -> date:
 
 
 async def test_sixteen_today_opens_and_fifteen_is_refused(client, sandbox, ctx, monkeypatch):
-    assert rules.RULES["II"].min_age_years == 16 == ctx.settings.min_age_years
+    assert rules.RULES["II"].min_age_years == 16 == rules.youngest_opening_age()
     # sixteen today: the ID card passes and the account opens
     sixteen = new_person(id_number=make_id_number(sixteenth_birthday_in(0)))
     assert (await open_account(client, sandbox, person=sixteen))[2]["status"] == "active"
@@ -218,8 +218,9 @@ async def test_sixteen_today_opens_and_fifteen_is_refused(client, sandbox, ctx, 
     fifteen = new_person(id_number=make_id_number(sixteenth_birthday_in(1)))
     assert_error(await verify_id_card(client, sandbox, await login_new_user(client, sandbox), fifteen), 422,
                  "UNDER_AGE")
-    # and should a bank let fifteen-year-olds prove who they are, opening still holds to the rules table
-    monkeypatch.setattr(ctx, "settings", ctx.settings.replace(min_age_years=15))
+    # and should another class open at fifteen (so the ID card step lets them through), Class II still holds
+    # to its own row of the rules table
+    monkeypatch.setitem(rules.RULES, "III", rules.ClassRules(**{**rules.RULES["III"].__dict__, "min_age_years": 15}))
     user, _, app = await signed_application(client, sandbox, person=fifteen)
     assert_error(await submit(client, user, app["id"]), 422, "UNDER_AGE")
     assert not await Account.filter(user_id=(await AccountApplication.get(id=app["id"])).user_id).exists()

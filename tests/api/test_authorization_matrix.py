@@ -42,7 +42,7 @@ from urllib.parse import quote
 import httpx
 from tortoise import Tortoise
 
-from core.clock import china_today
+from core.clock import china_day
 from handlers.spec import MAX_ID, operation_of
 from models.accounts import Account
 from models.partners import Partner, PartnerDebit
@@ -352,7 +352,7 @@ async def refusals(client, slots: set[Slot], a: Owner, b: Owner) -> tuple[list[s
 async def partner_numbers(client, a: Owner, b: Owner) -> list[str]:
     """Partner Y's statement and Y's own debit and refund under X's numbers: nothing of X's comes back."""
     failed = []
-    day = china_today().isoformat()
+    day = china_day().isoformat()
     statement = await call(client, b.partner, "GET", f"/open/v1/statements?date={day}")
     if statement.status_code != 200 or a.ids["debit"][0] in statement.text or b.ids["debit"][0] not in statement.text:
         failed.append(f"Y's statement: {statement.status_code} {statement.text[:300]}")

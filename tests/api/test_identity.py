@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+from core.clock import china_day
 from models.audit import AuditEvent
 from models.identity import AttemptCounter, Identity, VerificationAttempt
+from services.accounts.rules import youngest_opening_age
 from tests.helpers import (
     assert_error, id_card_image, login_new_user, new_person, pass_face, register_card, upload,
     upload_id_photos, verified_user, verify_id_card,
@@ -73,11 +75,11 @@ async def test_long_term_id_is_valid(client, sandbox, user):
     assert resp.status_code == 200 and resp.json()["valid_until"] == "长期"
 
 
-async def test_under_age(client, sandbox, user, settings):
-    today = date.today()
-    young = make_id_number(date(today.year - settings.min_age_years + 1, 1, 1))
+async def test_under_age(client, sandbox, user):
+    today, min_age = china_day(), youngest_opening_age()
+    young = make_id_number(date(today.year - min_age + 1, 1, 1))
     assert_error(await verify_id_card(client, sandbox, user, new_person(id_number=young)), 422, "UNDER_AGE")
-    just_old_enough = make_id_number(date(today.year - settings.min_age_years, 1, 1) if (today.month, today.day) >= (1, 1) else None)
+    just_old_enough = make_id_number(date(today.year - min_age, 1, 1))
     assert (await verify_id_card(client, sandbox, user, new_person(id_number=just_old_enough))).status_code == 200
 
 

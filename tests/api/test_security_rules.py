@@ -12,7 +12,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from PIL import Image
 
-from core.clock import china_today
+from core.clock import china_day
 from models.audit import AuditEvent
 from models.identity import FaceStatus, FaceVerification, Identity
 from services import audit
@@ -97,10 +97,10 @@ async def test_an_expired_id_card_is_not_shown_as_done(client, sandbox):
     assert (await verify_id_card(client, sandbox, user, new_person())).status_code == 200
     me = (await client.get("/api/v1/me", headers=user.headers)).json()
     assert me["identity"]["id_card"]["done"] is True
-    await Identity.filter(user_id=user.body["user"]["id"]).update(id_valid_until=china_today() - timedelta(days=1))
+    await Identity.filter(user_id=user.body["user"]["id"]).update(id_valid_until=china_day() - timedelta(days=1))
     me = (await client.get("/api/v1/me", headers=user.headers)).json()
     assert me["identity"]["id_card"]["done"] is False
-    assert me["identity"]["id_card"]["valid_until"] == (china_today() - timedelta(days=1)).isoformat()
+    assert me["identity"]["id_card"]["valid_until"] == (china_day() - timedelta(days=1)).isoformat()
 
 
 def _huge_png(width: int, height: int) -> bytes:

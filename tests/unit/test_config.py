@@ -220,7 +220,7 @@ def test_check_config_names_every_setting_still_at_its_development_default(tmp_p
 @pytest.mark.parametrize("name, value, says", [
     ("ACCESS_TTL_S", "abc", "valid integer"),
     ("ACCESS_TTL_S", "3600", "less than or equal to 900"),
-    ("MIN_AGE_YEARS", "-1", "greater than or equal to 0"),
+    ("DAILY_ATTEMPT_LIMIT", "0", "greater than or equal to 1"),
     ("IDEMPOTENCY_TTL_S", "3600", "greater than or equal to 86400"),
     ("BILL_RECONCILE_HOUR", "24", "less than or equal to 23"),
     ("SANDBOX_ROUTES", "maybe", "valid boolean"),
