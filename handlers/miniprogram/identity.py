@@ -143,7 +143,8 @@ async def upload(request: Request) -> HTTPResponse:
 @operation(
     limit="identity",
     summary="Verify the ID card: OCR of both sides matched against the typed name and number",
-    description="The card must not be expired, and the holder must be at least MIN_AGE_YEARS old. Each call that "
+    description="The card must not be expired, and the holder must be old enough for some account class (the "
+    "account rules table). Each call that "
     "reaches the OCR counts against the daily attempt limit.",
     tag="identity",
     auth=True,
