@@ -31,7 +31,8 @@ def test_bench_quick_run_prints_every_scenario_and_writes_json(tmp_path):
     for r in data["results"]:
         assert r["project"]["requests"] > 0 and r["project"]["errors"] == 0, r
         if r["scenario"] not in ("outflows", "debit_burst"):
-            assert r["baseline"]["requests"] > 0 and r["ratio"] > 0, r
+            # the ratio is rounded to two places: on a loaded machine a slow path's rounds to 0.0
+            assert r["baseline"]["requests"] > 0 and r["project"]["rps"] > 0 and r["ratio"] >= 0, r
     # correctness, not speed: every top-up booked with its entry, and the concurrent outflows kept the limit
     assert any("ledger OK" in n for n in by_name["topups"]["notes"]), by_name["topups"]
     assert by_name["outflows"]["met"] is True and by_name["outflows"]["project"]["requests"] == 200, by_name["outflows"]
