@@ -85,6 +85,23 @@ class EntryDirection(StrEnum):
     DEBIT = "debit"  # money out
 
 
+class EntryKind(StrEnum):
+    """What a ledger entry books. Partner debits are booked by category (a toll, parking, fuel, a car
+    wash: consumption, counted as outflow), and their refunds by the category of the debit refunded."""
+
+    TOP_UP = "top_up"  # from the bound card
+    WITHDRAWAL = "withdrawal"  # to the bound card
+    WITHDRAWAL_REVERSAL = "withdrawal_reversal"  # a withdrawal the card network declined, returned
+    TOLL = "toll"
+    PARKING = "parking"
+    FUEL = "fuel"
+    CARWASH = "carwash"
+    TOLL_REFUND = "toll_refund"
+    PARKING_REFUND = "parking_refund"
+    FUEL_REFUND = "fuel_refund"
+    CARWASH_REFUND = "carwash_refund"
+
+
 class LedgerEntry(Model):
     """One movement of money, written in the transaction that changes the balance. Never updated.
     ``(account, kind, reference)`` is unique: posting the same movement twice finds the first."""
@@ -92,7 +109,7 @@ class LedgerEntry(Model):
     id = fields.BigIntField(primary_key=True)
     account = fields.ForeignKeyField("models.Account", related_name="entries", on_delete=fields.RESTRICT)
     direction = fields.CharEnumField(EntryDirection, max_length=8)
-    kind = fields.CharField(max_length=24)  # top_up, withdrawal, withdrawal_reversal, consumption, ...
+    kind = fields.CharEnumField(EntryKind, max_length=24)
     amount_fen = fields.BigIntField()  # > 0; the direction gives the sign
     balance_after_fen = fields.BigIntField()
     counts_as_outflow = fields.BooleanField(default=False)  # counted against the class's outflow limits
