@@ -1,7 +1,7 @@
 """Account applications, accounts, the ledger, and the per-person counters the rules need.
 
 Statuses are moved only by ``services.state_machine.transition`` (tables in
-``services.accounts.opening``); balances only by ``services.accounts.ledger``, which writes a
+``services.accounts.opening`` and, for card transfers, ``services.accounts.funding``); balances only by ``services.accounts.ledger``, which writes a
 ``LedgerEntry`` in the same transaction as every balance change.
 """
 
