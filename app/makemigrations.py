@@ -77,13 +77,14 @@ async def _one(url: str, location: str, name: str) -> None:
         from aerich.ddl.sqlite import SqliteDDL
 
         SqliteDDL.set_comment = lambda self, model, field_describe: ""
-        # Between CharField and ExactCharField (models.columns) only MySQL's collation changes: SQLite
-        # compares text byte for byte already, and a VARCHAR(n) is TEXT to it whatever n, so the change
-        # needs no SQL there. Any other change of a column is still refused, as Aerich refuses it.
+        # Between CharField and ExactCharField (models.columns) only MySQL's collation changes, and a
+        # CharField becoming a CharEnumField of the same length only its comment: SQLite compares text byte
+        # for byte already, and a VARCHAR(n) is TEXT to it whatever n, so the change needs no SQL there.
+        # Any other change of a column is still refused, as Aerich refuses it.
         refuse_modify = SqliteDDL.modify_column
 
         def modify_column(self, model, field_describe: dict, is_pk: bool = True) -> str:
-            if field_describe.get("field_type") in ("CharField", "ExactCharField"):
+            if field_describe.get("field_type") in ("CharField", "ExactCharField", "CharEnumFieldInstance"):
                 return ""
             return refuse_modify(self, model, field_describe, is_pk)
 

@@ -35,7 +35,7 @@ async def run(n: int) -> dict:
     from app.__main__ import _settings
     from app.db import close_db, init_db
     from core.clock import utcnow
-    from models.accounts import Account, AccountHolder, EntryDirection, LedgerEntry
+    from models.accounts import Account, AccountHolder, EntryDirection, EntryKind, LedgerEntry
     from models.users import User
     from services.accounts import ledger, rules
     from services.accounts.ledger import LimitExceeded
@@ -57,7 +57,7 @@ async def run(n: int) -> dict:
             account_class="II", rules_version=rules.RULES_VERSION, bound_card_enc="-", bound_card_index="-",
             bound_card_masked="-", opened_at=utcnow())
         start = 3 * limits.daily_outflow_fen
-        await atomic(lambda conn: ledger.post(conn, account.id, direction=EntryDirection.CREDIT, kind="top_up",
+        await atomic(lambda conn: ledger.post(conn, account.id, direction=EntryDirection.CREDIT, kind=EntryKind.TOP_UP,
                                               amount_fen=start, reference="seed"))
         amount = 30_000
         latencies: list[float] = []
@@ -67,7 +67,7 @@ async def run(n: int) -> dict:
             t0 = time.perf_counter()
             try:
                 await atomic(lambda conn: ledger.post(conn, account.id, direction=EntryDirection.DEBIT,
-                                                      kind="consumption", amount_fen=amount, reference=f"out-{i}",
+                                                      kind=EntryKind.TOLL, amount_fen=amount, reference=f"out-{i}",
                                                       counts_as_outflow=True))
                 outcomes["booked"] += 1
             except LimitExceeded:

@@ -33,7 +33,7 @@ async def open_account(ctx, balance_fen: int):
     it, with ``balance_fen`` booked through the ledger."""
     from core.clock import utcnow
     from core.pii import mask_card
-    from models.accounts import Account, AccountHolder, EntryDirection
+    from models.accounts import Account, AccountHolder, EntryDirection, EntryKind
     from models.users import User
     from services.accounts import ledger, rules
     from services.accounts.numbers import new_account_number
@@ -52,7 +52,7 @@ async def open_account(ctx, balance_fen: int):
         bound_card_index=ctx.pii.blind_index(card, purpose=ACCOUNT_CARD_PURPOSE),
         bound_card_masked=mask_card(card), opened_at=utcnow())
     if balance_fen:
-        await atomic(lambda conn: ledger.post(conn, account.id, direction=EntryDirection.CREDIT, kind="top_up",
+        await atomic(lambda conn: ledger.post(conn, account.id, direction=EntryDirection.CREDIT, kind=EntryKind.TOP_UP,
                                               amount_fen=balance_fen, reference=f"seed-{account.id}"))
     return user, account, card
 

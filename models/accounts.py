@@ -1,7 +1,7 @@
 """Account applications, accounts, the ledger, and the per-person counters the rules need.
 
 Statuses are moved only by ``services.state_machine.transition`` (tables in
-``services.accounts.opening``); balances only by ``services.accounts.ledger``, which writes a
+``services.accounts.opening`` and, for card transfers, ``services.accounts.funding``); balances only by ``services.accounts.ledger``, which writes a
 ``LedgerEntry`` in the same transaction as every balance change.
 """
 
@@ -10,7 +10,7 @@ from tortoise.models import Model
 
 # re-exported: the enums live in models.enums, which handlers may import
 from models.enums import (  # noqa: F401
-    ApplicationStatus, AccountStatus, EntryDirection, TransferDirection, TransferStatus,
+    ApplicationStatus, AccountStatus, EntryDirection, EntryKind, TransferDirection, TransferStatus,
 )
 
 
@@ -75,7 +75,7 @@ class LedgerEntry(Model):
     id = fields.BigIntField(primary_key=True)
     account = fields.ForeignKeyField("models.Account", related_name="entries", on_delete=fields.RESTRICT)
     direction = fields.CharEnumField(EntryDirection, max_length=8)
-    kind = fields.CharField(max_length=24)  # top_up, withdrawal, withdrawal_reversal, consumption, ...
+    kind = fields.CharEnumField(EntryKind, max_length=24)
     amount_fen = fields.BigIntField()  # > 0; the direction gives the sign
     balance_after_fen = fields.BigIntField()
     counts_as_outflow = fields.BooleanField(default=False)  # counted against the class's outflow limits

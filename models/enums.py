@@ -34,6 +34,23 @@ class EntryDirection(StrEnum):
     DEBIT = "debit"  # money out
 
 
+class EntryKind(StrEnum):
+    """What a ledger entry books. Partner debits are booked by category (a toll, parking, fuel, a car
+    wash: consumption, counted as outflow), and their refunds by the category of the debit refunded."""
+
+    TOP_UP = "top_up"  # from the bound card
+    WITHDRAWAL = "withdrawal"  # to the bound card
+    WITHDRAWAL_REVERSAL = "withdrawal_reversal"  # a withdrawal the card network declined, returned
+    TOLL = "toll"
+    PARKING = "parking"
+    FUEL = "fuel"
+    CARWASH = "carwash"
+    TOLL_REFUND = "toll_refund"
+    PARKING_REFUND = "parking_refund"
+    FUEL_REFUND = "fuel_refund"
+    CARWASH_REFUND = "carwash_refund"
+
+
 class TransferDirection(StrEnum):
     PULL = "pull"  # from the bound card into the account (a top-up)
     PUSH = "push"  # from the account to the bound card (a withdrawal)

@@ -4,7 +4,8 @@ A partner's secret is needed in the clear to check an HMAC, so it is encrypted (
 hashed; a rotated secret stays valid until ``previous_valid_until``. ``(partner, nonce)``,
 ``(partner, out_trade_no)`` and ``(partner, out_refund_no)`` are unique: a replayed request, a retried
 debit and a retried refund each find the first. Those numbers and the nonces compare exactly, case
-included, on MySQL too (``models.columns.ExactCharField``).
+included, on MySQL too (``models.columns.ExactCharField``). A debit's status moves only through
+``services.state_machine.transition`` (the table in ``services.partners.debits``).
 """
 
 from tortoise import fields

@@ -1,7 +1,7 @@
 """WeChat Pay orders and the notifications WeChat Pay sent about them.
 
-An order's status moves only through ``services.state_machine.transition`` (the table in
-``services.payments.orders``). ``PayNotification`` is the inbox: one row per notification ``id``
+An order's and a refund's status move only through ``services.state_machine.transition`` (the
+tables in ``services.payments.orders`` and ``services.payments.refunds``). ``PayNotification`` is the inbox: one row per notification ``id``
 (unique), so a notification delivered ten times, to any number of instances, is applied once.
 """
 

@@ -156,3 +156,16 @@ async def verified_user(client, sandbox, person: Person | None = None) -> tuple[
                              json={"card_number": person.card_number, "reserved_phone": person.phone})
     assert resp.status_code == 200, resp.text
     return user, person
+
+
+async def audited_moves(entity_type: str, entity_id: int | str) -> list[tuple[str, str, str, str]]:
+    """A row's status moves as the audit chain holds them, oldest first: ``(action, actor, from, to)``.
+    The chain is verified first (``python -m app audit verify``'s check), so a move it holds is one an
+    edit or a deletion could not hide."""
+    from models.audit import AuditEvent
+    from services import audit
+
+    report = await audit.verify()
+    assert report.ok, report
+    events = await AuditEvent.filter(entity_type=entity_type, entity_id=str(entity_id)).order_by("seq")
+    return [(e.action, e.actor, e.data.get("from"), e.data.get("to")) for e in events]

@@ -550,7 +550,7 @@ MUTANTS = (
     Mutant(
         "an operator's rejection keeps the held money reserved",
         "services/accounts/funding.py",
-        "        return await _apply(conn, transfer.id, rejected, status=TransferStatus.HELD)\n",
+        "        return await _apply(conn, transfer.id, rejected, actor=actor, status=TransferStatus.HELD, audit_data=verdict)\n",
         "        transfer.status = TransferStatus.DECLINED\n        await transfer.save(using_db=conn)\n        return transfer\n",
         ("tests/api/test_risk_patterns.py::test_card_testing_is_held_and_an_operator_rejects_it",),
     ),
@@ -860,6 +860,54 @@ MUTANTS = (
         "from __future__ import annotations\n",
         "from __future__ import annotations\n\nfrom integrations import wechatpay as _ours  # noqa: F401\n",
         ("tests/unit/test_layers.py::test_the_layers_hold",),
+    ),
+    # -- issue 21 money statuses --
+    Mutant(
+        "the card network's answer moves a transfer with no audit event",
+        "services/accounts/funding.py",
+        "    return (await transition(conn, MACHINE, CardTransfer, transfer.id, T.SUCCEEDED if succeeded else T.DECLINED,\n",
+        "    await CardTransfer.filter(id=transfer.id).using_db(conn).update(\n"
+        "        status=T.SUCCEEDED if succeeded else T.DECLINED, finished_at=utcnow(), **updates)\n"
+        "    return await CardTransfer.filter(id=transfer.id).using_db(conn).first()\n"
+        "    return (await transition(conn, MACHINE, CardTransfer, transfer.id, T.SUCCEEDED if succeeded else T.DECLINED,\n",
+        ("tests/api/test_funding.py::test_every_move_of_a_transfer_is_an_audit_event_in_the_chain",),
+    ),
+    Mutant(
+        "an operator releases a held transfer with no audit event",
+        "services/accounts/funding.py",
+        "            return (await transition(conn, MACHINE, CardTransfer, transfer.id, T.PENDING, actor=actor,\n",
+        "            transfer.status, transfer.released_at = T.PENDING, utcnow()\n"
+        "            await transfer.save(using_db=conn, update_fields=[\"status\", \"released_at\"])\n"
+        "            return transfer\n"
+        "            return (await transition(conn, MACHINE, CardTransfer, transfer.id, T.PENDING, actor=actor,\n",
+        ("tests/api/test_funding.py::test_an_operators_verdicts_on_held_transfers_are_audited_as_theirs",),
+    ),
+    Mutant(
+        "WeChat Pay's answer moves a refund with no audit event",
+        "services/payments/refunds.py",
+        "    await transition(conn, MACHINE, PaymentRefund, refund_row.id, to, actor=\"wechatpay\", reason=source,\n",
+        "    await PaymentRefund.filter(id=refund_row.id).using_db(conn).update(**{\"finished_at\": utcnow(), **updates},\n"
+        "                                                                         status=to)\n"
+        "    if False:\n"
+        "      await transition(conn, MACHINE, PaymentRefund, refund_row.id, to, actor=\"wechatpay\", reason=source,\n",
+        ("tests/api/test_payments.py::test_a_refunds_move_is_an_audit_event_in_the_chain",),
+    ),
+    Mutant(
+        "a payment settles arrears with no audit event",
+        "services/payments/orders.py",
+        "    await transition_many(conn, debits.MACHINE, PartnerDebit, settled, actor=\"wechatpay\", reason=\"arrears paid\")\n",
+        "    await PartnerDebit.filter(id__in=[m.obj.id for m in settled]).using_db(conn).update(status=DebitStatus.SETTLED)\n",
+        ("tests/api/test_payments.py::test_arrears_left_by_a_debit_and_settled_by_payment_are_audited_at_each_move",),
+    ),
+    Mutant(
+        "a debit the ledger refuses is left in arrears with no audit event",
+        "services/partners/debits.py",
+        "            row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.ARREARS,\n",
+        "            row.status, row.refusal_code = D.ARREARS, exc.code\n"
+        "            await row.save(using_db=conn, update_fields=[\"status\", \"refusal_code\"])\n"
+        "            if False:\n"
+        "              row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.ARREARS,\n",
+        ("tests/api/test_payments.py::test_arrears_left_by_a_debit_and_settled_by_payment_are_audited_at_each_move",),
     ),
 )
 

@@ -1768,7 +1768,7 @@ test('mini-program journey against the live backend', async (t) => {
           const tx = shim.loadPage('pages/account/transactions/transactions')
           await tx.onLoad({ id: String(account.id) })
           assert.ok(tx.data.entries.length >= 1, describeError(tx))
-          assert.equal(tx.data.entries[0].kind, 'etc_toll')
+          assert.equal(tx.data.entries[0].kind, 'toll')
           assertShows(show(tx), ['交易明细\n通行费\n-¥35.00\n' + tx.data.entries[0].at + '\n余额 ¥115.00\n转至 ' + MERCHANT])
         })
 
@@ -2067,7 +2067,7 @@ test('mini-program journey against the live backend', async (t) => {
           assertShows(show(page), ['账户余额\n¥115.00', '今日已用\n¥35.00'])
           const tx = shim.loadPage('pages/account/transactions/transactions')
           await tx.onLoad({ id: String(account.id) })
-          assert.equal(tx.data.entries[0].kind, 'etc_toll', describeError(tx))
+          assert.equal(tx.data.entries[0].kind, 'toll', describeError(tx))
           assert.deepEqual([tx.data.entries[0].amount, tx.data.entries[0].balanceAfter], ['-¥35.00', '¥115.00'], 'no ledger entry for the arrears payment')
           assertShows(show(tx), ['交易明细\n通行费\n-¥35.00'])
         })

@@ -27,12 +27,15 @@ const ENTRY_KINDS = {
   top_up: '充值',
   withdrawal: '提现',
   withdrawal_reversal: '提现退回',
-  // ETC 自动扣款（合作方扣款，记账类别 etc_<category>）与其退款
-  etc_toll: '通行费',
-  etc_parking: '停车费',
-  etc_fuel: '加油',
-  etc_carwash: '洗车',
-  etc_refund: '扣款退回'
+  // 合作方扣款（按类别记账）与其退款（按原扣款的类别）
+  toll: '通行费',
+  parking: '停车费',
+  fuel: '加油',
+  carwash: '洗车',
+  toll_refund: '通行费退回',
+  parking_refund: '停车费退回',
+  fuel_refund: '加油退回',
+  carwash_refund: '洗车退回'
 }
 
 const MILESTONES = [

@@ -24,7 +24,9 @@ and never sent it (the database's answer to its COMMIT lost, a 503, or the proce
 and its own retry, not only reconciliation, completes it. A transfer the network has never heard of
 ``UNKNOWN_AFTER_S`` after it was last sent did not happen and is closed as declined (``NOT_RECEIVED``).
 Settling locks the transfer row and moves it out of ``pending`` once, so the money is booked once whoever
-settles.
+settles. Every status move goes through the state machine (``MACHINE``): an audit event in the hash chain,
+in the transaction that books the money. A transfer's creation (pending, held, or declined by risk
+control) is not a move; the risk decision that chose it is recorded by risk control.
 """
 
 from __future__ import annotations
@@ -40,18 +42,29 @@ from core.clock import CHINA_TZ, utcnow
 from core.errors import AppError, UpstreamUnavailable
 from core.money import MAX_AMOUNT_FEN  # what one transfer may carry
 from integrations.cardnet import CardNetworkUnavailable, TransferAnswer, TransferNotSent, TransferOutcomeUnknown
-from models.accounts import Account, CardTransfer, EntryDirection, TransferDirection, TransferStatus
-from services import audit
+from models.accounts import Account, CardTransfer, EntryDirection, EntryKind, TransferDirection, TransferStatus
 from services.accounts import ledger
 from services.accounts.ledger import AccountNotFound
 from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.context import ServiceContext
 from services.db import atomic
 from services.risk import engine as risk
+from services.state_machine import Machine, transition
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_AFTER_S = 300  # a transfer the network still does not know after this was never received
+
+T = TransferStatus
+MACHINE = Machine(
+    entity="card_transfer",
+    allowed={
+        T.HELD: frozenset({T.PENDING, T.DECLINED}),  # an operator approves (sent) or rejects it
+        T.PENDING: frozenset({T.SUCCEEDED, T.DECLINED}),  # the card network's answer
+    },
+    # released_at: an approved held transfer is let go to the network now (a resend stamps it too)
+    milestones={T.PENDING: "released_at", T.SUCCEEDED: "finished_at", T.DECLINED: "finished_at"},
+)
 
 DECLINE_MESSAGES = {
     "INSUFFICIENT_FUNDS": "绑定银行卡余额不足",
@@ -125,7 +138,7 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
             # Nothing reached the network: undo the reservation (or the debit), and let a retry under the
             # same key start afresh rather than find this transfer.
             not_sent = TransferAnswer(transfer.request_id, "DECLINED", "NOT_SENT", amount_fen, _wire(direction))
-            await atomic(lambda conn: _apply(conn, transfer.id, not_sent))
+            await atomic(lambda conn: _apply(conn, transfer.id, not_sent, actor="system"))
             raise CardNetworkDown() from None
     elif transfer.account_id != account_id or transfer.amount_fen != amount_fen or transfer.direction != direction:
         raise RuntimeError("an idempotency record maps to another transfer")  # the request hash prevents it
@@ -160,8 +173,8 @@ async def _start(conn: BaseDBAsyncClient, account: Account, user_id: int, amount
     if direction == TransferDirection.PULL:
         await ledger.reserve_inflow(conn, account.id, amount_fen)
     else:
-        await ledger.post(conn, account.id, direction=EntryDirection.DEBIT, kind="withdrawal", amount_fen=amount_fen,
-                          reference=request_id, counterparty=account.bound_card_masked)
+        await ledger.post(conn, account.id, direction=EntryDirection.DEBIT, kind=EntryKind.WITHDRAWAL,
+                          amount_fen=amount_fen, reference=request_id, counterparty=account.bound_card_masked)
         await ledger.hold_return(conn, account.id, amount_fen)  # until final, its reversal keeps its room
     return await CardTransfer.create(
         request_id=request_id, idempotency_id=idempotency_id, account_id=account.id, user_id=user_id,
@@ -210,7 +223,7 @@ async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAn
             "SUCCEEDED", "DECLINED"):
         log.error("card network answer does not match the transfer", extra={"request_id": transfer.request_id})
         return transfer  # left pending for a person to look at; never booked on a doubtful answer
-    return await atomic(lambda conn: _apply(conn, transfer.id, answer))
+    return await atomic(lambda conn: _apply(conn, transfer.id, answer, actor="cardnet"))
 
 
 def _last_sent(transfer: CardTransfer):
@@ -240,10 +253,10 @@ async def _resend(ctx: ServiceContext, transfer: CardTransfer) -> CardTransfer:
     return await settle(ctx, transfer, answer)
 
 
-async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer, *,
-                 status: TransferStatus = TransferStatus.PENDING) -> CardTransfer:
+async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer, *, actor: str,
+                 status: TransferStatus = TransferStatus.PENDING, audit_data: dict | None = None) -> CardTransfer:
     """Book ``answer`` on the transfer if it is still in ``status`` (pending; held, for an operator's
-    rejection)."""
+    rejection), and move it (audited as ``actor``: the card network, or the operator who rejected it)."""
     transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
     if transfer.status != status:
         return transfer  # settled by someone else meanwhile
@@ -253,7 +266,7 @@ async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnsw
     succeeded = answer.status == "SUCCEEDED"
     if transfer.direction == TransferDirection.PULL:
         if succeeded:
-            await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT, kind="top_up",
+            await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT, kind=EntryKind.TOP_UP,
                               amount_fen=transfer.amount_fen, reference=transfer.request_id,
                               counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True)
         else:
@@ -261,17 +274,20 @@ async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnsw
     elif succeeded:  # final: the room kept for its reversal is given back
         await ledger.release_inflow(conn, transfer.account_id, transfer.amount_fen)
     else:
-        await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT, kind="withdrawal_reversal",
-                          amount_fen=transfer.amount_fen, reference=transfer.request_id,
+        await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT,
+                          kind=EntryKind.WITHDRAWAL_REVERSAL, amount_fen=transfer.amount_fen, reference=transfer.request_id,
                           counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True,
                           reversal=True)
-    transfer.status = TransferStatus.SUCCEEDED if succeeded else TransferStatus.DECLINED
-    transfer.decline_reason = None if succeeded else (answer.reason or "DECLINED")[:32]
-    transfer.finished_at = utcnow()
+    updates = {"decline_reason": None if succeeded else (answer.reason or "DECLINED")[:32]}
     if answer.reason == "NOT_SENT":
-        transfer.idempotency_id = None  # a retry under the key sends a new transfer
-    await transfer.save(using_db=conn, update_fields=["status", "decline_reason", "finished_at", "idempotency_id"])
-    return transfer
+        updates["idempotency_id"] = None  # a retry under the key sends a new transfer
+    return (await transition(conn, MACHINE, CardTransfer, transfer.id, T.SUCCEEDED if succeeded else T.DECLINED,
+                             actor=actor, reason=answer.reason or answer.status, updates=updates, locked=transfer,
+                             audit_data={**_audited(transfer), **(audit_data or {})})).obj
+
+
+def _audited(transfer: CardTransfer) -> dict:
+    return {"request_id": transfer.request_id, "amount_fen": transfer.amount_fen, "direction": str(transfer.direction)}
 
 
 class TransferNotFound(AppError):
@@ -289,8 +305,9 @@ async def held(limit: int = 100) -> list[CardTransfer]:
 
 async def review_held(ctx: ServiceContext, transfer_id: int, *, approve: bool, actor: str, note: str = "") -> CardTransfer:
     """An operator's verdict on a held transfer: approved, it is sent (and settled like any other);
-    rejected, its reservation is released (a top-up) or its debit reversed (a withdrawal). Audited; a
-    transfer no longer held is refused (``TransferNotHeld``), so two operators cannot both act."""
+    rejected, its reservation is released (a top-up) or its debit reversed (a withdrawal). The move is
+    audited as the operator's, with the note; a transfer no longer held is refused (``TransferNotHeld``),
+    so two operators cannot both act."""
 
     async def work(conn: BaseDBAsyncClient) -> CardTransfer:
         transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
@@ -298,17 +315,14 @@ async def review_held(ctx: ServiceContext, transfer_id: int, *, approve: bool, a
             raise TransferNotFound()
         if transfer.status != TransferStatus.HELD:
             raise TransferNotHeld()
-        await audit.append(conn, actor=actor, action="risk.review." + ("approved" if approve else "rejected"),
-                           entity_type="card_transfer", entity_id=transfer.id,
-                           data={"request_id": transfer.request_id, "amount_fen": transfer.amount_fen,
-                                 "direction": str(transfer.direction), "note": note[:200]})
+        verdict = {"review": "approved" if approve else "rejected", "note": note[:200]}
         if approve:
-            transfer.status, transfer.released_at = TransferStatus.PENDING, utcnow()
-            await transfer.save(using_db=conn, update_fields=["status", "released_at"])
-            return transfer
+            return (await transition(conn, MACHINE, CardTransfer, transfer.id, T.PENDING, actor=actor,
+                                     reason="risk review approved", locked=transfer,
+                                     audit_data={**_audited(transfer), **verdict})).obj
         rejected = TransferAnswer(transfer.request_id, "DECLINED", "RISK_REJECTED", transfer.amount_fen,
                                   _wire(transfer.direction))
-        return await _apply(conn, transfer.id, rejected, status=TransferStatus.HELD)
+        return await _apply(conn, transfer.id, rejected, actor=actor, status=TransferStatus.HELD, audit_data=verdict)
 
     transfer = await atomic(work)
     if not approve:
@@ -319,7 +333,7 @@ async def review_held(ctx: ServiceContext, transfer_id: int, *, approve: bool, a
     except TransferNotSent:
         not_sent = TransferAnswer(transfer.request_id, "DECLINED", "NOT_SENT", transfer.amount_fen,
                                   _wire(transfer.direction))
-        return await atomic(lambda conn: _apply(conn, transfer.id, not_sent))
+        return await atomic(lambda conn: _apply(conn, transfer.id, not_sent, actor="system"))
     return await settle(ctx, transfer, answer)
 
 

@@ -20,7 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
-from models.accounts import Account, AccountHolder, AccountStatus, EntryDirection, LedgerEntry
+from models.accounts import Account, AccountHolder, AccountStatus, EntryDirection, EntryKind, LedgerEntry
 from services.accounts.rules import CLASS_III_ID_COLLECTION_FEN, rules_for
 
 
@@ -71,7 +71,7 @@ async def post(
     account_id: int,
     *,
     direction: EntryDirection,
-    kind: str,
+    kind: EntryKind,
     amount_fen: int,
     reference: str,
     counterparty: str | None = None,
@@ -93,6 +93,7 @@ async def post(
     refund that would pass the cap is refused."""
     if amount_fen <= 0:
         raise ValueError("amount_fen must be positive")
+    kind = EntryKind(kind)  # an unknown kind is refused here, not found unreadable later (ValueError)
     account = await locked_account(conn, account_id)
     existing = await LedgerEntry.filter(account_id=account_id, kind=kind, reference=reference).using_db(conn).first()
     if existing is not None:

@@ -75,7 +75,7 @@ def public_entry(entry: LedgerEntry) -> dict:
     return {
         "id": entry.id,
         "direction": str(entry.direction),
-        "kind": entry.kind,
+        "kind": str(entry.kind),
         "amount_fen": entry.amount_fen,
         "balance_after_fen": entry.balance_after_fen,
         "counts_as_outflow": entry.counts_as_outflow,

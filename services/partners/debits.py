@@ -11,6 +11,12 @@ under the account lock, risk control decides (``services.risk.engine``): a debit
 recorded as ``refused`` with the decision and its reasons (``RISK_BLOCKED`` / ``RISK_REVIEW``), neither
 booked nor owed.
 
+A debit's status moves through the state machine (``MACHINE``), each move an audit event in the hash
+chain in the transaction that does it: booking refused (``succeeded`` to ``arrears``, in the debit's own
+transaction), and arrears paid by WeChat Pay (``arrears`` to ``settled``, ``services.payments.orders``).
+Its creation, booked or refused by risk control, is not a move. Each category is booked as its own
+ledger entry kind (``DEBIT_KINDS``), and a refund as the refund of that category (``REFUND_KINDS``).
+
 A refund credits the account (booked whatever the account's status: it returns money that was taken),
 idempotent on ``(partner, out_refund_no)``. Only a debit that was booked (``succeeded``) can be refunded:
 one refused by risk control or left in arrears moved nothing, and arrears settled by WeChat Pay are
@@ -32,7 +38,7 @@ from tortoise.expressions import F
 
 from core.clock import CHINA_TZ, china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
-from models.accounts import EntryDirection
+from models.accounts import EntryDirection, EntryKind
 from models.etc import BindingStatus, EtcBinding
 from models.partners import DebitStatus, PartnerDebit, PartnerRefund
 from services.accounts import ledger
@@ -43,10 +49,24 @@ from services.etc import bindings, vehicles
 from services.idempotency import fingerprint
 from services.partners.auth import Caller, require_scope
 from services.risk import engine as risk
+from services.state_machine import Machine, transition
 
 CATEGORY_SCOPES = {"toll": "etc:debit", "parking": "parking:debit", "fuel": "fuel:debit", "carwash": "carwash:debit"}
 DEBIT_SCOPES = tuple(CATEGORY_SCOPES.values())
 READ_SCOPES = (*DEBIT_SCOPES, "etc:read")
+DEBIT_KINDS = {"toll": EntryKind.TOLL, "parking": EntryKind.PARKING, "fuel": EntryKind.FUEL,
+               "carwash": EntryKind.CARWASH}
+REFUND_KINDS = {"toll": EntryKind.TOLL_REFUND, "parking": EntryKind.PARKING_REFUND, "fuel": EntryKind.FUEL_REFUND,
+                "carwash": EntryKind.CARWASH_REFUND}
+
+D = DebitStatus
+MACHINE = Machine(
+    entity="partner_debit",
+    allowed={
+        D.SUCCEEDED: frozenset({D.ARREARS}),  # the ledger refused the booking (balance or limit), same transaction
+        D.ARREARS: frozenset({D.SETTLED}),  # the customer paid the arrears through WeChat Pay
+    },
+)
 
 
 class OutTradeNoConflict(Conflict):
@@ -137,13 +157,15 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
         if refusal:  # recorded with its reasons; nothing booked, nothing owed
             return row
         try:
-            await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=f"etc_{row.category}",
+            await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=DEBIT_KINDS[row.category],
                               amount_fen=row.amount_fen, reference=f"PD{row.id}", counterparty=row.merchant,
                               counts_as_outflow=True)
         except (InsufficientFunds, LimitExceeded) as exc:
             # Nothing was written by the refusal: record it, and what is now owed on the binding.
-            row.status, row.refusal_code = DebitStatus.ARREARS, exc.code
-            await row.save(using_db=conn, update_fields=["status", "refusal_code"])
+            # The row was inserted by this transaction, which holds it: moved as it stands.
+            row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.ARREARS,
+                                    actor=f"partner:{caller.partner.app_id}", reason=exc.code,
+                                    updates={"refusal_code": exc.code}, locked=row, audit_data=audited(row))).obj
             await EtcBinding.filter(id=binding.id).using_db(conn).update(arrears_fen=F("arrears_fen") + row.amount_fen)
         return row
 
@@ -211,7 +233,7 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
             partner_id=caller.partner.id, debit_id=row.id, out_refund_no=fields["out_refund_no"], request_hash=digest,
             amount_fen=fields["amount_fen"], reason=fields.get("reason"), refunded_at=now,
             booked_day=china_day(now), using_db=conn)
-        await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind="etc_refund",
+        await ledger.post(conn, row.account_id, direction=EntryDirection.CREDIT, kind=REFUND_KINDS[row.category],
                           amount_fen=made.amount_fen, reference=f"PR{made.id}", counterparty=row.merchant,
                           settling=True, reversal=True)
         row.refunded_fen += made.amount_fen
@@ -226,6 +248,11 @@ async def refund(ctx: ServiceContext, caller: Caller, out_trade_no: str, fields:
             raise
         return found
     return RefundResult(made, row, await EtcBinding.get(id=row.binding_id), False)
+
+
+def audited(d: PartnerDebit) -> dict:
+    """What a debit's audit event names of it."""
+    return {"partner_id": d.partner_id, "out_trade_no": d.out_trade_no, "amount_fen": d.amount_fen}
 
 
 def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:

@@ -36,7 +36,7 @@ from services.context import ServiceContext
 from services.db import atomic, causal_read
 from services.etc import bindings
 from services.pagination import newest_first
-from services.partners import notify
+from services.partners import debits, notify
 from services.risk import engine as risk
 from services.state_machine import Machine, Move, transition, transition_many
 
@@ -318,17 +318,21 @@ async def _settle(conn: BaseDBAsyncClient, order: PaymentOrder) -> dict:
     binding = await EtcBinding.filter(id=order.reference_id).select_for_update().using_db(conn).first()
     left = order.amount_fen
     by_partner: dict[int, list[PartnerDebit]] = {}
+    settled: list[Move] = []
+    # The binding row is locked: no other payment settles these debits meanwhile (the rows are not locked again).
     for debit in await PartnerDebit.filter(binding_id=binding.id, status=DebitStatus.ARREARS).order_by("id").using_db(conn):
         if debit.amount_fen > left:
             break
         left -= debit.amount_fen
-        await PartnerDebit.filter(id=debit.id).using_db(conn).update(status=DebitStatus.SETTLED)
+        settled.append(Move(debit, DebitStatus.SETTLED,
+                            audit_data={**debits.audited(debit), "order": order.out_trade_no}))
         by_partner.setdefault(debit.partner_id, []).append(debit)
+    await transition_many(conn, debits.MACHINE, PartnerDebit, settled, actor="wechatpay", reason="arrears paid")
     paid_for = order.amount_fen - left
     await EtcBinding.filter(id=binding.id).using_db(conn).update(arrears_fen=max(0, binding.arrears_fen - paid_for))
-    for partner_id, debits in by_partner.items():
-        await notify.arrears_settled(conn, partner_id, binding.id, sum(d.amount_fen for d in debits),
-                                     [d.out_trade_no for d in debits])
+    for partner_id, theirs in by_partner.items():
+        await notify.arrears_settled(conn, partner_id, binding.id, sum(d.amount_fen for d in theirs),
+                                     [d.out_trade_no for d in theirs])
     return {"arrears_fen": paid_for, "out_trade_nos": [d.out_trade_no for ds in by_partner.values() for d in ds],
             "unallocated_fen": left}
 

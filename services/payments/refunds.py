@@ -5,7 +5,9 @@ refunded (done or in progress) plus this one stays within what was paid, adds it
 and records the refund ``processing`` under its own ``out_refund_no``. Then WeChat Pay is asked; an
 answer that refuses it closes the refund and gives the amount back, a lost answer leaves it processing
 (WeChat Pay is idempotent on ``out_refund_no``: asking again, or querying, settles it). The outcome
-arrives as a ``REFUND.*`` notification or from a query, and is applied once.
+arrives as a ``REFUND.*`` notification or from a query, and is applied once, through the state machine
+(``MACHINE``): an audit event in the hash chain, in the transaction that gives a closed refund's amount
+back. Recording a refund ``processing`` is its creation, not a move.
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ from services.context import ServiceContext
 from services.db import atomic
 from services.payments.orders import PayUnavailable, owned, wechat_time
 from services.risk import engine as risk
+from services.state_machine import Machine, transition
 
 log = logging.getLogger(__name__)
 
 R = RefundStatus
 FINAL_STATES = {"SUCCESS": R.SUCCESS, "ABNORMAL": R.ABNORMAL, "CLOSED": R.CLOSED}
+MACHINE = Machine(
+    entity="payment_refund",
+    allowed={R.PROCESSING: frozenset({R.SUCCESS, R.ABNORMAL, R.CLOSED})},  # what WeChat Pay ends it as
+    milestones={R.SUCCESS: "finished_at", R.ABNORMAL: "finished_at", R.CLOSED: "finished_at"},
+)
 
 
 class NotRefundable(Conflict):
@@ -106,9 +114,12 @@ async def apply_refund(ctx: ServiceContext, data: dict, *, source: str, conn: Ba
     if refund_row.status != R.PROCESSING or state not in FINAL_STATES:
         return f"refund {refund_row.status}"
     to = FINAL_STATES[state]
-    await PaymentRefund.filter(id=refund_row.id).using_db(conn).update(
-        status=to, refund_id=data.get("refund_id") or refund_row.refund_id,
-        finished_at=wechat_time(data.get("success_time")) if to == R.SUCCESS else utcnow())
+    updates = {"refund_id": data.get("refund_id") or refund_row.refund_id}
+    if to == R.SUCCESS:
+        updates["finished_at"] = wechat_time(data.get("success_time"))  # the day WeChat Pay's bill puts it in
+    await transition(conn, MACHINE, PaymentRefund, refund_row.id, to, actor="wechatpay", reason=source,
+                     updates=updates, locked=refund_row,
+                     audit_data={"out_refund_no": refund_row.out_refund_no, "amount_fen": refund_row.amount_fen})
     if to == R.CLOSED:
         order = await PaymentOrder.filter(id=refund_row.order_id).select_for_update().using_db(conn).first()
         await PaymentOrder.filter(id=order.id).using_db(conn).update(

@@ -13,11 +13,12 @@ import pytest
 
 from core.clock import utcnow
 from models.accounts import Account, CardTransfer, LedgerEntry
+from models.audit import AuditEvent
 from models.risk import RiskRuleSet
 from services.accounts import funding, rules
 from services.risk import rules as risk_rules
 from tests.account_helpers import card_balance, new_key, open_account, top_up, withdraw
-from tests.helpers import assert_error
+from tests.helpers import assert_error, audited_moves
 
 PULL_PATH, QUERY_PATH = "cardnet/v1/transfers", "cardnet/v1/transfers/{request_id}"
 
@@ -408,6 +409,50 @@ async def test_a_class_iii_withdrawal_rejected_by_an_operator_returns_within_the
     after = await Account.get(id=account["id"])
     assert (after.balance_fen, after.pending_in_fen) == (cap, 0)
     assert await card_balance(client, person.card_number) == 1_000_000 - cap  # nothing was sent
+
+
+async def test_every_move_of_a_transfer_is_an_audit_event_in_the_chain(client, sandbox):
+    """Issue 21: a top-up that succeeds and a withdrawal the network declines each move once, through the
+    state machine, as the card network's answer, in the verified hash chain."""
+    # Given an account with money in it from a top-up
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    up = await top_up(client, user, account["id"], 50_000)
+    assert up.status_code == 201, up.text
+    assert await audited_moves("card_transfer", up.json()["id"]) == [
+        ("card_transfer.succeeded", "cardnet", "pending", "succeeded")]
+    # When a withdrawal is declined by the network
+    await sandbox._post(f"bank-cards/{person.card_number}/block", {"blocked": True})
+    assert_error(await withdraw(client, user, account["id"], 30_000), 422, "CARD_DECLINED")
+    # Then its move is in the chain, with the network's reason
+    declined = await CardTransfer.get(account_id=account["id"], direction="push")
+    assert await audited_moves("card_transfer", declined.id) == [
+        ("card_transfer.declined", "cardnet", "pending", "declined")]
+    event = await AuditEvent.get(entity_type="card_transfer", entity_id=str(declined.id))
+    assert event.data["reason"] == declined.decline_reason and event.data["request_id"] == declined.request_id
+
+
+async def test_an_operators_verdicts_on_held_transfers_are_audited_as_theirs(client, sandbox, ctx):
+    """Issue 21: releasing or rejecting a held transfer is a move made by the operator, with the note."""
+    # Given two withdrawals held by risk control
+    user, person, account = await open_account(client, sandbox, card_balance_fen=1_000_000)
+    assert (await top_up(client, user, account["id"], 500_000)).status_code == 201
+    async with risk_held_withdrawals():
+        rejected = (await withdraw(client, user, account["id"], 120_000)).json()
+        approved = (await withdraw(client, user, account["id"], 130_000)).json()
+    assert (rejected["status"], approved["status"]) == ("held", "held")
+    # When an operator rejects one and approves the other
+    await funding.review_held(ctx, rejected["id"], approve=False, actor="operator:li", note="not the customer")
+    await funding.review_held(ctx, approved["id"], approve=True, actor="operator:li", note="called the customer")
+    # Then the rejection, the release and the network's answer are each in the chain, by who made them
+    assert await audited_moves("card_transfer", rejected["id"]) == [
+        ("card_transfer.declined", "operator:li", "held", "declined")]
+    assert await audited_moves("card_transfer", approved["id"]) == [
+        ("card_transfer.pending", "operator:li", "held", "pending"),
+        ("card_transfer.succeeded", "cardnet", "pending", "succeeded")]
+    verdict = await AuditEvent.get(entity_type="card_transfer", entity_id=str(rejected["id"]))
+    assert (verdict.data["review"], verdict.data["note"], verdict.data["reason"]) == (
+        "rejected", "not the customer", "RISK_REJECTED")
+    assert await balance(account["id"]) == 500_000 - 130_000
 
 
 async def test_settled_class_iii_top_ups_count_toward_id_collection_from_the_threshold_itself(client, sandbox):

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from core.clock import utcnow
-from models.accounts import Account, AccountHolder, EntryDirection, LedgerEntry
+from models.accounts import Account, AccountHolder, EntryDirection, EntryKind, LedgerEntry
 from models.users import User
 from services.accounts import ledger, rules
 from services.accounts.ledger import BalanceCapExceeded, InsufficientFunds, LimitExceeded
@@ -46,7 +46,7 @@ async def credit(account_id: int, amount_fen: int, reference: str, kind: str = "
 
 
 async def spend(account_id: int, amount_fen: int, reference: str, *, outflow: bool = True):
-    return await atomic(lambda conn: ledger.post(conn, account_id, direction=EntryDirection.DEBIT, kind="consumption",
+    return await atomic(lambda conn: ledger.post(conn, account_id, direction=EntryDirection.DEBIT, kind=EntryKind.TOLL,
                                                  amount_fen=amount_fen, reference=reference, counts_as_outflow=outflow))
 
 
@@ -74,7 +74,7 @@ async def test_fifty_concurrent_outflows_stop_exactly_at_the_daily_limit():
     after = await Account.get(id=account.id)
     assert after.balance_fen == start - fits * amount == await entries_sum(account.id)
     assert after.outflow_day_fen == fits * amount and after.outflow_year_fen == fits * amount
-    assert await LedgerEntry.filter(account_id=account.id, kind="consumption").count() == fits
+    assert await LedgerEntry.filter(account_id=account.id, kind=EntryKind.TOLL).count() == fits
 
 
 async def test_concurrent_outflows_of_mixed_amounts_never_pass_the_limit():
@@ -159,7 +159,7 @@ async def test_days_turn_at_midnight_china_time_not_utc(monkeypatch):
     clock["now"] = at("2026-11-30T08:00:01+08:00")
     with pytest.raises(LimitExceeded):
         await spend(account.id, 1, "after-utc-midnight")
-    entries = await LedgerEntry.filter(account_id=account.id, kind="consumption").order_by("id")
+    entries = await LedgerEntry.filter(account_id=account.id, kind=EntryKind.TOLL).order_by("id")
     assert [str(e.booked_day) for e in entries] == ["2026-11-29", "2026-11-30"]
     assert (await Account.get(id=account.id)).outflow_year_fen == 2 * II.daily_outflow_fen
 

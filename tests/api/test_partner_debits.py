@@ -45,7 +45,7 @@ async def test_a_toll_debit_is_booked_on_the_bound_account(client, sandbox, ctx)
     assert await balance(car.account["id"]) == 8_500
     account = (await client.get(f"/api/v1/accounts/{car.account['id']}", headers=car.user.headers)).json()
     assert account["limits"]["daily_outflow_used_fen"] == 1_500  # a toll is consumption: counted
-    entry = await LedgerEntry.filter(account_id=car.account["id"], kind="etc_toll").first()
+    entry = await LedgerEntry.filter(account_id=car.account["id"], kind="toll").first()
     assert entry.amount_fen == 1_500 and entry.counterparty == body["merchant"] and entry.counts_as_outflow
     # the user sees it on the binding
     seen = (await client.get(f"/api/v1/etc-bindings/{car.binding['id']}/debits", headers=car.user.headers)).json()
@@ -58,6 +58,60 @@ async def test_a_debit_by_plate_and_colour(client, sandbox, ctx):
     resp = await call(client, partner, "POST", DEBITS, debit_body(car, 800, category="parking", by="plate"))
     assert resp.status_code == 201, resp.text
     assert resp.json()["plate_number"] == car.vehicle["plate_number"] and await balance(car.account["id"]) == 4_200
+
+
+async def test_each_category_is_booked_as_its_own_kind_and_its_refund_as_that_categorys(client, sandbox, ctx):
+    """Parking, fuel and car washes are not ETC tolls: the ledger, and the user's transactions, say which."""
+    partner = await new_partner(ctx, scopes=["etc:debit", "parking:debit", "fuel:debit", "carwash:debit"])
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    for category in ("toll", "parking", "fuel", "carwash"):
+        body = debit_body(car, 100, category=category)
+        assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
+        refunded = await call(client, partner, "POST", f"{DEBITS}/{body['out_trade_no']}/refund",
+                              {"out_refund_no": "R" + body["out_trade_no"], "amount_fen": 40})
+        assert refunded.status_code == 201, refunded.text
+    shown = (await client.get(f"/api/v1/accounts/{car.account['id']}/transactions", headers=car.user.headers)).json()
+    assert [(e["kind"], e["direction"], e["amount_fen"]) for e in reversed(shown["entries"])
+            if e["kind"] != "top_up"] == [
+        ("toll", "debit", 100), ("toll_refund", "credit", 40), ("parking", "debit", 100),
+        ("parking_refund", "credit", 40), ("fuel", "debit", 100), ("fuel_refund", "credit", 40),
+        ("carwash", "debit", 100), ("carwash_refund", "credit", 40)]
+
+
+async def test_the_migration_carries_the_etc_kinds_to_the_categories(client, sandbox, ctx):
+    """Migration 19: entries booked as ``etc_<category>`` and ``etc_refund`` before it are rewritten to
+    the category and the refund of the debit's category; its own SQL, on this dialect, on rows the API made."""
+    import importlib.util
+    from pathlib import Path
+
+    from tortoise import Tortoise
+
+    from services.db import placeholder
+
+    partner = await new_partner(ctx, scopes=["parking:debit"])
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    body = debit_body(car, 300, category="parking")
+    debit = (await call(client, partner, "POST", DEBITS, body)).json()
+    assert (await call(client, partner, "POST", f"{DEBITS}/{body['out_trade_no']}/refund",
+                       {"out_refund_no": "R" + body["out_trade_no"], "amount_fen": 100})).status_code == 201
+    conn = Tortoise.get_connection("default")
+    mark = placeholder(conn)
+
+    async def kinds() -> list[str]:
+        rows = await conn.execute_query_dict(
+            f"SELECT kind FROM ledger_entries WHERE account_id = {mark} AND kind NOT IN ('top_up') ORDER BY id",
+            [car.account["id"]])
+        return [r["kind"] for r in rows]
+
+    [path] = Path("migrations/models").glob("19_*_entry_kinds.py")
+    spec = importlib.util.spec_from_file_location("migration_19", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert debit["status"] == "succeeded" and await kinds() == ["parking", "parking_refund"]
+    await conn.execute_script(await migration.downgrade(conn))  # as they were booked before it
+    assert await kinds() == ["etc_parking", "etc_refund"]
+    await conn.execute_script(await migration.upgrade(conn))
+    assert await kinds() == ["parking", "parking_refund"]
 
 
 async def test_a_retry_answers_the_first_answer_and_another_body_conflicts(client, sandbox, ctx):

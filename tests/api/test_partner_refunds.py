@@ -12,7 +12,7 @@ import pytest
 from models.accounts import Account, LedgerEntry
 from models.partners import PartnerDebit, PartnerRefund
 from models.risk import RiskRuleSet
-from models.accounts import EntryDirection
+from models.accounts import EntryDirection, EntryKind
 from services.accounts import ledger, rules
 from services.db import atomic
 from services.risk import rules as risk_rules
@@ -103,8 +103,8 @@ async def test_money_returned_to_a_full_class_iii_account_is_held_to_the_cap(cli
     assert (await top_up(client, user, account["id"], cap)).status_code == 201
 
     async def give_back(conn):
-        await ledger.post(conn, account["id"], direction=EntryDirection.CREDIT, kind="etc_refund", amount_fen=1,
-                          reference="PR-test-cap", settling=True, reversal=True)
+        await ledger.post(conn, account["id"], direction=EntryDirection.CREDIT, kind=EntryKind.TOLL_REFUND,
+                          amount_fen=1, reference="PR-test-cap", settling=True, reversal=True)
 
     with pytest.raises(ledger.BalanceCapExceeded):
         await atomic(give_back)

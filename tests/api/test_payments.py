@@ -21,7 +21,7 @@ from models.infra import OutboxMessage
 from models.partners import PartnerDebit
 from models.payments import PaymentOrder, PaymentRefund, PayNotification
 from services.payments import orders, refunds
-from tests.helpers import assert_error
+from tests.helpers import assert_error, audited_moves
 from tests.partner_helpers import call, debit_body
 from tests.payment_helpers import (
     car_with_arrears,
@@ -78,6 +78,39 @@ async def test_a_payment_settles_the_arrears_once_and_tells_the_partner(client, 
     # the arrears are paid: the binding can be unbound now
     assert (await client.delete(f"/api/v1/etc-bindings/{car.binding['id']}", headers=car.user.headers)).json()[
         "status"] == "unbound"
+
+
+async def test_arrears_left_by_a_debit_and_settled_by_payment_are_audited_at_each_move(client, sandbox, ctx):
+    """Issue 21: a debit the ledger refuses moves to arrears as the partner's request, and to settled as
+    WeChat Pay's payment (naming the order), each an event in the verified hash chain."""
+    # Given a debit the account could not pay
+    car, partner = await car_with_arrears(client, sandbox, ctx, 1_200)
+    owed = await PartnerDebit.get(binding_id=car.binding["id"])
+    assert await audited_moves("partner_debit", owed.id) == [
+        ("partner_debit.arrears", f"partner:{partner.app_id}", "succeeded", "arrears")]
+    # When the user pays the arrears
+    order = (await create_order(client, car.user, car.binding["id"])).json()
+    await pay(client, order)
+    assert (await wait_status(order["id"], "paid")).status == "paid"
+    # Then the debit's settling is in the chain beside the order's payment
+    assert await audited_moves("partner_debit", owed.id) == [
+        ("partner_debit.arrears", f"partner:{partner.app_id}", "succeeded", "arrears"),
+        ("partner_debit.settled", "wechatpay", "arrears", "settled")]
+    settled = await AuditEvent.get(entity_type="partner_debit", entity_id=str(owed.id), action="partner_debit.settled")
+    assert (settled.data["order"], settled.data["amount_fen"]) == (order["out_trade_no"], 1_200)
+    assert [a for a, *_ in await audited_moves("payment_order", order["id"])][-1] == "payment_order.paid"
+
+
+async def test_a_refunds_move_is_an_audit_event_in_the_chain(client, sandbox, ctx):
+    """Issue 21: WeChat Pay's answer moves a refund once, audited as WeChat Pay's, in the verified chain."""
+    car, order = await paid_device_fee(client, sandbox, ctx)
+    made = await refund(client, car.user, order["id"], amount_fen=3_000)
+    assert made.status_code == 201, made.text
+    assert (await wait_refund(made.json()["id"])).status == "success"
+    assert await audited_moves("payment_refund", made.json()["id"]) == [
+        ("payment_refund.success", "wechatpay", "processing", "success")]
+    event = await AuditEvent.get(entity_type="payment_refund", entity_id=str(made.json()["id"]))
+    assert (event.data["out_refund_no"], event.data["amount_fen"]) == (made.json()["out_refund_no"], 3_000)
 
 
 async def test_ten_parallel_deliveries_credit_once(client, sandbox, ctx):

@@ -59,7 +59,7 @@ async def test_a_debit_whose_commit_survived_a_503_is_answered_as_a_replay(clien
     assert again.status_code == 201, again.text
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["status"] == "succeeded" and again.json()["out_trade_no"] == body["out_trade_no"]
-    assert await LedgerEntry.filter(account_id=car.account["id"], kind="etc_toll").count() == 1
+    assert await LedgerEntry.filter(account_id=car.account["id"], kind="toll").count() == 1
     assert (await Account.get(id=car.account["id"])).balance_fen == 8_800
 
 
