@@ -169,3 +169,16 @@ async def audited_moves(entity_type: str, entity_id: int | str) -> list[tuple[st
     assert report.ok, report
     events = await AuditEvent.filter(entity_type=entity_type, entity_id=str(entity_id)).order_by("seq")
     return [(e.action, e.actor, e.data.get("from"), e.data.get("to")) for e in events]
+
+
+async def rules_in_force(rule_list: list, **fields) -> int:
+    """Put ``rule_list`` in force as the next risk rule-set version (through the audited load); returns it."""
+    import json
+
+    from models.risk import RiskRuleSet
+    from services.risk import rules
+
+    newest = await RiskRuleSet.all().order_by("-version").first()
+    version = (newest.version if newest else 0) + 1
+    await rules.load(rules.parse(json.dumps({**fields, "version": version, "rules": list(rule_list)})), actor="test")
+    return version

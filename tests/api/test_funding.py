@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from datetime import timedelta
 
 import pytest
@@ -14,11 +13,9 @@ import pytest
 from core.clock import utcnow
 from models.accounts import Account, CardTransfer, LedgerEntry
 from models.audit import AuditEvent
-from models.risk import RiskRuleSet
 from services.accounts import funding, rules
-from services.risk import rules as risk_rules
 from tests.account_helpers import card_balance, new_key, open_account, top_up, withdraw
-from tests.helpers import assert_error, audited_moves
+from tests.helpers import assert_error, audited_moves, rules_in_force
 
 PULL_PATH, QUERY_PATH = "cardnet/v1/transfers", "cardnet/v1/transfers/{request_id}"
 
@@ -352,17 +349,12 @@ async def test_transactions_page_newest_first_with_a_cursor(client, sandbox):
 @contextlib.asynccontextmanager
 async def risk_held_withdrawals():
     """Withdrawals above 1,000 yuan held for an operator while inside; an empty rule set in force after."""
-    async def load(rule_list: list) -> None:
-        newest = await RiskRuleSet.all().order_by("-version").first()
-        version = (newest.version if newest else 0) + 1
-        await risk_rules.load(risk_rules.parse(json.dumps({"version": version, "rules": rule_list})), actor="test")
-
-    await load([{"id": "big-withdrawal", "type": "amount", "status": "active", "action": "review",
+    await rules_in_force([{"id": "big-withdrawal", "type": "amount", "status": "active", "action": "review",
                  "applies_to": ["withdrawal"], "max_amount_fen": 100_000}])
     try:
         yield
     finally:
-        await load([])
+        await rules_in_force([])
 
 
 async def _age_transfers(account_id: int) -> None:

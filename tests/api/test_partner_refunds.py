@@ -5,19 +5,16 @@ after each test (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from models.accounts import Account, LedgerEntry
 from models.partners import PartnerDebit, PartnerRefund
-from models.risk import RiskRuleSet
 from models.accounts import EntryDirection, EntryKind
 from services.accounts import ledger, rules
 from services.db import atomic
-from services.risk import rules as risk_rules
 from tests.account_helpers import open_account, top_up
-from tests.helpers import assert_error
+from tests.helpers import assert_error, rules_in_force
 from tests.partner_helpers import bound_car, call, debit_body, new_partner
 from tests.payment_helpers import car_with_arrears, create_order, pay, wait_status
 
@@ -33,19 +30,13 @@ async def refund(client, partner, out_trade_no: str, amount_fen: int, number: st
                       {"out_refund_no": number, "amount_fen": amount_fen})
 
 
-async def _load(rule_list: list) -> None:
-    newest = await RiskRuleSet.all().order_by("-version").first()
-    version = (newest.version if newest else 0) + 1
-    await risk_rules.load(risk_rules.parse(json.dumps({"version": version, "rules": rule_list})), actor="test")
-
-
 @pytest.fixture
 async def tolls_held():
     """Tolls above 1,000 yuan held by risk control (RISK_REVIEW) while the test runs."""
-    await _load([{"id": "big-toll", "type": "amount", "status": "active", "action": "review",
+    await rules_in_force([{"id": "big-toll", "type": "amount", "status": "active", "action": "review",
                   "applies_to": ["partner_debit"], "categories": ["toll"], "max_amount_fen": 100_000}])
     yield
-    await _load([])
+    await rules_in_force([])
 
 
 async def assert_refund_moves_nothing(client, partner, car, out_trade_no: str, state: str) -> None:

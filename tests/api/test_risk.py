@@ -17,19 +17,12 @@ from models.etc import EtcBinding
 from models.partners import PartnerDebit
 from models.risk import RiskListEntry, RiskRuleSet
 from services.risk import lists, rules
-from tests.helpers import assert_error
+from tests.helpers import assert_error, rules_in_force
 from tests.partner_helpers import bound_car, call, debit_body, new_partner
 
 
-async def _next_version() -> int:
-    newest = await RiskRuleSet.all().order_by("-version").first()
-    return (newest.version if newest else 0) + 1
-
-
 async def put_in_force(*rule_list: dict) -> int:
-    version = await _next_version()
-    await rules.load(rules.parse(json.dumps({"version": version, "rules": list(rule_list)})), actor="test")
-    return version
+    return await rules_in_force(list(rule_list))
 
 
 @pytest.fixture

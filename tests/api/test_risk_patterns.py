@@ -14,11 +14,11 @@ import pytest
 from core.clock import utcnow
 from handlers.open.debits import RefundBody
 from models.accounts import Account, CardTransfer
-from models.risk import RiskEvent, RiskRuleSet
-from services.risk import engine, lists, rules
+from models.risk import RiskEvent
+from services.risk import engine, lists
 from tests.account_helpers import (card_balance, ledger_is_consistent, new_key, open_account, signed_application,
                                    submit, top_up, withdraw)
-from tests.helpers import assert_error
+from tests.helpers import assert_error, rules_in_force
 from tests.partner_helpers import (bound_car, call, debit_body, etc_card, new_partner, register_vehicle,
                                    start_binding)
 from tests.payment_helpers import run_cli
@@ -28,10 +28,7 @@ BEIJING, HEFEI = (39.9042, 116.4074), (31.8206, 117.2272)  # about 900 km apart
 
 
 async def load(source: dict) -> int:
-    newest = await RiskRuleSet.all().order_by("-version").first()
-    source = {**source, "version": (newest.version if newest else 0) + 1}
-    await rules.load(rules.parse(json.dumps(source)), actor="test")
-    return source["version"]
+    return await rules_in_force(source["rules"], **{k: v for k, v in source.items() if k not in ("rules", "version")})
 
 
 @pytest.fixture
