@@ -29,7 +29,8 @@ from functools import wraps
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
-from sanic import Request
+from sanic import HTTPResponse, Request
+from sanic.response import json as json_response
 
 from core.errors import AppError, ConflictRetry, DatabaseUnavailable, NotFound, RateLimited, ValidationFailed
 from core.validators import single_header
@@ -82,9 +83,19 @@ class Query(BaseModel):
 
 
 class Out(BaseModel):
-    """Base of response models (documentation and test-time checks only; handlers build dicts)."""
+    """Base of response models: the one serializer of each resource. The model that documents an answer
+    is the one that builds it: ``answer(AccountOut.model_validate(account))`` reads the fields off the
+    domain object (``from_attributes``), so a field the document names and the object lacks is an error
+    at once, not a silent gap. Derived fields are the model's own (a ``model_validator(mode="before")``
+    or a classmethod ``of(...)``), never a dict builder beside it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+def answer(out: Out, status: int = 200, headers: Mapping[str, str] | None = None) -> HTTPResponse:
+    """The HTTP answer of a response model. ``model_dump()`` in Python mode, then the app's orjson:
+    datetimes stay RFC 3339 with their offset, enums their values."""
+    return json_response(out.model_dump(), status=status, headers=headers)
 
 
 # -- errors the contract itself raises ---------------------------------------------------------------
@@ -346,7 +357,6 @@ _KEY_RE = re.compile(KEY_PATTERN.strip("^$"))
 
 
 async def _run_idempotent(request: Request, handler: Callable, key: str, params: dict, extra: dict) -> Any:
-    from sanic.response import json as json_response
 
     services = request.app.ctx.services
     body = extra.get("body")
