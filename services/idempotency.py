@@ -1,7 +1,9 @@
 """Idempotency keys for the mini-program's POSTs that create or move money.
 
-The first request under a key (per user and operation) inserts a record and takes a short lease on it;
-the unique ``(user_id, scope, key)`` lets one of two concurrent requests win. What a retry gets:
+The first request under a key (per user and operation) inserts a record and takes a short lease on it
+(``locked_until``; a lease with no holder column, ``services.leases``); the unique ``(user_id, scope,
+key)`` lets one of two concurrent requests win, and a retry takes a lapsed lease with the one conditional
+UPDATE, so of two concurrent retries one runs and the other is told the key is in use. What a retry gets:
 
 * the same key and the same request (method, path, canonical body), answered: the first answer, as it
   was (status and body), with ``Idempotent-Replayed: true``;
@@ -30,9 +32,11 @@ from tortoise.expressions import Q
 from core.clock import utcnow
 from core.errors import AppError, Conflict
 from models.infra import IdempotencyRecord
+from services.leases import Lease
 
 LEASE_S = 60  # default: longer than a request can run (handlers time their calls out well before)
 KEY_PATTERN = r"^[A-Za-z0-9_\-.:]{8,64}$"
+LEASE = Lease(IdempotencyRecord, until="locked_until", holder=None)  # a request holds it; no renewal
 
 
 class IdempotencyKeyRequired(AppError):
@@ -81,13 +85,13 @@ async def begin(user_id: int, scope: str, key: str, digest: str, *, ttl_s: int, 
     try:
         record = await IdempotencyRecord.create(
             user_id=user_id, scope=scope, key=key, request_hash=digest, expires_at=now + timedelta(seconds=ttl_s),
-            locked_until=now + timedelta(seconds=lease_s),
+            **LEASE.held(None, lease_s, now),
         )
         return Begun(record, False)
     except IntegrityError:
         pass
     record = await IdempotencyRecord.get(user_id=user_id, scope=scope, key=key)
-    if record.expires_at <= now and (record.locked_until is None or record.locked_until < now):
+    if record.expires_at <= now and LEASE.is_free(record, now):
         # Kept as long as promised and idle: the key is free again (the sweep would have removed it).
         if await IdempotencyRecord.filter(id=record.id, expires_at=record.expires_at).delete():
             return await begin(user_id, scope, key, digest, ttl_s=ttl_s, lease_s=lease_s)
@@ -95,10 +99,7 @@ async def begin(user_id: int, scope: str, key: str, digest: str, *, ttl_s: int, 
         raise IdempotencyKeyReused(field="Idempotency-Key")
     if record.status_code is not None:
         return Begun(record, True)
-    lapsed = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    taken = await IdempotencyRecord.filter(Q(id=record.id) & Q(status_code__isnull=True) & lapsed).update(
-        locked_until=now + timedelta(seconds=lease_s))
-    if not taken:
+    if not await LEASE.take(Q(id=record.id) & Q(status_code__isnull=True), lease_s=lease_s, now=now):
         raise IdempotencyKeyInUse()
     return Begun(await IdempotencyRecord.get(id=record.id), False)
 
@@ -110,14 +111,13 @@ def is_final(status: int) -> bool:
 async def finish(record: IdempotencyRecord, status: int, body: Any) -> None:
     """Keep a final answer for replay; otherwise free the record for the next retry to run again."""
     if is_final(status):
-        await IdempotencyRecord.filter(id=record.id).update(status_code=status, response=body, locked_until=None)
+        await LEASE.release(Q(id=record.id), status_code=status, response=body)
     else:
-        await IdempotencyRecord.filter(id=record.id).update(locked_until=None)
+        await LEASE.release(Q(id=record.id))
 
 
 async def sweep(now=None) -> int:
     """Delete the records past their time that no request is running under. (What an unanswered one
     started, a card transfer, is settled by the transfers' own reconciliation, not by its record.)"""
     now = now or utcnow()
-    idle = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-    return await IdempotencyRecord.filter(Q(expires_at__lt=now) & idle).delete()
+    return await IdempotencyRecord.filter(Q(expires_at__lt=now) & LEASE.free(now)).delete()

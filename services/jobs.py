@@ -1,7 +1,8 @@
 """Periodic background jobs, run by ``python -m app worker`` on any number of hosts.
 
-Each job has a lease row (``models.infra.JobLease``). A worker takes it with one conditional UPDATE
-(free, lapsed, or already its own), runs the job if it is due, records when and what, and lets go.
+Each job has a lease row (``models.infra.JobLease``), created on the job's first claim. A worker takes
+it with one conditional UPDATE (``services.leases``: free, lapsed, or already its own), runs the job if
+it is due, records when and what, and lets go.
 While the job runs, the worker renews the lease every third of its length, so the lease can be short
 (``WORKER_LEASE_S``, 30 s by default) however long the job takes. No lock is held across the work and
 nothing lives in process memory, so a worker that dies mid-job (killed, its host gone) only delays the
@@ -23,14 +24,14 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from core.clock import utcnow
 from core.loops import forever
 from models.infra import JobLease
+from services.leases import Lease
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ LEASE_S = 30.0
 # A job is overdue when its last success is older than this many of its periods plus the lease: room for
 # the worker's poll, a run that failed once, and a crashed holder's lease to lapse, without false alarms.
 OVERDUE_PERIODS = 3
+# Renewable: the holder takes its own lease again every third of its length while the job runs.
+LEASE = Lease(JobLease, until="claimed_until", holder="claimed_by", renewable=True)
 
 
 @dataclass(frozen=True)
@@ -53,21 +56,12 @@ def holder_id() -> str:
 
 
 async def claim(name: str, holder: str, lease_s: float) -> bool:
-    """Take the lease on ``name`` for ``lease_s`` seconds, or report that another holder has it."""
-    now = utcnow()
-    until = now + timedelta(seconds=lease_s)
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(claimed_by=holder)
-    if await JobLease.filter(Q(name=name) & free).update(claimed_by=holder, claimed_until=until):
-        return True
-    try:
-        await JobLease.create(name=name, claimed_by=holder, claimed_until=until)
-        return True
-    except IntegrityError:
-        return False  # it exists and someone else holds it
+    """Take (or renew) the lease on ``name`` for ``lease_s`` seconds, or report that another holder has it."""
+    return await LEASE.take(Q(name=name), holder=holder, lease_s=lease_s, create={"name": name})
 
 
 async def release(name: str, holder: str, **fields) -> None:
-    await JobLease.filter(name=name, claimed_by=holder).update(claimed_by=None, claimed_until=None, **fields)
+    await LEASE.release(Q(name=name), holder=holder, **fields)
 
 
 async def _keep(name: str, holder: str, lease_s: float) -> None:

@@ -1,11 +1,13 @@
 """The transactional outbox: side effects (subscribe messages now, partner webhooks next) written in the
 same transaction as the change they report, and delivered afterwards by a worker.
 
-Delivery (``deliver_due``) claims each due message by lease with one conditional UPDATE, as every job
-here does: ``claimed_until`` in the past (or never set) means free, so a worker that dies mid-delivery
-leaves the message to be claimed again once its lease lapses. Each attempt is recorded; a failed one
-is retried after a growing delay, up to ``outbox_max_attempts``; an answer that says retrying is
-pointless (the user refused subscribe messages: WeChat 43101) gives up at once.
+Delivery (``deliver_due``) claims each due message by lease (``services.leases``: one conditional
+UPDATE, as every job here does): ``claimed_until`` in the past (or never set) means free, so a worker
+that dies mid-delivery leaves the message to be claimed again once its lease lapses; a message held is
+refused to everyone, its holder too (no renewal: a delivery is one attempt, shorter than its lease).
+Each attempt is recorded; a failed one is retried after a growing delay, up to ``outbox_max_attempts``;
+an answer that says retrying is pointless (the user refused subscribe messages: WeChat 43101) gives up
+at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tortoise.expressions import Q
 
 from core.clock import utcnow
 from models.infra import OutboxAttempt, OutboxMessage, OutboxStatus
+from services.leases import Lease
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ class Permanent(Exception):
 
 
 Handler = Callable[[dict], Awaitable[None]]
+
+LEASE = Lease(OutboxMessage, until="claimed_until", holder="claimed_by", renewable=False)
 
 
 async def enqueue(conn: BaseDBAsyncClient, kind: str, payload: dict) -> OutboxMessage:
@@ -41,11 +46,8 @@ def backoff_s(attempts: int) -> float:
 
 
 async def claim(message_id: int, holder: str, lease_s: float) -> bool:
-    now = utcnow()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    return bool(await OutboxMessage.filter(Q(id=message_id) & Q(status=OutboxStatus.PENDING) & free).update(
-        claimed_by=holder, claimed_until=now + timedelta(seconds=lease_s)
-    ))
+    """Take a pending message for ``lease_s`` seconds, or report that another worker has it."""
+    return await LEASE.take(Q(id=message_id) & Q(status=OutboxStatus.PENDING), holder=holder, lease_s=lease_s)
 
 
 async def deliver_due(handlers: dict[str, Handler], *, holder: str, max_attempts: int, batch: int = 50,
@@ -53,8 +55,7 @@ async def deliver_due(handlers: dict[str, Handler], *, holder: str, max_attempts
     """Deliver what is due now; returns how many messages were attempted."""
     now = utcnow()
     due = await OutboxMessage.filter(
-        Q(status=OutboxStatus.PENDING) & Q(next_attempt_at__lte=now)
-        & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        Q(status=OutboxStatus.PENDING) & Q(next_attempt_at__lte=now) & LEASE.free(now)
     ).order_by("id").limit(batch).values_list("id", flat=True)
     done = 0
     for message_id in due:
@@ -81,10 +82,8 @@ async def _attempt(message: OutboxMessage, handlers: dict[str, Handler], *, max_
             await _finish(message, attempts, OutboxStatus.GAVE_UP, ok=False, detail=f"gave up: {detail}"[:255])
         else:
             await OutboxAttempt.create(message_id=message.id, ok=False, detail=detail)
-            await OutboxMessage.filter(id=message.id).update(
-                attempts=attempts, last_error=detail, claimed_by=None, claimed_until=None,
-                next_attempt_at=utcnow() + timedelta(seconds=backoff_s(attempts)),
-            )
+            await LEASE.release(Q(id=message.id), attempts=attempts, last_error=detail,
+                                next_attempt_at=utcnow() + timedelta(seconds=backoff_s(attempts)))
         log.warning("outbox delivery failed", extra={"message_id": message.id, "kind": message.kind,
                                                       "attempt": attempts, "reason": type(exc).__name__})
     else:
@@ -93,7 +92,5 @@ async def _attempt(message: OutboxMessage, handlers: dict[str, Handler], *, max_
 
 async def _finish(message: OutboxMessage, attempts: int, status: OutboxStatus, *, ok: bool, detail: str) -> None:
     await OutboxAttempt.create(message_id=message.id, ok=ok, detail=detail)
-    await OutboxMessage.filter(id=message.id).update(
-        status=status, attempts=attempts, finished_at=utcnow(), claimed_by=None, claimed_until=None,
-        last_error=None if ok else detail,
-    )
+    await LEASE.release(Q(id=message.id), status=status, attempts=attempts, finished_at=utcnow(),
+                        last_error=None if ok else detail)

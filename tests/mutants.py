@@ -43,6 +43,7 @@ PAUTH = "tests/api/test_partner_auth.py"
 PDEBIT = "tests/api/test_partner_debits.py"
 BIND = "tests/api/test_etc_bindings.py"
 JOBS = "tests/api/test_jobs_outlive_errors.py"
+LEASES = "tests/api/test_leases.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -908,6 +909,43 @@ MUTANTS = (
         "            if False:\n"
         "              row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.ARREARS,\n",
         ("tests/api/test_payments.py::test_arrears_left_by_a_debit_and_settled_by_payment_are_audited_at_each_move",),
+    ),
+    # -- leases --
+    Mutant(
+        "a lapsed lease is never free again (a dead worker's job, message or key stays stuck)",
+        "services/leases.py",
+        '        free = Q(**{f"{self.until}__isnull": True}) | Q(**{f"{self.until}__lt": now})\n',
+        '        free = Q(**{f"{self.until}__isnull": True})\n',
+        (f"{LEASES}::test_an_expired_lease_is_taken_by_another",),
+    ),
+    Mutant(
+        "anyone may take a renewable lease another holds (a job run by two workers at once)",
+        "services/leases.py",
+        "            free |= Q(**{self.holder: holder})\n",
+        '            free |= Q(**{f"{self.holder}__isnull": False})\n',
+        (f"{LEASES}::test_a_renewable_lease_is_renewed_by_its_holder_and_by_no_one_else",),
+    ),
+    Mutant(
+        "a lease that is not renewable is taken again by its holder (an outbox message claimed twice)",
+        "services/leases.py",
+        "        if self.renewable and holder is not None and self.holder is not None:\n",
+        "        if holder is not None and self.holder is not None:\n",
+        (f"{LEASES}::test_a_lease_that_is_not_renewable_is_refused_to_its_own_holder_too",),
+    ),
+    Mutant(
+        "a worker that no longer holds a lease lets go of its new holder's",
+        "services/leases.py",
+        "        where = key if holder is None else key & Q(**{self.holder: holder})\n",
+        "        where = key\n",
+        (f"{LEASES}::test_only_the_holder_lets_go_when_a_holder_is_named",),
+    ),
+    Mutant(
+        "a lease is taken by a read and then a write (two claimers both win)",
+        "services/leases.py",
+        "        if await self.model.filter(key & self.free(now, holder)).update(**values):\n",
+        "        if await self.model.filter(key & self.free(now, holder)).exists():\n"
+        "            await self.model.filter(key).update(**values)\n",
+        (f"{LEASES}::test_many_concurrent_claimers_have_one_winner",),
     ),
 )
 
