@@ -39,6 +39,10 @@ one path segment) → HTTP 200 the stored answer, or
 HTTP 404 ``{"code":"NOT_FOUND","message"}`` when that request_id never reached the network: how the
 backend resolves a timeout (ask, never pull again under a new request_id).
 
+Both request bodies are pydantic models (:class:`ElementsRequest`, :class:`TransferRequest`) read by
+the control API's :func:`sandbox.control_kit.validate` (strict types; fields not declared ignored),
+its refusal turned into this API's own 400 by :func:`parse_body`.
+
 Errors of this API are all ``{"code","message","field"?}`` with codes ``UNAUTHORIZED`` (401),
 ``INVALID_REQUEST`` (400), ``REQUEST_ID_REUSED`` (409), ``NOT_FOUND`` (404) and ``INTERNAL`` (500).
 
@@ -60,15 +64,16 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json as json_response
 
 from sandbox.config import SandboxConfig
-from sandbox.control_kit import PHONE_RE, Body, ControlRoutes, LenientBody, answer, bad, not_found, parse
+from sandbox.control_kit import (
+    PHONE_RE, B, Body, ControlError, ControlRoutes, LenientBody, answer, bad, not_found, parse, validate,
+)
 from sandbox.ocr import ID_RE
 from sandbox.state import State
 from sandbox.wxcommon import dumps, serve_with_fault
@@ -79,9 +84,7 @@ PATH = "cardnet/v1/verify-elements"
 TRANSFER_PATH = "cardnet/v1/transfers"
 TRANSFER_QUERY_PATH = "cardnet/v1/transfers/{request_id}"  # fault/call-log key of the GET query
 BANK_NAME = "沙箱银行"
-FIELDS = ("request_id", "name", "id_number", "card_number", "phone")
 CARD_RE = re.compile(r"^\d{12,19}$")
-DIRECTIONS = ("debit", "credit")
 MAX_AMOUNT_FEN = 10**12
 MAX_MEMO = 64
 
@@ -134,24 +137,24 @@ def _authorised(config: SandboxConfig, header: str | None) -> bool:
     return found
 
 
-def decide(card: Any, request: dict[str, str]) -> dict[str, Any]:
+def decide(card: Any, request: ElementsRequest) -> dict[str, Any]:
     if card is None:
         return {
-            "request_id": request["request_id"],
+            "request_id": request.request_id,
             "result": "CARD_NOT_FOUND",
             "mismatched_fields": [],
             "card_class": None,
             "bank_name": BANK_NAME,
         }
     mismatched = []
-    if card["name"].strip() != request["name"].strip():
+    if card["name"].strip() != request.name.strip():
         mismatched.append("name")
-    if card["id_number"].upper() != request["id_number"].strip().upper():
+    if card["id_number"].upper() != request.id_number.strip().upper():
         mismatched.append("id_number")
-    if card["phone"] != request["phone"].strip():
+    if card["phone"] != request.phone.strip():
         mismatched.append("phone")
     return {
-        "request_id": request["request_id"],
+        "request_id": request.request_id,
         "result": "MISMATCH" if mismatched else "MATCH",
         "mismatched_fields": mismatched,
         "card_class": card["card_class"],
@@ -159,13 +162,61 @@ def decide(card: Any, request: dict[str, str]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class TransferRequest:
-    request_id: str
-    card_number: str
-    direction: str
-    amount_fen: int
-    memo: str | None
+def _not_blank(value: str, field: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{field} is required and must be a string")
+    return value
+
+
+def _some_text(value: str, info: ValidationInfo) -> str:
+    return _not_blank(value, str(info.field_name))
+
+
+def _request_id(value: str) -> str:
+    if len(_not_blank(value, "request_id")) > 64:
+        raise ValueError("request_id is at most 64 characters")
+    return value
+
+
+def _card_number(value: str) -> str:
+    """The number, trimmed, if it can be a card's."""
+    if not card_number_ok(_not_blank(value, "card_number").strip()):
+        raise ValueError("card_number must be 12-19 digits passing the Luhn check")
+    return value.strip()
+
+
+def _required_field(field: str) -> Any:
+    return Field(description=f"{field} is required and must be a string")
+
+
+class ElementsRequest(LenientBody):
+    """An element check as the backend sends it (``POST v1/verify-elements``); fields it does not
+    declare are ignored. ``name``, ``id_number`` and ``phone`` are kept as sent (:func:`decide`
+    compares them trimmed)."""
+
+    request_id: str = _required_field("request_id")
+    name: str = _required_field("name")
+    id_number: str = _required_field("id_number")
+    card_number: str = _required_field("card_number")
+    phone: str = _required_field("phone")
+
+    a_request_id = field_validator("request_id")(_request_id)
+    some_text = field_validator("name", "id_number", "phone")(_some_text)
+    a_card_number = field_validator("card_number")(_card_number)
+
+
+class TransferRequest(LenientBody):
+    """A transfer as the backend sends it (``POST v1/transfers``); fields it does not declare are
+    ignored, as verify-elements ignores them."""
+
+    request_id: str = _required_field("request_id")
+    card_number: str = _required_field("card_number")
+    direction: Literal["debit", "credit"] = Field(description="direction must be 'debit' or 'credit'")
+    amount_fen: int = Field(ge=1, le=MAX_AMOUNT_FEN, description=f"amount_fen must be an integer in [1, {MAX_AMOUNT_FEN}]")
+    memo: str | None = Field(None, max_length=MAX_MEMO, description=f"memo must be a string of at most {MAX_MEMO} characters")
+
+    a_request_id = field_validator("request_id")(_request_id)
+    a_card_number = field_validator("card_number")(_card_number)
 
 
 def _invalid(field: str | None, message: str) -> CardnetError:
@@ -182,30 +233,14 @@ def json_object(request: Request) -> dict[str, Any]:
     return data
 
 
-def parse_transfer(data: dict[str, Any]) -> TransferRequest:
-    """The transfer request in ``data``, or :class:`CardnetError` 400 naming the first bad field.
-    Unknown fields are ignored, as verify-elements ignores them."""
-    for field in ("request_id", "card_number"):
-        value = data.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise _invalid(field, f"{field} is required and must be a string")
-    request_id = data["request_id"]
-    if len(request_id) > 64:
-        raise _invalid("request_id", "request_id is at most 64 characters")
-    card_number = data["card_number"].strip()
-    if not card_number_ok(card_number):
-        raise _invalid("card_number", "card_number must be 12-19 digits passing the Luhn check")
-    direction = data.get("direction")
-    if direction not in DIRECTIONS:
-        raise _invalid("direction", "direction must be 'debit' or 'credit'")
-    amount = data.get("amount_fen")
-    # bool is an int in Python; true is not an amount
-    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_AMOUNT_FEN:
-        raise _invalid("amount_fen", f"amount_fen must be an integer in [1, {MAX_AMOUNT_FEN}]")
-    memo = data.get("memo")
-    if memo is not None and (not isinstance(memo, str) or len(memo) > MAX_MEMO):
-        raise _invalid("memo", f"memo must be a string of at most {MAX_MEMO} characters")
-    return TransferRequest(request_id, card_number, direction, amount, memo)
+def parse_body(model: type[B], request: Request) -> B:
+    """The request's JSON body as a ``model``, or :class:`CardnetError` 400 naming the first bad
+    field: the card network's own error, in the same shape as the control API's. An empty body is
+    not an object here (the control API reads it as ``{}``)."""
+    try:
+        return validate(model, json_object(request))
+    except ControlError as exc:
+        raise _invalid(exc.field, exc.message) from None
 
 
 def decline_reason(card: Any, transfer: TransferRequest) -> str | None:
@@ -268,52 +303,22 @@ async def execute_transfer(state: State, transfer: TransferRequest) -> dict[str,
 def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
     bp = Blueprint("sandbox_cardnet", url_prefix="/cardnet")
 
-    async def verify(request: Request) -> HTTPResponse:
-        async def work() -> HTTPResponse:
-            try:
-                return await _verify(request)
-            except Exception:  # noqa: BLE001
-                log.exception("sandbox cardnet failed")
-                return _error(500, "INTERNAL", "sandbox card network failed")
-
-        return await serve_with_fault(state, request, PATH, work, errcodes=False)
-
     async def _verify(request: Request) -> HTTPResponse:
-        if not _authorised(config, request.headers.get("authorization")):
-            return _error(401, "UNAUTHORIZED", "missing or unknown bearer key")
-        try:
-            data = json.loads(request.body or b"")
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "INVALID_REQUEST", "body must be a JSON object")
-        if not isinstance(data, dict):
-            return _error(400, "INVALID_REQUEST", "body must be a JSON object")
-        for field in FIELDS:
-            value = data.get(field)
-            if not isinstance(value, str) or not value.strip():
-                return _error(400, "INVALID_REQUEST", f"{field} is required and must be a string", field)
-        request_id = data["request_id"]
-        if len(request_id) > 64:
-            return _error(400, "INVALID_REQUEST", "request_id is at most 64 characters", "request_id")
-        if not card_number_ok(data["card_number"].strip()):
-            return _error(
-                400, "INVALID_REQUEST", "card_number must be 12-19 digits passing the Luhn check", "card_number"
-            )
+        elements = parse_body(ElementsRequest, request)
         previous = await state.fetchone(
-            "SELECT response_json FROM cardnet_requests WHERE request_id = ?", (request_id,)
+            "SELECT response_json FROM cardnet_requests WHERE request_id = ?", (elements.request_id,)
         )
         if previous is not None:
             return json_response(json.loads(previous["response_json"]), dumps=dumps)
-        card = await state.fetchone(
-            "SELECT * FROM bank_cards WHERE card_number = ?", (data["card_number"].strip(),)
-        )
-        answer = decide(card, data)
+        card = await state.fetchone("SELECT * FROM bank_cards WHERE card_number = ?", (elements.card_number,))
+        answer = decide(card, elements)
         # First writer wins; a concurrent duplicate then reads the stored answer.
         await state.execute(
             "INSERT OR IGNORE INTO cardnet_requests (request_id, response_json, at) VALUES (?, ?, ?)",
-            (request_id, dumps(answer), time.time()),
+            (elements.request_id, dumps(answer), time.time()),
         )
         stored = await state.fetchone(
-            "SELECT response_json FROM cardnet_requests WHERE request_id = ?", (request_id,)
+            "SELECT response_json FROM cardnet_requests WHERE request_id = ?", (elements.request_id,)
         )
         return json_response(json.loads(stored["response_json"]), dumps=dumps)
 
@@ -330,7 +335,7 @@ def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
             return _error(500, "INTERNAL", "sandbox card network failed")
 
     async def _transfer(request: Request) -> HTTPResponse:
-        transfer = parse_transfer(json_object(request))
+        transfer = parse_body(TransferRequest, request)
         answer = await execute_transfer(state, transfer)
         if answer is None:
             raise CardnetError(
@@ -346,6 +351,9 @@ def create_cardnet_blueprint(config: SandboxConfig, state: State) -> Blueprint:
         if row is None:
             raise CardnetError(404, "NOT_FOUND", "no transfer with this request_id was received")
         return json_response(json.loads(row["response_json"]), dumps=dumps)
+
+    async def verify(request: Request) -> HTTPResponse:
+        return await serve_with_fault(state, request, PATH, lambda: guarded(request, _verify), errcodes=False)
 
     async def transfer(request: Request) -> HTTPResponse:
         return await serve_with_fault(

@@ -3,8 +3,8 @@
 WeChat doc: https://developers.weixin.qq.com/doc/service/api/openpoc/ocr/api_idcardocr
 (also https://developers.weixin.qq.com/miniprogram/dev/OpenApiDoc/img-ocr/ocr/idCardOCR.html).
 
-The sandbox does no real OCR. ``POST /sandbox/control/id-card-images`` draws a card-like PNG
-(or JPEG) with Pillow and embeds the card data in it: PNG ``tEXt`` chunk (JPEG: ``COM`` segment
+The sandbox does no real OCR. ``POST /sandbox/control/id-card-images`` (body:
+:class:`IdCardImageBody`) draws a card-like PNG (or JPEG) with Pillow and embeds the card data in it: PNG ``tEXt`` chunk (JPEG: ``COM`` segment
 prefixed ``sandbox-idcard:``) with key ``sandbox-idcard`` holding ASCII JSON. The JSON carries
 a SHA-256 of the decoded RGB pixels and an HMAC-SHA256 over all fields, keyed by a random key
 kept in the state DB, so an image whose data or pixels were edited is rejected.
@@ -36,14 +36,15 @@ import json
 import os
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
+from pydantic import Field, ValidationInfo, field_validator
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
-from sandbox.control_kit import ControlRoutes, bad, json_object
+from sandbox.control_kit import Body, ControlRoutes, parse
 from sandbox.state import State
 from sandbox.wxcommon import WxError, add_wechat_api, ok
 
@@ -56,6 +57,7 @@ SIZE = (640, 400)
 ID_RE = re.compile(r"^\d{17}[\dXx]$")
 DATE_RE = re.compile(r"^\d{8}$")
 LONG_TERM = "长期"
+DEFAULT_ADDRESS = "北京市东城区沙箱路1号"
 
 FONT_CANDIDATES = (
     os.environ.get("SANDBOX_CJK_FONT", ""),
@@ -66,13 +68,6 @@ FONT_CANDIDATES = (
     "/System/Library/Fonts/PingFang.ttc",
     "C:/Windows/Fonts/msyh.ttc",
 )
-
-
-class CardDataError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 # -- card data -------------------------------------------------------------------------------
@@ -93,64 +88,72 @@ def gender_of(id_number: str) -> str:
     return "男" if int(id_number[16]) % 2 == 1 else "女"
 
 
-def validate_card_request(data: dict[str, Any], today: dt.date | None = None) -> dict[str, Any]:
-    """Check the control request and return the card payload to embed (raises CardDataError)."""
-    today = today or dt.date.today()
-    side = data.get("side")
-    if side not in ("front", "back"):
-        raise CardDataError("side", "side must be 'front' or 'back'")
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 32:
-        raise CardDataError("name", "name must be a non-empty string of at most 32 characters")
-    id_number = data.get("id_number")
-    if not isinstance(id_number, str) or not ID_RE.fullmatch(id_number):
-        raise CardDataError("id_number", "id_number must be 17 digits followed by a digit or X")
-    id_number = id_number.upper()
-    valid_until = data.get("valid_until")
-    if valid_until != LONG_TERM:
-        if not isinstance(valid_until, str) or not DATE_RE.fullmatch(valid_until):
-            raise CardDataError("valid_until", "valid_until must be YYYYMMDD or 长期")
-        try:
-            until = parse_date(valid_until)
-        except ValueError:
-            raise CardDataError("valid_until", "valid_until is not a real date") from None
-    valid_from = data.get("valid_from")
-    if valid_from is None:
-        base = today if valid_until == LONG_TERM else until
-        valid_from = years_before(base, 20).strftime("%Y%m%d")
-    else:
-        if not isinstance(valid_from, str) or not DATE_RE.fullmatch(valid_from):
-            raise CardDataError("valid_from", "valid_from must be YYYYMMDD")
-        try:
-            parse_date(valid_from)
-        except ValueError:
-            raise CardDataError("valid_from", "valid_from is not a real date") from None
-    address = data.get("address")
-    if address is None:
-        address = "北京市东城区沙箱路1号"
-    if not isinstance(address, str) or not address.strip() or len(address) > 80:
-        raise CardDataError("address", "address must be a non-empty string of at most 80 characters")
-    nationality = data.get("nationality", "汉")
-    if not isinstance(nationality, str) or not nationality.strip() or len(nationality) > 8:
-        raise CardDataError("nationality", "nationality must be a short non-empty string")
-    authority = data.get("authority", "沙箱市公安局")
-    if not isinstance(authority, str) or not authority.strip() or len(authority) > 32:
-        raise CardDataError("authority", "authority must be a short non-empty string")
-    fmt = data.get("format", "png")
-    if fmt not in ("png", "jpeg"):
-        raise CardDataError("format", "format must be 'png' or 'jpeg'")
-    return {
-        "v": 1,
-        "side": side,
-        "name": name.strip(),
-        "id_number": id_number,
-        "address": address.strip(),
-        "nationality": nationality.strip(),
-        "authority": authority.strip(),
-        "valid_from": valid_from,
-        "valid_until": valid_until,
-        "format": fmt,
-    }
+def _a_date(value: str, field: str, shape: str) -> str:
+    if not DATE_RE.fullmatch(value):
+        raise ValueError(shape)
+    try:
+        parse_date(value)
+    except ValueError:
+        raise ValueError(f"{field} is not a real date") from None
+    return value
+
+
+class IdCardImageBody(Body):
+    """``POST id-card-images``: the card to draw (see :meth:`card`)."""
+
+    side: Literal["front", "back"] = Field(description="side must be 'front' or 'back'")
+    name: str = Field(max_length=32, description="name must be a non-empty string of at most 32 characters")
+    id_number: str = Field(pattern=ID_RE.pattern, description="id_number must be 17 digits followed by a digit or X")
+    valid_until: str = Field(description="valid_until must be YYYYMMDD or 长期")
+    valid_from: str | None = Field(None, description="valid_from must be YYYYMMDD")
+    address: str | None = Field(None, max_length=80,
+                                description="address must be a non-empty string of at most 80 characters")
+    nationality: str = Field("汉", max_length=8, description="nationality must be a short non-empty string")
+    authority: str = Field("沙箱市公安局", max_length=32, description="authority must be a short non-empty string")
+    format: Literal["png", "jpeg"] = Field("png", description="format must be 'png' or 'jpeg'")
+
+    @field_validator("name", "address", "nationality", "authority")
+    @classmethod
+    def some_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Not blank; kept trimmed."""
+        if value is not None and not value.strip():
+            raise ValueError(cls.model_fields[info.field_name].description)
+        return None if value is None else value.strip()
+
+    @field_validator("id_number")
+    @classmethod
+    def upper_x(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("valid_until")
+    @classmethod
+    def until(cls, value: str) -> str:
+        return value if value == LONG_TERM else _a_date(value, "valid_until", "valid_until must be YYYYMMDD or 长期")
+
+    @field_validator("valid_from")
+    @classmethod
+    def since(cls, value: str | None) -> str | None:
+        return None if value is None else _a_date(value, "valid_from", "valid_from must be YYYYMMDD")
+
+    def card(self, today: dt.date | None = None) -> dict[str, Any]:
+        """The card payload to embed: ``valid_from`` by default 20 years before ``valid_until``
+        (before ``today`` for a 长期 card)."""
+        valid_from = self.valid_from
+        if valid_from is None:
+            base = (today or dt.date.today()) if self.valid_until == LONG_TERM else parse_date(self.valid_until)
+            valid_from = years_before(base, 20).strftime("%Y%m%d")
+        return {
+            "v": 1,
+            "side": self.side,
+            "name": self.name,
+            "id_number": self.id_number,
+            "address": DEFAULT_ADDRESS if self.address is None else self.address,
+            "nationality": self.nationality,
+            "authority": self.authority,
+            "valid_from": valid_from,
+            "valid_until": self.valid_until,
+            "format": self.format,
+        }
 
 
 def _canonical(obj: dict[str, Any]) -> bytes:
@@ -325,10 +328,7 @@ def register(bp: Blueprint, state: State) -> None:
 def add_control_routes(routes: ControlRoutes, state: State) -> None:
     @routes.route("/id-card-images", ["POST"])
     async def id_card_images(request: Request) -> HTTPResponse:
-        try:
-            card = validate_card_request(json_object(request))
-        except CardDataError as exc:
-            raise bad(exc.field, exc.message) from None
+        card = parse(IdCardImageBody, request).card()
         key = await state.get_image_key()
         image, content_type = await asyncio.to_thread(mint_image, key, card)
         return raw(image, content_type=content_type)

@@ -5,6 +5,8 @@ developers.weixin.qq.com/miniprogram/dev/framework/server-ability/message-push.h
 .../doc/oplatform/developers/dev/push/encryption.md). The crypto is implemented here from the
 documents (``cryptography``), not with wechatpy (the tests cross-check against wechatpy).
 
+The control bodies are :class:`PushVerifyBody` and :class:`PushBody` (strict: unknown fields refused).
+
 - **URL verification** (``POST /sandbox/control/push/verify {url, token}``): ``GET url?signature=
   &timestamp=&nonce=&echostr=`` with ``signature = sha1("".join(sorted([token, timestamp, nonce])))``;
   the backend must answer HTTP 200 with ``echostr`` verbatim (compared exactly).
@@ -33,16 +35,17 @@ import re
 import secrets
 import struct
 import time
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from sanic import Request
 from sanic.response import HTTPResponse
 
 from sandbox.config import SandboxConfig
-from sandbox.control_kit import ControlRoutes, answer, bad, json_object
+from sandbox.control_kit import Body, ControlRoutes, answer, bad, parse
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 AES_KEY_RE = re.compile(r"^[A-Za-z0-9+/]{43}$")
@@ -51,14 +54,7 @@ BLOCK = 32  # WeChat pads to 32 bytes (PKCS#7 with k = 32), not to the AES block
 TIMEOUT_S = 5.0
 MAX_MESSAGE = 64 * 1024
 MAX_REPLY = 4000
-PUSH_FIELDS = ("url", "token", "mode", "encoding_aes_key", "appid", "format", "message")
-VERIFY_FIELDS = ("url", "token")
-
-
-class RequestError(ValueError):
-    def __init__(self, field: str | None, message: str):
-        super().__init__(message)
-        self.field, self.message = field, message
+MESSAGE_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # an XML element name
 
 
 def signature(*parts: str) -> str:
@@ -125,59 +121,58 @@ def with_query(url: str, params: dict[str, str]) -> str:
     return str(httpx.URL(url).copy_merge_params(params))
 
 
-def _url(data: dict[str, Any]) -> str:
-    url = data.get("url")
-    try:
-        parsed = httpx.URL(url) if isinstance(url, str) else None
-    except Exception:  # noqa: BLE001
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host or len(url) > 2048:
-        raise RequestError("url", "url must be an http(s) URL")
-    return url
+class PushVerifyBody(Body):
+    """``POST push/verify``: the backend's message-push URL and the console's Token."""
+
+    url: str = Field(max_length=2048, description="url must be an http(s) URL")
+    token: str = Field(pattern=TOKEN_RE.pattern,
+                       description="token must be 3-32 letters or digits (WeChat's rule for the Token)")
+
+    @field_validator("url")
+    @classmethod
+    def http_url(cls, url: str) -> str:
+        try:
+            parsed = httpx.URL(url)
+        except Exception:  # noqa: BLE001 - whatever httpx cannot read is not a URL
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError("url must be an http(s) URL")
+        return url
 
 
-def _token(data: dict[str, Any]) -> str:
-    token = data.get("token")
-    if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
-        raise RequestError("token", "token must be 3-32 letters or digits (WeChat's rule for the Token)")
-    return token
+class PushBody(PushVerifyBody):
+    """``POST push``: one message to push (see the module docstring); ``appid`` by default the
+    configured one (``context["default_appid"]``)."""
 
+    mode: Literal["plain", "safe"] = Field("plain", description="mode must be 'plain' or 'safe'")
+    encoding_aes_key: str | None = Field(None, pattern=AES_KEY_RE.pattern,
+                                         description="encoding_aes_key must be 43 characters of A-Z a-z 0-9 + /")
+    appid: str = Field(pattern=APPID_RE.pattern, description="appid must be 1-32 characters of A-Z a-z 0-9 _ -")
+    format: Literal["json", "xml"] = Field("json", description="format must be 'json' or 'xml'")
+    message: dict[str, Any] = Field(
+        description=f"message must be a non-empty JSON object of at most {MAX_MESSAGE} bytes")
 
-def _strict(data: dict[str, Any], fields: tuple[str, ...]) -> None:
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise RequestError(min(unknown), f"unknown field; the fields are {', '.join(fields)}")
+    @model_validator(mode="before")
+    @classmethod
+    def default_appid(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and "appid" not in data:
+            return {**data, "appid": (info.context or {})["default_appid"]}
+        return data
 
+    @field_validator("message")
+    @classmethod
+    def a_message(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value or len(json.dumps(value, ensure_ascii=False)) > MAX_MESSAGE:
+            raise ValueError(f"message must be a non-empty JSON object of at most {MAX_MESSAGE} bytes")
+        if any(not MESSAGE_KEY_RE.fullmatch(key) for key in value):
+            raise ValueError("message keys must be XML-safe names (letters, digits, _ . -)")
+        return value
 
-def validate_push(data: dict[str, Any], default_appid: str) -> dict[str, Any]:
-    _strict(data, PUSH_FIELDS)
-    url, token = _url(data), _token(data)
-    mode = data.get("mode", "plain")
-    if mode not in ("plain", "safe"):
-        raise RequestError("mode", "mode must be 'plain' or 'safe'")
-    fmt = data.get("format", "json")
-    if fmt not in ("json", "xml"):
-        raise RequestError("format", "format must be 'json' or 'xml'")
-    key = data.get("encoding_aes_key")
-    if mode == "safe" and key is None:
-        raise RequestError("encoding_aes_key", "encoding_aes_key is required in safe mode")
-    if key is not None and (not isinstance(key, str) or not AES_KEY_RE.fullmatch(key)):
-        raise RequestError("encoding_aes_key", "encoding_aes_key must be 43 characters of A-Z a-z 0-9 + /")
-    appid = data.get("appid", default_appid)
-    if not isinstance(appid, str) or not APPID_RE.fullmatch(appid):
-        raise RequestError("appid", "appid must be 1-32 characters of A-Z a-z 0-9 _ -")
-    message = data.get("message")
-    if not isinstance(message, dict) or not message or len(json.dumps(message, ensure_ascii=False)) > MAX_MESSAGE:
-        raise RequestError("message", f"message must be a non-empty JSON object of at most {MAX_MESSAGE} bytes")
-    if any(not isinstance(k, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", k) for k in message):
-        raise RequestError("message", "message keys must be XML-safe names (letters, digits, _ . -)")
-    return {"url": url, "token": token, "mode": mode, "format": fmt, "encoding_aes_key": key, "appid": appid,
-            "message": message}
-
-
-def validate_verify(data: dict[str, Any]) -> tuple[str, str]:
-    _strict(data, VERIFY_FIELDS)
-    return _url(data), _token(data)
+    @model_validator(mode="after")
+    def key_in_safe_mode(self) -> PushBody:
+        if self.mode == "safe" and self.encoding_aes_key is None:
+            raise bad("encoding_aes_key", "encoding_aes_key is required in safe mode")
+        return self
 
 
 def _reply(report: dict[str, Any], response: httpx.Response | None, error: str | None) -> None:
@@ -196,26 +191,26 @@ async def _call(method: str, url: str, **kwargs: Any) -> tuple[httpx.Response | 
         return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
-async def push(p: dict[str, Any]) -> dict[str, Any]:
+async def push(p: PushBody) -> dict[str, Any]:
     """Send one push (see the module docstring) and report it."""
-    message = dict(p["message"])
-    message.setdefault("ToUserName", original_id(p["appid"]))
+    message = dict(p.message)
+    message.setdefault("ToUserName", original_id(p.appid))
     message.setdefault("CreateTime", int(time.time()))
-    plain = (json.dumps(message, ensure_ascii=False, separators=(",", ":")) if p["format"] == "json"
+    plain = (json.dumps(message, ensure_ascii=False, separators=(",", ":")) if p.format == "json"
              else render_xml(message))
     timestamp, nonce = str(int(time.time())), str(secrets.randbelow(9 * 10**9) + 10**9)
-    query = {"signature": signature(p["token"], timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
-    if p["mode"] == "safe":
-        encrypted = encrypt(p["encoding_aes_key"], p["appid"], plain.encode("utf-8"))
+    query = {"signature": signature(p.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    if p.mode == "safe":
+        encrypted = encrypt(p.encoding_aes_key, p.appid, plain.encode("utf-8"))
         query["encrypt_type"] = "aes"
-        query["msg_signature"] = signature(p["token"], timestamp, nonce, encrypted)
+        query["msg_signature"] = signature(p.token, timestamp, nonce, encrypted)
         envelope = {"ToUserName": message["ToUserName"], "Encrypt": encrypted}
-        body = (json.dumps(envelope, ensure_ascii=False, separators=(",", ":")) if p["format"] == "json"
+        body = (json.dumps(envelope, ensure_ascii=False, separators=(",", ":")) if p.format == "json"
                 else render_xml(envelope))
     else:
         body = plain
-    content_type = "application/json" if p["format"] == "json" else "text/xml"
-    url = with_query(p["url"], query)
+    content_type = "application/json" if p.format == "json" else "text/xml"
+    url = with_query(p.url, query)
     report: dict[str, Any] = {"url": url, "query": query, "body": body, "plaintext": plain}
     response, error = await _call("POST", url, content=body.encode("utf-8"),
                                   headers={"Content-Type": content_type, "User-Agent": "Mozilla/4.0"})
@@ -244,16 +239,9 @@ async def verify(url: str, token: str) -> dict[str, Any]:
 def add_control_routes(routes: ControlRoutes, config: SandboxConfig) -> None:
     @routes.route("/push", ["POST"])
     async def push_message(request: Request) -> HTTPResponse:
-        try:
-            params = validate_push(json_object(request), config.default_appid)
-        except RequestError as exc:
-            raise bad(exc.field, exc.message) from None
-        return answer(await push(params))
+        return answer(await push(parse(PushBody, request, {"default_appid": config.default_appid})))
 
     @routes.route("/push/verify", ["POST"])
     async def push_verify(request: Request) -> HTTPResponse:
-        try:
-            url, token = validate_verify(json_object(request))
-        except RequestError as exc:
-            raise bad(exc.field, exc.message) from None
-        return answer(await verify(url, token))
+        body = parse(PushVerifyBody, request)
+        return answer(await verify(body.url, body.token))

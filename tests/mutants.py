@@ -947,6 +947,36 @@ MUTANTS = (
         "            await self.model.filter(key).update(**values)\n",
         (f"{LEASES}::test_many_concurrent_claimers_have_one_winner",),
     ),
+    # -- sbbodies --
+    Mutant(
+        "the card network moves a transfer of zero",
+        "sandbox/cardnet.py",
+        "    amount_fen: int = Field(ge=1, le=MAX_AMOUNT_FEN,",
+        "    amount_fen: int = Field(ge=0, le=MAX_AMOUNT_FEN,",
+        ("tests/sandbox/test_cardnet_transfers.py::test_malformed_transfer_is_refused",),
+    ),
+    Mutant(
+        "the card network reads true or 100.0 as an amount",
+        "sandbox/cardnet.py",
+        "    amount_fen: int = Field(ge=1, le=MAX_AMOUNT_FEN,",
+        "    amount_fen: int = Field(strict=False, ge=1, le=MAX_AMOUNT_FEN,",
+        ("tests/sandbox/test_cardnet_transfers.py::test_malformed_transfer_is_refused",),
+    ),
+    Mutant(
+        "the card network takes a card number failing the Luhn check",
+        "sandbox/cardnet.py",
+        "    if not card_number_ok(_not_blank(value, \"card_number\").strip()):\n",
+        "    if not _not_blank(value, \"card_number\").strip():\n",
+        ("tests/sandbox/test_cardnet_transfers.py::test_malformed_transfer_is_refused",
+         "tests/sandbox/test_cardnet_transfers.py::test_the_element_check_reads_its_body_as_before"),
+    ),
+    Mutant(
+        "a safe-mode push needs no EncodingAESKey",
+        "sandbox/push.py",
+        "        if self.mode == \"safe\" and self.encoding_aes_key is None:\n",
+        "        if False:\n",
+        ("tests/sandbox/test_control_bodies.py::test_a_converted_body_is_refused_as_before",),
+    ),
 )
 
 

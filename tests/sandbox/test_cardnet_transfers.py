@@ -248,6 +248,32 @@ def test_malformed_transfer_is_refused(sb, card, change, field):
     assert sb.control("GET", "transfers", params={"card_number": card}).json()["transfers"] == []
 
 
+@pytest.mark.parametrize(
+    "change,field,message",
+    [
+        ({"request_id": " "}, "request_id", "request_id is required and must be a string"),
+        ({"request_id": "x" * 65}, "request_id", "request_id is at most 64 characters"),
+        ({"card_number": 6222020200112233446}, "card_number", "card_number is required and must be a string"),
+        ({"card_number": "6222020200112233445"}, "card_number", "card_number must be 12-19 digits passing the Luhn check"),
+        ({"direction": "DEBIT"}, "direction", "direction must be 'debit' or 'credit'"),
+        ({"amount_fen": True}, "amount_fen", "amount_fen must be an integer in [1, 1000000000000]"),
+        ({"memo": ["top-up"]}, "memo", "memo must be a string of at most 64 characters"),
+    ],
+)
+def test_a_refused_transfer_says_why(sb, card, change, field, message):
+    r = post(sb, {**transfer(card), **change})
+    assert r.status_code == 400 and r.json() == {"code": "INVALID_REQUEST", "message": message, "field": field}
+
+
+def test_unknown_fields_and_a_padded_card_number_are_accepted(sb, card):
+    """As a network would: fields it does not know are ignored, and the card number is trimmed (the
+    transfer is recorded under the card's own number)."""
+    body = transfer(f" {card} ", "credit", 1, channel="mobile", memo=None)
+    r = post(sb, body)
+    assert r.status_code == 200 and r.json()["status"] == "SUCCEEDED", r.text
+    assert [t["request_id"] for t in moved(sb, card)] == [body["request_id"]]
+
+
 def test_body_that_is_not_a_json_object_is_refused(sb):
     for content in (b"", b"[1,2]", b"{nope", "金额".encode()):
         r = httpx.post(f"{sb.sb.cardnet}/v1/transfers", content=content, headers=AUTH, timeout=30)
@@ -515,3 +541,43 @@ async def test_cancelled_transaction_leaves_no_open_transaction(tmp_path):
             other.execute("UPDATE settings SET value = value WHERE key = 'n'")
     finally:
         await state.close()
+
+
+# -- the element check's body ----------------------------------------------------------------------
+
+
+def verify(sb, body: dict, headers: dict | None = AUTH) -> httpx.Response:
+    return httpx.post(f"{sb.sb.cardnet}/v1/verify-elements", json=body, headers=headers, timeout=30)
+
+
+def elements(card_number: str, /, **change) -> dict:
+    body = {"request_id": "ve-" + secrets.token_hex(8), "name": HOLDER["name"], "id_number": HOLDER["id_number"],
+            "card_number": card_number, "phone": HOLDER["phone"], **change}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.mark.parametrize("field", ["request_id", "name", "id_number", "card_number", "phone"])
+@pytest.mark.parametrize("value", [None, "", "  ", 5, ["x"]])
+def test_a_malformed_element_check_is_refused(sb, card, field, value):
+    r = verify(sb, elements(card, **{field: value}))
+    assert r.status_code == 400, r.text
+    assert r.json() == {"code": "INVALID_REQUEST", "message": f"{field} is required and must be a string", "field": field}
+
+
+def test_the_element_check_reads_its_body_as_before(sb, card):
+    long_id = verify(sb, elements(card, request_id="x" * 65))
+    assert long_id.json() == {"code": "INVALID_REQUEST", "message": "request_id is at most 64 characters",
+                              "field": "request_id"}
+    luhn = verify(sb, elements(card[:-1] + str((int(card[-1]) + 1) % 10)))
+    assert luhn.status_code == 400 and luhn.json()["field"] == "card_number"
+    for content in (b"", b"[1]", b"{nope"):
+        r = httpx.post(f"{sb.sb.cardnet}/v1/verify-elements", content=content, headers=AUTH, timeout=30)
+        assert r.status_code == 400 and r.json() == {"code": "INVALID_REQUEST", "message": "body must be a JSON object"}
+    # the key is checked before the body
+    assert verify(sb, {}, headers=None).status_code == 401
+    # unknown fields ignored; the card number, names and phone compared trimmed, the X in any case
+    r = verify(sb, elements(f" {card} ", name=f" {HOLDER['name']} ", id_number=HOLDER["id_number"].lower(),
+                            phone=f"{HOLDER['phone']} ", channel="mobile"))
+    assert r.status_code == 200 and r.json()["result"] == "MATCH", r.text
+    mismatch = verify(sb, elements(card, phone="13900000000")).json()
+    assert mismatch["result"] == "MISMATCH" and mismatch["mismatched_fields"] == ["phone"]

@@ -128,6 +128,10 @@ def test_documented_request_schemas_refuse_what_the_server_refuses(sb):
         ("/phone-code", {"phone": "12345"}),
         ("/signature-image", {"text": ""}),
         ("/settings", {"unknown": 1}),
+        ("/id-card-images", {"side": "front", "name": "张三", "id_number": "11010119900307123X",
+                             "valid_until": "20350101", "colour": "red"}),
+        ("/push", {"url": "http://127.0.0.1:9/push", "token": "abc", "message": {}}),
+        ("/push/verify", {"url": "http://127.0.0.1:9/push", "token": "abc", "mode": "plain"}),
     ]
     for path, body in cases:
         schema = DOC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]

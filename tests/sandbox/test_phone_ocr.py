@@ -205,6 +205,20 @@ def test_ocr_refuses_images_of_2mb_or_more(sb, token):
     assert [c["errcode"] for c in sb.calls("cv/ocr/idcard")[-3:]] == [0, 40009, 40009]
 
 
+def test_id_card_image_defaults(sb, token):
+    """Without address (or with a null one) the card carries the sandbox's address, trimmed fields
+    are kept trimmed and a lowercase x is read as X; nationality and authority have defaults."""
+    plain = {k: v for k, v in FRONT.items() if k != "address"}
+    for card in (plain, {**plain, "address": None}):
+        body = ocr(sb, token, mint(sb, **card))
+        assert body["addr"] == "北京市东城区沙箱路1号" and body["nationality"] == "汉", body
+    body = ocr(sb, token, mint(sb, **{**FRONT, "name": "  张三 ", "id_number": "11010119900307123x",
+                                      "nationality": " 回 "}))
+    assert (body["name"], body["id"], body["nationality"]) == ("张三", "11010119900307123X", "回")
+    back = ocr(sb, token, mint(sb, **{**FRONT, "side": "back"}))
+    assert back["valid_date"] == "20150101-20350101"  # valid_from: valid_until minus 20 years
+
+
 @pytest.mark.parametrize(
     "change,field",
     [
