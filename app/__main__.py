@@ -261,11 +261,13 @@ def cmd_pay_refund(args: argparse.Namespace) -> int:
     import json
 
     from core.errors import AppError
+    from handlers.miniprogram.payments import PaymentRefundOut
     from services.payments import refunds
 
     async def run(ctx) -> dict:
         made = await refunds.refund(ctx, None, args.order_id, amount_fen=args.amount_fen, reason=args.reason)
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in refunds.public_refund(made).items()}
+        out = PaymentRefundOut.model_validate(made).model_dump()
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in out.items()}
 
     try:
         print(json.dumps(asyncio.run(_with_services(_settings(), run)), ensure_ascii=False))

@@ -16,9 +16,9 @@ from typing import Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json, raw
+from sanic.response import HTTPResponse, raw
 
-from handlers.spec import Out, Response, operation
+from handlers.spec import Out, Response, answer, operation
 from services import db, worker
 
 bp = Blueprint("ops")
@@ -53,7 +53,7 @@ class Ready(Out):
 @bp.get("/health/live")
 @operation(summary="Liveness: the process answers", tag="ops", responses={200: Response(Live)})
 async def live(request: Request) -> HTTPResponse:
-    return json({"status": "ok"})
+    return answer(Live(status="ok"))
 
 
 async def _job_health(request: Request) -> list | None:
@@ -80,14 +80,13 @@ async def ready(request: Request) -> HTTPResponse:
         await db.ping()
     except Exception as exc:  # any failure means "don't route traffic here"
         log.warning("readiness check failed", extra={"reason": type(exc).__name__})
-        return json({"status": "unavailable", "checks": {"database": "down"}}, status=503)
+        return answer(Ready(status="unavailable", checks=ReadyChecks(database="down")), status=503)
     health = await _job_health(request)
     if health is None:
-        return json({"status": "ok", "checks": {"database": "up", "jobs": "unknown"}})
-    jobs = [{"name": job.name, "every_s": job.every_s, "allowed_gap_s": job.allowed_s, "overdue": job.overdue,
-             "last_ok_at": job.last_ok_at.isoformat() if job.last_ok_at else None} for job in health]
+        return answer(Ready(status="ok", checks=ReadyChecks(database="up", jobs="unknown")))
     late = any(job.overdue for job in health)
-    return json({"status": "ok", "checks": {"database": "up", "jobs": "overdue" if late else "on_time"}, "jobs": jobs})
+    return answer(Ready(status="ok", checks=ReadyChecks(database="up", jobs="overdue" if late else "on_time"),
+                        jobs=[JobState.of(job, allowed_gap_s=job.allowed_s) for job in health]))
 
 
 @bp.get("/metrics")

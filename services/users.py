@@ -7,6 +7,7 @@ from core.errors import AppError, NotFound
 from core.pii import mask_phone
 from core.validators import mobile_ok
 from integrations.wechat import WeChatAPIError, WeChatUnavailable
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 
@@ -17,7 +18,7 @@ from models.users import User
 from services.context import ServiceContext
 from services.db import placeholder
 from services.identity.status import COLUMNS as IDENTITY_COLUMNS
-from services.identity.status import identity_status
+from services.identity.status import IdentityStatus, identity_status
 from services.wechat_errors import translate
 
 PHONE_PURPOSE = "user.phone"
@@ -57,8 +58,18 @@ _TO_PYTHON = {"created_at": _utc, "id_verified_at": _utc, "face_passed_at": _utc
               "id_valid_until": date.fromisoformat}
 
 
-async def profile(ctx: ServiceContext, user_id: int) -> dict:
-    """What ``GET /api/v1/me`` shows: the user, masked, and which identity checks are done."""
+@dataclass(frozen=True)
+class Profile:
+    """What ``GET /api/v1/me`` shows (``MeOut``): the user, masked, and which identity checks are done."""
+
+    id: int
+    phone: str | None  # masked
+    created_at: datetime
+    identity: IdentityStatus
+
+
+async def profile(ctx: ServiceContext, user_id: int) -> Profile:
+    """The user's profile, read in one round trip."""
     conn = Tortoise.get_connection("default")
     rows = await conn.execute_query_dict(_profile_sql(placeholder(conn)), [user_id])
     if not rows:
@@ -68,25 +79,11 @@ async def profile(ctx: ServiceContext, user_id: int) -> dict:
         if row[column] is not None:
             row[column] = convert(row[column])
     phone = ctx.pii.decrypt(row["phone_enc"], purpose=PHONE_PURPOSE) if row["phone_enc"] else None
-    return {
-        "id": row["id"],
-        "phone": mask_phone(phone) if phone else None,
-        "created_at": row["created_at"].isoformat(),
-        "identity": identity_status(ctx, row),
-    }
+    return Profile(row["id"], mask_phone(phone) if phone else None, row["created_at"], identity_status(ctx, row))
 
 
 def phone_of(ctx: ServiceContext, user: User) -> str | None:
     return ctx.pii.decrypt(user.phone_enc, purpose=PHONE_PURPOSE) if user.phone_enc else None
-
-
-def public_user(ctx: ServiceContext, user: User) -> dict:
-    phone = phone_of(ctx, user)
-    return {
-        "id": user.id,
-        "phone": mask_phone(phone) if phone else None,
-        "created_at": user.created_at.isoformat(),
-    }
 
 
 async def bind_phone(ctx: ServiceContext, user_id: int | str, *, code: str) -> str:

@@ -977,6 +977,33 @@ MUTANTS = (
         "        if False:\n",
         ("tests/sandbox/test_control_bodies.py::test_a_converted_body_is_refused_as_before",),
     ),
+    # -- serializer --
+    Mutant(
+        "the account's response model shows its number unmasked",
+        "handlers/miniprogram/accounts.py",
+        "number_masked=mask_card(account.number)",
+        "number_masked=account.number",
+        ("tests/api/test_account_opening.py::test_submit_opens_the_account_once",),
+    ),
+    Mutant(
+        "a service grows a public_* response builder beside the model again",
+        "services/etc/vehicles.py",
+        "async def of_user(user_id: int) -> list[Vehicle]:\n",
+        "def public_vehicle(v: Vehicle) -> dict:\n"
+        "    return {\"id\": v.id, \"plate_number\": v.plate_number, \"plate_color\": v.plate_color}\n\n\n"
+        "async def of_user(user_id: int) -> list[Vehicle]:\n",
+        ("tests/unit/test_one_serializer.py::test_no_service_builds_a_response_dict_of_its_own",),
+    ),
+    Mutant(
+        "a handler answers a dict of its own for an operation with a response model",
+        "handlers/miniprogram/vehicles.py",
+        "    return answer(VehicleOut.model_validate(await vehicles.owned(request.ctx.user_id, vehicle_id)))\n",
+        "    v = await vehicles.owned(request.ctx.user_id, vehicle_id)\n"
+        "    from sanic.response import json\n"
+        "    return json({\"id\": v.id, \"plate_number\": v.plate_number, \"plate_color\": v.plate_color,\n"
+        "                 \"created_at\": v.created_at})\n",
+        ("tests/unit/test_one_serializer.py::test_every_operation_with_a_response_model_answers_through_it",),
+    ),
 )
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse
 
 from core.money import MAX_AMOUNT_FEN
+from core.pii import mask_card
 from handlers.common import client, services
-from handlers.spec import Body, Out, Query, Response, id_param, operation
+from handlers.spec import Body, Out, Query, Response, answer, id_param, operation
 from models.enums import ApplicationStatus, TransferStatus
 from services.accounts import funding, opening, views
 from services.accounts.funding import CardDeclined, CardNetworkDown
@@ -73,6 +74,16 @@ class ApplicationOut(Out):
     expires_at: datetime
     milestones: Milestones
 
+    @classmethod
+    def of(cls, progress: opening.Progress) -> ApplicationOut:  # type: ignore[override]
+        app = progress.application
+        open_ = app.status in opening.OPEN_STATUSES
+        return super().of(
+            app, missing=progress.missing if open_ else [],
+            next_step=(progress.missing[0] if progress.missing else "submit") if open_ else None,
+            contract_id=progress.contract_id,
+            milestones={str(status): getattr(app, stamp) for status, stamp in opening.MACHINE.milestones.items()})
+
 
 class Limits(Out):
     daily_outflow_fen: int
@@ -97,6 +108,10 @@ class AccountOut(Out):
     rules_version: str
     opened_at: datetime
     limits: Limits = Field(description="outflow counted today and this year (China Standard Time)")
+
+    @classmethod
+    def of(cls, account: Any) -> AccountOut:  # type: ignore[override]
+        return super().of(account, number_masked=mask_card(account.number), limits=views.limits(account))
 
 
 class AccountsOut(Out):
@@ -131,6 +146,10 @@ class TransferOut(Out):
     finished_at: datetime | None
     balance_fen: int = Field(description="the account's balance after")
 
+    @classmethod
+    def of(cls, transfer: Any, account: Any) -> TransferOut:  # type: ignore[override]
+        return super().of(transfer, balance_fen=account.balance_fen)
+
 
 @bp.post("/account-applications")
 @operation(
@@ -147,7 +166,7 @@ async def start_application(request: Request, body: ApplicationBody) -> HTTPResp
     ctx = services(request)
     app, created = await opening.start(ctx, request.ctx.user_id, account_class=body.account_class)
     progress = await opening.sync(ctx, request.ctx.user_id, app.id)
-    return json(views.public_application(progress), status=201 if created else 200)
+    return answer(ApplicationOut.of(progress), status=201 if created else 200)
 
 
 @bp.get("/account-applications/<application_id:int>")
@@ -160,7 +179,7 @@ async def start_application(request: Request, body: ApplicationBody) -> HTTPResp
 )
 async def get_application(request: Request, application_id: int) -> HTTPResponse:
     progress = await opening.sync(services(request), request.ctx.user_id, application_id)
-    return json(views.public_application(progress))
+    return answer(ApplicationOut.of(progress))
 
 
 @bp.post("/account-applications/<application_id:int>/submit")
@@ -182,7 +201,7 @@ async def get_application(request: Request, application_id: int) -> HTTPResponse
 async def submit_application(request: Request, application_id: int) -> HTTPResponse:
     account, opened = await opening.submit(services(request), request.ctx.user_id, application_id,
                                            client=client(request))
-    return json(views.public_account(account), status=201 if opened else 200)
+    return answer(AccountOut.of(account), status=201 if opened else 200)
 
 
 @bp.get("/accounts")
@@ -193,7 +212,7 @@ async def submit_application(request: Request, application_id: int) -> HTTPRespo
     responses={200: Response(AccountsOut)},
 )
 async def list_accounts(request: Request) -> HTTPResponse:
-    return json({"accounts": [views.public_account(a) for a in await views.accounts_of(request.ctx.user_id)]})
+    return answer(AccountsOut(accounts=[AccountOut.of(a) for a in await views.accounts_of(request.ctx.user_id)]))
 
 
 @bp.get("/accounts/<account_id:int>")
@@ -205,7 +224,7 @@ async def list_accounts(request: Request) -> HTTPResponse:
     responses={200: Response(AccountOut)},
 )
 async def get_account(request: Request, account_id: int) -> HTTPResponse:
-    return json(views.public_account(await views.account(request.ctx.user_id, account_id)))
+    return answer(AccountOut.of(await views.account(request.ctx.user_id, account_id)))
 
 
 @bp.get("/accounts/<account_id:int>/transactions")
@@ -220,7 +239,7 @@ async def get_account(request: Request, account_id: int) -> HTTPResponse:
 )
 async def transactions(request: Request, account_id: int, query: TransactionsQuery) -> HTTPResponse:
     entries, cursor = await views.transactions(request.ctx.user_id, account_id, cursor=query.cursor, limit=query.limit)
-    return json({"entries": [views.public_entry(e) for e in entries], "next_cursor": cursor})
+    return answer(TransactionsOut(entries=entries, next_cursor=cursor))
 
 
 FUNDING_ERRORS = (CardDeclined, AccountNotActive, CardNetworkDown, RiskBlocked)
@@ -231,7 +250,7 @@ PENDING = Response(TransferOut, description="`pending`: the card network's answe
 
 def _transfer_response(outcome: funding.Outcome) -> HTTPResponse:
     status = 202 if outcome.transfer.status in (TransferStatus.PENDING, TransferStatus.HELD) else 201
-    return json(views.public_transfer(outcome.transfer, outcome.account), status=status)
+    return answer(TransferOut.of(outcome.transfer, outcome.account), status=status)
 
 
 @bp.post("/accounts/<account_id:int>/top-ups")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, empty, json
+from sanic.response import HTTPResponse, empty
 
 from handlers.common import services
-from handlers.spec import Body, Out, Response, operation
+from core.pii import mask_phone
+from handlers.spec import Body, Out, Response, answer, operation
 from services import users as user_svc
 from services.auth import login as login_svc
 from services.auth import tokens as token_svc
 from services.auth.tokens import RefreshTokenInvalid, RefreshTokenReused
+from services.context import ServiceContext
 from services.users import PhoneNotSupported
 from services.wechat_errors import WECHAT_ERRORS
 
@@ -45,9 +47,18 @@ class UserOut(Out):
     phone: str | None = Field(description="masked: 138****5678")
     created_at: datetime
 
+    @classmethod
+    def of(cls, ctx: ServiceContext, user: Any) -> UserOut:  # type: ignore[override]
+        phone = user_svc.phone_of(ctx, user)
+        return super().of(user, phone=mask_phone(phone) if phone else None)
+
 
 class LoginOut(TokenPairOut):
     user: UserOut
+
+    @classmethod
+    def of(cls, ctx: ServiceContext, result: login_svc.LoginResult) -> LoginOut:  # type: ignore[override]
+        return super().of(result.tokens, user=UserOut.of(ctx, result.user))
 
 
 class IdCardCheck(Out):
@@ -75,9 +86,25 @@ class IdentityOut(Out):
     face: FaceCheck
     bank_card: BankCardCheck
 
+    @classmethod
+    def of(cls, status: Any) -> IdentityOut:  # type: ignore[override]
+        verified = status.id_verified_at is not None
+        valid_until = (status.id_valid_until.isoformat() if status.id_valid_until else "长期") if verified else None
+        return cls(
+            name=status.name, id_number=status.id_number,
+            id_card=IdCardCheck(done=status.id_done, verified_at=status.id_verified_at, valid_until=valid_until),
+            face=FaceCheck(done=status.face_done, valid_until=status.face_valid_until),
+            bank_card=BankCardCheck(done=status.card_done, card_number=status.card_number,
+                                    card_class=status.card_class, bank_name=status.bank_name))
+
 
 class MeOut(UserOut):
     identity: IdentityOut
+
+    @classmethod
+    def of(cls, profile: user_svc.Profile) -> MeOut:  # type: ignore[override]
+        # the profile comes masked already (read in one round trip): Out.of, not UserOut.of
+        return super(UserOut, cls).of(profile, identity=IdentityOut.of(profile.identity))
 
 
 class PhoneOut(Out):
@@ -98,7 +125,7 @@ class PhoneOut(Out):
 async def login(request: Request, body: LoginBody) -> HTTPResponse:
     ctx = services(request)
     result = await login_svc.login(ctx, code=body.code)
-    return json({**result.tokens.as_dict(), "user": user_svc.public_user(ctx, result.user)})
+    return answer(LoginOut.of(ctx, result))
 
 
 @bp.post("/auth/refresh")
@@ -113,7 +140,7 @@ async def login(request: Request, body: LoginBody) -> HTTPResponse:
 )
 async def refresh(request: Request, body: RefreshBody) -> HTTPResponse:
     pair = await token_svc.rotate(services(request), body.refresh_token)
-    return json(pair.as_dict())
+    return answer(TokenPairOut.model_validate(pair))
 
 
 @bp.post("/auth/logout")
@@ -139,7 +166,7 @@ async def logout(request: Request) -> HTTPResponse:
     errors=((404, "NOT_FOUND"),),
 )
 async def me(request: Request) -> HTTPResponse:
-    return json(await user_svc.profile(services(request), request.ctx.user_id))
+    return answer(MeOut.of(await user_svc.profile(services(request), request.ctx.user_id)))
 
 
 @bp.post("/me/phone")
@@ -155,4 +182,4 @@ async def me(request: Request) -> HTTPResponse:
 )
 async def bind_phone(request: Request, body: PhoneBody) -> HTTPResponse:
     masked = await user_svc.bind_phone(services(request), request.ctx.user_id, code=body.code)
-    return json({"phone": masked})
+    return answer(PhoneOut(phone=masked))

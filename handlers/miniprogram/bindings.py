@@ -4,18 +4,18 @@ and see what partners debited."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse
 
 from core.validators import ETC_CARD_RE, PLATE_COLORS
 from handlers.common import client, services
-from handlers.spec import Body, Id, Out, Query, Response, checked_string, id_param, operation
+from handlers.spec import Body, Id, Out, Query, Response, answer, checked_string, id_param, operation
 from models.enums import BindingStatus, DebitStatus
 from services.accounts.ledger import AccountNotFound
-from services.etc import bindings
+from services.etc import bindings, vehicles
 from services.etc.bindings import (
     OBU_RE,
     AccountNotEligible,
@@ -64,6 +64,14 @@ class BindingOut(Out):
     suspended_at: datetime | None
     unbound_at: datetime | None
 
+    @classmethod
+    def of(cls, binding: Any, contract_id: int | None = None) -> BindingOut:  # type: ignore[override]
+        plate, color = vehicles.plate_parts(binding.plate)
+        return super().of(
+            binding, card_number_masked=binding.card_masked, plate_number=plate, plate_color=color,
+            authorisation_contract_id=contract_id or binding.contract_id,
+            expires_at=binding.expires_at if binding.status == BindingStatus.PENDING else None)
+
 
 class BindingsOut(Out):
     bindings: list[BindingOut]
@@ -111,21 +119,21 @@ async def create_binding(request: Request, body: BindingBody) -> HTTPResponse:
     binding, contract, created = await bindings.create(
         services(request), request.ctx.user_id, vehicle_id=body.vehicle_id, card_number=body.card_number,
         account_id=body.account_id, obu_id=body.obu_id, client=client(request))
-    out = bindings.public_binding(binding, contract_id=binding.contract_id or (contract.id if contract else None))
-    return json(out, status=201 if created else 200)
+    out = BindingOut.of(binding, contract_id=binding.contract_id or (contract.id if contract else None))
+    return answer(out, status=201 if created else 200)
 
 
 @bp.get("/etc-bindings")
 @operation(summary="The user's ETC bindings, newest first", tag="etc", auth=True, responses={200: Response(BindingsOut)})
 async def list_bindings(request: Request) -> HTTPResponse:
-    return json({"bindings": [bindings.public_binding(b) for b in await bindings.of_user(request.ctx.user_id)]})
+    return answer(BindingsOut(bindings=[BindingOut.of(b) for b in await bindings.of_user(request.ctx.user_id)]))
 
 
 @bp.get("/etc-bindings/<binding_id:int>")
 @operation(summary="A binding", tag="etc", auth=True, path={"binding_id": BINDING_ID},
            responses={200: Response(BindingOut)})
 async def get_binding(request: Request, binding_id: int) -> HTTPResponse:
-    return json(bindings.public_binding(await bindings.get(request.ctx.user_id, binding_id)))
+    return answer(BindingOut.of(await bindings.get(request.ctx.user_id, binding_id)))
 
 
 @bp.post("/etc-bindings/<binding_id:int>/activate")
@@ -137,7 +145,7 @@ async def get_binding(request: Request, binding_id: int) -> HTTPResponse:
     errors=(AuthorisationNotSigned, BindingClosed),
 )
 async def activate_binding(request: Request, binding_id: int) -> HTTPResponse:
-    return json(bindings.public_binding(await bindings.activate(request.ctx.user_id, binding_id)))
+    return answer(BindingOut.of(await bindings.activate(request.ctx.user_id, binding_id)))
 
 
 @bp.post("/etc-bindings/<binding_id:int>/suspend")
@@ -145,14 +153,14 @@ async def activate_binding(request: Request, binding_id: int) -> HTTPResponse:
            path={"binding_id": BINDING_ID}, responses={200: Response(BindingOut)},
            errors=(BindingNotActive, BindingClosed))
 async def suspend_binding(request: Request, binding_id: int) -> HTTPResponse:
-    return json(bindings.public_binding(await bindings.suspend(request.ctx.user_id, binding_id)))
+    return answer(BindingOut.of(await bindings.suspend(request.ctx.user_id, binding_id)))
 
 
 @bp.post("/etc-bindings/<binding_id:int>/resume")
 @operation(summary="Resume a paused binding", tag="etc", auth=True, path={"binding_id": BINDING_ID},
            responses={200: Response(BindingOut)}, errors=(BindingNotActive, BindingClosed))
 async def resume_binding(request: Request, binding_id: int) -> HTTPResponse:
-    return json(bindings.public_binding(await bindings.resume(request.ctx.user_id, binding_id)))
+    return answer(BindingOut.of(await bindings.resume(request.ctx.user_id, binding_id)))
 
 
 @bp.delete("/etc-bindings/<binding_id:int>")
@@ -164,7 +172,7 @@ async def resume_binding(request: Request, binding_id: int) -> HTTPResponse:
     errors=(ArrearsOutstanding, BindingClosed),
 )
 async def unbind(request: Request, binding_id: int) -> HTTPResponse:
-    return json(bindings.public_binding(await bindings.unbind(request.ctx.user_id, binding_id)))
+    return answer(BindingOut.of(await bindings.unbind(request.ctx.user_id, binding_id)))
 
 
 @bp.get("/etc-bindings/<binding_id:int>/debits")
@@ -172,10 +180,4 @@ async def unbind(request: Request, binding_id: int) -> HTTPResponse:
            auth=True, path={"binding_id": BINDING_ID}, query=DebitsQuery, responses={200: Response(BindingDebitsOut)})
 async def binding_debits(request: Request, binding_id: int, query: DebitsQuery) -> HTTPResponse:
     page, next_cursor = await bindings.debits_of(request.ctx.user_id, binding_id, cursor=query.cursor, limit=query.limit)
-    return json({
-        "debits": [{"out_trade_no": d.out_trade_no, "category": d.category, "status": str(d.status),
-                    "amount_fen": d.amount_fen, "refunded_fen": d.refunded_fen, "merchant": d.merchant,
-                    "occurred_at": d.occurred_at, "booked_at": d.booked_at, "refusal_code": d.refusal_code}
-                   for d in page],
-        "next_cursor": next_cursor,
-    })
+    return answer(BindingDebitsOut(debits=page, next_cursor=next_cursor))

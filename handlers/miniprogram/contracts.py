@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json, raw
+from sanic.response import HTTPResponse, raw
 
 from core.errors import ValidationFailed
 from handlers.common import services
@@ -19,6 +19,7 @@ from handlers.spec import (
     Response,
     TrueOnly,
     UnsupportedMediaType,
+    answer,
     id_param,
     media_type,
     operation,
@@ -36,7 +37,7 @@ from services.esign.errors import (
     SubjectNotFound,
     TimestampUnavailable,
 )
-from services.esign.templates import TEMPLATES, list_templates
+from services.esign.templates import TEMPLATES
 from services.identity.errors import (
     FaceVerificationInvalid,
     FaceVerificationPending,
@@ -88,6 +89,10 @@ class TemplateOut(Out):
     subject_type: Literal["account_application", "etc_binding"] | None
     variants: list[str]
 
+    @classmethod
+    def of(cls, template: Any) -> TemplateOut:  # type: ignore[override]
+        return super().of(template, variants=list(template.variants))
+
 
 class TemplatesOut(Out):
     templates: list[TemplateOut]
@@ -107,6 +112,10 @@ class ContractOut(Out):
     created_at: datetime
     expires_at: datetime
     signed_at: datetime | None
+
+    @classmethod
+    def of(cls, contract: Any) -> ContractOut:  # type: ignore[override]
+        return super().of(contract, sha256=contract.unsigned_sha256)
 
 
 class ContractsOut(Out):
@@ -159,6 +168,10 @@ class EvidenceOut(Out):
     evidence: EvidenceRecord | None = Field(description="null until signed")
     events: list[AuditEventOut]
 
+    @classmethod
+    def of(cls, contract: Any, events: list) -> EvidenceOut:  # type: ignore[override]
+        return cls(contract=ContractOut.of(contract), evidence=contract.evidence, events=events)
+
 
 class VerifiedContract(Out):
     contract_no: str
@@ -186,6 +199,12 @@ class VerificationOut(Out):
     problems: list[str]
     contract: VerifiedContract | None
 
+    @classmethod
+    def of(cls, check: contracts.DocumentCheck) -> VerificationOut:  # type: ignore[override]
+        found = check.contract
+        return super().of(check.result, contract=None if found is None else VerifiedContract.of(
+            found, matches_issued_copy=check.matches_issued_copy))
+
 
 def _pdf_response(description: str) -> Response:
     return Response(
@@ -212,7 +231,7 @@ def _pdf(data: bytes, sha256: str, filename: str) -> HTTPResponse:
     responses={200: Response(TemplatesOut)},
 )
 async def templates(request: Request) -> HTTPResponse:
-    return json({"templates": list_templates()})
+    return answer(TemplatesOut(templates=[TemplateOut.of(t) for t in TEMPLATES.values()]))
 
 
 @bp.get("/contracts")
@@ -225,7 +244,7 @@ async def templates(request: Request) -> HTTPResponse:
 )
 async def list_contracts(request: Request, query: ListQuery) -> HTTPResponse:
     found = await contracts.list_for(request.ctx.user_id, template=query.template, status=query.status)
-    return json({"contracts": [contracts.public_contract(c) for c in found]})
+    return answer(ContractsOut(contracts=[ContractOut.of(c) for c in found]))
 
 
 @bp.post("/contracts")
@@ -242,7 +261,7 @@ async def list_contracts(request: Request, query: ListQuery) -> HTTPResponse:
 async def prepare(request: Request, body: PrepareBody) -> HTTPResponse:
     subject = str(body.subject_id) if body.subject_id is not None else None
     prepared = await contracts.prepare(services(request), request.ctx.user_id, template=body.template, subject_id=subject)
-    return json(contracts.public_contract(prepared.contract), status=201 if prepared.created else 200)
+    return answer(ContractOut.of(prepared.contract), status=201 if prepared.created else 200)
 
 
 @bp.get("/contracts/<contract_id:int>")
@@ -254,7 +273,7 @@ async def prepare(request: Request, body: PrepareBody) -> HTTPResponse:
     responses={200: Response(ContractOut)},
 )
 async def get_contract(request: Request, contract_id: int) -> HTTPResponse:
-    return json(contracts.public_contract(await contracts.get(request.ctx.user_id, contract_id)))
+    return answer(ContractOut.of(await contracts.get(request.ctx.user_id, contract_id)))
 
 
 @bp.get("/contracts/<contract_id:int>/pdf")
@@ -310,7 +329,7 @@ async def sign(request: Request, contract_id: int, body: SignBody) -> HTTPRespon
         ip=request.remote_addr or request.ip,
         user_agent=request.headers.get("user-agent"),
     )
-    return json(contracts.public_contract(signed))
+    return answer(ContractOut.of(signed))
 
 
 @bp.get("/contracts/<contract_id:int>/evidence")
@@ -322,7 +341,7 @@ async def sign(request: Request, contract_id: int, body: SignBody) -> HTTPRespon
     responses={200: Response(EvidenceOut)},
 )
 async def evidence(request: Request, contract_id: int) -> HTTPResponse:
-    return json(await contracts.evidence(request.ctx.user_id, contract_id))
+    return answer(EvidenceOut.of(*await contracts.evidence(request.ctx.user_id, contract_id)))
 
 
 VERIFY_BODY = {
@@ -360,4 +379,4 @@ async def verify(request: Request) -> HTTPResponse:
         raise UnsupportedMediaType("请上传 PDF 文件")
     if not data:
         raise ValidationFailed("请上传 PDF 文件", field="file")
-    return json(await contracts.verify_document(services(request), data))
+    return answer(VerificationOut.of(await contracts.verify_document(services(request), data)))

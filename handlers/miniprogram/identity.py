@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse
 
 from core.errors import RateLimited, UpstreamUnavailable, ValidationFailed
 from core.validators import CARD_RE, MOBILE_RE, NAME_RE
@@ -17,6 +17,7 @@ from handlers.spec import (
     Id,
     Out,
     Response,
+    answer,
     checked_string,
     operation,
     parse_form,
@@ -83,6 +84,11 @@ class IdCardOut(Out):
     id_number: str = Field(description="masked")
     valid_until: str = Field(description="YYYY-MM-DD, or 长期 (long-term)")
 
+    @classmethod
+    def of(cls, result: id_card.IdCardResult) -> IdCardOut:  # type: ignore[override]
+        return super().of(result, verified=True,
+                          valid_until=result.valid_until.isoformat() if result.valid_until else "长期")
+
 
 class FaceStartOut(Out):
     verify_id: str = Field(description="for wx.requestFacialVerify")
@@ -102,6 +108,10 @@ class BankCardOut(Out):
     card_number: str = Field(description="masked: 622202******1234")
     card_class: Literal["I", "credit"]
     bank_name: str | None
+
+    @classmethod
+    def of(cls, result: bank_card.BankCardResult) -> BankCardOut:  # type: ignore[override]
+        return super().of(result, verified=True)
 
 
 UPLOAD_FORM = {
@@ -136,7 +146,7 @@ async def upload(request: Request) -> HTTPResponse:
     created = await uploads.create_upload(
         services(request), request.ctx.user_id, kind=form.fields.get("kind") or "", data=form.files.get("file")
     )
-    return json(uploads.public_upload(created), status=201)
+    return answer(UploadOut.model_validate(created), status=201)
 
 
 @bp.post("/identity/id-card")
@@ -162,14 +172,7 @@ async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
         name=body.name,
         id_number=body.id_number,
     )
-    return json(
-        {
-            "verified": True,
-            "name": result.name,
-            "id_number": result.id_number,
-            "valid_until": result.valid_until.isoformat() if result.valid_until else "长期",
-        }
-    )
+    return answer(IdCardOut.of(result))
 
 
 @bp.post("/identity/face")
@@ -185,7 +188,7 @@ async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
 )
 async def start_face(request: Request) -> HTTPResponse:
     started = await face.start(services(request), request.ctx.user_id)
-    return json({"verify_id": started.verify_id, "expires_in": started.expires_in}, status=201)
+    return answer(FaceStartOut.model_validate(started), status=201)
 
 
 @bp.post("/identity/face/<verify_id:str>/result")
@@ -201,15 +204,7 @@ async def start_face(request: Request) -> HTTPResponse:
 )
 async def face_result(request: Request, verify_id: str) -> HTTPResponse:
     result = await face.fetch_result(services(request), request.ctx.user_id, verify_id)
-    return json(
-        {
-            "verify_id": result.verify_id,
-            "status": result.status.value,
-            "passed": result.passed,
-            "verify_ret": result.verify_ret,
-            "valid_until": result.valid_until.isoformat() if result.valid_until else None,
-        }
-    )
+    return answer(FaceResultOut.model_validate(result))
 
 
 @bp.post("/identity/bank-card")
@@ -229,6 +224,4 @@ async def verify_bank_card(request: Request, body: BankCardBody) -> HTTPResponse
     result = await bank_card.verify_bank_card(
         services(request), request.ctx.user_id, card_number=body.card_number, reserved_phone=body.reserved_phone
     )
-    return json(
-        {"verified": True, "card_number": result.card_number, "card_class": result.card_class, "bank_name": result.bank_name}
-    )
+    return answer(BankCardOut.of(result))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse
 
 from core.money import MAX_AMOUNT_FEN
 from handlers.common import client, services
-from handlers.spec import Body, Id, Out, Query, Response, id_param, operation
+from handlers.spec import Body, Id, Out, Query, Response, answer, id_param, operation
 from models.enums import OrderStatus, RefundStatus
 from services.etc.bindings import BindingNotFound
 from services.pagination import MAX_PAGE
@@ -55,6 +55,10 @@ class OrderSummary(Out):
 class OrderOut(OrderSummary):
     pay_params: PayParams | None = Field(description="for `wx.requestPayment`, while the order can be paid")
 
+    @classmethod
+    def of(cls, order: Any, pay_params: dict | None = None) -> OrderOut:  # type: ignore[override]
+        return super().of(order, pay_params=pay_params)
+
 
 @bp.post("/payments/orders")
 @operation(
@@ -72,7 +76,7 @@ async def create_order(request: Request, body: OrderBody) -> HTTPResponse:
     made = await orders.create(services(request), request.ctx.user_id, purpose=body.purpose,
                                reference_id=body.reference_id, idempotency_id=request.ctx.idempotency.id,
                                client=client(request))
-    return json(orders.public_order(made.order, made.pay_params), status=201 if made.created else 200)
+    return answer(OrderOut.of(made.order, made.pay_params), status=201 if made.created else 200)
 
 
 class OrdersQuery(Query):
@@ -94,7 +98,7 @@ class OrdersOut(Out):
 )
 async def list_orders(request: Request, query: OrdersQuery) -> HTTPResponse:
     page, cursor = await orders.of_user(request.ctx.user_id, cursor=query.cursor, limit=query.limit)
-    return json({"orders": [orders.public_order(o, with_params=False) for o in page], "next_cursor": cursor})
+    return answer(OrdersOut(orders=page, next_cursor=cursor))
 
 
 @bp.get("/payments/orders/<order_id:int>")
@@ -104,7 +108,7 @@ async def list_orders(request: Request, query: OrdersQuery) -> HTTPResponse:
 )
 async def get_order(request: Request, order_id: int) -> HTTPResponse:
     order, params = await orders.view(services(request), request.ctx.user_id, order_id)
-    return json(orders.public_order(order, params))
+    return answer(OrderOut.of(order, params))
 
 
 class PaymentRefundBody(Body):
@@ -134,4 +138,4 @@ class PaymentRefundOut(Out):
 async def refund_order(request: Request, order_id: int, body: PaymentRefundBody) -> HTTPResponse:
     made = await refunds.refund(services(request), request.ctx.user_id, order_id, amount_fen=body.amount_fen,
                                 reason=body.reason, idempotency_id=request.ctx.idempotency.id, client=client(request))
-    return json(refunds.public_refund(made), status=201)
+    return answer(PaymentRefundOut.model_validate(made), status=201)

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, empty, json
+from sanic.response import HTTPResponse, empty
 
 from core.validators import PLATE_COLORS, PLATE_RE
-from handlers.spec import Body, Out, Response, checked_string, id_param, operation
+from handlers.spec import Body, Out, Response, answer, checked_string, id_param, operation
 from services.etc import vehicles
 from services.etc.vehicles import (
     PlateColorMismatch,
@@ -58,20 +58,20 @@ class VehiclesOut(Out):
 )
 async def register_vehicle(request: Request, body: VehicleBody) -> HTTPResponse:
     vehicle, created = await vehicles.register(request.ctx.user_id, body.plate_number, body.plate_color)
-    return json(vehicles.public_vehicle(vehicle), status=201 if created else 200)
+    return answer(VehicleOut.model_validate(vehicle), status=201 if created else 200)
 
 
 @bp.get("/vehicles")
 @operation(summary="The user's vehicles", tag="etc", auth=True, responses={200: Response(VehiclesOut)})
 async def list_vehicles(request: Request) -> HTTPResponse:
-    return json({"vehicles": [vehicles.public_vehicle(v) for v in await vehicles.of_user(request.ctx.user_id)]})
+    return answer(VehiclesOut(vehicles=await vehicles.of_user(request.ctx.user_id)))
 
 
 @bp.get("/vehicles/<vehicle_id:int>")
 @operation(summary="A vehicle", tag="etc", auth=True, path={"vehicle_id": VEHICLE_ID},
            responses={200: Response(VehicleOut)})
 async def get_vehicle(request: Request, vehicle_id: int) -> HTTPResponse:
-    return json(vehicles.public_vehicle(await vehicles.owned(request.ctx.user_id, vehicle_id)))
+    return answer(VehicleOut.model_validate(await vehicles.owned(request.ctx.user_id, vehicle_id)))
 
 
 @bp.delete("/vehicles/<vehicle_id:int>")

@@ -5,23 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json, raw
+from sanic.response import HTTPResponse, raw
 
 from core.clock import utcnow
 from core.errors import AppError, ValidationFailed
 from core.money import MAX_AMOUNT_FEN
 from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE, STATEMENT_TEXT_PATTERN
 from handlers.common import services
-from handlers.spec import Body, Out, Query, Response, checked_string, operation, str_param
+from handlers.spec import Body, Out, Query, Response, answer, checked_string, operation, str_param
 from models.enums import DebitStatus
 from services.accounts.ledger import BalanceCapExceeded, InsufficientFunds, LimitExceeded
 from services.risk.engine import RiskBlocked, RiskReview
 from services.etc.bindings import BindingNotActive, EtcCardInvalid
-from services.etc.vehicles import PlateColorMismatch, PlateInvalid, check_plate
+from services.etc.vehicles import PlateColorMismatch, PlateInvalid, check_plate, plate_parts
 from services.partners import debits
 from services.partners.debits import (
     CATEGORY_SCOPES,
@@ -135,6 +135,12 @@ class DebitOut(Out):
     refusal_code: Literal[tuple(REFUSALS)] | None = Field(  # type: ignore[valid-type]
         description="why an `arrears` or `refused` debit was refused")
 
+    @classmethod
+    def of(cls, debit: Any, binding: Any) -> DebitOut:  # type: ignore[override]
+        plate, color = plate_parts(binding.plate)
+        return super().of(debit, binding_id=binding.id, card_number_masked=binding.card_masked, plate_number=plate,
+                          plate_color=color)
+
 
 class RefundOut(Out):
     out_refund_no: str
@@ -145,9 +151,14 @@ class RefundOut(Out):
     refunded_at: datetime
     debit: DebitOut
 
+    @classmethod
+    def of(cls, result: debits.RefundResult) -> RefundOut:  # type: ignore[override]
+        return super().of(result.refund, out_trade_no=result.debit.out_trade_no, status="succeeded",
+                          debit=DebitOut.of(result.debit, result.binding))
 
-def _answer(body: dict, status: int, replayed: bool) -> HTTPResponse:
-    return json(body, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+def _answer(out: Out, status: int, replayed: bool) -> HTTPResponse:
+    return answer(out, status=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 @bp.post("/debits")
@@ -181,7 +192,7 @@ async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
     result = await debits.debit(services(request), request.ctx.caller, fields)
     if result.debit.refusal_code:  # recorded (arrears, or refused): this answer, and the same on every retry
         raise REFUSALS[result.debit.refusal_code](headers={"Idempotent-Replayed": "true"} if result.replayed else None)
-    return _answer(debits.public_debit(result.debit, result.binding), 201, result.replayed)
+    return _answer(DebitOut.of(result.debit, result.binding), 201, result.replayed)
 
 
 @bp.get("/debits/<out_trade_no:str>")
@@ -194,7 +205,7 @@ async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
 )
 async def get_debit(request: Request, out_trade_no: str) -> HTTPResponse:
     result = await debits.get(request.ctx.caller, out_trade_no)
-    return json(debits.public_debit(result.debit, result.binding))
+    return answer(DebitOut.of(result.debit, result.binding))
 
 
 @bp.post("/debits/<out_trade_no:str>/refund")
@@ -215,7 +226,7 @@ async def get_debit(request: Request, out_trade_no: str) -> HTTPResponse:
 async def refund_debit(request: Request, out_trade_no: str, body: RefundBody) -> HTTPResponse:
     result = await debits.refund(services(request), request.ctx.caller, out_trade_no,
                                  body.model_dump(mode="json", exclude_none=True))
-    return _answer(debits.public_refund(result), 201, result.replayed)
+    return _answer(RefundOut.of(result), 201, result.replayed)
 
 
 @bp.get("/statements")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import ClassVar
 from datetime import timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -26,14 +27,7 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-
-    def as_dict(self) -> dict:
-        return {
-            "access_token": self.access_token,
-            "refresh_token": self.refresh_token,
-            "token_type": "Bearer",
-            "expires_in": self.expires_in,
-        }
+    token_type: ClassVar[str] = "Bearer"
 
 
 class RefreshTokenInvalid(Unauthorized):

@@ -3,7 +3,7 @@
 Pure, synchronous cores with async wrappers (run in a thread); no database access here. The contract
 entity, its state machine and the evidence record live with the lead's model and service layer.
 
-* ``templates``: ``TEMPLATES``, ``list_templates()``
+* ``templates``: ``TEMPLATES``
 * ``render``: ``render_contract(code, context, *, variant, contract_ref) -> RenderedPdf``
 * ``certs``: ``BankSigningIdentity``, ``ensure_dev_identity(var_dir)``, ``load_bank_identity(...)``
 * ``signing``: ``sign_contract(...)``, ``sign_contract_async(...)``

@@ -37,7 +37,7 @@ from services.esign.errors import (
     TemplateNotFound,
 )
 from services.esign.templates import get_template
-from services.esign.verification import verify_pdf_async
+from services.esign.verification import VerificationResult, verify_pdf_async
 from services.identity import face
 from services.identity.errors import IdCardRequired
 from services.identity.id_card import verified_identity
@@ -306,56 +306,25 @@ async def sign(
     return result
 
 
-def public_contract(contract: Contract) -> dict:
-    return {
-        "id": contract.id,
-        "contract_no": contract.contract_no,
-        "template": contract.template,
-        "variant": contract.variant,
-        "version": contract.version,
-        "subject_type": contract.subject_type,
-        "subject_id": contract.subject_id,
-        "status": contract.status.value,
-        "sha256": contract.unsigned_sha256,
-        "signed_sha256": contract.signed_sha256,
-        "created_at": contract.created_at.isoformat(),
-        "expires_at": contract.expires_at.isoformat(),
-        "signed_at": contract.signed_at.isoformat() if contract.signed_at else None,
-    }
-
-
-async def evidence(user_id: int, contract_id: int) -> dict:
-    """The evidence record of a contract and its audit trail (each event with its chain hash)."""
+async def evidence(user_id: int, contract_id: int) -> tuple[Contract, list[AuditEvent]]:
+    """A contract (its evidence record with it) and its audit trail (each event with its chain hash)."""
     contract = await _owned(user_id, contract_id)
     events = await AuditEvent.filter(entity_type="contract", entity_id=str(contract.id)).order_by("seq")
-    return {
-        "contract": public_contract(contract),
-        "evidence": contract.evidence,
-        "events": [
-            {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "data": e.data,
-             "prev_hash": e.prev_hash, "hash": e.hash}
-            for e in events
-        ],
-    }
+    return contract, events
 
 
-async def verify_document(ctx: ServiceContext, data: bytes) -> dict:
+@dataclass(frozen=True)
+class DocumentCheck:
+    result: VerificationResult
+    contract: Contract | None  # the contract the document names, when there is one
+    matches_issued_copy: bool  # byte for byte the copy the bank issued
+
+
+async def verify_document(ctx: ServiceContext, data: bytes) -> DocumentCheck:
     """Whether ``data`` carries a valid signature by the bank, whether it changed after signing, and
     which contract it is. Any caller may learn this much about a document they hold; nothing more
     (no owner, no evidence)."""
     result = await verify_pdf_async(data, trust_roots=ctx.signer.trust_roots)
-    body = result.as_dict()
     contract = await Contract.get_or_none(contract_no=result.contract_ref) if result.contract_ref else None
-    body["contract"] = (
-        {
-            "contract_no": contract.contract_no,
-            "template": contract.template,
-            "version": contract.version,
-            "status": contract.status.value,
-            # byte-for-byte the copy the bank issued
-            "matches_issued_copy": contract.signed_sha256 == hashlib.sha256(data).hexdigest(),
-        }
-        if contract is not None
-        else None
-    )
-    return body
+    matches = contract is not None and contract.signed_sha256 == hashlib.sha256(data).hexdigest()
+    return DocumentCheck(result, contract, matches)

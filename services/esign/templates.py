@@ -436,16 +436,3 @@ def get_template(code: str) -> Template:
     except KeyError:
         raise TemplateNotFound(field="template") from None
 
-
-def list_templates() -> list[dict[str, Any]]:
-    """What ``GET /api/v1/contracts/templates`` lists."""
-    return [
-        {
-            "code": t.code,
-            "version": t.version,
-            "title": t.title,
-            "subject_type": t.subject_type,
-            "variants": list(t.variants),
-        }
-        for t in TEMPLATES.values()
-    ]

@@ -56,12 +56,6 @@ class VerificationResult:
         """The bottom line a user is shown: signed, intact, valid, trusted and unchanged since."""
         return self.signed and self.valid and self.intact and self.trusted and not self.modified_after_signing
 
-    def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["signed_at"] = self.signed_at.isoformat() if self.signed_at else None
-        d["ok"] = self.ok
-        return d
-
 
 def _unsigned(problem: str, *, signed: bool = False, **kw) -> VerificationResult:
     return VerificationResult(

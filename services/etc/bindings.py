@@ -257,17 +257,6 @@ async def debits_of(user_id: int, binding_id: int, *, cursor: int | None, limit:
     return page, (page[-1].id if len(rows) > limit else None)
 
 
-def public_binding(b: EtcBinding, vehicle=None, contract_id: int | None = None) -> dict:
-    plate, color = vehicles.plate_parts(b.plate)
-    return {
-        "id": b.id, "status": str(b.status), "vehicle_id": b.vehicle_id, "account_id": b.account_id,
-        "card_number_masked": b.card_masked, "obu_id": b.obu_id, "plate_number": plate, "plate_color": color,
-        "arrears_fen": b.arrears_fen, "authorisation_contract_id": contract_id or b.contract_id,
-        "created_at": b.created_at, "expires_at": b.expires_at if b.status == B.PENDING else None,
-        "activated_at": b.activated_at, "suspended_at": b.suspended_at, "unbound_at": b.unbound_at,
-    }
-
-
 # -- the authorisation's subject ---------------------------------------------------------------------
 
 

@@ -88,6 +88,3 @@ async def remove(user_id: int, vehicle_id: int) -> None:
         raise VehicleBound()
     await Vehicle.filter(id=vehicle.id, removed_at__isnull=True).update(removed_at=utcnow(), active_key=None)
 
-
-def public_vehicle(v: Vehicle) -> dict:
-    return {"id": v.id, "plate_number": v.plate_number, "plate_color": v.plate_color, "created_at": v.created_at}

@@ -6,7 +6,8 @@ user), so the profile is one query."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from core.clock import china_day, utcnow
@@ -19,16 +20,29 @@ from services.identity.id_card import ID_PURPOSE, NAME_PURPOSE
 COLUMNS = ("name_enc", "id_number_enc", "id_valid_until", "id_verified_at", "face_passed_at",
            "card_number_enc", "card_class", "card_bank_name", "card_verified_at")
 
-NOT_STARTED = {
-    "name": None,
-    "id_number": None,
-    "id_card": {"done": False, "verified_at": None, "valid_until": None},
-    "face": {"done": False, "valid_until": None},
-    "bank_card": {"done": False, "card_number": None, "card_class": None, "bank_name": None},
-}
 
 
-def identity_status(ctx: ServiceContext, identity: Mapping[str, Any] | None) -> dict:
+@dataclass(frozen=True)
+class IdentityStatus:
+    """What the user has proven and until when, personal data masked (``IdentityOut`` shows it)."""
+
+    name: str | None = None
+    id_number: str | None = None
+    id_verified_at: datetime | None = None  # None: no ID card verified yet
+    id_valid_until: date | None = None  # None once verified: valid long-term (长期)
+    id_done: bool = False  # verified and not expired
+    face_valid_until: datetime | None = None
+    face_done: bool = False  # passed and still fresh
+    card_done: bool = False
+    card_number: str | None = None
+    card_class: str | None = None
+    bank_name: str | None = None
+
+
+NOT_STARTED = IdentityStatus()
+
+
+def identity_status(ctx: ServiceContext, identity: Mapping[str, Any] | None) -> IdentityStatus:
     """``identity``: the user's identities row (dates and times already Python values), or None."""
     if identity is None or identity.get("id_verified_at") is None:
         return NOT_STARTED
@@ -38,22 +52,16 @@ def identity_status(ctx: ServiceContext, identity: Mapping[str, Any] | None) -> 
     face_until = passed + timedelta(seconds=ctx.settings.face_valid_s) if passed else None
     card_enc = identity["card_number_enc"]
     card = ctx.pii.decrypt(card_enc, purpose=CARD_PURPOSE) if card_enc else None
-    return {
-        "name": mask_name(ctx.pii.decrypt(identity["name_enc"], purpose=NAME_PURPOSE)),
-        "id_number": mask_id_number(ctx.pii.decrypt(identity["id_number_enc"], purpose=ID_PURPOSE)),
-        "id_card": {
-            "done": id_ok,
-            "verified_at": identity["id_verified_at"].isoformat(),
-            "valid_until": valid_until.isoformat() if valid_until else "长期",
-        },
-        "face": {
-            "done": face_until is not None and face_until > utcnow(),
-            "valid_until": face_until.isoformat() if face_until else None,
-        },
-        "bank_card": {
-            "done": identity["card_verified_at"] is not None,
-            "card_number": mask_card(card) if card else None,
-            "card_class": identity["card_class"],
-            "bank_name": identity["card_bank_name"],
-        },
-    }
+    return IdentityStatus(
+        name=mask_name(ctx.pii.decrypt(identity["name_enc"], purpose=NAME_PURPOSE)),
+        id_number=mask_id_number(ctx.pii.decrypt(identity["id_number_enc"], purpose=ID_PURPOSE)),
+        id_verified_at=identity["id_verified_at"],
+        id_valid_until=valid_until,
+        id_done=id_ok,
+        face_valid_until=face_until,
+        face_done=face_until is not None and face_until > utcnow(),
+        card_done=identity["card_verified_at"] is not None,
+        card_number=mask_card(card) if card else None,
+        card_class=identity["card_class"],
+        bank_name=identity["card_bank_name"],
+    )

@@ -84,6 +84,3 @@ async def read_upload(ctx: ServiceContext, user_id: int, upload_id: int, *, kind
     data = await ctx.storage.get(upload.storage_key, purpose=UPLOAD_PURPOSE)
     return upload, data
 
-
-def public_upload(upload: Upload) -> dict:
-    return {"id": upload.id, "kind": upload.kind.value, "size": upload.size, "content_type": upload.content_type}

@@ -255,23 +255,6 @@ def audited(d: PartnerDebit) -> dict:
     return {"partner_id": d.partner_id, "out_trade_no": d.out_trade_no, "amount_fen": d.amount_fen}
 
 
-def public_debit(d: PartnerDebit, b: EtcBinding) -> dict:
-    plate, color = vehicles.plate_parts(b.plate)
-    return {
-        "out_trade_no": d.out_trade_no, "status": str(d.status), "category": d.category, "amount_fen": d.amount_fen,
-        "refunded_fen": d.refunded_fen, "binding_id": b.id, "card_number_masked": b.card_masked,
-        "plate_number": plate, "plate_color": color, "merchant": d.merchant, "detail": d.detail,
-        "occurred_at": d.occurred_at, "booked_at": d.booked_at, "refusal_code": d.refusal_code,
-    }
-
-
-def public_refund(r: RefundResult) -> dict:
-    return {"out_refund_no": r.refund.out_refund_no, "out_trade_no": r.debit.out_trade_no,
-            "amount_fen": r.refund.amount_fen, "reason": r.refund.reason, "status": "succeeded",
-            "refunded_at": r.refund.refunded_at,
-            "debit": public_debit(r.debit, r.binding)}
-
-
 # -- statements --------------------------------------------------------------------------------------
 
 STATEMENT_COLUMNS = ("type", "out_trade_no", "out_refund_no", "category", "status", "amount_fen", "occurred_at",

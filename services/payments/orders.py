@@ -357,14 +357,3 @@ async def reconcile(ctx: ServiceContext, *, older_than_s: float = 300, batch: in
 async def of_user(user_id: int, *, cursor: str | None, limit: int) -> tuple[list[PaymentOrder], str | None]:
     return await newest_first(PaymentOrder.filter(user_id=user_id), cursor=cursor, limit=limit)
 
-
-def public_order(order: PaymentOrder, pay_params: dict | None = None, *, with_params: bool = True) -> dict:
-    out = {
-        "id": order.id, "purpose": order.purpose, "reference_id": order.reference_id,
-        "out_trade_no": order.out_trade_no, "amount_fen": order.amount_fen, "status": str(order.status),
-        "created_at": order.created_at, "time_expire": order.time_expire, "paid_at": order.paid_at,
-        "refunded_fen": order.refunded_fen,
-    }
-    if with_params:
-        out["pay_params"] = pay_params
-    return out

@@ -142,7 +142,3 @@ async def reconcile(ctx: ServiceContext, *, batch: int = 200) -> dict:
             counts["settled"] += 1
     return counts
 
-
-def public_refund(r: PaymentRefund) -> dict:
-    return {"id": r.id, "order_id": r.order_id, "out_refund_no": r.out_refund_no, "amount_fen": r.amount_fen,
-            "status": str(r.status), "created_at": r.created_at, "finished_at": r.finished_at}

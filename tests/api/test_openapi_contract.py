@@ -92,12 +92,15 @@ async def test_docs_page_works_offline(client):
 
 
 async def test_a_response_that_drifts_from_the_document_fails_loudly(client, user, monkeypatch):
-    real = services.users.profile
+    # The response model builds the answer, so a drift can only come from past it: an answer that is
+    # not the model's dump (here, one with an undocumented field).
+    import handlers.miniprogram.auth as auth_handlers
+    from sanic.response import json as json_response
 
-    async def drifted(ctx, user_id):
-        return {**await real(ctx, user_id), "openid": "leaked"}  # an undocumented field
+    def drifted(out, status=200, headers=None):
+        return json_response({**out.model_dump(), "openid": "leaked"}, status=status, headers=headers)
 
-    monkeypatch.setattr(services.users, "profile", drifted)
+    monkeypatch.setattr(auth_handlers, "answer", drifted)
     resp = await client.get("/api/v1/me", headers=user.headers)
     assert resp.status_code == 500
     assert resp.json()["error"]["code"] == "RESPONSE_CONTRACT_VIOLATION"
