@@ -850,8 +850,8 @@ MUTANTS = (
     Mutant(
         "a handler imports a model class",
         "handlers/miniprogram/accounts.py",
-        "from models.enums import ApplicationStatus, TransferStatus\n",
-        "from models.accounts import Account, ApplicationStatus, TransferStatus  # noqa: F401\n",
+        "from models.enums import AccountStatus, ApplicationStatus, RestrictionCode, TransferStatus\n",
+        "from models.accounts import Account, AccountStatus, ApplicationStatus, RestrictionCode, TransferStatus  # noqa: F401\n",
         ("tests/unit/test_layers.py::test_the_layers_hold",),
     ),
     Mutant(

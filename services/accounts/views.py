@@ -14,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from core.clock import utcnow
 from core.pii import mask_card
 from models.accounts import Account, CardTransfer, LedgerEntry
+from services.accounts import restrictions as restriction_rows
 from services.accounts.ledger import AccountNotFound, outflow_used
 from services.accounts.opening import MACHINE, OPEN_STATUSES, Progress
 from services.accounts.rules import rules_for
@@ -62,6 +63,7 @@ def public_account(account: Account) -> dict:
         "number_masked": mask_card(account.number),
         "account_class": account.account_class,
         "status": str(account.status),
+        "restrictions": [public_restriction(r) for r in getattr(account, "restrictions", ())],
         "balance_fen": account.balance_fen,
         "pending_in_fen": account.pending_in_fen,
         "bound_card_masked": account.bound_card_masked,
@@ -69,6 +71,13 @@ def public_account(account: Account) -> dict:
         "opened_at": account.opened_at,
         "limits": limits(account),
     }
+
+
+def public_restriction(r) -> dict:
+    shown = {"code": str(r.code), "since": r.created_at, "by": restriction_rows.public_by(r.set_by)}
+    if r.held_fen is not None:
+        shown["held_fen"] = r.held_fen
+    return shown
 
 
 def public_entry(entry: LedgerEntry) -> dict:
@@ -109,12 +118,26 @@ async def owned(user_id: int, account_id: int, conn: BaseDBAsyncClient | None = 
 # What the holder reads back sees every movement acknowledged before, through whichever server booked it
 # (on a Galera cluster; services.db.causal_read).
 
+async def _with_restrictions(accounts: list[Account], conn: BaseDBAsyncClient | None) -> list[Account]:
+    """Each account with ``restrictions``: those in force, oldest first (what the holder is shown)."""
+    found = await restriction_rows.in_force([a.id for a in accounts], conn)
+    for a in accounts:
+        a.restrictions = found[a.id]
+    return accounts
+
+
 async def account(user_id: int, account_id: int) -> Account:
-    return await causal_read(lambda conn: owned(user_id, account_id, conn))
+    async def read(conn: BaseDBAsyncClient | None) -> Account:
+        return (await _with_restrictions([await owned(user_id, account_id, conn)], conn))[0]
+
+    return await causal_read(read)
 
 
 async def accounts_of(user_id: int) -> list[Account]:
-    return await causal_read(lambda conn: Account.filter(user_id=user_id).order_by("id").using_db(conn))
+    async def read(conn: BaseDBAsyncClient | None) -> list[Account]:
+        return await _with_restrictions(await Account.filter(user_id=user_id).order_by("id").using_db(conn), conn)
+
+    return await causal_read(read)
 
 
 async def transactions(user_id: int, account_id: int, *, cursor: str | None, limit: int) -> tuple[list[LedgerEntry], str | None]:
