@@ -909,6 +909,35 @@ MUTANTS = (
         "              row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.ARREARS,\n",
         ("tests/api/test_payments.py::test_arrears_left_by_a_debit_and_settled_by_payment_are_audited_at_each_move",),
     ),
+    # -- lifecycle --
+    Mutant(
+        "the ledger lets money out of a restricted account",
+        "services/accounts/ledger.py",
+        "        await check_outflow(conn, account, amount_fen)\n",
+        "        pass\n",
+        ("tests/api/test_account_restrictions.py::test_a_debit_during_a_loss_report_is_refused_and_books_nothing",
+         "tests/api/test_account_restrictions.py::test_a_withdrawal_during_a_loss_report_is_refused_and_sends_nothing"),
+    ),
+    Mutant(
+        "a judicial freeze of an amount holds nothing",
+        "services/accounts/ledger.py",
+        "    if account.balance_fen >= amount_fen and account.balance_fen - held < amount_fen:\n",
+        "    if False:\n",
+        ("tests/api/test_account_restrictions.py::test_a_judicial_freeze_of_300_on_500_lets_200_out_and_no_more",
+         "tests/api/test_account_restrictions.py::test_a_judicial_freeze_holds_under_fifty_concurrent_debits"),
+    ),
+    Mutant(
+        "a loss report is lifted without a face check",
+        "services/accounts/restrictions.py",
+        "    fv = await face.check_intent(ctx, user_id, verify_id, max_age_s=ctx.settings.face_intent_s)\n\n"
+        "    async def work(conn: BaseDBAsyncClient) -> Changed:\n",
+        "    fv = type(\"NoFace\", (), {\"out_seq_no\": \"none\"})\n\n"
+        "    async def work(conn: BaseDBAsyncClient) -> Changed:\n",
+        ("tests/api/test_account_restrictions.py::test_lifting_a_loss_report_needs_a_fresh_face_verification",),
+        also=(("services/accounts/restrictions.py",
+               "        await face.consume(conn, fv, purpose=f\"loss_report:{lifted.restriction.id}\")\n",
+               "        pass\n"),),
+    ),
 )
 
 
