@@ -256,3 +256,19 @@ async def test_the_full_number_after_a_face_check_audited_masked(client, sandbox
                  "FACE_VERIFICATION_USED")
     event = await AuditEvent.filter(action="account.number.revealed", entity_id=str(account_id)).first()
     assert event is not None and number not in json.dumps(event.data, ensure_ascii=False)
+
+
+async def test_nothing_books_on_a_closed_account(client, sandbox, ctx):
+    partner = await new_partner(ctx)
+    car = await bound_car(client, sandbox, balance_fen=10_000)
+    account_id = car.account["id"]
+    body = debit_body(car, 1_000)
+    assert (await call(client, partner, "POST", DEBITS, body)).status_code == 201
+    await Account.filter(id=account_id).update(status="closed")  # closing itself is later work
+    before = await state(account_id)
+    assert_error(await call(client, partner, "POST", DEBITS, debit_body(car, 100)), 409, "ACCOUNT_CLOSED")
+    refund = await call(client, partner, "POST", f"{DEBITS}/{body['out_trade_no']}/refund",
+                        {"out_refund_no": "R" + body["out_trade_no"], "amount_fen": 100})
+    assert_error(refund, 409, "ACCOUNT_CLOSED")
+    assert_error(await client.post(loss_report(account_id), headers=car.user.headers), 409, "ACCOUNT_CLOSED")
+    assert await state(account_id) == before
