@@ -6,6 +6,8 @@
     python -m app audit verify                                check the audit events' hash chain
     python -m app ledger check                                check every balance against its ledger entries
     python -m app worker                                      run the outbox and the periodic jobs
+    python -m app account freeze ACCOUNT_ID --kind fraud|judicial --reason T --operator NAME [--held-fen N] [--document REF]
+    python -m app account unfreeze ACCOUNT_ID --kind fraud|judicial --reason T --operator NAME [--document REF]
     python -m app partner create NAME --scopes S[,S] [--callback-url U]   a partner of the open API
     python -m app partner set-callback APP_ID URL | --clear  where its notifications go (or none)
     python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
@@ -256,6 +258,37 @@ def cmd_partner(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_account(args: argparse.Namespace) -> int:
+    """The bank's freezes of an account (fraud; judicial, of the whole account or of an amount), set and
+    lifted by a named operator with a reason, each an audit event. Prints JSON."""
+    import json
+
+    from core.errors import AppError
+    from services.accounts import restrictions
+
+    async def run(ctx) -> dict:
+        if args.account_command == "freeze":
+            changed = await restrictions.freeze(args.account_id, kind=args.kind, reason=args.reason,
+                                                operator_name=args.operator, held_fen=args.held_fen,
+                                                document_ref=args.document)
+        else:
+            changed = await restrictions.unfreeze(args.account_id, kind=args.kind, reason=args.reason,
+                                                  operator_name=args.operator, document_ref=args.document)
+        r = changed.restriction
+        return {"account_id": changed.account.id, "status": str(changed.account.status), "restriction_id": r.id,
+                "code": str(r.code), "held_fen": r.held_fen, "document": r.document_ref, "set_by": r.set_by,
+                "since": r.created_at.isoformat(), "lifted_at": r.lifted_at.isoformat() if r.lifted_at else None,
+                "changed": changed.changed}
+
+    try:
+        result = asyncio.run(_with_services(_settings(), run))
+    except AppError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1 if exc.status in (404, 409) else 2
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
 def cmd_pay_refund(args: argparse.Namespace) -> int:
     """An operator's refund of a paid device fee (the same rules as the user's). Prints JSON."""
     import json
@@ -464,6 +497,21 @@ def main(argv: list[str] | None = None) -> int:
     disable = partner.add_parser("disable", help="refuse the partner's requests from now on")
     disable.add_argument("app_id")
     disable.set_defaults(func=cmd_partner)
+    account = sub.add_parser("account", help="the bank's freezes of an account").add_subparsers(
+        dest="account_command", required=True)
+    for name in ("freeze", "unfreeze"):
+        one = account.add_parser(name, help="freeze the account (no money out; money still in)" if name == "freeze"
+                                 else "lift a freeze (the account is active again when nothing else restricts it)")
+        one.add_argument("account_id", type=int)
+        one.add_argument("--kind", required=True, choices=["fraud", "judicial"])
+        one.add_argument("--reason", required=True)
+        one.add_argument("--operator", required=True, help="the name of the operator acting (audited)")
+        one.add_argument("--document", default=None, help="the court's or authority's document number"
+                         + ("" if name == "freeze" else " (which judicial freeze, when there are several)"))
+        if name == "freeze":
+            one.add_argument("--held-fen", type=int, default=None, help="judicial: hold this amount, not the whole "
+                             "account")
+        one.set_defaults(func=cmd_account, held_fen=None)
     pay = sub.add_parser("pay", help="WeChat Pay").add_subparsers(dest="pay_command", required=True)
     refund = pay.add_parser("refund", help="refund a paid device fee (default: all that is left)")
     refund.add_argument("order_id", type=int)

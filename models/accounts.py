@@ -10,7 +10,7 @@ from tortoise.models import Model
 
 # re-exported: the enums live in models.enums, which handlers may import
 from models.enums import (  # noqa: F401
-    ApplicationStatus, AccountStatus, EntryDirection, EntryKind, TransferDirection, TransferStatus,
+    ApplicationStatus, AccountStatus, EntryDirection, EntryKind, RestrictionCode, TransferDirection, TransferStatus,
 )
 
 
@@ -66,6 +66,32 @@ class Account(Model):
     class Meta:
         table = "accounts"
         indexes = (("holder_index", "account_class"),)
+
+
+class AccountRestriction(Model):
+    """One restriction of an account, in force from ``created_at`` until ``lifted_at``. Never deleted: the
+    history of who restricted the account, when, why, and who lifted it, stays with the account.
+
+    ``set_by`` is ``holder``, ``system`` or ``operator:<name>``. A judicial freeze with ``held_fen`` holds
+    that amount only: the account lets out what its balance has above the sum held by the freezes in
+    force; any other restriction stops every outflow. Written only by ``services.accounts.restrictions``,
+    under the account's row lock, with the account's status moved in the same transaction."""
+
+    id = fields.BigIntField(primary_key=True)
+    account = fields.ForeignKeyField("models.Account", related_name="restriction_rows", on_delete=fields.RESTRICT)
+    code = fields.CharEnumField(RestrictionCode, max_length=24)
+    set_by = fields.CharField(max_length=80)
+    reason = fields.CharField(max_length=255)
+    held_fen = fields.BigIntField(null=True)  # a judicial freeze of an amount, not of the whole account
+    document_ref = fields.CharField(max_length=64, null=True)  # the court's or authority's document number
+    created_at = fields.DatetimeField()
+    lifted_at = fields.DatetimeField(null=True)
+    lifted_by = fields.CharField(max_length=80, null=True)
+    lift_reason = fields.CharField(max_length=255, null=True)
+
+    class Meta:
+        table = "account_restrictions"
+        indexes = (("account_id", "lifted_at"),)
 
 
 class LedgerEntry(Model):

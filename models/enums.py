@@ -25,8 +25,15 @@ class ApplicationStatus(StrEnum):
 
 class AccountStatus(StrEnum):
     ACTIVE = "active"
-    FROZEN = "frozen"
+    RESTRICTED = "restricted"  # one or more restrictions in force (``AccountRestriction``): outflows stop
     CLOSED = "closed"
+
+
+class RestrictionCode(StrEnum):
+    LOSS_REPORTED = "LOSS_REPORTED"  # the holder reported the phone (or the account's access) lost
+    ID_EXPIRED = "ID_EXPIRED"  # the holder's ID card is past its validity
+    FRAUD_FREEZE = "FRAUD_FREEZE"  # the bank, on suspicion of fraud
+    JUDICIAL_FREEZE = "JUDICIAL_FREEZE"  # the bank, on a court's or authority's order; may hold an amount only
 
 
 class EntryDirection(StrEnum):
@@ -126,7 +133,7 @@ class DebitStatus(StrEnum):
     SUCCEEDED = "succeeded"  # booked on the account
     ARREARS = "arrears"  # refused for the balance or a limit; owed on the binding
     SETTLED = "settled"  # arrears the customer paid later
-    REFUSED = "refused"  # refused by risk control (RISK_BLOCKED, RISK_REVIEW): nothing booked, nothing owed
+    REFUSED = "refused"  # risk control (RISK_BLOCKED, RISK_REVIEW), or a restricted/closed account: nothing booked or owed
 
 
 # -- payments

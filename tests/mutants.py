@@ -851,8 +851,8 @@ MUTANTS = (
     Mutant(
         "a handler imports a model class",
         "handlers/miniprogram/accounts.py",
-        "from models.enums import ApplicationStatus, TransferStatus\n",
-        "from models.accounts import Account, ApplicationStatus, TransferStatus  # noqa: F401\n",
+        "from models.enums import AccountStatus, ApplicationStatus, RestrictionCode, TransferStatus\n",
+        "from models.accounts import Account, AccountStatus, ApplicationStatus, RestrictionCode, TransferStatus  # noqa: F401\n",
         ("tests/unit/test_layers.py::test_the_layers_hold",),
     ),
     Mutant(
@@ -1003,6 +1003,35 @@ MUTANTS = (
         "    return json({\"id\": v.id, \"plate_number\": v.plate_number, \"plate_color\": v.plate_color,\n"
         "                 \"created_at\": v.created_at})\n",
         ("tests/unit/test_one_serializer.py::test_every_operation_with_a_response_model_answers_through_it",),
+    ),
+    # -- lifecycle --
+    Mutant(
+        "the ledger lets money out of a restricted account",
+        "services/accounts/ledger.py",
+        "        await check_outflow(conn, account, amount_fen)\n",
+        "        pass\n",
+        ("tests/api/test_account_restrictions.py::test_a_debit_during_a_loss_report_is_refused_and_books_nothing",
+         "tests/api/test_account_restrictions.py::test_a_withdrawal_during_a_loss_report_is_refused_and_sends_nothing"),
+    ),
+    Mutant(
+        "a judicial freeze of an amount holds nothing",
+        "services/accounts/ledger.py",
+        "    if account.balance_fen >= amount_fen and account.balance_fen - held < amount_fen:\n",
+        "    if False:\n",
+        ("tests/api/test_account_restrictions.py::test_a_judicial_freeze_of_300_on_500_lets_200_out_and_no_more",
+         "tests/api/test_account_restrictions.py::test_a_judicial_freeze_holds_under_fifty_concurrent_debits"),
+    ),
+    Mutant(
+        "a loss report is lifted without a face check",
+        "services/accounts/restrictions.py",
+        "    fv = await face.check_intent(ctx, user_id, verify_id, max_age_s=ctx.settings.face_intent_s)\n\n"
+        "    async def work(conn: BaseDBAsyncClient) -> Changed:\n",
+        "    fv = type(\"NoFace\", (), {\"out_seq_no\": \"none\"})\n\n"
+        "    async def work(conn: BaseDBAsyncClient) -> Changed:\n",
+        ("tests/api/test_account_restrictions.py::test_lifting_a_loss_report_needs_a_fresh_face_verification",),
+        also=(("services/accounts/restrictions.py",
+               "        await face.consume(conn, fv, purpose=f\"loss_report:{lifted.restriction.id}\")\n",
+               "        pass\n"),),
     ),
 )
 

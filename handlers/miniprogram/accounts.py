@@ -13,10 +13,12 @@ from core.money import MAX_AMOUNT_FEN
 from core.pii import mask_card
 from handlers.common import client, services
 from handlers.spec import Body, Out, Query, Response, answer, id_param, operation
-from models.enums import ApplicationStatus, TransferStatus
-from services.accounts import funding, opening, views
+from models.enums import AccountStatus, ApplicationStatus, RestrictionCode, TransferStatus
+from services.accounts import funding, opening, restrictions, views
 from services.accounts.funding import CardDeclined, CardNetworkDown
-from services.accounts.ledger import AccountNotActive, AccountNotFound, BalanceCapExceeded, InsufficientFunds
+from services.accounts.ledger import (
+    AccountClosed, AccountNotFound, AccountRestricted, BalanceCapExceeded, InsufficientFunds,
+)
 from services.accounts.opening import (
     STEPS,
     AccountLimitReached,
@@ -96,11 +98,30 @@ class Limits(Out):
     balance_room_fen: int | None = Field(description="how much more the account can take in now")
 
 
+class RestrictionOut(Out):
+    code: Literal[tuple(c.value for c in RestrictionCode)]  # type: ignore[valid-type]
+    since: datetime
+    by: Literal["holder", "system", "bank"] = Field(description="who set it: the holder (a loss report), the "
+                                                    "system (an expired ID) or the bank (a freeze)")
+    held_fen: int | None = Field(default=None, description="a judicial freeze of this amount only: the account lets "
+                                 "out what its balance has above the sum held")
+
+    @classmethod
+    def of(cls, restriction: Any) -> RestrictionOut:  # type: ignore[override]
+        shown = {"code": restriction.code, "since": restriction.created_at,
+                 "by": restrictions.shown_by(restriction.set_by)}
+        if restriction.held_fen is not None:  # only a judicial freeze of an amount has one
+            shown["held_fen"] = restriction.held_fen
+        return cls.model_validate(shown)
+
+
 class AccountOut(Out):
     id: int
     number_masked: str
     account_class: AccountClass
-    status: Literal["active", "frozen", "closed"]
+    status: Literal[tuple(s.value for s in AccountStatus)] = Field(  # type: ignore[valid-type]
+        description="`restricted` while a restriction is in force: no money goes out, money still comes in")
+    restrictions: list[RestrictionOut] = Field(default_factory=list, description="the restrictions in force")
     balance_fen: int
     pending_in_fen: int = Field(description="money that may still come in: top-ups on their way from the bound card, "
                                 "and withdrawals not yet final (returned if the card network declines them)")
@@ -111,7 +132,8 @@ class AccountOut(Out):
 
     @classmethod
     def of(cls, account: Any) -> AccountOut:  # type: ignore[override]
-        return super().of(account, number_masked=mask_card(account.number), limits=views.limits(account))
+        return super().of(account, number_masked=mask_card(account.number), limits=views.limits(account),
+                          restrictions=[RestrictionOut.of(r) for r in getattr(account, "restrictions", ())])
 
 
 class AccountsOut(Out):
@@ -242,7 +264,7 @@ async def transactions(request: Request, account_id: int, query: TransactionsQue
     return answer(TransactionsOut(entries=entries, next_cursor=cursor))
 
 
-FUNDING_ERRORS = (CardDeclined, AccountNotActive, CardNetworkDown, RiskBlocked)
+FUNDING_ERRORS = (CardDeclined, AccountRestricted, AccountClosed, CardNetworkDown, RiskBlocked)
 PENDING = Response(TransferOut, description="`pending`: the card network's answer is not known yet: retry with the "
                    "same Idempotency-Key to learn the outcome (the transfer is never sent twice). `held`: risk control "
                    "holds it for review; the money is reserved and nothing is sent until an operator decides")

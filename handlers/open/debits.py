@@ -18,7 +18,9 @@ from core.validators import ETC_CARD_RE, PLATE_COLORS, PLATE_RE, STATEMENT_TEXT_
 from handlers.common import services
 from handlers.spec import Body, Out, Query, Response, answer, checked_string, operation, str_param
 from models.enums import DebitStatus
-from services.accounts.ledger import BalanceCapExceeded, InsufficientFunds, LimitExceeded
+from services.accounts.ledger import (
+    AccountClosed, AccountRestricted, BalanceCapExceeded, InsufficientFunds, LimitExceeded,
+)
 from services.risk.engine import RiskBlocked, RiskReview
 from services.etc.bindings import BindingNotActive, EtcCardInvalid
 from services.etc.vehicles import PlateColorMismatch, PlateInvalid, check_plate, plate_parts
@@ -60,7 +62,8 @@ OccurredAt = Annotated[datetime, BeforeValidator(_rfc3339),
 Fen = Field(ge=1, le=MAX_AMOUNT_FEN, description="integer fen")
 OUT_TRADE_NO = str_param(64, DebitNotFound, "the partner's number for the debit")
 FUTURE_SLACK = timedelta(minutes=5)  # clocks differ: a debit may say it happened a little "later" than now
-REFUSALS = {e.code: e for e in (InsufficientFunds, LimitExceeded, RiskBlocked, RiskReview)}
+REFUSALS = {e.code: e for e in (InsufficientFunds, LimitExceeded, RiskBlocked, RiskReview, AccountRestricted,
+                                 AccountClosed)}
 
 
 class VehicleReferenceInvalid(AppError):
@@ -168,12 +171,15 @@ def _answer(out: Out, status: int, replayed: bool) -> HTTPResponse:
     "`Idempotent-Replayed: true`), a refusal included; another body under the number is 409 OUT_TRADE_NO_CONFLICT. "
     "A debit the balance or the account's limits refuse (422 INSUFFICIENT_FUNDS / LIMIT_EXCEEDED) is recorded as "
     "arrears on the binding, for the customer to pay later. Risk control decides first: a debit it blocks or holds "
-    "for review (403 RISK_BLOCKED / RISK_REVIEW) is recorded as `refused`, neither booked nor owed.",
+    "for review (403 RISK_BLOCKED / RISK_REVIEW) is recorded as `refused`, neither booked nor owed; so is a debit of "
+    "an account its holder reported lost or the bank froze (409 ACCOUNT_RESTRICTED: a judicial freeze of an amount "
+    "lets out only the balance above it) or that is closed (409 ACCOUNT_CLOSED).",
     tag="open",
     partner=DEBIT_SCOPES,
     body=DebitBody,
     responses={201: Response(DebitOut, description="booked")},
-    errors=(InsufficientFunds, LimitExceeded, RiskBlocked, RiskReview, OutTradeNoConflict, VehicleNotBound, BindingNotActive, EtcCardInvalid,
+    errors=(InsufficientFunds, LimitExceeded, RiskBlocked, RiskReview, AccountRestricted, AccountClosed,
+            OutTradeNoConflict, VehicleNotBound, BindingNotActive, EtcCardInvalid,
             PlateInvalid, PlateColorMismatch, OccurredAtInvalid, VehicleReferenceInvalid),
 )
 async def create_debit(request: Request, body: DebitBody) -> HTTPResponse:
@@ -215,13 +221,13 @@ async def get_debit(request: Request, out_trade_no: str) -> HTTPResponse:
     "never add up to more than it (422 REFUND_EXCEEDS_DEBIT). Only a debit booked on the account (`succeeded`) "
     "can be refunded: one `refused` by risk control, owed as `arrears` or `settled` through WeChat Pay moved "
     "nothing on the account (409 DEBIT_NOT_REFUNDABLE). A refund is a credit held to the account's balance cap "
-    "(422 BALANCE_CAP_EXCEEDED).",
+    "(422 BALANCE_CAP_EXCEEDED); it books on a restricted account, never on a closed one (409 ACCOUNT_CLOSED).",
     tag="open",
     partner=DEBIT_SCOPES,
     path={"out_trade_no": OUT_TRADE_NO},
     body=RefundBody,
     responses={201: Response(RefundOut, description="refunded")},
-    errors=(OutRefundNoConflict, RefundExceedsDebit, DebitNotRefundable, BalanceCapExceeded),
+    errors=(OutRefundNoConflict, RefundExceedsDebit, DebitNotRefundable, BalanceCapExceeded, AccountClosed),
 )
 async def refund_debit(request: Request, out_trade_no: str, body: RefundBody) -> HTTPResponse:
     result = await debits.refund(services(request), request.ctx.caller, out_trade_no,

@@ -2072,6 +2072,44 @@ test('mini-program journey against the live backend', async (t) => {
           assertShows(show(tx), ['交易明细\n通行费\n-¥35.00'])
         })
 
+        await t.test('挂失账户 at once; a partner debit is refused (ACCOUNT_RESTRICTED) and moves nothing; 解除挂失 with a face check; the debit books', async () => {
+          const before = await balanceNow()
+          const page = shim.loadPage('pages/account/account')
+          assert.ok(await page.onLoad({ id: String(account.id) }), describeError(page))
+          let a = await shim.tap(page, '挂失账户')
+          assert.ok(a, describeError(page))
+          assert.equal(a.status, 'restricted')
+          assert.deepEqual(a.restrictions.map((r) => [r.code, r.by]), [['LOSS_REPORTED', 'holder']])
+          assert.equal(shim.lastToast().title, '已挂失')
+          const banner = '账户已挂失：暂不能转出资金，转入不受影响'
+          assertShows(show(page), [banner, '解除挂失'])
+          // every page of the account says so: the withdrawal page too
+          assertShows(show(await topUpPage('withdraw')), [banner])
+
+          const refused = await partnerCall('POST', '/open/v1/debits', tollBody('ETC' + Date.now() + digits(6), 1000))
+          assert.equal(refused.status, 409, refused.text)
+          assert.equal(refused.json.error.code, 'ACCOUNT_RESTRICTED')
+          assert.equal(refused.signed, true, 'a refusal is signed too')
+          assert.equal(errors.describe({ code: 'ACCOUNT_RESTRICTED' }), '账户已挂失或被冻结，暂不能转出资金')
+          assert.equal(await balanceNow(), before, 'nothing debited while reported lost')
+
+          a = await shim.tap(page, '解除挂失')
+          assert.ok(a, describeError(page))
+          assert.deepEqual([a.status, a.restrictions], ['active', []])
+          assert.equal(shim.lastToast().title, '已解除挂失')
+          assertShows(show(page), ['挂失账户'])
+          assert.ok(!show(page).text.includes(banner))
+
+          const booked = await partnerCall('POST', '/open/v1/debits', tollBody('ETC' + Date.now() + digits(6), 1000))
+          assert.equal(booked.status, 201, booked.text)
+          assert.equal(await balanceNow(), before - 1000)
+          // given back, so that what follows starts from the same balance
+          const back = await partnerCall('POST', '/open/v1/debits/' + booked.json.out_trade_no + '/refund',
+            { out_refund_no: 'R' + booked.json.out_trade_no, amount_fen: 1000 })
+          assert.equal(back.status, 201, back.text)
+          assert.equal(await balanceNow(), before)
+        })
+
         await t.test('解除绑定 now succeeds; the index lists no binding; the car can be removed', async () => {
           const from = shim.state.requests.length
           const unbound = await shim.tap(bindingPage, '解除绑定')

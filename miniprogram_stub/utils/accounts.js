@@ -21,7 +21,28 @@ const APPLICATION_STATUS = {
   expired: '已过期'
 }
 
-const ACCOUNT_STATUS = { active: '正常', frozen: '冻结', closed: '已销户' }
+const ACCOUNT_STATUS = { active: '正常', restricted: '受限', closed: '已销户' }
+
+/** 账户限制（GET /api/v1/accounts/{id} 的 restrictions[].code）。 */
+const RESTRICTIONS = {
+  LOSS_REPORTED: '已挂失',
+  ID_EXPIRED: '身份证件已过期',
+  FRAUD_FREEZE: '银行风险冻结',
+  JUDICIAL_FREEZE: '司法冻结'
+}
+
+/**
+ * 账户受限时每个账户页顶部的提示（没有限制时为空串）：挂失中、被冻结（司法冻结部分金额时写出金额）。
+ */
+function restrictionBanner(a) {
+  const list = (a && Array.isArray(a.restrictions)) ? a.restrictions : []
+  if (!list.length) return ''
+  const parts = list.map((r) => {
+    const text = RESTRICTIONS[r.code] || r.code
+    return Number.isSafeInteger(r.held_fen) ? text + ' ' + money.formatFen(r.held_fen) : text
+  })
+  return '账户' + parts.join('、') + '：暂不能转出资金，转入不受影响'
+}
 
 const ENTRY_KINDS = {
   top_up: '充值',
@@ -98,6 +119,9 @@ function viewAccount(a) {
     status: a.status,
     statusText: ACCOUNT_STATUS[a.status] || a.status,
     active: a.status === 'active',
+    closed: a.status === 'closed',
+    banner: restrictionBanner(a),
+    lossReported: (Array.isArray(a.restrictions) ? a.restrictions : []).some((r) => r.code === 'LOSS_REPORTED'),
     balanceFen: a.balance_fen,
     balance: fmt(a.balance_fen),
     pendingIn: a.pending_in_fen > 0 ? fmt(a.pending_in_fen) : '',
@@ -146,6 +170,6 @@ function parseId(value) {
 }
 
 module.exports = {
-  CLASSES, CLASS_LABELS, APPLICATION_STATUS, ACCOUNT_STATUS, ENTRY_KINDS, STEPS,
+  CLASSES, CLASS_LABELS, APPLICATION_STATUS, ACCOUNT_STATUS, RESTRICTIONS, restrictionBanner, ENTRY_KINDS, STEPS,
   agreementUrl, buildSteps, milestoneList, viewAccount, viewEntry, parseId
 }

@@ -50,6 +50,9 @@ const MESSAGES = {
   // 账户与资金
   ACCOUNT_NOT_FOUND: '账户不存在',
   ACCOUNT_NOT_ACTIVE: '账户当前不可交易，请联系客服',
+  ACCOUNT_RESTRICTED: '账户已挂失或被冻结，暂不能转出资金',
+  ACCOUNT_CLOSED: '该账户已销户',
+  LOSS_REPORT_NOT_IN_FORCE: '该账户未挂失，无需解除',
   INSUFFICIENT_FUNDS: '账户余额不足',
   LIMIT_EXCEEDED: '超出账户交易限额，请明日再试或调整金额',
   BALANCE_CAP_EXCEEDED: '超出账户余额上限，请调整金额',

@@ -7,6 +7,10 @@ checks the account class's rules against the locked row (balance, outflow today 
 Standard Time, the balance cap with what is on its way in), writes the new balance and counters and the
 entry. Everything or nothing: a refusal raises, and the transaction leaves no trace.
 
+Restrictions (``services.accounts.restrictions``) are read here, under the same lock: on a ``restricted``
+account a debit is refused (``ACCOUNT_RESTRICTED``), except that a judicial freeze of an amount only lets
+out what the balance has above the sum held; credits still book. Nothing books on a ``closed`` account.
+
 Lock order, to keep clear of deadlocks: an account row, then its holder's row; opening an account
 locks only the holder's.
 """
@@ -20,7 +24,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
-from models.accounts import Account, AccountHolder, AccountStatus, EntryDirection, EntryKind, LedgerEntry
+from models.accounts import (
+    Account, AccountHolder, AccountRestriction, AccountStatus, EntryDirection, EntryKind, LedgerEntry,
+)
 from services.accounts.rules import CLASS_III_ID_COLLECTION_FEN, rules_for
 
 
@@ -36,8 +42,12 @@ class BalanceCapExceeded(AppError):
     status, code, message = 422, "BALANCE_CAP_EXCEEDED", "超出账户余额上限"
 
 
-class AccountNotActive(Conflict):
-    code, message = "ACCOUNT_NOT_ACTIVE", "账户当前不可交易"
+class AccountRestricted(Conflict):
+    code, message = "ACCOUNT_RESTRICTED", "账户已被限制（挂失或冻结），暂不能转出资金"
+
+
+class AccountClosed(Conflict):
+    code, message = "ACCOUNT_CLOSED", "账户已销户"
 
 
 class AccountNotFound(NotFound):
@@ -66,6 +76,24 @@ async def locked_account(conn: BaseDBAsyncClient, account_id: int) -> Account:
     return account
 
 
+async def check_outflow(conn: BaseDBAsyncClient, account: Account, amount_fen: int) -> None:
+    """Refuse ``amount_fen`` out of the locked ``account`` if a restriction in force stops it: any
+    restriction but a judicial freeze of an amount stops every outflow; freezes of amounts hold their sum,
+    and only the balance above it may leave. A debit beyond the balance itself is left to the balance
+    check (``INSUFFICIENT_FUNDS``), as on any account."""
+    if account.status == AccountStatus.CLOSED:
+        raise AccountClosed()
+    if account.status != AccountStatus.RESTRICTED:
+        return
+    held = 0
+    for restriction in await AccountRestriction.filter(account_id=account.id, lifted_at=None).using_db(conn):
+        if restriction.held_fen is None:
+            raise AccountRestricted()
+        held += restriction.held_fen
+    if account.balance_fen >= amount_fen and account.balance_fen - held < amount_fen:
+        raise AccountRestricted(f"账户有 {held} 分被司法冻结，最多可转出 {max(0, account.balance_fen - held)} 分")
+
+
 async def post(
     conn: BaseDBAsyncClient,
     account_id: int,
@@ -86,7 +114,8 @@ async def post(
     (consumption, payments, transfers to non-bound parties; not a withdrawal to the bound card).
     ``reserved_fen``: for a credit, the part of ``pending_in_fen`` reserved for it (``reserve_inflow``).
     ``settling``: the credit settles money already moved for this account (a pull the card network
-    made, a withdrawal it refused, a debit refunded): booked whatever the account's status.
+    made, a withdrawal it refused, a debit refunded): booked whatever the account's restrictions. Nothing
+    books on a closed account (closing waits for every transfer to end).
     ``reversal``: the credit returns money that left this account (a declined withdrawal, a refunded
     debit): not counted as Class III flow again. Every credit is held to the balance cap, less the room
     reserved for it: a declined withdrawal fits because its room stayed reserved (``hold_return``); a
@@ -98,10 +127,12 @@ async def post(
     existing = await LedgerEntry.filter(account_id=account_id, kind=kind, reference=reference).using_db(conn).first()
     if existing is not None:
         return Posted(existing, account, False)
-    if account.status != AccountStatus.ACTIVE and not settling:
-        raise AccountNotActive()
     if settling and direction == EntryDirection.DEBIT:
         raise ValueError("settling books credits only")
+    if account.status == AccountStatus.CLOSED:
+        raise AccountClosed()
+    if direction == EntryDirection.DEBIT:
+        await check_outflow(conn, account, amount_fen)
     rules = rules_for(account.account_class)
     now = utcnow()
     day = china_day(now)
@@ -142,8 +173,8 @@ async def post(
 async def reserve_inflow(conn: BaseDBAsyncClient, account_id: int, amount_fen: int) -> Account:
     """Hold room under the balance cap for money on its way in (before any of it moves)."""
     account = await locked_account(conn, account_id)
-    if account.status != AccountStatus.ACTIVE:
-        raise AccountNotActive()
+    if account.status == AccountStatus.CLOSED:  # a restricted account still takes money in
+        raise AccountClosed()
     cap = rules_for(account.account_class).balance_cap_fen
     if cap is not None and account.balance_fen + account.pending_in_fen + amount_fen > cap:
         raise BalanceCapExceeded()

@@ -14,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import utcnow
 from models.accounts import Account, LedgerEntry
+from services.accounts import restrictions as restriction_rows
 from services.accounts.ledger import AccountNotFound, outflow_used
 from services.accounts.rules import rules_for
 from services.db import causal_read
@@ -60,12 +61,26 @@ async def owned(user_id: int, account_id: int, conn: BaseDBAsyncClient | None = 
 # What the holder reads back sees every movement acknowledged before, through whichever server booked it
 # (on a Galera cluster; services.db.causal_read).
 
+async def _with_restrictions(accounts: list[Account], conn: BaseDBAsyncClient | None) -> list[Account]:
+    """Each account with ``restrictions``: those in force, oldest first (what the holder is shown)."""
+    found = await restriction_rows.in_force([a.id for a in accounts], conn)
+    for a in accounts:
+        a.restrictions = found[a.id]
+    return accounts
+
+
 async def account(user_id: int, account_id: int) -> Account:
-    return await causal_read(lambda conn: owned(user_id, account_id, conn))
+    async def read(conn: BaseDBAsyncClient | None) -> Account:
+        return (await _with_restrictions([await owned(user_id, account_id, conn)], conn))[0]
+
+    return await causal_read(read)
 
 
 async def accounts_of(user_id: int) -> list[Account]:
-    return await causal_read(lambda conn: Account.filter(user_id=user_id).order_by("id").using_db(conn))
+    async def read(conn: BaseDBAsyncClient | None) -> list[Account]:
+        return await _with_restrictions(await Account.filter(user_id=user_id).order_by("id").using_db(conn), conn)
+
+    return await causal_read(read)
 
 
 async def transactions(user_id: int, account_id: int, *, cursor: str | None, limit: int) -> tuple[list[LedgerEntry], str | None]:

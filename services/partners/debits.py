@@ -9,11 +9,13 @@ balance or a limit refuses is recorded (status ``arrears``, the refusal's code) 
 the binding's arrears in that same transaction; a retry answers the same refusal. Before any of that,
 under the account lock, risk control decides (``services.risk.engine``): a debit it blocks or holds is
 recorded as ``refused`` with the decision and its reasons (``RISK_BLOCKED`` / ``RISK_REVIEW``), neither
-booked nor owed.
+booked nor owed. A debit the ledger refuses because the account is restricted (a loss report, a freeze;
+``ACCOUNT_RESTRICTED``) or closed (``ACCOUNT_CLOSED``) is moved to ``refused`` in its own transaction,
+likewise neither booked nor owed.
 
 A debit's status moves through the state machine (``MACHINE``), each move an audit event in the hash
-chain in the transaction that does it: booking refused (``succeeded`` to ``arrears``, in the debit's own
-transaction), and arrears paid by WeChat Pay (``arrears`` to ``settled``, ``services.payments.orders``).
+chain in the transaction that does it: booking refused (``succeeded`` to ``arrears``, or to ``refused`` for
+a restricted or closed account, in the debit's own transaction), and arrears paid by WeChat Pay (``arrears`` to ``settled``, ``services.payments.orders``).
 Its creation, booked or refused by risk control, is not a move. Each category is booked as its own
 ledger entry kind (``DEBIT_KINDS``), and a refund as the refund of that category (``REFUND_KINDS``).
 
@@ -42,7 +44,7 @@ from models.accounts import EntryDirection, EntryKind
 from models.etc import BindingStatus, EtcBinding
 from models.partners import DebitStatus, PartnerDebit, PartnerRefund
 from services.accounts import ledger
-from services.accounts.ledger import InsufficientFunds, LimitExceeded
+from services.accounts.ledger import AccountClosed, AccountRestricted, InsufficientFunds, LimitExceeded
 from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings, vehicles
@@ -63,7 +65,8 @@ D = DebitStatus
 MACHINE = Machine(
     entity="partner_debit",
     allowed={
-        D.SUCCEEDED: frozenset({D.ARREARS}),  # the ledger refused the booking (balance or limit), same transaction
+        D.SUCCEEDED: frozenset({D.ARREARS,  # the ledger refused the booking (balance or limit), same transaction
+                                D.REFUSED}),  # the account is restricted or closed: nothing booked, nothing owed
         D.ARREARS: frozenset({D.SETTLED}),  # the customer paid the arrears through WeChat Pay
     },
 )
@@ -160,6 +163,12 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
             await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=DEBIT_KINDS[row.category],
                               amount_fen=row.amount_fen, reference=f"PD{row.id}", counterparty=row.merchant,
                               counts_as_outflow=True)
+        except (AccountRestricted, AccountClosed) as exc:
+            # A loss report, a freeze, a closed account: refused, neither booked nor owed (the partner is
+            # answered the code, and the same on every retry).
+            row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.REFUSED,
+                                    actor=f"partner:{caller.partner.app_id}", reason=exc.code,
+                                    updates={"refusal_code": exc.code}, locked=row, audit_data=audited(row))).obj
         except (InsufficientFunds, LimitExceeded) as exc:
             # Nothing was written by the refusal: record it, and what is now owed on the binding.
             # The row was inserted by this transaction, which holds it: moved as it stands.

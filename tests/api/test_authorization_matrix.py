@@ -131,6 +131,14 @@ PROBES = [
     Probe("GET", "/open/v1/debits/{out_trade_no}", {"path.out_trade_no": "debit"}, partner=True),
     Probe("POST", "/open/v1/debits/{out_trade_no}/refund", {"path.out_trade_no": "debit"},
           lambda o: {"out_refund_no": "R" + secrets.token_hex(8), "amount_fen": 100}, partner=True),
+    # the loss report's control sets it and the next lifts it, before the others' controls need the account
+    Probe("POST", "/api/v1/accounts/{account_id}/loss-report", {"path.account_id": "account"}),
+    Probe("DELETE", "/api/v1/accounts/{account_id}/loss-report",
+          {"path.account_id": "account", "body.verify_id": "lift_face"}, lambda o: {},
+          refusal={"body.verify_id": (422, "FACE_VERIFICATION_INVALID")}),
+    Probe("POST", "/api/v1/accounts/{account_id}/reveal-number",
+          {"path.account_id": "account", "body.verify_id": "reveal_face"}, lambda o: {},
+          refusal={"body.verify_id": (422, "FACE_VERIFICATION_INVALID")}),
     # last, as their controls end what the others' use: the binding, a vehicle, the identity check
     Probe("DELETE", "/api/v1/etc-bindings/{binding_id}", {"path.binding_id": "binding"}),
     Probe("DELETE", "/api/v1/vehicles/{vehicle_id}", {"path.vehicle_id": "loose_vehicle"}),
@@ -233,6 +241,8 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
     pending = resp.json()
     loose = await register_vehicle(client, user)
     fresh = await asyncio.to_thread(walker.face, "pass")
+    lift_face = await asyncio.to_thread(walker.face, "pass")
+    reveal_face = await asyncio.to_thread(walker.face, "pass")
     out_refund_no = "R" + secrets.token_hex(8)
     resp = await call(client, partner, "POST", f"/open/v1/debits/{walker.out_trade_no}/refund",
                       {"out_refund_no": out_refund_no, "amount_fen": 100})
@@ -250,6 +260,8 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
         "signature": [made["signature"]["id"]],
         "face": [faces["pending"], faces["fresh"], fresh],
         "fresh_face": [fresh, faces["fresh"], faces["pending"]],
+        "lift_face": [lift_face, faces["fresh"], faces["pending"]],
+        "reveal_face": [reveal_face, faces["fresh"], faces["pending"]],
         "vehicle": [made["vehicle"]["id"], made["spare"]["id"], loose["id"]],
         "loose_vehicle": [loose["id"], made["vehicle"]["id"], made["spare"]["id"]],
         "pending_vehicle": [made["spare"]["id"], made["vehicle"]["id"], loose["id"]],

@@ -293,10 +293,10 @@ async def test_a_declined_withdrawal_is_reversed(client, sandbox):
     assert kinds == [("top_up", 50_000), ("withdrawal", 30_000), ("withdrawal_reversal", 30_000)]
 
 
-async def test_a_frozen_account_takes_no_top_up(client, sandbox):
+async def test_a_closed_account_takes_no_top_up(client, sandbox):
     user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
-    await Account.filter(id=account["id"]).update(status="frozen")
-    assert_error(await top_up(client, user, account["id"], 1_000), 409, "ACCOUNT_NOT_ACTIVE")
+    await Account.filter(id=account["id"]).update(status="closed")
+    assert_error(await top_up(client, user, account["id"], 1_000), 409, "ACCOUNT_CLOSED")
     assert await network_transfers(client, person.card_number) == []
 
 

@@ -1,6 +1,7 @@
 const api = require('../../utils/api')
 const errors = require('../../utils/errors')
 const accounts = require('../../utils/accounts')
+const face = require('../../utils/face')
 
 Page({
   data: {
@@ -8,6 +9,7 @@ Page({
     loaded: false,
     account: null,
     accounts: [],
+    busy: false,
     error: null
   },
 
@@ -77,6 +79,49 @@ Page({
 
   goTransactions() {
     if (this.data.account) wx.navigateTo({ url: '/pages/account/transactions/transactions?id=' + this.data.account.id })
+  },
+
+  /** 挂失：POST /api/v1/accounts/{id}/loss-report，立即生效，不需要人脸核验（丢了手机，要快）。 */
+  onReportLoss() {
+    const account = this.data.account
+    if (!account || this.data.busy) return Promise.resolve(null)
+    this.setData({ busy: true, error: null })
+    return api.request({ url: '/api/v1/accounts/' + encodeURIComponent(account.id) + '/loss-report', method: 'POST' })
+      .then((a) => this.shown(a, '已挂失'))
+      .catch((err) => {
+        this.setData({ busy: false })
+        return this.fail(err)
+      })
+  },
+
+  /**
+   * 解除挂失：人脸核验（与签署协议相同的流程）→ DELETE /api/v1/accounts/{id}/loss-report {verify_id}。
+   * 核验用过一次即失效；银行的冻结不因此解除（页面仍显示提示）。
+   */
+  onLiftLoss() {
+    const account = this.data.account
+    if (!account || this.data.busy) return Promise.resolve(null)
+    if (!face.isSupported()) return Promise.resolve(this.fail({ code: 'WECHAT_UPGRADE_REQUIRED' }))
+    this.setData({ busy: true, error: null })
+    return face.verifyFace({}).then((outcome) => {
+      if (!outcome.result || !outcome.result.passed) {
+        throw new api.ApiError({ status: 0, code: 'FACE_NOT_PASSED', message: errors.MESSAGES.FACE_NOT_PASSED })
+      }
+      return api.request({
+        url: '/api/v1/accounts/' + encodeURIComponent(account.id) + '/loss-report',
+        method: 'DELETE',
+        data: { verify_id: outcome.verifyId }
+      })
+    }).then((a) => this.shown(a, '已解除挂失')).catch((err) => {
+      this.setData({ busy: false })
+      return this.fail(err)
+    })
+  },
+
+  shown(a, done) {
+    this.setData({ busy: false, account: accounts.viewAccount(a) })
+    wx.showToast({ title: done, icon: 'success' })
+    return a
   },
 
   goOpen() {

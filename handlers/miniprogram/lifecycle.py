@@ -1,0 +1,88 @@
+"""Living with an account: report it lost (and lift the report with a face check), and read its full number."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from handlers.common import services
+from handlers.miniprogram.accounts import ACCOUNT_ID, AccountOut
+from handlers.spec import Body, Out, Response, answer, operation
+from services.accounts import restrictions, views
+from services.accounts.ledger import AccountClosed
+from services.accounts.restrictions import LossReportNotInForce
+from services.identity.errors import (
+    FaceVerificationInvalid,
+    FaceVerificationPending,
+    FaceVerificationStale,
+    FaceVerificationUsed,
+)
+
+bp = Blueprint("mp_lifecycle")
+
+FACE_ERRORS = (FaceVerificationInvalid, FaceVerificationPending, FaceVerificationStale, FaceVerificationUsed)
+
+
+class VerifiedBody(Body):
+    verify_id: str = Field(min_length=1, max_length=256, description="a face verification of the holder, passed in "
+                           "the last 5 minutes and not used before (POST /identity/face, then its result)")
+
+
+class AccountNumberOut(Out):
+    account_number: str = Field(description="the full account number, for the holder to give an employer or a "
+                                "lottery: show it, never store it")
+
+
+@bp.post("/accounts/<account_id:int>/loss-report")
+@operation(
+    summary="Report the account lost: no money goes out until the report is lifted",
+    description="Restricts the account at once, without a face check (speed matters when a phone is stolen): "
+    "partner debits and withdrawals are refused (409 ACCOUNT_RESTRICTED); money still comes in. 201 with the "
+    "account; 200 when the report was in force already.",
+    tag="accounts",
+    auth=True,
+    path={"account_id": ACCOUNT_ID},
+    responses={200: Response(AccountOut, description="reported lost already"),
+               201: Response(AccountOut, description="reported lost now")},
+    errors=(AccountClosed,),
+)
+async def report_loss(request: Request, account_id: int) -> HTTPResponse:
+    changed = await restrictions.report_loss(request.ctx.user_id, account_id)
+    account = await views.account(request.ctx.user_id, account_id)
+    return answer(AccountOut.of(account), status=201 if changed.changed else 200)
+
+
+@bp.delete("/accounts/<account_id:int>/loss-report", ignore_body=False)
+@operation(
+    summary="Lift the loss report, with a fresh face verification of the holder",
+    description="The face verification's result must have been fetched (POST /identity/face/{verify_id}/result) "
+    "and passed within 5 minutes, for the person on the current ID card; it is used up by the lifting. The bank's "
+    "freezes stay in force (the account stays `restricted` while one does).",
+    tag="accounts",
+    auth=True,
+    path={"account_id": ACCOUNT_ID},
+    body=VerifiedBody,
+    responses={200: Response(AccountOut, description="the report lifted")},
+    errors=(*FACE_ERRORS, LossReportNotInForce),
+)
+async def lift_loss_report(request: Request, account_id: int, body: VerifiedBody) -> HTTPResponse:
+    await restrictions.lift_loss_report(services(request), request.ctx.user_id, account_id, body.verify_id)
+    return answer(AccountOut.of(await views.account(request.ctx.user_id, account_id)))
+
+
+@bp.post("/accounts/<account_id:int>/reveal-number")
+@operation(
+    summary="The account's full number, after a fresh face verification",
+    description="For the holder to give an employer or a lottery. The face verification is used up; the reading "
+    "is audited (with the number masked: the full number is in this answer only, and is never logged).",
+    tag="accounts",
+    auth=True,
+    path={"account_id": ACCOUNT_ID},
+    body=VerifiedBody,
+    responses={200: Response(AccountNumberOut)},
+    errors=FACE_ERRORS,
+)
+async def reveal_number(request: Request, account_id: int, body: VerifiedBody) -> HTTPResponse:
+    number = await restrictions.reveal_number(services(request), request.ctx.user_id, account_id, body.verify_id)
+    return answer(AccountNumberOut(account_number=number))
