@@ -2,8 +2,8 @@
 
 from sanic import Blueprint
 
-from handlers.miniprogram import accounts, auth, bindings, contracts, identity, payments, vehicles
+from handlers.miniprogram import accounts, auth, bindings, contracts, identity, payments, statements, vehicles
 
 
 def blueprint() -> Blueprint:
-    return Blueprint.group(auth.bp, identity.bp, contracts.bp, accounts.bp, vehicles.bp, bindings.bp, payments.bp, url_prefix="/api/v1")
+    return Blueprint.group(auth.bp, identity.bp, contracts.bp, accounts.bp, statements.bp, vehicles.bp, bindings.bp, payments.bp, url_prefix="/api/v1")
