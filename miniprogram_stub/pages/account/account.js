@@ -79,6 +79,10 @@ Page({
     if (this.data.account) wx.navigateTo({ url: '/pages/account/transactions/transactions?id=' + this.data.account.id })
   },
 
+  goStatements() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/statements/statements?id=' + this.data.account.id })
+  },
+
   goOpen() {
     wx.navigateTo({ url: '/pages/account/open/open' })
   },
