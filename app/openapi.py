@@ -40,6 +40,8 @@ DOCS_PREFIX = "/docs"
 # Routes that are not part of the product's API (the docs themselves, the sandbox emulators).
 UNPUBLISHED_PREFIXES = (DOCS_PREFIX, "/sandbox")
 _PARAM_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
+# A parameter with a file extension (``handlers.spec.suffixed``): ``<month:([^/]{1,16})\.pdf>``.
+_SUFFIXED_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):\([^>]*\)\\\.([A-Za-z0-9]+)>")
 SWAGGER_STATIC = Path(swagger_ui.__file__).resolve().parent / "static"
 SWAGGER_FILES = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png")
 
@@ -75,6 +77,7 @@ def error_schema(codes: list[str]) -> dict:
 
 
 def openapi_path(uri: str) -> str:
+    uri = _SUFFIXED_RE.sub(r"{\1}.\2", uri)
     return "/" + _PARAM_RE.sub(r"{\1}", uri).lstrip("/")
 
 

@@ -150,6 +150,14 @@ def str_param(max_length: int, not_found: type[AppError] = NotFound, description
     )
 
 
+def suffixed(name: str, extension: str, max_length: int = 16) -> str:
+    """A path segment that is a parameter and a file extension (``{month}.pdf``): Sanic takes a parameter
+    only as a whole segment, so the segment is a pattern whose group is the parameter, and the document
+    writes it as ``{name}.extension`` (``app.openapi.openapi_path``). Up to ``max_length`` characters are
+    handed to the handler, which answers a malformed value with its own code."""
+    return rf"<{name}:([^/]{{1,{max_length}}})\.{extension}>"
+
+
 @dataclass(frozen=True)
 class Response:
     """A success response: a JSON model, or raw content (``media_type`` + ``schema``)."""

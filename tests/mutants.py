@@ -44,6 +44,8 @@ PDEBIT = "tests/api/test_partner_debits.py"
 BIND = "tests/api/test_etc_bindings.py"
 JOBS = "tests/api/test_jobs_outlive_errors.py"
 LEASES = "tests/api/test_leases.py"
+    ),
+STATEMENTS = "tests/api/test_statements.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1032,6 +1034,43 @@ MUTANTS = (
         also=(("services/accounts/restrictions.py",
                "        await face.consume(conn, fv, purpose=f\"loss_report:{lifted.restriction.id}\")\n",
                "        pass\n"),),
+    ),
+    # -- statements --
+    Mutant(
+        "a statement is only for the account's holder",
+        "services/accounts/statements.py",
+        "        account = await owned(user_id, account_id, conn)\n",
+        "        account = await Account.get(id=account_id, using_db=conn)\n",
+        (STATEMENTS + "::test_another_users_account_answers_like_one_that_does_not_exist",
+         "tests/api/test_authorization_matrix.py::test_no_route_gives_one_owner_anything_of_another"),
+    ),
+    Mutant(
+        "statement months are China Standard Time months",
+        "services/accounts/statements.py",
+        "    return (datetime.combine(first, time(), CHINA_TZ), datetime.combine(_next_month(first), time(), CHINA_TZ))\n",
+        "    return (datetime.combine(first, time(), timezone.utc), datetime.combine(_next_month(first), time(), timezone.utc))\n",
+        (STATEMENTS + "::test_entries_at_the_edges_of_a_china_month_land_in_their_own_month",),
+    ),
+    Mutant(
+        "a statement opens with the balance after the last entry before the month",
+        "services/accounts/statements.py",
+        "    opening = before.balance_after_fen if before is not None else 0\n",
+        "    opening = 0\n",
+        (STATEMENTS + "::test_entries_at_the_edges_of_a_china_month_land_in_their_own_month",),
+    ),
+    Mutant(
+        "no statement for a month that has not begun",
+        "services/accounts/statements.py",
+        "    if first > today.replace(day=1):\n",
+        "    if False:\n",
+        (STATEMENTS + "::test_months_without_a_statement_are_refused_with_their_own_codes",),
+    ),
+    Mutant(
+        "no statement for a month before the account was opened",
+        "services/accounts/statements.py",
+        "        if first < china_day(account.opened_at).replace(day=1):\n",
+        "        if False:\n",
+        (STATEMENTS + "::test_months_without_a_statement_are_refused_with_their_own_codes",),
     ),
 )
 

@@ -11,6 +11,7 @@ import json
 import secrets
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -190,6 +191,7 @@ class Walker:
         return {
             "path": {"contract_id": [signed["id"], draft["id"]], "verify_id": [fresh, pending],
                      "application_id": [application["id"], class_iii["id"]], "account_id": [account["id"]],
+                     "month": [datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m")],
                      "vehicle_id": [vehicle["id"], spare["id"]], "binding_id": [binding["id"]],
                      "out_trade_no": [debit_body["out_trade_no"]], "order_id": [order["id"]]},
             "body": {

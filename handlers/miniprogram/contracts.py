@@ -194,6 +194,11 @@ class VerificationOut(Out):
     template: str | None
     version: str | None
     variant: str | None
+    document_kind: str | None = Field(
+        description="what was signed: `contract` or `account_statement`, read from the signed revision (trust it only when `ok`)")
+    statement_ref: str | None = Field(description="an account statement's number")
+    statement_account: str | None = Field(description="the masked account number the statement is for")
+    statement_month: str | None = Field(description="the statement's month, YYYY-MM (China Standard Time)")
     timestamped: bool
     signatures: int
     problems: list[str]
@@ -360,9 +365,11 @@ VERIFY_BODY = {
 
 @bp.post("/contracts/verify")
 @operation(
-    summary="Verify a signed PDF: signed by the bank? changed after signing? which contract?",
-    description="Send the PDF as the raw body (`application/pdf`) or as multipart field `file`. Anyone holding "
-    "a document may learn this much about it; the owner and the evidence stay private.",
+    summary="Verify a signed PDF: signed by the bank? changed after signing? which contract or statement?",
+    description="Any PDF the bank signs: a contract, or an account statement "
+    "(`GET /api/v1/accounts/{account_id}/statements/{month}.pdf`). Send the PDF as the raw body (`application/pdf`) "
+    "or as multipart field `file`. Anyone holding a document may learn this much about it; the owner and the "
+    "evidence stay private.",
     tag="contracts",
     auth=True,
     body_media=VERIFY_BODY,

@@ -1255,6 +1255,35 @@ test('mini-program journey against the live backend', async (t) => {
         assertShows(view, ['交易明细\n充值\n+¥100.00\n' + page.data.entries[0].at + '\n余额 ¥100.00\n来自 ' + account.bound_card_masked, '没有更多了'])
       })
 
+      await t.test('statements page: this month\'s CSV has the top-up and sums to closing − opening; the PDF is sealed', async () => {
+        const page = shim.loadPage('pages/account/statements/statements')
+        await page.onLoad({ id: String(account.id) })
+        const month = page.data.month
+        assert.match(month, /^\d{4}-\d{2}$/)
+        const from = shim.state.requests.length
+        const csv = await shim.tap(page, '下载 CSV 对账单')
+        assert.ok(csv, describeError(page))
+        assert.deepEqual(csv.entries.map((r) => [r.kind, r.direction, r.amount_fen]), [['top_up', 'credit', '10000']])
+        const sum = csv.entries.reduce((acc, r) => acc + (r.direction === 'credit' ? 1 : -1) * parseInt(r.amount_fen, 10), 0)
+        assert.equal(csv.closingFen - csv.openingFen, sum)
+        assert.deepEqual([csv.openingFen, csv.closingFen], [0, 10000])
+        assertShows(show(page), ['期初余额\n¥0.00\n期末余额\n¥100.00\n本月交易\n1 笔', '充值\n+¥100.00'])
+        const pdf = await shim.tap(page, '下载 PDF 对账单（银行电子签章）')
+        assert.ok(pdf, describeError(page))
+        const bytes = fs.readFileSync(pdf.filePath)
+        assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-')
+        assert.ok(bytes.includes('/ByteRange') && bytes.includes('BankSignature'), 'sealed by the bank')
+        assert.equal(shim.state.documents[shim.state.documents.length - 1].fileType, 'pdf')
+        assert.equal(pdf.sha256, crypto.createHash('sha256').update(bytes).digest('hex'))
+        assert.deepEqual(shim.state.requests.slice(from).map(pathOf).filter((p) => p.includes('/statements/')), [
+          'GET ' + accountPath() + '/statements/' + month + '.csv 200', 'GET ' + accountPath() + '/statements/' + month + '.pdf 200'])
+        // a month not yet begun: its own text
+        page.onMonthChange({ detail: { value: '2099-01' } })
+        assert.equal(await shim.tap(page, '下载 CSV 对账单'), null)
+        assert.equal(page.data.error.code, 'STATEMENT_MONTH_IN_FUTURE')
+        assertShows(show(page), ['该月份尚未开始，暂无对账单'])
+      })
+
       await t.test('a blocked card declines the top-up: the decline message, the balance unchanged', async () => {
         let res = await shim.control('bank-cards/' + boundCard + '/block', { blocked: true })
         assert.equal(res.status, 200, res.text)

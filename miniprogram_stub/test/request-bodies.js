@@ -60,6 +60,8 @@ const DOCUMENTED = [
   { method: 'POST', path: '/api/v1/etc-bindings', body: { vehicle_id: 'id', card_number: 'string', account_id: 'id', obu_id: 'string?' } },
   { method: 'GET', path: '/api/v1/etc-bindings/:id', query: {} },
   { method: 'POST', path: '/api/v1/etc-bindings/:id/activate', body: null },
+  { method: 'GET', path: '/api/v1/accounts/:id/statements/:month.pdf', query: {} },
+  { method: 'GET', path: '/api/v1/accounts/:id/statements/:month.csv', query: {} },
   { method: 'POST', path: '/api/v1/etc-bindings/:id/suspend', body: null },
   { method: 'POST', path: '/api/v1/etc-bindings/:id/resume', body: null },
   { method: 'DELETE', path: '/api/v1/etc-bindings/:id', body: null },
@@ -75,7 +77,7 @@ const MAX_FEN = 1000000000000
 const KEY_PATTERN = /^[A-Za-z0-9_\-.:]{8,64}$/
 
 function pattern(p) {
-  const re = p.replace(/[.]/g, '\\.').replace(/:id\b/g, '[1-9]\\d*').replace(/:verify_id\b/g, '[^/]+')
+  const re = p.replace(/[.]/g, '\\.').replace(/:id\b/g, '[1-9]\\d*').replace(/:verify_id\b/g, '[^/]+').replace(/:month\b/g, '[^/]+')
   return new RegExp('^' + re + '$')
 }
 

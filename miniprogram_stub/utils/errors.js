@@ -58,6 +58,11 @@ const MESSAGES = {
   BALANCE_CAP_EXCEEDED: '超出账户余额上限，请调整金额',
   CARD_NETWORK_UNAVAILABLE: '银行卡网络暂不可用，请稍后重试',
   CURSOR_INVALID: '交易明细加载失败，请刷新后重试',
+  // 对账单
+  STATEMENT_MONTH_INVALID: '请选择正确的月份',
+  STATEMENT_MONTH_IN_FUTURE: '该月份尚未开始，暂无对账单',
+  STATEMENT_BEFORE_OPENING: '账户开立之前的月份没有对账单',
+  TSA_UNAVAILABLE: '可信时间戳服务暂时不可用，请稍后再试',
   IDEMPOTENCY_KEY_IN_USE: '上一笔请求正在处理中，请稍后再试',
   IDEMPOTENCY_KEY_REUSED: '请求已变更，请重新提交',
   IDEMPOTENCY_KEY_REQUIRED: '请求不完整，请重新提交',

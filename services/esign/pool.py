@@ -1,4 +1,4 @@
-"""Rendering and signing contracts in worker processes.
+"""Rendering and signing contracts (and sealing the statements the bank issues) in worker processes.
 
 Both are pure Python under the GIL (reportlab, pyHanko): threads keep the event loop responsive but
 add no throughput, so a server doing them in threads signs at one core's pace whatever the machine.
@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .render import RenderedPdf, render_contract
-from .signing import sign_contract
+from .signing import seal_document, sign_contract
+from .statement_pdf import StatementDocument, render_statement
+
+STATEMENT_REASON = "银行出具对账单并加具电子签章"
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,16 @@ def _render(template_code: str, context: dict, kwargs: dict) -> RenderedPdf:
 
 def _sign(pdf: bytes, kwargs: dict) -> bytes:
     return sign_contract(pdf, identity=_identity, font_path=_font_path, **kwargs)
+
+
+def _statement(doc: StatementDocument, tsa_url: str | None) -> bytes:
+    return sealed_statement(doc, identity=_identity, font_path=_font_path, tsa_url=tsa_url)
+
+
+def sealed_statement(doc: StatementDocument, *, identity, font_path: str | None, tsa_url: str | None) -> bytes:
+    """Render and seal in one go (one trip to a worker process, the PDF never crosses twice)."""
+    return seal_document(render_statement(doc, font_path=font_path), identity=identity, reason=STATEMENT_REASON,
+                         font_path=font_path, tsa_url=tsa_url)
 
 
 def _ready(hold_s: float) -> int:
@@ -139,6 +152,13 @@ class ContractWorkers:
             return await asyncio.to_thread(sign_contract, pdf, identity=self._identity, font_path=self._font_path,
                                            **kwargs)
         return await self._run(_sign, pdf, kwargs)
+
+    async def statement(self, doc: StatementDocument, *, tsa_url: str | None = None) -> bytes:
+        """An account statement rendered and sealed by the bank (PAdES), off the event loop."""
+        if not self.processes:
+            return await asyncio.to_thread(sealed_statement, doc, identity=self._identity, font_path=self._font_path,
+                                           tsa_url=tsa_url)
+        return await self._run(_statement, doc, tsa_url)
 
     def close(self) -> None:
         """At server stop, once requests are done: the processes are ended now, not left to be joined at

@@ -282,13 +282,67 @@ def sign_contract(
     page_w, page_h = mediabox[2], mediabox[3]
     area = _signature_area(reader, page_count, page_w - mediabox[0])
 
+    font = resolve_font(font_path, font_search_paths)
+    lines = [f"签署时间：{signed_at.astimezone(CHINA_TZ):%Y-%m-%d %H:%M:%S}（北京时间）", *signer_lines]
+    with REPORTLAB_LOCK:
+        overlay = _signer_overlay((page_w, page_h), area.customer_box, image, lines, font)
+    return _sign_as_bank(pdf_bytes, identity=identity, page_ix=page_count - 1,
+                         seal_box=SignatureArea.content(area.bank_box), overlay=overlay, reason=reason,
+                         location=location, tsa_url=tsa_url, timestamper=timestamper, font=font)
+
+
+def seal_document(
+    pdf_bytes: bytes,
+    *,
+    identity: BankSigningIdentity,
+    reason: str,
+    tsa_url: str | None = None,
+    location: str = "中国",
+    timestamper: TimeStamper | None = None,
+    font_path: str | None = None,
+    font_search_paths: Sequence[tuple[str, int]] | None = None,
+) -> bytes:
+    """The bank's signature alone, on a document the bank issues (an account statement): its seal goes
+    in the bank box of the document's signature area (``/SignatureArea``), and nobody else signs. The
+    same PAdES profile, appearance and errors as ``sign_contract``."""
+    refuse_running_loop("ContractWorkers.statement")
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf_bytes))
+        if reader.embedded_signatures:
+            raise ContractAlreadySigned()
+        page_count = int(reader.root["/Pages"]["/Count"])
+        page_ref, _ = reader.find_page_for_modification(page_count - 1)
+        mediabox = [float(v) for v in page_ref.get_object()["/MediaBox"]]
+    except ContractAlreadySigned:
+        raise
+    except (PdfError, KeyError, TypeError, ValueError) as exc:
+        raise SigningFailed("文件无法解析") from exc
+    area = _signature_area(reader, page_count, mediabox[2] - mediabox[0])
+    return _sign_as_bank(pdf_bytes, identity=identity, page_ix=area.page,
+                         seal_box=SignatureArea.content(area.bank_box), overlay=None, reason=reason,
+                         location=location, tsa_url=tsa_url, timestamper=timestamper,
+                         font=resolve_font(font_path, font_search_paths))
+
+
+def _sign_as_bank(
+    pdf_bytes: bytes,
+    *,
+    identity: BankSigningIdentity,
+    page_ix: int,
+    seal_box: Rect,
+    overlay: bytes | None,
+    reason: str,
+    location: str,
+    tsa_url: str | None,
+    timestamper: TimeStamper | None,
+    font: FontChoice,
+) -> bytes:
+    """One incremental update: ``overlay`` (the signer's box, if any) stamped on page ``page_ix``, and
+    the bank's PAdES signature field over ``seal_box`` with the seal as its appearance."""
     own_timestamper = timestamper is None
     if own_timestamper and tsa_url:
         timestamper = _HTTPTimeStamper(tsa_url, timeout=10)
     now = dt.datetime.now(CHINA_TZ)
-    font = resolve_font(font_path, font_search_paths)
-    lines = [f"签署时间：{signed_at.astimezone(CHINA_TZ):%Y-%m-%d %H:%M:%S}（北京时间）", *signer_lines]
-    seal_box = SignatureArea.content(area.bank_box)
     seal_lines = [
         f"{identity.organization or identity.common_name or '银行'} 电子签章",
         f"证书主体：{identity.common_name or identity.subject}",
@@ -298,7 +352,6 @@ def sign_contract(
         "签章后文件的任何改动均可被检测",
     ]
     with REPORTLAB_LOCK:
-        overlay = _signer_overlay((page_w, page_h), area.customer_box, image, lines, font)
         seal = _bank_seal(seal_box.w, seal_box.h, seal_lines, font)
 
     meta = signers.PdfSignatureMetadata(
@@ -309,11 +362,12 @@ def sign_contract(
         location=location,
         name=identity.organization or identity.common_name,
     )
-    field_spec = fields.SigFieldSpec(SIGNATURE_FIELD, on_page=page_count - 1, box=seal_box.box)
+    field_spec = fields.SigFieldSpec(SIGNATURE_FIELD, on_page=page_ix, box=seal_box.box)
 
     def sign_once(bytes_reserved: int | None) -> bytes:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes))
-        _stamp_page(writer, page_count - 1, overlay)
+        if overlay is not None:
+            _stamp_page(writer, page_ix, overlay)
         style = StaticStampStyle(
             border_width=0,
             background=_ImportedPdfBytes(seal),
@@ -368,6 +422,7 @@ async def sign_contract_async(pdf_bytes: bytes, **kwargs) -> bytes:
 __all__ = [
     "SIGNATURE_FIELD",
     "load_signature_image",
+    "seal_document",
     "sign_contract",
     "sign_contract_async",
 ]

@@ -1,4 +1,5 @@
-"""Verify a signed contract PDF: is it signed, intact, valid, trusted, untouched since, and which contract.
+"""Verify a PDF the bank signed: is it signed, intact, valid, trusted, untouched since, and which document
+(a contract, or an account statement the bank issued).
 
 Any bytes are accepted: garbage, truncated or tampered files give a result with ``problems``, never an
 exception. The contract's identity (``/ContractRef`` and template keys of the Info dictionary) is read
@@ -47,6 +48,10 @@ class VerificationResult:
     template: str | None = None
     version: str | None = None
     variant: str | None = None
+    document_kind: str | None = None  # "contract", "account_statement"
+    statement_ref: str | None = None
+    statement_account: str | None = None  # the masked account number printed on it
+    statement_month: str | None = None
     timestamped: bool = False  # PAdES B-T: a valid RFC 3161 signature timestamp
     signatures: int = 0
     problems: list[str] = field(default_factory=list)
@@ -71,7 +76,7 @@ def _text(value) -> str | None:
 
 
 def _contract_info(handler) -> dict[str, str | None]:
-    """``/ContractRef`` etc. from a reader or a historical revision's trailer."""
+    """``/ContractRef``, ``/StatementRef`` etc. from a reader or a historical revision's trailer."""
     try:
         raw = handler.trailer_view.raw_get("/Info")
         # Resolve through ``handler``: for a historical revision, the reference's own resolution would
@@ -87,11 +92,17 @@ def _contract_info(handler) -> dict[str, str | None]:
         ("template", "/ContractTemplate"),
         ("version", "/ContractTemplateVersion"),
         ("variant", "/ContractVariant"),
+        ("document_kind", "/DocumentKind"),
+        ("statement_ref", "/StatementRef"),
+        ("statement_account", "/StatementAccount"),
+        ("statement_month", "/StatementMonth"),
     ):
         try:
             out[key] = _text(info.get(name))
         except Exception:
             out[key] = None
+    if out["document_kind"] is None and out["contract_ref"] is not None:
+        out["document_kind"] = "contract"  # contracts predate the key
     return out
 
 

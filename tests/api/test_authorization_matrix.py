@@ -42,6 +42,7 @@ from urllib.parse import quote
 import httpx
 from tortoise import Tortoise
 
+from app.openapi import openapi_path
 from core.clock import china_day
 from handlers.spec import MAX_ID, operation_of
 from models.accounts import Account
@@ -84,9 +85,11 @@ class Probe:
     idempotent: bool = False
     partner: bool = False
     refusal: dict[str, tuple[int, str]] = field(default_factory=dict)  # when not 403/404
+    fixed: dict[str, Callable[[], str]] = field(default_factory=dict)  # path parameters that name no resource
 
     def request(self, caller: Owner, ids: dict[str, object]) -> tuple[str, dict | None]:
-        url = self.route.format(**{k[5:]: quote(str(v), safe="") for k, v in ids.items() if k.startswith("path.")})
+        url = self.route.format(**{name: value() for name, value in self.fixed.items()},
+                                **{k[5:]: quote(str(v), safe="") for k, v in ids.items() if k.startswith("path.")})
         if self.body is None:
             return url, None
         return url, {**self.body(caller), **{k[5:]: v for k, v in ids.items() if k.startswith("body.")}}
@@ -96,11 +99,21 @@ def _amount(_: Owner) -> dict:
     return {"amount_fen": 100}
 
 
+def _this_month() -> str:
+    return f"{china_day():%Y-%m}"
+
+
+STATEMENT_MONTH = {"month": _this_month}
+
 PROBES = [
     Probe("GET", "/api/v1/account-applications/{application_id}", {"path.application_id": "application"}),
     Probe("POST", "/api/v1/account-applications/{application_id}/submit", {"path.application_id": "application"}),
     Probe("GET", "/api/v1/accounts/{account_id}", {"path.account_id": "account"}),
     Probe("GET", "/api/v1/accounts/{account_id}/transactions", {"path.account_id": "account"}),
+    Probe("GET", "/api/v1/accounts/{account_id}/statements/{month}.pdf", {"path.account_id": "account"},
+          fixed=STATEMENT_MONTH),
+    Probe("GET", "/api/v1/accounts/{account_id}/statements/{month}.csv", {"path.account_id": "account"},
+          fixed=STATEMENT_MONTH),
     Probe("POST", "/api/v1/accounts/{account_id}/top-ups", {"path.account_id": "account"}, _amount, idempotent=True),
     Probe("POST", "/api/v1/accounts/{account_id}/withdrawals", {"path.account_id": "account"}, _amount,
           idempotent=True),
@@ -150,6 +163,8 @@ PROBES = [
 # Parameters named like ids that name nothing stored, so there is no one else's to try.
 NOT_RESOURCES: dict[Slot, str] = {
     ("POST", "/api/v1/etc-bindings", "body.obu_id"): "the serial number printed on the OBU device, typed by the user",
+    ("GET", "/api/v1/accounts/{account_id}/statements/{month}.pdf", "path.month"): "a calendar month",
+    ("GET", "/api/v1/accounts/{account_id}/statements/{month}.csv", "path.month"): "a calendar month",
 }
 
 
@@ -165,7 +180,7 @@ def probes_by_slot() -> dict[Slot, list[Probe]]:
 
 
 def _route_path(raw: str) -> str:
-    return "/" + PARAM_RE.sub(r"{\1}", raw).lstrip("/")
+    return openapi_path(raw)  # as the document writes it: ``{month}.pdf`` for a parameter with an extension
 
 
 def slots_from_router(app) -> set[Slot]:

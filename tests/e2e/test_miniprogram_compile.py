@@ -73,7 +73,7 @@ def test_every_page_compiles_with_wechats_compiler(node: str) -> None:
     compiled = {r["file"] for r in results}
     expected = {"app.wxss"} | {f"{p}.wxml" for p in pages} | {f"{p}.wxss" for p in pages}
     assert compiled == expected
-    assert len(pages) == 15
+    assert len(pages) == 16
 
 
 def _project(tmp_path: Path, wxml: str, wxss: str = ".ok { color: #1a7f37; }\n") -> Path:

@@ -124,6 +124,10 @@ Page({
     return a
   },
 
+  goStatements() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/statements/statements?id=' + this.data.account.id })
+  },
+
   goOpen() {
     wx.navigateTo({ url: '/pages/account/open/open' })
   },
