@@ -44,7 +44,6 @@ PDEBIT = "tests/api/test_partner_debits.py"
 BIND = "tests/api/test_etc_bindings.py"
 JOBS = "tests/api/test_jobs_outlive_errors.py"
 LEASES = "tests/api/test_leases.py"
-    ),
 STATEMENTS = "tests/api/test_statements.py"
 MUTANTS = (
     # -- issue 19 money holes --
