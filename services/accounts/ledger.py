@@ -24,6 +24,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import china_day, utcnow
 from core.errors import AppError, Conflict, NotFound
+from core.money import yuan
 from models.accounts import (
     Account, AccountHolder, AccountRestriction, AccountStatus, EntryDirection, EntryKind, LedgerEntry,
 )
@@ -91,7 +92,7 @@ async def check_outflow(conn: BaseDBAsyncClient, account: Account, amount_fen: i
             raise AccountRestricted()
         held += restriction.held_fen
     if account.balance_fen >= amount_fen and account.balance_fen - held < amount_fen:
-        raise AccountRestricted(f"账户有 {held} 分被司法冻结，最多可转出 {max(0, account.balance_fen - held)} 分")
+        raise AccountRestricted(f"账户有 ¥{yuan(held)} 被司法冻结，最多可转出 ¥{yuan(max(0, account.balance_fen - held))}")
 
 
 async def post(
