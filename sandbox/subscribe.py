@@ -65,11 +65,12 @@ import time
 import unicodedata
 from typing import Any
 
+from pydantic import Field, field_validator
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from sandbox.config import KEYWORD_KEY_RE, KEYWORD_TYPES, SandboxConfig
-from sandbox.control_kit import ControlRoutes, answer, appid_of, bad, json_object
+from sandbox.control_kit import Body, ControlRoutes, answer, appid_of, parse
 from sandbox.state import State, Tx
 from sandbox.wxcommon import WxError, add_wechat_api, dumps, ok, parse_json_body
 
@@ -82,15 +83,6 @@ TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PAGE_RE = re.compile(r"^[A-Za-z0-9_\-.@]+(/[A-Za-z0-9_\-.@]+)*$")
 MAX_KEYWORDS = 10
 MAX_PAGES = 500
-
-
-class RequestError(ValueError):
-    """A control-API request that does not fit (``field`` names the culprit)."""
-
-    def __init__(self, field: str | None, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 # -- keyword values --------------------------------------------------------------------------
@@ -259,19 +251,19 @@ async def store_pages(db: State | Tx, pages: list[str], source: str) -> dict[str
     return value
 
 
-def validate_pages(data: dict[str, Any]) -> list[str]:
-    pages = data.get("pages")
-    if not isinstance(pages, list) or len(pages) > MAX_PAGES:
-        raise RequestError("pages", f"pages must be a list of at most {MAX_PAGES} page paths")
-    result: list[str] = []
-    for page in pages:
-        if not isinstance(page, str) or len(page) > 256 or not PAGE_RE.fullmatch(page.lstrip("/")):
-            raise RequestError("pages", f"{page!r} is not a page path like pages/index/index")
-        result.append(page.lstrip("/"))
-    unknown = set(data) - {"pages"}
-    if unknown:
-        raise RequestError(min(unknown), "unknown field")
-    return list(dict.fromkeys(result))
+class PagesBody(Body):
+    """``POST /sandbox/control/pages``: the mini-program's pages, replacing the configured ones."""
+
+    pages: list[Any] = Field(max_length=MAX_PAGES,
+                             description=f"pages must be a list of at most {MAX_PAGES} page paths")
+
+    @field_validator("pages")
+    @classmethod
+    def page_paths(cls, pages: list[Any]) -> list[str]:
+        for page in pages:
+            if not isinstance(page, str) or len(page) > 256 or not PAGE_RE.fullmatch(page.lstrip("/")):
+                raise ValueError(f"{page!r} is not a page path like pages/index/index")
+        return list(dict.fromkeys(page.lstrip("/") for page in pages))
 
 
 # -- templates -------------------------------------------------------------------------------
@@ -308,26 +300,32 @@ async def store_template(
     )
 
 
-def validate_template(data: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
-    """Check a ``POST /sandbox/control/subscribe-templates`` body (``appid`` is checked by the caller)."""
-    unknown = set(data) - {"template_id", "title", "keywords", "appid"}
-    if unknown:
-        raise RequestError(min(unknown), "unknown field")
-    template_id = data.get("template_id")
-    if not isinstance(template_id, str) or not TEMPLATE_ID_RE.fullmatch(template_id):
-        raise RequestError("template_id", "template_id must be 1-128 characters of [A-Za-z0-9_-]")
-    title = data.get("title")
-    if not isinstance(title, str) or not title.strip() or len(title) > 64:
-        raise RequestError("title", "title must be a non-empty string of at most 64 characters")
-    keywords = data.get("keywords")
-    if not isinstance(keywords, dict) or not 1 <= len(keywords) <= MAX_KEYWORDS:
-        raise RequestError("keywords", f"keywords must be an object of 1-{MAX_KEYWORDS} keywords")
-    for key, label in keywords.items():
-        if not KEYWORD_KEY_RE.fullmatch(key):
-            raise RequestError("keywords", f"keyword {key!r} must be a type ({', '.join(KEYWORD_TYPES)}) and a number")
-        if not isinstance(label, str) or not label.strip() or len(label) > 20:
-            raise RequestError("keywords", f"keyword {key!r} needs a label of 1-20 characters")
-    return template_id, title.strip(), {k: v.strip() for k, v in keywords.items()}
+class TemplateBody(Body):
+    """``POST /sandbox/control/subscribe-templates``: a template as the app's WeChat console shows it."""
+
+    template_id: str = Field(pattern=TEMPLATE_ID_RE.pattern,
+                             description="template_id must be 1-128 characters of [A-Za-z0-9_-]")
+    title: str = Field(max_length=64, description="title must be a non-empty string of at most 64 characters")
+    keywords: dict[str, Any] = Field(min_length=1, max_length=MAX_KEYWORDS,
+                                     description=f"keywords must be an object of 1-{MAX_KEYWORDS} keywords")
+    appid: str | None = Field(None, description="appid is not configured in the sandbox")
+
+    @field_validator("title")
+    @classmethod
+    def title_given(cls, title: str) -> str:
+        if not title.strip():
+            raise ValueError("title must be a non-empty string of at most 64 characters")
+        return title.strip()
+
+    @field_validator("keywords")
+    @classmethod
+    def typed_keywords(cls, keywords: dict[str, Any]) -> dict[str, str]:
+        for key, label in keywords.items():
+            if not KEYWORD_KEY_RE.fullmatch(key):
+                raise ValueError(f"keyword {key!r} must be a type ({', '.join(KEYWORD_TYPES)}) and a number")
+            if not isinstance(label, str) or not label.strip() or len(label) > 20:
+                raise ValueError(f"keyword {key!r} needs a label of 1-20 characters")
+        return {key: label.strip() for key, label in keywords.items()}
 
 
 def make_seed(config: SandboxConfig):
@@ -408,15 +406,11 @@ def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: Stat
 
     @route("/subscribe-templates", ["POST"])
     async def subscribe_templates_add(request: Request) -> HTTPResponse:
-        data = json_object(request)
-        try:
-            template_id, title, keywords = validate_template(data)
-        except RequestError as exc:
-            raise bad(exc.field, exc.message) from None
-        appid = appid_of(config, data.get("appid"))
-        await store_template(state, appid, template_id, title, keywords, "control")
-        return answer({"appid": appid, "template_id": template_id, "title": title, "keywords": keywords,
-                       "source": "control"}, status=201)
+        body = parse(TemplateBody, request)
+        appid = appid_of(config, body.appid)
+        await store_template(state, appid, body.template_id, body.title, body.keywords, "control")
+        return answer({"appid": appid, "template_id": body.template_id, "title": body.title,
+                       "keywords": body.keywords, "source": "control"}, status=201)
 
     @route("/subscribe-templates", ["GET"])
     async def subscribe_templates_list(request: Request) -> HTTPResponse:
@@ -436,11 +430,7 @@ def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: Stat
 
     @route("/pages", ["POST"])
     async def pages_set(request: Request) -> HTTPResponse:
-        try:
-            pages = validate_pages(json_object(request))
-        except RequestError as exc:
-            raise bad(exc.field, exc.message) from None
-        return answer(await store_pages(state, pages, "control"))
+        return answer(await store_pages(state, parse(PagesBody, request).pages, "control"))
 
     @route("/pages", ["DELETE"])
     async def pages_reset(request: Request) -> HTTPResponse:
