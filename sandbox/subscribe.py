@@ -43,11 +43,18 @@ Checks, in this order (the first failure answers):
    pages, else 41030; an absent or empty ``page`` means "no jump" and is fine. The pages come from
    ``SandboxConfig.pages`` (by default ``miniprogram_stub/app.json``, see :mod:`sandbox.config`) and
    can be replaced with ``POST /sandbox/control/pages``. No pages registered → every page is 41030;
-8. ``miniprogram_state`` not developer/trial/formal, or ``lang`` not zh_CN/en_US/zh_HK/zh_TW → 47003.
+8. ``miniprogram_state`` not developer/trial/formal, or ``lang`` not zh_CN/en_US/zh_HK/zh_TW → 47003;
+9. the user holds no unspent acceptance of the template → 43101 "user refuse to accept the msg", as
+   WeChat answers it. A user accepts one-time templates in the dialog ``wx.requestSubscribeMessage``
+   opens on a tap (https://developers.weixin.qq.com/miniprogram/dev/api/open-api/subscribe-message/wx.requestSubscribeMessage.html);
+   the mini-program stub's wx shim tells the emulator with ``POST /sandbox/control/subscriptions
+   {openid, template_ids}``. Each acceptance lets exactly one message of that template through (they
+   add up: accepting twice allows two), and the message that passes spends it in the transaction that
+   records it.
 
-Sandbox choices where WeChat documents nothing: the order above; requiring every keyword; 43101
-("user refuse to accept the msg") is never answered by itself (the emulator keeps no subscription
-state; inject it with a fault).
+Sandbox choices where WeChat documents nothing: the order above (a malformed message is refused for
+what it is, subscribed or not, and spends nothing); requiring every keyword. Long-term subscriptions
+(templates of the categories WeChat allows them for) are not emulated: every template is one-time.
 
 Templates and pages live in the state DB (several worker processes share them). Values from the
 configuration are written by every process when it opens the DB, except where the control API has
@@ -70,7 +77,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from sandbox.config import KEYWORD_KEY_RE, KEYWORD_TYPES, SandboxConfig
-from sandbox.control_kit import Body, ControlRoutes, answer, appid_of, parse
+from sandbox.control_kit import Body, ControlRoutes, answer, appid_of, bad, parse
 from sandbox.state import State, Tx
 from sandbox.wxcommon import WxError, add_wechat_api, dumps, ok, parse_json_body
 
@@ -83,6 +90,7 @@ TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PAGE_RE = re.compile(r"^[A-Za-z0-9_\-.@]+(/[A-Za-z0-9_\-.@]+)*$")
 MAX_KEYWORDS = 10
 MAX_PAGES = 500
+MAX_TEMPLATES_PER_REQUEST = 3  # wx.requestSubscribeMessage: tmplIds holds at most 3 ids
 
 
 # -- keyword values --------------------------------------------------------------------------
@@ -328,6 +336,34 @@ class TemplateBody(Body):
         return {key: label.strip() for key, label in keywords.items()}
 
 
+# -- subscriptions: what the user accepted ---------------------------------------------------------
+
+
+async def spend_subscription(tx: Tx, appid: str, openid: str, template_id: str, now: float) -> bool:
+    """Spend one acceptance of ``template_id`` by the user; False when they have none left."""
+    return bool(await tx.execute(
+        "UPDATE subscriptions SET remaining = remaining - 1, spent_at = ? "
+        "WHERE appid = ? AND openid = ? AND template_id = ? AND remaining > 0",
+        (now, appid, openid, template_id),
+    ))
+
+
+def subscription_row(row) -> dict[str, Any]:
+    return {"appid": row["appid"], "openid": row["openid"], "template_id": row["template_id"],
+            "remaining": row["remaining"], "accepted_at": row["accepted_at"], "spent_at": row["spent_at"]}
+
+
+class SubscriptionsBody(Body):
+    """``POST /sandbox/control/subscriptions``: the user tapped 允许 for these templates in the dialog of
+    ``wx.requestSubscribeMessage`` (at most 3 templates a call, as WeChat allows)."""
+
+    openid: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="openid must be a user's openid")
+    template_ids: list[str] = Field(min_length=1, max_length=MAX_TEMPLATES_PER_REQUEST,
+                                    description=f"template_ids must be a list of 1-{MAX_TEMPLATES_PER_REQUEST} "
+                                                "template ids")
+    appid: str | None = Field(None, description="appid is not configured in the sandbox")
+
+
 def make_seed(config: SandboxConfig):
     """The :class:`State` seed: the configured templates (for every appid) and pages."""
 
@@ -374,12 +410,16 @@ def register(bp: Blueprint, state: State) -> None:
         lang = data.get("lang")
         if lang is not None and lang not in LANGS:
             raise WxError(47003, "lang invalid")
-        await state.execute(
-            "INSERT INTO subscribe_messages "
-            "(appid, touser, template_id, page, data_json, miniprogram_state, lang, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (appid, touser, template_id, page or None, dumps(items), state_, lang, time.time()),
-        )
+        now = time.time()
+        async with state.tx() as tx:  # the acceptance is spent by the message it lets through, or not at all
+            if not await spend_subscription(tx, appid, touser, template_id, now):
+                raise WxError(43101)  # as WeChat answers a user who never accepted it, or spent it
+            await tx.execute(
+                "INSERT INTO subscribe_messages "
+                "(appid, touser, template_id, page, data_json, miniprogram_state, lang, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (appid, touser, template_id, page or None, dumps(items), state_, lang, now),
+            )
         return ok()
 
     add_wechat_api(bp, state, "cgi-bin/message/subscribe/send", subscribe_send)
@@ -435,6 +475,41 @@ def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: Stat
     @route("/pages", ["DELETE"])
     async def pages_reset(request: Request) -> HTTPResponse:
         return answer(await store_pages(state, list(config.pages), "config"))
+
+    @route("/subscriptions", ["POST"])
+    async def subscriptions_accept(request: Request) -> HTTPResponse:
+        body = parse(SubscriptionsBody, request)
+        appid = appid_of(config, body.appid)
+        template_ids = list(dict.fromkeys(body.template_ids))
+        now = time.time()
+        async with state.tx() as tx:
+            if await tx.fetchone("SELECT 1 FROM users WHERE appid = ? AND openid = ?", (appid, body.openid)) is None:
+                raise bad("openid", "openid is not a user of this appid (mint a login code for it first)")
+            for template_id in template_ids:
+                known = await tx.fetchone("SELECT 1 FROM subscribe_templates WHERE appid = ? AND template_id = ?",
+                                          (appid, template_id))
+                if known is None:
+                    raise bad("template_ids", f"{template_id!r} is not a template of this appid")
+            for template_id in template_ids:
+                await tx.execute(
+                    "INSERT INTO subscriptions (appid, openid, template_id, remaining, accepted_at) "
+                    "VALUES (?, ?, ?, 1, ?) ON CONFLICT (appid, openid, template_id) DO UPDATE SET "
+                    "remaining = subscriptions.remaining + 1, accepted_at = excluded.accepted_at",
+                    (appid, body.openid, template_id, now),
+                )
+            rows = await tx.fetchall(
+                "SELECT * FROM subscriptions WHERE appid = ? AND openid = ? ORDER BY template_id", (appid, body.openid))
+        return answer({"subscriptions": [subscription_row(r) for r in rows]})
+
+    @route("/subscriptions", ["GET"])
+    async def subscriptions_list(request: Request) -> HTTPResponse:
+        openid = request.args.get("openid")
+        if openid:
+            rows = await state.fetchall(
+                "SELECT * FROM subscriptions WHERE openid = ? ORDER BY appid, template_id", (openid,))
+        else:
+            rows = await state.fetchall("SELECT * FROM subscriptions ORDER BY appid, openid, template_id")
+        return answer({"subscriptions": [subscription_row(r) for r in rows]})
 
     @route("/subscribe-messages", ["GET"])
     async def subscribe_messages(request: Request) -> HTTPResponse:
