@@ -909,6 +909,21 @@ MUTANTS = (
         "              row = (await transition(conn, MACHINE, PartnerDebit, row.id, D.ARREARS,\n",
         ("tests/api/test_payments.py::test_arrears_left_by_a_debit_and_settled_by_payment_are_audited_at_each_move",),
     ),
+    # -- subscribe --
+    Mutant(
+        "a spent subscription still lets a message through",
+        "sandbox/subscribe.py",
+        '"WHERE appid = ? AND openid = ? AND template_id = ? AND remaining > 0",',
+        '"WHERE appid = ? AND openid = ? AND template_id = ?",',
+        ("tests/api/test_outbox.py::test_a_spent_one_time_subscription_refuses_the_next_message",),
+    ),
+    Mutant(
+        "the arrears notice is sent twice",
+        "services/partners/debits.py",
+        "            await notices.arrears(ctx, conn, row, binding.user_id)  # with the move into arrears: once",
+        "            await notices.arrears(ctx, conn, row, binding.user_id); await notices.arrears(ctx, conn, row, binding.user_id)",
+        ("tests/api/test_debit_notices.py::test_a_debit_that_becomes_arrears_sends_the_arrears_notice_once",),
+    ),
 )
 
 

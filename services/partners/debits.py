@@ -47,6 +47,7 @@ from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings, vehicles
 from services.idempotency import fingerprint
+from services.notifications import notices
 from services.partners.auth import Caller, require_scope
 from services.risk import engine as risk
 from services.state_machine import Machine, transition
@@ -160,6 +161,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
             await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=DEBIT_KINDS[row.category],
                               amount_fen=row.amount_fen, reference=f"PD{row.id}", counterparty=row.merchant,
                               counts_as_outflow=True)
+            await notices.debit_booked(ctx, conn, row, binding.user_id)  # the holder told, once per debit
         except (InsufficientFunds, LimitExceeded) as exc:
             # Nothing was written by the refusal: record it, and what is now owed on the binding.
             # The row was inserted by this transaction, which holds it: moved as it stands.
@@ -167,6 +169,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
                                     actor=f"partner:{caller.partner.app_id}", reason=exc.code,
                                     updates={"refusal_code": exc.code}, locked=row, audit_data=audited(row))).obj
             await EtcBinding.filter(id=binding.id).using_db(conn).update(arrears_fen=F("arrears_fen") + row.amount_fen)
+            await notices.arrears(ctx, conn, row, binding.user_id)  # with the move into arrears: once
         return row
 
     try:

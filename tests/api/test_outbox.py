@@ -187,3 +187,20 @@ async def test_python_m_app_worker_delivers_the_outbox(tmp_path, client, sandbox
     assert code == 0, log_path.read_text()
     assert "outbox" in log_path.read_text()
     assert [a.ok for a in await OutboxAttempt.filter(message_id=message.id)] == [True]
+
+
+async def test_a_spent_one_time_subscription_refuses_the_next_message(client, sandbox, ctx):
+    from integrations.wechat.miniprogram import WeChatAPIError
+
+    user, message = await opened_message(client, sandbox, subscribed=False)
+    await sandbox.subscribe(user.openid, message.payload["template_id"])  # one tap, one message
+    payload = message.payload
+    await ctx.wechat.send_subscribe_message(touser=user.openid, template_id=payload["template_id"],
+                                            data=payload["data"], page=payload["page"])
+    try:
+        await ctx.wechat.send_subscribe_message(touser=user.openid, template_id=payload["template_id"],
+                                                data=payload["data"], page=payload["page"])
+    except WeChatAPIError as exc:
+        assert exc.errcode == 43101
+    else:
+        raise AssertionError("a spent subscription let a second message through")
