@@ -75,7 +75,12 @@ SANDBOX_VALUES: dict[str, object] = {
     "wechat_secret": SANDBOX_SECRET,
     "cardnet_api_key": SANDBOX_CARDNET_KEY,
     "bank_account_prefix": "623099",  # a made-up one
-    "account_opened_template_id": "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE",  # the sandbox's template
+    "account_opened_template_id": "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE",  # the sandbox's templates
+    "debit_template_id": "OyU4C0AHaaok3lDZsIiyqB5mApgyNRFSCeGjwkNclY0",
+    "arrears_template_id": "o5P84JR1UN1RUg2Pvklo4Cnv6R8CLDwYtrwvLINqKgk",
+    "loss_reported_template_id": "MoGCd-tAGbTaoi68ckIliO6I2qfiUzvbhIhJTThW1Qw",
+    "id_expiry_template_id": "utQ-DAmesEIiAWoMh7FNh0f-S5d1A1vfIRG_PBQmJXU",
+    "account_closed_template_id": "G59kAsodnJGDk1l4UdWAFkINByntvi08ZVry8IYa0Yc",
     "wechatpay_mchid": SANDBOX_MCHID,
     "wechat_push_token": SANDBOX_PUSH_TOKEN,  # WeChat: 3-32 letters or digits
     "sandbox_routes": True,
@@ -87,7 +92,7 @@ DEV_DEFAULTED = (
     "DATABASE_URL", "SANDBOX_ROUTES", "JWT_KEYS", "PII_KEYS", "PII_INDEX_KEY", "WECHAT_APPID", "WECHAT_SECRET",
     "CARDNET_API_KEY", "BANK_ACCOUNT_PREFIX", "ACCOUNT_OPENED_TEMPLATE_ID", "WECHATPAY_MCHID",
     "WECHATPAY_PRIVATE_KEY_PATH", "WECHATPAY_MERCHANT_SERIAL", "WECHATPAY_APIV3_KEY", "WECHAT_PUSH_TOKEN",
-    "WECHAT_PUSH_AES_KEY",
+    "WECHAT_PUSH_AES_KEY", "DEBIT_TEMPLATE_ID", "ARREARS_TEMPLATE_ID", "LOSS_REPORTED_TEMPLATE_ID", "ID_EXPIRY_TEMPLATE_ID", "ACCOUNT_CLOSED_TEMPLATE_ID",
 )
 # An empty value that means something ("" for no baseline rule set) rather than "unset".
 EMPTY_IS_A_VALUE = ("RISK_BASELINE_FILE",)
@@ -204,6 +209,11 @@ def production_problems(s: Settings) -> list[str]:
         ("ESIGN_CERT_PATH", s.esign_cert_path),
         ("BANK_ACCOUNT_PREFIX", s.bank_account_prefix),
         ("ACCOUNT_OPENED_TEMPLATE_ID", s.account_opened_template_id),
+        ("DEBIT_TEMPLATE_ID", s.debit_template_id),
+        ("ARREARS_TEMPLATE_ID", s.arrears_template_id),
+        ("LOSS_REPORTED_TEMPLATE_ID", s.loss_reported_template_id),
+        ("ID_EXPIRY_TEMPLATE_ID", s.id_expiry_template_id),
+        ("ACCOUNT_CLOSED_TEMPLATE_ID", s.account_closed_template_id),
         ("WECHATPAY_MCHID", s.wechatpay_mchid),
         ("WECHATPAY_API_BASE", s.wechatpay_api_base),
         ("WECHATPAY_PRIVATE_KEY_PATH", s.wechatpay_private_key_path),

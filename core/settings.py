@@ -135,6 +135,16 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(8, ge=1, description="deliveries the outbox tries before giving up")
     account_opened_template_id: str = Field(
         "", description="the subscribe-message template for 'account opened' ('': no message)")
+    debit_template_id: str = Field(
+        "", description="the subscribe-message template for a partner debit booked ('': no message)")
+    arrears_template_id: str = Field(
+        "", description="the subscribe-message template for a debit left in arrears ('': no message)")
+    loss_reported_template_id: str = Field(
+        "", description="the subscribe-message template for a loss report ('': no message)")
+    id_expiry_template_id: str = Field(
+        "", description="the subscribe-message template for the ID card about to expire ('': no message)")
+    account_closed_template_id: str = Field(
+        "", description="the subscribe-message template for an account closed ('': no message)")
     outbox_poll_s: float = Field(1.0, gt=0, description="how often the outbox looks for due messages, seconds")
     reconcile_every_s: float = Field(60.0, gt=0, description="how often pending card transfers are asked about, s")
     worker_in_server: bool = Field(

@@ -197,7 +197,22 @@ DEFAULT_SUBSCRIBE_TEMPLATES: tuple[SubscribeTemplate, ...] = (
     SubscribeTemplate(
         "o5P84JR1UN1RUg2Pvklo4Cnv6R8CLDwYtrwvLINqKgk",
         "欠费提醒",
-        {"amount1": "欠费金额", "thing2": "欠费项目", "date3": "最后缴费日期", "thing4": "备注"},
+        {"amount1": "欠费金额", "thing2": "欠费项目", "date3": "欠费日期", "thing4": "备注"},
+    ),
+    SubscribeTemplate(
+        "MoGCd-tAGbTaoi68ckIliO6I2qfiUzvbhIhJTThW1Qw",
+        "账户挂失通知",
+        {"thing1": "账户类型", "character_string2": "账号", "time3": "挂失时间", "thing4": "温馨提示"},
+    ),
+    SubscribeTemplate(
+        "utQ-DAmesEIiAWoMh7FNh0f-S5d1A1vfIRG_PBQmJXU",
+        "证件到期提醒",
+        {"thing1": "证件类型", "date2": "到期日期", "thing3": "温馨提示"},
+    ),
+    SubscribeTemplate(
+        "G59kAsodnJGDk1l4UdWAFkINByntvi08ZVry8IYa0Yc",
+        "销户成功通知",
+        {"character_string1": "账号", "amount2": "转出金额", "time3": "销户时间", "thing4": "备注"},
     ),
 )
 

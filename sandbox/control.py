@@ -45,6 +45,10 @@ after each group below); this module assembles them into the one blueprint.
 - ``GET|POST|DELETE pages {pages}`` → ``{"pages": [...], "source": "config"|"control"}``
 - ``POST expire-tokens {appid?}`` → ``{"expired": n}``
 - ``GET  subscribe-messages?touser=`` → ``{"messages": [...]}``
+- ``POST subscriptions {openid, template_ids, appid?}`` (the user accepted, in
+  ``wx.requestSubscribeMessage``) → ``{"subscriptions": [{appid, openid, template_id, remaining,
+  accepted_at, spent_at}]}`` (that user's); ``GET subscriptions?openid=`` (semantics:
+  :mod:`sandbox.subscribe`)
 - ``GET  calls?path=`` → ``{"calls": [{path, errcode, http_status, at}]}``; ``DELETE calls``
 - ``GET|POST settings {stable_token_refresh_interval_s?, stable_token_daily_force_limit?}``
 - WeChat Pay (semantics: :mod:`sandbox.wechatpay`): ``POST pay/merchants {mchid, appid, apiv3_key,

@@ -95,6 +95,17 @@ CREATE TABLE IF NOT EXISTS subscribe_messages (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS subscribe_messages_by_user ON subscribe_messages (touser);
+-- What each user accepted with wx.requestSubscribeMessage (POST /sandbox/control/subscriptions): one
+-- message per acceptance of a one-time template, spent by subscribe/send (see sandbox.subscribe).
+CREATE TABLE IF NOT EXISTS subscriptions (
+    appid TEXT NOT NULL,
+    openid TEXT NOT NULL,
+    template_id TEXT NOT NULL,
+    remaining INTEGER NOT NULL,      -- acceptances not yet spent by a message
+    accepted_at REAL NOT NULL,       -- the last acceptance
+    spent_at REAL,                   -- the last message that spent one
+    PRIMARY KEY (appid, openid, template_id)
+);
 CREATE TABLE IF NOT EXISTS bank_cards (
     card_number TEXT PRIMARY KEY,
     name TEXT NOT NULL,

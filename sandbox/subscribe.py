@@ -43,11 +43,18 @@ Checks, in this order (the first failure answers):
    pages, else 41030; an absent or empty ``page`` means "no jump" and is fine. The pages come from
    ``SandboxConfig.pages`` (by default ``miniprogram_stub/app.json``, see :mod:`sandbox.config`) and
    can be replaced with ``POST /sandbox/control/pages``. No pages registered → every page is 41030;
-8. ``miniprogram_state`` not developer/trial/formal, or ``lang`` not zh_CN/en_US/zh_HK/zh_TW → 47003.
+8. ``miniprogram_state`` not developer/trial/formal, or ``lang`` not zh_CN/en_US/zh_HK/zh_TW → 47003;
+9. the user holds no unspent acceptance of the template → 43101 "user refuse to accept the msg", as
+   WeChat answers it. A user accepts one-time templates in the dialog ``wx.requestSubscribeMessage``
+   opens on a tap (https://developers.weixin.qq.com/miniprogram/dev/api/open-api/subscribe-message/wx.requestSubscribeMessage.html);
+   the mini-program stub's wx shim tells the emulator with ``POST /sandbox/control/subscriptions
+   {openid, template_ids}``. Each acceptance lets exactly one message of that template through (they
+   add up: accepting twice allows two), and the message that passes spends it in the transaction that
+   records it.
 
-Sandbox choices where WeChat documents nothing: the order above; requiring every keyword; 43101
-("user refuse to accept the msg") is never answered by itself (the emulator keeps no subscription
-state; inject it with a fault).
+Sandbox choices where WeChat documents nothing: the order above (a malformed message is refused for
+what it is, subscribed or not, and spends nothing); requiring every keyword. Long-term subscriptions
+(templates of the categories WeChat allows them for) are not emulated: every template is one-time.
 
 Templates and pages live in the state DB (several worker processes share them). Values from the
 configuration are written by every process when it opens the DB, except where the control API has
@@ -65,11 +72,12 @@ import time
 import unicodedata
 from typing import Any
 
+from pydantic import Field, field_validator
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from sandbox.config import KEYWORD_KEY_RE, KEYWORD_TYPES, SandboxConfig
-from sandbox.control_kit import ControlRoutes, answer, appid_of, bad, json_object
+from sandbox.control_kit import Body, ControlRoutes, answer, appid_of, bad, parse
 from sandbox.state import State, Tx
 from sandbox.wxcommon import WxError, add_wechat_api, dumps, ok, parse_json_body
 
@@ -82,15 +90,7 @@ TEMPLATE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PAGE_RE = re.compile(r"^[A-Za-z0-9_\-.@]+(/[A-Za-z0-9_\-.@]+)*$")
 MAX_KEYWORDS = 10
 MAX_PAGES = 500
-
-
-class RequestError(ValueError):
-    """A control-API request that does not fit (``field`` names the culprit)."""
-
-    def __init__(self, field: str | None, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+MAX_TEMPLATES_PER_REQUEST = 3  # wx.requestSubscribeMessage: tmplIds holds at most 3 ids
 
 
 # -- keyword values --------------------------------------------------------------------------
@@ -259,19 +259,19 @@ async def store_pages(db: State | Tx, pages: list[str], source: str) -> dict[str
     return value
 
 
-def validate_pages(data: dict[str, Any]) -> list[str]:
-    pages = data.get("pages")
-    if not isinstance(pages, list) or len(pages) > MAX_PAGES:
-        raise RequestError("pages", f"pages must be a list of at most {MAX_PAGES} page paths")
-    result: list[str] = []
-    for page in pages:
-        if not isinstance(page, str) or len(page) > 256 or not PAGE_RE.fullmatch(page.lstrip("/")):
-            raise RequestError("pages", f"{page!r} is not a page path like pages/index/index")
-        result.append(page.lstrip("/"))
-    unknown = set(data) - {"pages"}
-    if unknown:
-        raise RequestError(min(unknown), "unknown field")
-    return list(dict.fromkeys(result))
+class PagesBody(Body):
+    """``POST /sandbox/control/pages``: the mini-program's pages, replacing the configured ones."""
+
+    pages: list[Any] = Field(max_length=MAX_PAGES,
+                             description=f"pages must be a list of at most {MAX_PAGES} page paths")
+
+    @field_validator("pages")
+    @classmethod
+    def page_paths(cls, pages: list[Any]) -> list[str]:
+        for page in pages:
+            if not isinstance(page, str) or len(page) > 256 or not PAGE_RE.fullmatch(page.lstrip("/")):
+                raise ValueError(f"{page!r} is not a page path like pages/index/index")
+        return list(dict.fromkeys(page.lstrip("/") for page in pages))
 
 
 # -- templates -------------------------------------------------------------------------------
@@ -308,26 +308,60 @@ async def store_template(
     )
 
 
-def validate_template(data: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
-    """Check a ``POST /sandbox/control/subscribe-templates`` body (``appid`` is checked by the caller)."""
-    unknown = set(data) - {"template_id", "title", "keywords", "appid"}
-    if unknown:
-        raise RequestError(min(unknown), "unknown field")
-    template_id = data.get("template_id")
-    if not isinstance(template_id, str) or not TEMPLATE_ID_RE.fullmatch(template_id):
-        raise RequestError("template_id", "template_id must be 1-128 characters of [A-Za-z0-9_-]")
-    title = data.get("title")
-    if not isinstance(title, str) or not title.strip() or len(title) > 64:
-        raise RequestError("title", "title must be a non-empty string of at most 64 characters")
-    keywords = data.get("keywords")
-    if not isinstance(keywords, dict) or not 1 <= len(keywords) <= MAX_KEYWORDS:
-        raise RequestError("keywords", f"keywords must be an object of 1-{MAX_KEYWORDS} keywords")
-    for key, label in keywords.items():
-        if not KEYWORD_KEY_RE.fullmatch(key):
-            raise RequestError("keywords", f"keyword {key!r} must be a type ({', '.join(KEYWORD_TYPES)}) and a number")
-        if not isinstance(label, str) or not label.strip() or len(label) > 20:
-            raise RequestError("keywords", f"keyword {key!r} needs a label of 1-20 characters")
-    return template_id, title.strip(), {k: v.strip() for k, v in keywords.items()}
+class TemplateBody(Body):
+    """``POST /sandbox/control/subscribe-templates``: a template as the app's WeChat console shows it."""
+
+    template_id: str = Field(pattern=TEMPLATE_ID_RE.pattern,
+                             description="template_id must be 1-128 characters of [A-Za-z0-9_-]")
+    title: str = Field(max_length=64, description="title must be a non-empty string of at most 64 characters")
+    keywords: dict[str, Any] = Field(min_length=1, max_length=MAX_KEYWORDS,
+                                     description=f"keywords must be an object of 1-{MAX_KEYWORDS} keywords")
+    appid: str | None = Field(None, description="appid is not configured in the sandbox")
+
+    @field_validator("title")
+    @classmethod
+    def title_given(cls, title: str) -> str:
+        if not title.strip():
+            raise ValueError("title must be a non-empty string of at most 64 characters")
+        return title.strip()
+
+    @field_validator("keywords")
+    @classmethod
+    def typed_keywords(cls, keywords: dict[str, Any]) -> dict[str, str]:
+        for key, label in keywords.items():
+            if not KEYWORD_KEY_RE.fullmatch(key):
+                raise ValueError(f"keyword {key!r} must be a type ({', '.join(KEYWORD_TYPES)}) and a number")
+            if not isinstance(label, str) or not label.strip() or len(label) > 20:
+                raise ValueError(f"keyword {key!r} needs a label of 1-20 characters")
+        return {key: label.strip() for key, label in keywords.items()}
+
+
+# -- subscriptions: what the user accepted ---------------------------------------------------------
+
+
+async def spend_subscription(tx: Tx, appid: str, openid: str, template_id: str, now: float) -> bool:
+    """Spend one acceptance of ``template_id`` by the user; False when they have none left."""
+    return bool(await tx.execute(
+        "UPDATE subscriptions SET remaining = remaining - 1, spent_at = ? "
+        "WHERE appid = ? AND openid = ? AND template_id = ? AND remaining > 0",
+        (now, appid, openid, template_id),
+    ))
+
+
+def subscription_row(row) -> dict[str, Any]:
+    return {"appid": row["appid"], "openid": row["openid"], "template_id": row["template_id"],
+            "remaining": row["remaining"], "accepted_at": row["accepted_at"], "spent_at": row["spent_at"]}
+
+
+class SubscriptionsBody(Body):
+    """``POST /sandbox/control/subscriptions``: the user tapped 允许 for these templates in the dialog of
+    ``wx.requestSubscribeMessage`` (at most 3 templates a call, as WeChat allows)."""
+
+    openid: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="openid must be a user's openid")
+    template_ids: list[str] = Field(min_length=1, max_length=MAX_TEMPLATES_PER_REQUEST,
+                                    description=f"template_ids must be a list of 1-{MAX_TEMPLATES_PER_REQUEST} "
+                                                "template ids")
+    appid: str | None = Field(None, description="appid is not configured in the sandbox")
 
 
 def make_seed(config: SandboxConfig):
@@ -376,12 +410,16 @@ def register(bp: Blueprint, state: State) -> None:
         lang = data.get("lang")
         if lang is not None and lang not in LANGS:
             raise WxError(47003, "lang invalid")
-        await state.execute(
-            "INSERT INTO subscribe_messages "
-            "(appid, touser, template_id, page, data_json, miniprogram_state, lang, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (appid, touser, template_id, page or None, dumps(items), state_, lang, time.time()),
-        )
+        now = time.time()
+        async with state.tx() as tx:  # the acceptance is spent by the message it lets through, or not at all
+            if not await spend_subscription(tx, appid, touser, template_id, now):
+                raise WxError(43101)  # as WeChat answers a user who never accepted it, or spent it
+            await tx.execute(
+                "INSERT INTO subscribe_messages "
+                "(appid, touser, template_id, page, data_json, miniprogram_state, lang, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (appid, touser, template_id, page or None, dumps(items), state_, lang, now),
+            )
         return ok()
 
     add_wechat_api(bp, state, "cgi-bin/message/subscribe/send", subscribe_send)
@@ -408,15 +446,11 @@ def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: Stat
 
     @route("/subscribe-templates", ["POST"])
     async def subscribe_templates_add(request: Request) -> HTTPResponse:
-        data = json_object(request)
-        try:
-            template_id, title, keywords = validate_template(data)
-        except RequestError as exc:
-            raise bad(exc.field, exc.message) from None
-        appid = appid_of(config, data.get("appid"))
-        await store_template(state, appid, template_id, title, keywords, "control")
-        return answer({"appid": appid, "template_id": template_id, "title": title, "keywords": keywords,
-                       "source": "control"}, status=201)
+        body = parse(TemplateBody, request)
+        appid = appid_of(config, body.appid)
+        await store_template(state, appid, body.template_id, body.title, body.keywords, "control")
+        return answer({"appid": appid, "template_id": body.template_id, "title": body.title,
+                       "keywords": body.keywords, "source": "control"}, status=201)
 
     @route("/subscribe-templates", ["GET"])
     async def subscribe_templates_list(request: Request) -> HTTPResponse:
@@ -436,15 +470,46 @@ def add_control_routes(routes: ControlRoutes, config: SandboxConfig, state: Stat
 
     @route("/pages", ["POST"])
     async def pages_set(request: Request) -> HTTPResponse:
-        try:
-            pages = validate_pages(json_object(request))
-        except RequestError as exc:
-            raise bad(exc.field, exc.message) from None
-        return answer(await store_pages(state, pages, "control"))
+        return answer(await store_pages(state, parse(PagesBody, request).pages, "control"))
 
     @route("/pages", ["DELETE"])
     async def pages_reset(request: Request) -> HTTPResponse:
         return answer(await store_pages(state, list(config.pages), "config"))
+
+    @route("/subscriptions", ["POST"])
+    async def subscriptions_accept(request: Request) -> HTTPResponse:
+        body = parse(SubscriptionsBody, request)
+        appid = appid_of(config, body.appid)
+        template_ids = list(dict.fromkeys(body.template_ids))
+        now = time.time()
+        async with state.tx() as tx:
+            if await tx.fetchone("SELECT 1 FROM users WHERE appid = ? AND openid = ?", (appid, body.openid)) is None:
+                raise bad("openid", "openid is not a user of this appid (mint a login code for it first)")
+            for template_id in template_ids:
+                known = await tx.fetchone("SELECT 1 FROM subscribe_templates WHERE appid = ? AND template_id = ?",
+                                          (appid, template_id))
+                if known is None:
+                    raise bad("template_ids", f"{template_id!r} is not a template of this appid")
+            for template_id in template_ids:
+                await tx.execute(
+                    "INSERT INTO subscriptions (appid, openid, template_id, remaining, accepted_at) "
+                    "VALUES (?, ?, ?, 1, ?) ON CONFLICT (appid, openid, template_id) DO UPDATE SET "
+                    "remaining = subscriptions.remaining + 1, accepted_at = excluded.accepted_at",
+                    (appid, body.openid, template_id, now),
+                )
+            rows = await tx.fetchall(
+                "SELECT * FROM subscriptions WHERE appid = ? AND openid = ? ORDER BY template_id", (appid, body.openid))
+        return answer({"subscriptions": [subscription_row(r) for r in rows]})
+
+    @route("/subscriptions", ["GET"])
+    async def subscriptions_list(request: Request) -> HTTPResponse:
+        openid = request.args.get("openid")
+        if openid:
+            rows = await state.fetchall(
+                "SELECT * FROM subscriptions WHERE openid = ? ORDER BY appid, template_id", (openid,))
+        else:
+            rows = await state.fetchall("SELECT * FROM subscriptions ORDER BY appid, openid, template_id")
+        return answer({"subscriptions": [subscription_row(r) for r in rows]})
 
     @route("/subscribe-messages", ["GET"])
     async def subscribe_messages(request: Request) -> HTTPResponse:

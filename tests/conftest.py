@@ -95,6 +95,11 @@ def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
         # what sandbox mode gives these, and no baseline rule set (the tests that want one load it)
         bank_account_prefix="623099",
         account_opened_template_id="fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE",
+        debit_template_id="OyU4C0AHaaok3lDZsIiyqB5mApgyNRFSCeGjwkNclY0",
+        arrears_template_id="o5P84JR1UN1RUg2Pvklo4Cnv6R8CLDwYtrwvLINqKgk",
+        loss_reported_template_id="MoGCd-tAGbTaoi68ckIliO6I2qfiUzvbhIhJTThW1Qw",
+        id_expiry_template_id="utQ-DAmesEIiAWoMh7FNh0f-S5d1A1vfIRG_PBQmJXU",
+        account_closed_template_id="G59kAsodnJGDk1l4UdWAFkINByntvi08ZVry8IYa0Yc",
         risk_baseline_file="",
         esign_processes=2,
     )

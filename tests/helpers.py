@@ -27,6 +27,13 @@ class Sandbox:
     async def fault(self, path: str, **kw) -> None:
         await self._post("faults", {"path": path, **kw})
 
+    async def subscribe(self, openid: str, *template_ids: str, times: int = 1) -> list[dict]:
+        """The user accepts these templates in wx.requestSubscribeMessage, ``times`` times: each acceptance
+        lets one message through (the emulator answers 43101 to a message nobody accepted)."""
+        for _ in range(times):
+            resp = await self._post("subscriptions", {"openid": openid, "template_ids": list(template_ids)})
+        return resp.json()["subscriptions"]
+
     async def expire_tokens(self) -> None:
         await self._post("expire-tokens")
 

@@ -1071,6 +1071,21 @@ MUTANTS = (
         "        if False:\n",
         (STATEMENTS + "::test_months_without_a_statement_are_refused_with_their_own_codes",),
     ),
+    # -- subscribe --
+    Mutant(
+        "a spent subscription still lets a message through",
+        "sandbox/subscribe.py",
+        '"WHERE appid = ? AND openid = ? AND template_id = ? AND remaining > 0",',
+        '"WHERE appid = ? AND openid = ? AND template_id = ?",',
+        ("tests/api/test_outbox.py::test_a_spent_one_time_subscription_refuses_the_next_message",),
+    ),
+    Mutant(
+        "the arrears notice is sent twice",
+        "services/partners/debits.py",
+        "            await notices.arrears(ctx, conn, row, binding.user_id)  # with the move into arrears: once",
+        "            await notices.arrears(ctx, conn, row, binding.user_id); await notices.arrears(ctx, conn, row, binding.user_id)",
+        ("tests/api/test_debit_notices.py::test_a_debit_that_becomes_arrears_sends_the_arrears_notice_once",),
+    ),
 )
 
 

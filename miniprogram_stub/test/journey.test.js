@@ -1124,8 +1124,16 @@ test('mini-program journey against the live backend', async (t) => {
         assert.equal(tappable(view, '提交开户').attrs.disabled, false)
 
         const from = shim.state.requests.length
+        const asked = shim.state.subscriptions.length
         account = await shim.tap(openPage, '提交开户')
         assert.ok(account, describeError(openPage))
+        // The tap asked for the subscriptions first (WeChat delivers only what the user accepted: else 43101).
+        const subscribed = shim.state.subscriptions.slice(asked)
+        assert.equal(subscribed.length, 1, 'one wx.requestSubscribeMessage on the tap')
+        assert.equal(subscribed[0].errMsg, 'requestSubscribeMessage:ok')
+        assert.ok(subscribed[0].tmplIds.includes('fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE'), 'account opened')
+        const held = await controlGet('subscriptions?openid=' + encodeURIComponent(shim.state.openid))
+        assert.ok(held.json.subscriptions.some((s) => s.template_id === 'fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE'), held.text)
         assert.deepEqual(shim.state.requests.slice(from).map(pathOf), ['POST /api/v1/account-applications/' + application.id + '/submit 201'])
         assert.equal(account.account_class, 'II')
         assert.equal(account.status, 'active')

@@ -20,6 +20,12 @@
  *                                the emulator; SUCCESS / PAYERROR → POST {baseUrl}/sandbox/control/pay/{prepay_id}
  *                                {result, notify} (WeChat Pay's emulator), success / fail as WeChat would;
  *                                recorded in shim.state.payments
+ *   wx.requestSubscribeMessage   {tmplIds (1-3)}: only inside a tap (as WeChat: "can only be invoked by user TAP
+ *                                gesture"); the user answers state.subscribeAnswer ('accept' by default, or
+ *                                'reject'); accepted ids → POST {baseUrl}/sandbox/control/subscriptions {openid,
+ *                                template_ids}, so the emulator lets one message of each through (else 43101);
+ *                                success {errMsg: 'requestSubscribeMessage:ok', <id>: 'accept'|'reject'};
+ *                                recorded in state.subscriptions
  *   wx.chooseMedia               hands out files queued with shim.queueMedia(path)
  *   wx.downloadFile              real HTTP GET with the given headers; the body (any status) goes to a
  *                                temp file: success {statusCode, tempFilePath}; DownloadTask.onHeadersReceived
@@ -108,6 +114,10 @@ const state = {
   payments: [],
   randomValuesCalls: 0,
   openid: null,
+  loginOpenid: null,
+  subscribeAnswer: 'accept',
+  subscriptions: [],
+  inTap: false,
   nextLoginCode: null,
   app: null,
   lastPage: null,
@@ -552,10 +562,47 @@ const wx = {
     }
     postJson(state.baseUrl + '/sandbox/control/login-code', { openid: state.openid })
       .then((res) => {
-        if (res.status >= 200 && res.status < 300 && res.json && res.json.code) done(true, { code: res.json.code, errMsg: 'login:ok' })
+        if (res.status >= 200 && res.status < 300 && res.json && res.json.code) {
+          state.loginOpenid = res.json.openid || null
+          done(true, { code: res.json.code, errMsg: 'login:ok' })
+        }
         else done(false, { errMsg: 'login:fail emulator answered ' + res.status + ' ' + res.text })
       })
       .catch((err) => done(false, { errMsg: 'login:fail ' + err.message }))
+  },
+
+  /** wx.requestSubscribeMessage({tmplIds, success, fail, complete}): see the header. */
+  requestSubscribeMessage(opts) {
+    opts = opts || {}
+    const ids = opts.tmplIds
+    const record = { tmplIds: clone(ids), answer: null, errMsg: null }
+    state.subscriptions.push(record)
+    const finish = (ok, res) => {
+      record.errMsg = res.errMsg
+      callback(opts, ok, res)
+    }
+    if (!state.inTap) {
+      setImmediate(() => finish(false, { errMsg: 'requestSubscribeMessage:fail can only be invoked by user TAP gesture.' }))
+      return
+    }
+    if (!Array.isArray(ids) || ids.length < 1 || ids.length > 3 || ids.some((id) => typeof id !== 'string' || !id)) {
+      setImmediate(() => finish(false, { errMsg: 'requestSubscribeMessage:fail parameter error: tmplIds must be 1-3 template ids' }))
+      return
+    }
+    const answer = state.subscribeAnswer === 'reject' ? 'reject' : 'accept'
+    record.answer = answer
+    const res = { errMsg: 'requestSubscribeMessage:ok' }
+    for (const id of ids) res[id] = answer
+    if (answer !== 'accept') {
+      setImmediate(() => finish(true, res))
+      return
+    }
+    postJson(state.baseUrl + '/sandbox/control/subscriptions', { openid: state.openid || state.loginOpenid, template_ids: ids })
+      .then((r) => {
+        if (r.status >= 200 && r.status < 300) finish(true, res)
+        else finish(false, { errMsg: 'requestSubscribeMessage:fail emulator answered ' + r.status + ' ' + r.text })
+      })
+      .catch((err) => finish(false, { errMsg: 'requestSubscribeMessage:fail ' + err.message }))
   },
 
   requestFacialVerify(opts) {
@@ -779,6 +826,9 @@ function reset(options) {
   state.canvasExports.length = 0
   state.faceResult = 'pass'
   state.paymentQueue.length = 0
+  state.subscriptions.length = 0
+  state.subscribeAnswer = 'accept'
+  state.loginOpenid = null
   state.payments.length = 0
   state.randomValuesCalls = 0
   state.nextLoginCode = null
@@ -1001,13 +1051,18 @@ function tapOn(view, page, label, options) {
   if (typeof page[handler] !== 'function') throw new Error(event + '="' + handler + '" on ' + page.route + ' is not a method of the page')
   const target = { id: el.attrs.id || '', dataset: Object.assign({}, el.dataset) }
   state.taps.push({ route: page.route, label, handler })
-  return page[handler]({
-    type: event.replace(/^(capture-)?(bind|catch):?/, ''),
-    timeStamp: Date.now(),
-    target,
-    currentTarget: target,
-    detail: options.detail !== undefined ? options.detail : { x: 0, y: 0 }
-  })
+  state.inTap = true // what runs synchronously in the handler runs "in the tap" (wx.requestSubscribeMessage)
+  try {
+    return page[handler]({
+      type: event.replace(/^(capture-)?(bind|catch):?/, ''),
+      timeStamp: Date.now(),
+      target,
+      currentTarget: target,
+      detail: options.detail !== undefined ? options.detail : { x: 0, y: 0 }
+    })
+  } finally {
+    state.inTap = false
+  }
 }
 
 module.exports = {
@@ -1020,6 +1075,22 @@ module.exports = {
 if (require.main === module) {
   const test = require('node:test')
   const assert = require('node:assert/strict')
+
+  test('wx-shim: wx.requestSubscribeMessage only works inside a tap, for 1-3 templates', async () => {
+    const call = (tmplIds) => new Promise((resolve) => wx.requestSubscribeMessage({ tmplIds, success: resolve, fail: resolve }))
+    const outside = await call(['T1'])
+    assert.equal(outside.errMsg, 'requestSubscribeMessage:fail can only be invoked by user TAP gesture.')
+    state.inTap = true
+    const tooMany = call(['a', 'b', 'c', 'd'])
+    state.inTap = false
+    assert.match((await tooMany).errMsg, /^requestSubscribeMessage:fail parameter error/)
+    state.subscribeAnswer = 'reject'
+    state.inTap = true
+    const rejected = call(['T1'])
+    state.inTap = false
+    assert.deepEqual(await rejected, { errMsg: 'requestSubscribeMessage:ok', T1: 'reject' })  // nothing sent
+    state.subscribeAnswer = 'accept'
+  })
 
   test('wx-shim: setData merges paths into data', () => {
     const target = { user: { id: 1, phone: null }, list: [] }

@@ -49,6 +49,7 @@ from services.context import ServiceContext
 from services.db import atomic
 from services.etc import bindings, vehicles
 from services.idempotency import fingerprint
+from services.notifications import notices
 from services.partners.auth import Caller, require_scope
 from services.risk import engine as risk
 from services.state_machine import Machine, transition
@@ -163,6 +164,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
             await ledger.post(conn, binding.account_id, direction=EntryDirection.DEBIT, kind=DEBIT_KINDS[row.category],
                               amount_fen=row.amount_fen, reference=f"PD{row.id}", counterparty=row.merchant,
                               counts_as_outflow=True)
+            await notices.debit_booked(ctx, conn, row, binding.user_id)  # the holder told, once per debit
         except (AccountRestricted, AccountClosed) as exc:
             # A loss report, a freeze, a closed account: refused, neither booked nor owed (the partner is
             # answered the code, and the same on every retry).
@@ -176,6 +178,7 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
                                     actor=f"partner:{caller.partner.app_id}", reason=exc.code,
                                     updates={"refusal_code": exc.code}, locked=row, audit_data=audited(row))).obj
             await EtcBinding.filter(id=binding.id).using_db(conn).update(arrears_fen=F("arrears_fen") + row.amount_fen)
+            await notices.arrears(ctx, conn, row, binding.user_id)  # with the move into arrears: once
         return row
 
     try:

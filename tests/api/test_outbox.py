@@ -22,11 +22,14 @@ from tests.e2e.servers import ROOT, server_env
 SEND = "cgi-bin/message/subscribe/send"
 
 
-async def opened_message(client, sandbox) -> tuple[object, OutboxMessage]:
-    """A user whose account was just opened, and the "account opened" message waiting for them."""
+async def opened_message(client, sandbox, *, subscribed: bool = True) -> tuple[object, OutboxMessage]:
+    """A user whose account was just opened, and the "account opened" message waiting for them; the user
+    accepted that template in wx.requestSubscribeMessage (twice: a message delivered twice would show)."""
     user, _, _ = await open_account(client, sandbox)
     message = next(m for m in await OutboxMessage.filter(kind="subscribe_message", status=OutboxStatus.PENDING)
                    if m.payload["touser"] == user.openid)
+    if subscribed:
+        await sandbox.subscribe(user.openid, message.payload["template_id"], times=2)
     # Messages earlier tests left pending would take the emulator's faults and the send counts: park them.
     await OutboxMessage.filter(status=OutboxStatus.PENDING).exclude(id=message.id).update(
         next_attempt_at=utcnow() + timedelta(days=1))
@@ -95,6 +98,21 @@ async def test_a_user_who_refused_the_message_is_not_retried(client, sandbox, ct
     assert (gone.status, gone.attempts) == (OutboxStatus.GAVE_UP, 1)
     assert gone.last_error == "permanent: errcode 43101"
     assert await OutboxAttempt.filter(message_id=message.id).count() == 1
+
+
+async def test_a_user_who_never_subscribed_is_refused_once_and_recorded(client, sandbox, ctx, caplog):
+    user, message = await opened_message(client, sandbox, subscribed=False)
+    calls_before = await send_calls(sandbox)
+    with caplog.at_level("WARNING", logger="services.outbox"):
+        await deliver(ctx)
+    gone = await OutboxMessage.get(id=message.id)
+    # WeChat's 43101 is a permanent refusal: given up at the first answer, recorded on the message
+    assert (gone.status, gone.attempts, gone.last_error) == (OutboxStatus.GAVE_UP, 1, "permanent: errcode 43101")
+    [attempt] = await OutboxAttempt.filter(message_id=message.id)
+    assert not attempt.ok and attempt.detail == "permanent: errcode 43101"
+    await make_due(message.id)
+    assert await deliver(ctx) == 0 and await send_calls(sandbox) - calls_before == 1  # never tried again
+    assert user.openid not in caplog.text  # logged without the user
 
 
 async def test_a_message_is_delivered_once_by_competing_workers(client, sandbox, ctx):
@@ -169,3 +187,20 @@ async def test_python_m_app_worker_delivers_the_outbox(tmp_path, client, sandbox
     assert code == 0, log_path.read_text()
     assert "outbox" in log_path.read_text()
     assert [a.ok for a in await OutboxAttempt.filter(message_id=message.id)] == [True]
+
+
+async def test_a_spent_one_time_subscription_refuses_the_next_message(client, sandbox, ctx):
+    from integrations.wechat.miniprogram import WeChatAPIError
+
+    user, message = await opened_message(client, sandbox, subscribed=False)
+    await sandbox.subscribe(user.openid, message.payload["template_id"])  # one tap, one message
+    payload = message.payload
+    await ctx.wechat.send_subscribe_message(touser=user.openid, template_id=payload["template_id"],
+                                            data=payload["data"], page=payload["page"])
+    try:
+        await ctx.wechat.send_subscribe_message(touser=user.openid, template_id=payload["template_id"],
+                                                data=payload["data"], page=payload["page"])
+    except WeChatAPIError as exc:
+        assert exc.errcode == 43101
+    else:
+        raise AssertionError("a spent subscription let a second message through")

@@ -113,6 +113,8 @@ async def test_phone_binding_whose_reply_came_too_late_is_sent_once(client, sand
 async def test_a_subscribe_message_whose_reply_was_lost_goes_out_once(client, sandbox, ctx, user):
     from integrations.wechat import WeChatUnavailable
 
+    # two acceptances: a second send would be let through, and counted
+    await sandbox.subscribe(user.openid, "fQ0vNcA4Gsz7rjAPhOFkkD3ufghciPhUndJuliyjCQE", times=2)
     await sandbox.fault("cgi-bin/message/subscribe/send", when="after", drop=True)
     data = {"thing1": {"value": "Ⅱ类电子账户"}, "character_string2": {"value": "6230****1234"},
             "time3": {"value": "2026-11-29 10:00"}, "thing4": {"value": "欢迎使用"}}

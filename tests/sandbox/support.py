@@ -143,6 +143,14 @@ class Helpers:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def subscribe(self, openid: str, *template_ids: str, times: int = 1, appid: str | None = None) -> list[dict]:
+        """The user accepts these templates in wx.requestSubscribeMessage, ``times`` times (one message each)."""
+        body = {"openid": openid, "template_ids": list(template_ids), **({"appid": appid} if appid else {})}
+        for _ in range(times):
+            r = self.control("POST", "subscriptions", json=body)
+            assert r.status_code == 200, r.text
+        return r.json()["subscriptions"]
+
     def calls(self, path: str) -> list[dict]:
         r = self.control("GET", "calls", params={"path": path})
         assert r.status_code == 200, r.text

@@ -29,7 +29,7 @@ def assert_refused(r, field):
 
 
 @pytest.mark.parametrize("path", ["login-code", "pay/settings", "faults", "bank-cards", "partners", "settings",
-                                  "id-card-images", "push", "push/verify"])
+                                  "id-card-images", "push", "push/verify", "subscribe-templates", "pages"])
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
 def test_a_body_that_is_not_a_json_object(sb, path, content):
     r = sb.control("POST", path, content=content, headers={"content-type": "application/json"})
@@ -62,6 +62,11 @@ def test_a_body_that_is_not_a_json_object(sb, path, content):
         ("partners", {"app_id": "pt0123456789abcdef", "secret": None}, "secret"),
         ("signature-image", {"text": None}, "text"),
         ("settings", {"stable_token_daily_force_limit": -1}, "stable_token_daily_force_limit"),
+        ("subscribe-templates", {"template_id": "T", "title": 1, "keywords": {"thing1": "x"}}, "title"),
+        ("subscribe-templates", {"template_id": "T", "title": "t", "keywords": {"thing1": 5}}, "keywords"),
+        ("subscribe-templates", {"template_id": "T", "title": "t", "keywords": {"thing1": "x"}, "appid": ["wx"]},
+         "appid"),
+        ("pages", {"pages": [None]}, "pages"),
     ],
 )
 def test_a_field_that_does_not_fit(sb, path, body, field):

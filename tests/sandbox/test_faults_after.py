@@ -113,6 +113,7 @@ def test_subscribe_message_sent_once_although_reply_dropped(sb):
     template = DEFAULT_SUBSCRIBE_TEMPLATES[0]
     data = {k: {"value": "1" if k.startswith("character_string") else ("12:00" if k.startswith("time") else "通知")}
             for k in template.keywords}
+    sb.subscribe(openid, template.template_id)
     fault(sb, path="cgi-bin/message/subscribe/send", when="after", drop=True)
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.post(f"{sb.sb.wechat}/cgi-bin/message/subscribe/send", params={"access_token": token},

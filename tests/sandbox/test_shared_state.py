@@ -81,6 +81,9 @@ async def test_templates_and_pages_are_shared(pair):
         r = await http.post(f"{a.control}/pages", json={"pages": ["pages/shared/shared"]})
         assert r.status_code == 200
         assert (await http.get(f"{b.control}/pages")).json() == {"pages": ["pages/shared/shared"], "source": "control"}
+        for _ in range(2):  # the user accepted the template twice, through process a
+            r = await http.post(f"{a.control}/subscriptions", json={"openid": openid, "template_ids": ["TPL_shared"]})
+            assert r.status_code == 200
         body = {"touser": openid, "template_id": "TPL_shared", "data": {"thing1": {"value": "hi"}}}
         url = f"{b.wechat}/cgi-bin/message/subscribe/send"
         r = await http.post(url, params={"access_token": token}, json={**body, "page": "pages/shared/shared"})

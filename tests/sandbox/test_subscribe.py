@@ -3,6 +3,7 @@ sandbox server; the keyword value rules also directly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -14,7 +15,7 @@ from sandbox.subscribe import get_pages, make_seed, store_pages, value_problem
 from tests.sandbox.support import APPID, APPID2, REPO_ROOT, assert_wx_error
 
 SEND = "cgi-bin/message/subscribe/send"
-OPENED, DEBIT, ARREARS = (t.template_id for t in DEFAULT_SUBSCRIBE_TEMPLATES)
+OPENED, DEBIT, ARREARS, LOSS_REPORTED, ID_EXPIRY, CLOSED = (t.template_id for t in DEFAULT_SUBSCRIBE_TEMPLATES)
 OPENED_DATA = {
     "thing1": {"value": "二类户"},
     "character_string2": {"value": "6222****3446"},
@@ -48,8 +49,8 @@ def test_default_templates_are_seeded_for_every_appid(sb):
         r = sb.control("GET", "subscribe-templates", params={"appid": appid})
         assert r.status_code == 200
         templates = {t["template_id"]: t for t in r.json()["templates"]}
-        assert {OPENED, DEBIT, ARREARS} <= set(templates)
-        for tid in (OPENED, DEBIT, ARREARS):
+        assert {OPENED, DEBIT, ARREARS, LOSS_REPORTED, ID_EXPIRY, CLOSED} <= set(templates)
+        for tid in (OPENED, DEBIT, ARREARS, LOSS_REPORTED, ID_EXPIRY, CLOSED):
             assert re.fullmatch(r"[A-Za-z0-9_-]{43}", tid)  # shaped like WeChat's template ids
             assert templates[tid]["appid"] == appid and templates[tid]["source"] == "config"
         assert templates[DEBIT]["keywords"]["amount1"] == "扣款金额"
@@ -57,6 +58,7 @@ def test_default_templates_are_seeded_for_every_appid(sb):
 
 
 def test_send_with_a_seeded_template_is_recorded(sb, token, user):
+    sb.subscribe(user, OPENED, DEBIT)
     page = APP_JSON_PAGES[0] + "?from=notice"
     body = send(sb, token, touser=user, template_id=OPENED, page=page, data=OPENED_DATA,
                 miniprogram_state="developer", lang="zh_CN")
@@ -73,6 +75,7 @@ def test_send_with_a_seeded_template_is_recorded(sb, token, user):
 
 def test_send_errcodes(sb, token, user):
     ok_body = {"touser": user, "template_id": OPENED, "data": OPENED_DATA}
+    sb.subscribe(user, OPENED)
     cases = [
         ({"touser": None}, 40003),
         ({"touser": ""}, 40003),
@@ -101,7 +104,7 @@ def test_send_errcodes(sb, token, user):
     # the errmsg names the field, as WeChat's does
     body = sb.wx_post(SEND, token, {**ok_body, "data": {**OPENED_DATA, "thing4": {"value": ""}}})
     assert body["errmsg"].startswith("argument invalid! data.thing4.value is empty")
-    assert send(sb, token, **ok_body)["errcode"] == 0
+    assert send(sb, token, **ok_body)["errcode"] == 0  # the refused ones spent nothing
 
 
 def test_register_template(sb, token, user):
@@ -111,6 +114,7 @@ def test_register_template(sb, token, user):
     r = sb.control("POST", "subscribe-templates", json=template)
     assert r.status_code == 201
     assert r.json() == {**template, "appid": APPID, "source": "control"}
+    sb.subscribe(user, "TPL_etc_debit_failed")
     data = {"amount1": {"value": "35.00元"}, "phrase2": {"value": "扣款失败"}, "date3": {"value": "2026年1月2日"},
             "name4": {"value": "张三"}, "car_number5": {"value": "粤A8Z888挂"},
             "phone_number6": {"value": "+86-0766-66888866"}}
@@ -149,6 +153,76 @@ def test_register_template_validation(sb, change, field):
     assert r.json()["code"] == "INVALID_REQUEST" and r.json()["field"] == field
 
 
+# -- subscriptions: what the user accepted ---------------------------------------------------
+
+
+def test_a_user_who_never_subscribed_is_refused_43101(sb, token, user):
+    body = send(sb, token, touser=user, template_id=OPENED, data=OPENED_DATA)
+    assert_wx_error(body, 43101)
+    assert body["errmsg"].startswith("user refuse to accept the msg rid: ")  # WeChat's answer, word for word
+    assert messages(sb, user) == []
+    # a subscription to another template, or by another user, lets nothing through
+    sb.subscribe(user, DEBIT)
+    sb.subscribe(sb.login_code()["openid"], OPENED)
+    assert_wx_error(send(sb, token, touser=user, template_id=OPENED, data=OPENED_DATA), 43101)
+    assert messages(sb, user) == []
+
+
+def test_a_one_time_subscription_lets_one_message_through_and_is_spent(sb, token, user):
+    [sub] = sb.subscribe(user, OPENED)
+    assert (sub["template_id"], sub["remaining"], sub["spent_at"]) == (OPENED, 1, None)
+    assert send(sb, token, touser=user, template_id=OPENED, data=OPENED_DATA)["errcode"] == 0
+    assert_wx_error(send(sb, token, touser=user, template_id=OPENED, data=OPENED_DATA), 43101)  # spent
+    assert len(messages(sb, user)) == 1
+    [spent] = sb.control("GET", "subscriptions", params={"openid": user}).json()["subscriptions"]
+    assert spent["remaining"] == 0 and spent["spent_at"] >= spent["accepted_at"]
+    # accepting again (another tap) lets exactly one more through; acceptances add up
+    sb.subscribe(user, OPENED, times=2)
+    assert [send(sb, token, touser=user, template_id=OPENED, data=OPENED_DATA)["errcode"] for _ in range(3)] == [
+        0, 0, 43101]
+    assert len(messages(sb, user)) == 3
+
+
+def test_subscriptions_belong_to_one_app(sb, user):
+    other = sb.login_code(appid=APPID2)["openid"]
+    sb.subscribe(other, OPENED, appid=APPID2)
+    body = {"touser": other, "template_id": OPENED, "data": OPENED_DATA}
+    assert sb.wx_post(SEND, sb.token(APPID2), body)["errcode"] == 0
+    assert_wx_error(sb.wx_post(SEND, sb.token(APPID2), body), 43101)
+
+
+async def test_concurrent_sends_spend_one_subscription_once(sb, token, user):
+    import httpx
+
+    sb.subscribe(user, OPENED)
+    async with httpx.AsyncClient(timeout=30) as http:
+        answers = await asyncio.gather(*(http.post(f"{sb.sb.wechat}/{SEND}", params={"access_token": token},
+                                                   json={"touser": user, "template_id": OPENED, "data": OPENED_DATA})
+                                         for _ in range(8)))
+    assert sorted(a.json()["errcode"] for a in answers) == [0] + [43101] * 7
+    assert len(messages(sb, user)) == 1
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"template_ids": [OPENED]}, "openid"),
+    ({"openid": "oUnknownUser0000000000000000", "template_ids": [OPENED]}, "openid"),
+    ({"openid": "USER", "template_ids": []}, "template_ids"),
+    ({"openid": "USER", "template_ids": [OPENED, DEBIT, ARREARS, CLOSED]}, "template_ids"),  # at most 3 a call
+    ({"openid": "USER", "template_ids": ["TPL_no_such_template"]}, "template_ids"),
+    ({"openid": "USER", "template_ids": [OPENED, "TPL_no_such_template"]}, "template_ids"),
+    ({"openid": "USER", "template_ids": OPENED}, "template_ids"),
+    ({"openid": "USER", "template_ids": [OPENED], "appid": "wxnotconfigured"}, "appid"),
+    ({"openid": "USER", "template_ids": [OPENED], "count": 5}, "count"),
+])
+def test_subscriptions_validation(sb, token, user, body, field):
+    body = {k: (user if v == "USER" else v) for k, v in body.items()}
+    r = sb.control("POST", "subscriptions", json=body)
+    assert r.status_code == 400 and r.json()["code"] == "INVALID_REQUEST" and r.json()["field"] == field, r.text
+    # nothing was accepted, not even the known template next to an unknown one
+    assert sb.control("GET", "subscriptions", params={"openid": user}).json()["subscriptions"] == []
+    assert_wx_error(send(sb, token, touser=user, template_id=OPENED, data=OPENED_DATA), 43101)
+
+
 # -- pages -----------------------------------------------------------------------------------
 
 
@@ -160,6 +234,7 @@ def test_pages_default_to_the_stub_app_json(sb):
 
 def test_pages_can_be_replaced_and_reset(sb, token, user):
     body = {"touser": user, "template_id": OPENED, "data": OPENED_DATA}
+    sb.subscribe(user, OPENED, times=4)
     assert send(sb, token, **body, page="/" + APP_JSON_PAGES[0])["errcode"] == 0  # leading slash tolerated
     r = sb.control("POST", "pages", json={"pages": ["pages/home/home", "/pages/bill/detail"]})
     assert r.status_code == 200

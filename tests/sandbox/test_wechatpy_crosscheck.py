@@ -69,6 +69,7 @@ def test_wechatpy_subscribe_and_ocr(sb, sandbox):
     openid = sb.login_code()["openid"]
     r = sb.control("POST", "subscribe-templates", json={"template_id": "TPL_x", "title": "问候", "keywords": {"thing1": "内容"}})
     assert r.status_code == 201
+    sb.subscribe(openid, "TPL_x")
     client.wxa.send_subscribe_message(openid, "TPL_x", {"thing1": {"value": "你好"}}, page="pages/index/index")
     msgs = sb.control("GET", "subscribe-messages", params={"touser": openid}).json()["messages"]
     assert [(m["template_id"], m["page"], m["data"]) for m in msgs] == [("TPL_x", "pages/index/index", {"thing1": {"value": "你好"}})]

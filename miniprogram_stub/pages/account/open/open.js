@@ -2,6 +2,7 @@ const api = require('../../../utils/api')
 const errors = require('../../../utils/errors')
 const accounts = require('../../../utils/accounts')
 const contracts = require('../../../utils/contracts')
+const subscribe = require('../../../utils/subscribe')
 
 const OPEN_STATUSES = ['draft', 'identity_verified', 'signed']
 
@@ -142,10 +143,11 @@ Page({
       return Promise.resolve(null)
     }
     this.setData({ submitting: true, error: null })
-    return api.request({
+    // 点击的同步部分里请求订阅（开户成功等通知），用户答复后再提交：通知发出时订阅已在。
+    return subscribe.ask('opening').then(() => api.request({
       url: '/api/v1/account-applications/' + encodeURIComponent(app.id) + '/submit',
       method: 'POST'
-    }).then((account) => {
+    })).then((account) => {
       this.setData({ submitting: false, 'application.accountId': account.id })
       wx.showToast({ title: '开户成功', icon: 'success' })
       wx.redirectTo({ url: '/pages/account/account?id=' + account.id })

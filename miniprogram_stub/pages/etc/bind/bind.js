@@ -3,6 +3,7 @@ const errors = require('../../../utils/errors')
 const accountsUtil = require('../../../utils/accounts')
 const contracts = require('../../../utils/contracts')
 const etc = require('../../../utils/etc')
+const subscribe = require('../../../utils/subscribe')
 
 const AUTHORISATION = 'etc_autodebit'
 
@@ -208,7 +209,10 @@ Page({
     const binding = this.data.binding
     if (!binding || this.data.activating) return Promise.resolve(null)
     this.setData({ activating: true, error: null })
-    return api.request({ url: '/api/v1/etc-bindings/' + encodeURIComponent(binding.id) + '/activate', method: 'POST' }).then((b) => {
+    // 点击的同步部分里请求扣款成功、欠费提醒的订阅，再开通。
+    return subscribe.ask('binding').then(() => api.request({
+      url: '/api/v1/etc-bindings/' + encodeURIComponent(binding.id) + '/activate', method: 'POST'
+    })).then((b) => {
       this.setData({ activating: false })
       this.showBinding(b)
       if (b.status === 'active') wx.showToast({ title: '开通成功', icon: 'success' })

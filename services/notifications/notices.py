@@ -1,0 +1,60 @@
+"""The subscribe messages a change writes to the outbox, in the transaction of that change: a partner
+debit booked (``debit_booked``) or left in arrears (``arrears``). Written there, each exists exactly
+once per change: a repeated or concurrent request for the same debit finds the debit already recorded
+and writes nothing (``services.partners.debits``). The worker sends them (``services.notifications``);
+a user who never accepted the template (WeChat 43101) is given up at once.
+
+Their data carries no personal data beyond what the holder's own WeChat shows: amounts, the kind of
+debit, the time, the account's last four digits. A notice whose template is not configured is not sent.
+"""
+
+from __future__ import annotations
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from core.clock import CHINA_TZ
+from models.accounts import Account
+from models.users import User
+from models.partners import PartnerDebit
+from services import outbox
+from services.context import ServiceContext
+
+KIND = "subscribe_message"
+CATEGORY_LABELS = {"toll": "ETC通行费", "parking": "停车费", "fuel": "加油费", "carwash": "洗车费"}
+
+
+def yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}元"
+
+
+async def _enqueue(conn: BaseDBAsyncClient, user_id: int, template_id: str, page: str, data: dict) -> None:
+    user = await User.get(id=user_id).using_db(conn)
+    await outbox.enqueue(conn, KIND, {"touser": user.openid, "template_id": template_id, "page": page,
+                                      "data": {key: {"value": value} for key, value in data.items()}})
+
+
+async def debit_booked(ctx: ServiceContext, conn: BaseDBAsyncClient, debit: PartnerDebit, user_id: int) -> None:
+    """扣款成功通知: the debit was booked on the account."""
+    template_id = ctx.settings.debit_template_id
+    if not template_id:
+        return
+    account = await Account.get(id=debit.account_id).using_db(conn)
+    await _enqueue(conn, user_id, template_id, f"pages/account/account?id={account.id}", {
+        "amount1": yuan(debit.amount_fen),
+        "thing2": CATEGORY_LABELS.get(debit.category, "代扣"),
+        "time3": debit.booked_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
+        "character_string4": account.number[-4:],
+    })
+
+
+async def arrears(ctx: ServiceContext, conn: BaseDBAsyncClient, debit: PartnerDebit, user_id: int) -> None:
+    """欠费提醒: the account could not pay the debit; it is owed on the binding (paid on the ETC pay page)."""
+    template_id = ctx.settings.arrears_template_id
+    if not template_id:
+        return
+    await _enqueue(conn, user_id, template_id, f"pages/etc/pay/pay?binding_id={debit.binding_id}", {
+        "amount1": yuan(debit.amount_fen),
+        "thing2": CATEGORY_LABELS.get(debit.category, "代扣"),
+        "date3": debit.booked_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d"),
+        "thing4": "扣款未成功，请在小程序中补缴",
+    })
