@@ -1,7 +1,8 @@
 import pytest
 
 from services.esign.errors import ContractContextInvalid, TemplateNotFound
-from services.esign.templates import TEMPLATES, get_template, list_templates
+from handlers.miniprogram.contracts import TemplateOut
+from services.esign.templates import TEMPLATES, get_template
 
 from .helpers import CONTEXT
 
@@ -10,8 +11,8 @@ def text_of(code, ctx=CONTEXT, variant=None) -> str:
     return "\n".join(p.text for p in get_template(code).paragraphs(ctx, variant))
 
 
-def test_list_templates_names_the_three_contracts():
-    listed = {t["code"]: t for t in list_templates()}
+def test_the_template_list_names_the_three_contracts():
+    listed = {t["code"]: t for t in (TemplateOut.of(t).model_dump() for t in TEMPLATES.values())}
     assert set(listed) == {"account_agreement", "etc_autodebit", "privacy_consent"}
     assert listed["account_agreement"]["subject_type"] == "account_application"
     assert listed["etc_autodebit"]["subject_type"] == "etc_binding"
