@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -258,12 +258,19 @@ def _canvas_class(font: str, footer: str, info: dict[str, Any], header: tuple[st
     return ContractCanvas
 
 
-class _SignatureBlock(Flowable):
-    """The empty signature area at the end of the contract; records where it landed."""
+def _both_boxes(area: SignatureArea) -> tuple[tuple[Any, str], ...]:
+    return (area.customer_box, CUSTOMER_LABEL), (area.bank_box, BANK_LABEL)
 
-    def __init__(self, font: str) -> None:
+
+class _SignatureBlock(Flowable):
+    """The empty signature area at the end of the document; records where it landed. ``boxes`` names
+    the boxes outlined in it and their labels: a contract's two (the customer's and the bank's), a
+    document the bank alone issues only the bank's."""
+
+    def __init__(self, font: str, boxes: Callable[[SignatureArea], Iterable[tuple[Any, str]]] = _both_boxes) -> None:
         super().__init__()
         self.font = font
+        self.boxes = boxes
 
     def wrap(self, avail_width, avail_height):
         self.width = avail_width
@@ -280,7 +287,7 @@ class _SignatureBlock(Flowable):
         c.setDash(3, 2)
         c.setFillColor(colors.HexColor("#333333"))
         c.setFont(self.font, 9.5)
-        for box, label in ((area.customer_box, CUSTOMER_LABEL), (area.bank_box, BANK_LABEL)):
+        for box, label in self.boxes(area):
             bx, by = box.x - x0, box.y - y0
             c.rect(bx, by, box.w, box.h, stroke=1, fill=0)
             c.drawString(bx + PADDING + 2, by + box.h - LABEL_HEIGHT + 5, label)

@@ -268,17 +268,7 @@ def sign_contract(
     if signed_at.tzinfo is None:
         raise ValueError("signed_at must be timezone-aware")
     image = load_signature_image(signature_png)
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf_bytes))
-        if reader.embedded_signatures:
-            raise ContractAlreadySigned()
-        page_count = int(reader.root["/Pages"]["/Count"])
-        page_ref, _ = reader.find_page_for_modification(page_count - 1)
-        mediabox = [float(v) for v in page_ref.get_object()["/MediaBox"]]
-    except ContractAlreadySigned:
-        raise
-    except (PdfError, KeyError, TypeError, ValueError) as exc:
-        raise SigningFailed("合同文件无法解析") from exc
+    reader, page_count, mediabox = _unsigned_last_page(pdf_bytes, "合同文件无法解析")
     page_w, page_h = mediabox[2], mediabox[3]
     area = _signature_area(reader, page_count, page_w - mediabox[0])
 
@@ -289,6 +279,22 @@ def sign_contract(
     return _sign_as_bank(pdf_bytes, identity=identity, page_ix=page_count - 1,
                          seal_box=SignatureArea.content(area.bank_box), overlay=overlay, reason=reason,
                          location=location, tsa_url=tsa_url, timestamper=timestamper, font=font)
+
+
+def _unsigned_last_page(pdf_bytes: bytes, unreadable: str) -> tuple[PdfFileReader, int, list[float]]:
+    """The document's reader, page count and last page's MediaBox; refused if it is signed already
+    (``ContractAlreadySigned``) or cannot be read (``SigningFailed(unreadable)``)."""
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf_bytes))
+        if reader.embedded_signatures:
+            raise ContractAlreadySigned()
+        page_count = int(reader.root["/Pages"]["/Count"])
+        page_ref, _ = reader.find_page_for_modification(page_count - 1)
+        return reader, page_count, [float(v) for v in page_ref.get_object()["/MediaBox"]]
+    except ContractAlreadySigned:
+        raise
+    except (PdfError, KeyError, TypeError, ValueError) as exc:
+        raise SigningFailed(unreadable) from exc
 
 
 def seal_document(
@@ -306,17 +312,7 @@ def seal_document(
     in the bank box of the document's signature area (``/SignatureArea``), and nobody else signs. The
     same PAdES profile, appearance and errors as ``sign_contract``."""
     refuse_running_loop("ContractWorkers.statement")
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf_bytes))
-        if reader.embedded_signatures:
-            raise ContractAlreadySigned()
-        page_count = int(reader.root["/Pages"]["/Count"])
-        page_ref, _ = reader.find_page_for_modification(page_count - 1)
-        mediabox = [float(v) for v in page_ref.get_object()["/MediaBox"]]
-    except ContractAlreadySigned:
-        raise
-    except (PdfError, KeyError, TypeError, ValueError) as exc:
-        raise SigningFailed("文件无法解析") from exc
+    reader, page_count, mediabox = _unsigned_last_page(pdf_bytes, "文件无法解析")
     area = _signature_area(reader, page_count, mediabox[2] - mediabox[0])
     return _sign_as_bank(pdf_bytes, identity=identity, page_ix=area.page,
                          seal_box=SignatureArea.content(area.bank_box), overlay=None, reason=reason,

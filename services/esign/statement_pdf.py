@@ -20,8 +20,8 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from .layout import AREA_HEIGHT, LABEL_HEIGHT, PADDING, SignatureArea
-from .render import REPORTLAB_LOCK, _canvas_class, _styles, resolve_font
+from .layout import SignatureArea
+from .render import REPORTLAB_LOCK, _canvas_class, _SignatureBlock, _styles, resolve_font
 
 DOCUMENT_KIND = "account_statement"
 SEAL_LABEL = "银行电子签章："
@@ -47,32 +47,9 @@ class StatementDocument:
     rows: Sequence[tuple[str, str, str, str, str, str, str]]  # as COLUMNS
 
 
-class _BankSealArea(Flowable):
-    """The signature area at the end, with only the bank's box outlined; records where it landed."""
-
-    def __init__(self, font: str) -> None:
-        super().__init__()
-        self.font = font
-
-    def wrap(self, avail_width, avail_height):
-        self.width = avail_width
-        return avail_width, AREA_HEIGHT
-
-    def draw(self):
-        c = self.canv
-        x0, y0 = c.absolutePosition(0, 0)
-        area = SignatureArea(c.getPageNumber() - 1, x0, y0, self.width, AREA_HEIGHT)
-        c._doc.info.extra["SignatureArea"] = area.as_list()
-        box = area.bank_box
-        c.saveState()
-        c.setStrokeColor(colors.HexColor("#9a9a9a"))
-        c.setLineWidth(0.6)
-        c.setDash(3, 2)
-        c.setFillColor(colors.HexColor("#333333"))
-        c.setFont(self.font, 9.5)
-        c.rect(box.x - x0, box.y - y0, box.w, box.h, stroke=1, fill=0)
-        c.drawString(box.x - x0 + PADDING + 2, box.y - y0 + box.h - LABEL_HEIGHT + 5, SEAL_LABEL)
-        c.restoreState()
+def _bank_box_only(area: SignatureArea) -> tuple[tuple[object, str], ...]:
+    """A statement is the bank's alone: only the bank's box is outlined, for its seal."""
+    return ((area.bank_box, SEAL_LABEL),)
 
 
 def render_statement(doc: StatementDocument, *, font_path: str | None = None, font_search_paths=None) -> bytes:
@@ -107,7 +84,7 @@ def render_statement(doc: StatementDocument, *, font_path: str | None = None, fo
         Paragraph(escape(f"出具时间：{doc.issued_at}（北京时间）。本对账单由银行电子签章，签章后任何改动均可被检测；"
                          "可通过银行的验签服务或任一 PAdES 验证工具核验。"), styles["note"]),
         Spacer(1, 14),
-        _BankSealArea(font.name),
+        _SignatureBlock(font.name, _bank_box_only),
     ]
     info = {"DocumentKind": DOCUMENT_KIND, "StatementRef": doc.statement_ref, "StatementAccount": doc.account_masked,
             "StatementMonth": doc.month}
