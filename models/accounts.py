@@ -68,6 +68,32 @@ class Account(Model):
         indexes = (("holder_index", "account_class"),)
 
 
+class AccountBoundCard(Model):
+    """Every card an account has been bound to, the one bound now with ``replaced_at`` null: the card
+    opened with (or, for an account opened before this table, carried over by its migration), then each
+    new bound card. Never deleted: the old card's reference stays with the account. The card number is
+    encrypted as on the account (purpose ``account.bound_card``) and blind-indexed; ``face_verification_id``
+    is the face verification that authorised binding it (none at opening, whose checks are the
+    application's). Written only by ``services.accounts.bound_card`` and the opening, under the account's
+    row lock (or with the account's creation)."""
+
+    id = fields.BigIntField(primary_key=True)
+    account = fields.ForeignKeyField("models.Account", related_name="bound_cards", on_delete=fields.RESTRICT)
+    card_enc = fields.CharField(max_length=255)
+    card_index = fields.CharField(max_length=64)
+    card_masked = fields.CharField(max_length=24)
+    card_class = fields.CharField(max_length=8, null=True)  # as the card network said: I | credit
+    bank_name = fields.CharField(max_length=64, null=True)
+    check_ref = fields.CharField(max_length=64, null=True)  # the card network's request id of the same-name check
+    face_verification_id = fields.BigIntField(null=True)
+    bound_at = fields.DatetimeField()
+    replaced_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "account_bound_cards"
+        indexes = (("account_id", "replaced_at"),)
+
+
 class AccountRestriction(Model):
     """One restriction of an account, in force from ``created_at`` until ``lifted_at``. Never deleted: the
     history of who restricted the account, when, why, and who lifted it, stays with the account.

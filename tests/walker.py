@@ -166,6 +166,11 @@ class Walker:
         application, agreement, account = self.open_class_ii()
         self.control(f"bank-cards/{person['card_number']}/balance", {"balance_fen": 10**11})
         self.post(f"/api/v1/accounts/{account['id']}/top-ups", json={"amount_fen": 100_000}, key="walk-top-up-1")
+        # a second Class I card of the person's, with money on it: what a new bound card of the account may be
+        self.spare_bank_card = make_card_number()
+        self.control("bank-cards", {"card_number": self.spare_bank_card, "name": person["name"],
+                                    "id_number": person["id_number"], "phone": person["phone"], "card_class": "I"})
+        self.control(f"bank-cards/{self.spare_bank_card}/balance", {"balance_fen": 10**11})
         class_iii = self.post("/api/v1/account-applications", json={"account_class": "III"})
         # a car whose ETC card is bound to that account, and a partner that has debited it once
         vehicle = self.post("/api/v1/vehicles", json={"plate_number": self.plate, "plate_color": "yellow_green"})
@@ -209,6 +214,8 @@ class Walker:
                 "/open/v1/debits": {"card_number": [self.etc_card], "plate_number": [self.plate],
                                     "plate_color": ["yellow_green"], "out_trade_no": [debit_body["out_trade_no"]]},
                 "/api/v1/etc-bindings": {"card_number": [self.etc_card, self.spare_etc_card]},
+                "/api/v1/accounts/{account_id}/bound-card": {"card_number": [self.spare_bank_card,
+                                                                             person["card_number"]]},
             },
             "partner": {"app_id": partner["app_id"], "secret": partner["secret"]},
             "spare_authorization": "Bearer " + spare_login["access_token"],

@@ -1,4 +1,5 @@
-"""Living with an account: report it lost (and lift the report with a face check), and read its full number."""
+"""Living with an account: report it lost (and lift the report with a face check), read its full number, and
+bind it to a new card."""
 
 from __future__ import annotations
 
@@ -6,17 +7,29 @@ from pydantic import Field
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
+from core.errors import UpstreamUnavailable
 from handlers.common import services
 from handlers.miniprogram.accounts import ACCOUNT_ID, AccountOut
+from handlers.miniprogram.identity import BankCardBody
 from handlers.spec import Body, Out, Response, answer, operation
-from services.accounts import restrictions, views
-from services.accounts.ledger import AccountClosed
+from services.accounts import bound_card, restrictions, views
+from services.accounts.bound_card import CardAlreadyBound
+from services.accounts.funding import TransferPending
+from services.accounts.ledger import AccountClosed, AccountRestricted
 from services.accounts.restrictions import LossReportNotInForce
 from services.identity.errors import (
+    CardClassNotAllowed,
+    CardMismatch,
+    CardNotFound,
+    CardNumberInvalid,
     FaceVerificationInvalid,
     FaceVerificationPending,
     FaceVerificationStale,
     FaceVerificationUsed,
+    IdCardRequired,
+    IdExpired,
+    PhoneInvalid,
+    TooManyAttempts,
 )
 
 bp = Blueprint("mp_lifecycle")
@@ -24,9 +37,18 @@ bp = Blueprint("mp_lifecycle")
 FACE_ERRORS = (FaceVerificationInvalid, FaceVerificationPending, FaceVerificationStale, FaceVerificationUsed)
 
 
+VERIFY_ID = Field(min_length=1, max_length=256, description="a face verification of the holder, passed in the last "
+                  "5 minutes and not used before (POST /identity/face, then its result)")
+
+
 class VerifiedBody(Body):
-    verify_id: str = Field(min_length=1, max_length=256, description="a face verification of the holder, passed in "
-                           "the last 5 minutes and not used before (POST /identity/face, then its result)")
+    verify_id: str = VERIFY_ID
+
+
+class BoundCardBody(BankCardBody):
+    """The new card, checked as at opening (``POST /identity/bank-card``), and the holder's face."""
+
+    verify_id: str = VERIFY_ID
 
 
 class AccountNumberOut(Out):
@@ -86,3 +108,31 @@ async def lift_loss_report(request: Request, account_id: int, body: VerifiedBody
 async def reveal_number(request: Request, account_id: int, body: VerifiedBody) -> HTTPResponse:
     number = await restrictions.reveal_number(services(request), request.ctx.user_id, account_id, body.verify_id)
     return answer(AccountNumberOut(account_number=number))
+
+
+@bp.post("/accounts/<account_id:int>/bound-card")
+@operation(
+    limit="identity",
+    summary="Bind the account to a new card, after its same-name check and a fresh face verification",
+    description="The new card is checked as at opening (POST /identity/bank-card): a Class I debit or a credit card "
+    "in the holder's name and ID number, with the phone its bank holds; the check counts against the daily attempt "
+    "limit, and a card that fails it leaves the bound card as it was. The face verification (passed within 5 "
+    "minutes, for the person on the current ID card) is used up by the change. Top-ups then pull from the new card "
+    "and withdrawals push to it; the old card's reference stays in the account's history. Refused before anything "
+    "is checked on a closed account (409 ACCOUNT_CLOSED), while a restriction is in force (409 ACCOUNT_RESTRICTED: "
+    "a loss report, a bank's freeze, or an expired ID card, to be renewed first), while a top-up or withdrawal is "
+    "pending or held (409 TRANSFER_PENDING), when the holder's ID card has expired (422 ID_EXPIRED), and for the "
+    "card bound now (409 CARD_ALREADY_BOUND).",
+    tag="accounts",
+    auth=True,
+    path={"account_id": ACCOUNT_ID},
+    body=BoundCardBody,
+    responses={200: Response(AccountOut, description="the account, bound to the new card")},
+    errors=(AccountClosed, AccountRestricted, TransferPending, CardAlreadyBound, IdExpired, IdCardRequired,
+            CardNumberInvalid, PhoneInvalid, CardMismatch, CardNotFound, CardClassNotAllowed, TooManyAttempts,
+            UpstreamUnavailable, *FACE_ERRORS),
+)
+async def change_bound_card(request: Request, account_id: int, body: BoundCardBody) -> HTTPResponse:
+    await bound_card.change(services(request), request.ctx.user_id, account_id, card_number=body.card_number,
+                            reserved_phone=body.reserved_phone, verify_id=body.verify_id)
+    return answer(AccountOut.of(await views.account(request.ctx.user_id, account_id)))

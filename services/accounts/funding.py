@@ -39,7 +39,7 @@ from datetime import timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from core.clock import CHINA_TZ, utcnow
-from core.errors import AppError, UpstreamUnavailable
+from core.errors import AppError, Conflict, UpstreamUnavailable
 from core.money import MAX_AMOUNT_FEN  # what one transfer may carry
 from integrations.cardnet import CardNetworkUnavailable, TransferAnswer, TransferNotSent, TransferOutcomeUnknown
 from models.accounts import Account, CardTransfer, EntryDirection, EntryKind, TransferDirection, TransferStatus
@@ -82,6 +82,25 @@ class CardDeclined(AppError):
 
 class CardNetworkDown(UpstreamUnavailable):
     code, message = "CARD_NETWORK_UNAVAILABLE", "银行卡网络暂不可用，请稍后重试"
+
+
+class TransferPending(Conflict):
+    """A top-up or withdrawal of the account is not final (``pending`` or ``held``): what waits for it
+    (a new bound card, closing) is refused until it is."""
+
+    code, message = "TRANSFER_PENDING", "账户有处理中的充值或提现，请待其完成后再试"
+
+
+IN_FLIGHT = (TransferStatus.PENDING, TransferStatus.HELD)
+
+
+async def refuse_in_flight(conn: BaseDBAsyncClient, account_id: int) -> None:
+    """Raise ``TransferPending`` while a transfer of the account is pending or held. Call it under the
+    account's lock (``ledger.locked_account``): a transfer is created under that lock too (``_start``), so
+    none can begin between this check and the caller's commit. A pending transfer is sent, and sent again,
+    to the card read from the account (``_send``), so the bound card must not change under it."""
+    if await CardTransfer.filter(account_id=account_id, status__in=IN_FLIGHT).using_db(conn).exists():
+        raise TransferPending()
 
 
 @dataclass(frozen=True)
@@ -128,12 +147,12 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
     answer = None
     retried = transfer is not None  # a retry under the key: what the first run committed may be unsent
     if transfer is None:
-        transfer = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction, idempotency_id,
-                                                    client))
+        transfer, account = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction,
+                                                             idempotency_id, client))
         if transfer.status != TransferStatus.PENDING:  # blocked, or held for an operator: nothing sent
             return _outcome_of(transfer, await Account.get(id=account_id))
         try:
-            answer = await _send(ctx, transfer, account)
+            answer = await _send(ctx, transfer, account)  # the card bound as the transfer was made
         except TransferNotSent:
             # Nothing reached the network: undo the reservation (or the debit), and let a retry under the
             # same key start afresh rather than find this transfer.
@@ -156,30 +175,35 @@ def _outcome_of(transfer: CardTransfer, account: Account) -> Outcome:
 
 
 async def _start(conn: BaseDBAsyncClient, account: Account, user_id: int, amount_fen: int,
-                 direction: TransferDirection, idempotency_id: int | None, client: dict) -> CardTransfer:
+                 direction: TransferDirection, idempotency_id: int | None, client: dict) -> tuple[CardTransfer, Account]:
+    """The transfer, made under the account's lock, and the account as locked: its bound card is the one
+    risk control judges, the entry names and the network is sent (a new bound card waits for the lock,
+    and then for the transfer to be final: ``refuse_in_flight``)."""
     request_id = new_request_id(direction)
     locked = await ledger.locked_account(conn, account.id)  # the ledger's lock order: the account first
     decision = await risk.decide(conn, risk.Movement(
         "top_up" if direction == TransferDirection.PULL else "withdrawal", utcnow(), amount_fen,
         account_id=account.id, user_id=user_id, reference=request_id,
-        values={"bank_card": account.bound_card_index, "device": client.get("device"), "ip": client.get("ip")},
+        values={"bank_card": locked.bound_card_index, "device": client.get("device"), "ip": client.get("ip")},
         balance_fen=locked.balance_fen))
     verdict = decision.decision if decision is not None else "allow"
     if verdict == "block":  # recorded as a refusal; nothing reserved, nothing sent
-        return await CardTransfer.create(
+        refused = await CardTransfer.create(
             request_id=request_id, idempotency_id=idempotency_id, account_id=account.id, user_id=user_id,
             direction=direction, amount_fen=amount_fen, status=TransferStatus.DECLINED,
             decline_reason=risk.RiskBlocked.code, finished_at=utcnow(), using_db=conn)
+        return refused, locked
     if direction == TransferDirection.PULL:
         await ledger.reserve_inflow(conn, account.id, amount_fen)
     else:
         await ledger.post(conn, account.id, direction=EntryDirection.DEBIT, kind=EntryKind.WITHDRAWAL,
-                          amount_fen=amount_fen, reference=request_id, counterparty=account.bound_card_masked)
+                          amount_fen=amount_fen, reference=request_id, counterparty=locked.bound_card_masked)
         await ledger.hold_return(conn, account.id, amount_fen)  # until final, its reversal keeps its room
-    return await CardTransfer.create(
+    transfer = await CardTransfer.create(
         request_id=request_id, idempotency_id=idempotency_id, account_id=account.id, user_id=user_id,
         direction=direction, amount_fen=amount_fen, using_db=conn,
         status=TransferStatus.HELD if verdict == "review" else TransferStatus.PENDING)
+    return transfer, locked
 
 
 async def _send(ctx: ServiceContext, transfer: CardTransfer, account: Account) -> TransferAnswer | None:

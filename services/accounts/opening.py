@@ -25,7 +25,7 @@ from core.clock import CHINA_TZ, china_day, utcnow
 from core.errors import Conflict, NotFound
 from core.pii import mask_card
 from core.validators import age_on
-from models.accounts import Account, AccountApplication, AccountHolder, ApplicationStatus
+from models.accounts import Account, AccountApplication, AccountBoundCard, AccountHolder, ApplicationStatus
 from models.contracts import Contract, ContractStatus
 from models.users import User
 from services import outbox
@@ -212,6 +212,10 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
             bound_card_index=card_index,
             bound_card_masked=mask_card(card), opened_at=utcnow(), using_db=conn,
         )
+        await AccountBoundCard.create(  # the first of the account's bound cards (services.accounts.bound_card)
+            account_id=account.id, card_enc=account.bound_card_enc, card_index=card_index,
+            card_masked=account.bound_card_masked, card_class=identity.card_class, bank_name=identity.card_bank_name,
+            bound_at=account.opened_at, using_db=conn)
         await AccountHolder.filter(holder_index=holder.holder_index).using_db(conn).update(
             opened_accounts=holder.opened_accounts + 1)
         await transition(conn, MACHINE, AccountApplication, app.id, S.OPENED, actor=f"user:{user_id}",

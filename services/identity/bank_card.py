@@ -39,7 +39,24 @@ class BankCardResult:
     bank_name: str | None
 
 
-async def verify_bank_card(ctx: ServiceContext, user_id: int, *, card_number: str, reserved_phone: str) -> BankCardResult:
+@dataclass(frozen=True)
+class CheckedCard:
+    """A card the network matched with the user's verified name and ID number and the reserved phone,
+    of an allowed class. ``card_number`` is the full number: encrypt it before storing, mask it to show."""
+
+    card_number: str
+    card_class: str
+    bank_name: str | None
+    request_id: str  # the network's reference of the check (the attempt's ``provider_ref``)
+    masked_inputs: dict  # the card and phone masked, for audit events
+    identity_id: int  # the verified identity it was checked against
+
+
+async def check_card(ctx: ServiceContext, user_id: int, *, card_number: str, reserved_phone: str) -> CheckedCard:
+    """The same-name check, stored nowhere: counted as an identity attempt (the daily limit) and
+    recorded as evidence, whatever the answer. Raises the check's error when the card does not pass.
+    Account opening keeps the card on the identity (``verify_bank_card``); a new bound card of an
+    account (``services.accounts.bound_card``) is checked the same way."""
     card_number = card_number.replace(" ", "")
     if not card_number_ok(card_number):
         raise CardNumberInvalid(field="card_number")
@@ -72,19 +89,26 @@ async def verify_bank_card(ctx: ServiceContext, user_id: int, *, card_number: st
         await attempts.record(user_id, AttemptKind.BANK_CARD, error.code, provider_ref=request_id,
                               inputs={**inputs, "card_class": result.card_class, "mismatched": list(result.mismatched_fields)})
         raise error
+    await attempts.record(user_id, AttemptKind.BANK_CARD, "OK", provider_ref=request_id, inputs={**inputs, "card_class": result.card_class})
+    return CheckedCard(card_number, result.card_class, result.bank_name, request_id, inputs, identity.id)
+
+
+async def verify_bank_card(ctx: ServiceContext, user_id: int, *, card_number: str, reserved_phone: str) -> BankCardResult:
+    """The opening's same-name card: checked, then kept (encrypted) on the user's identity."""
+    card = await check_card(ctx, user_id, card_number=card_number, reserved_phone=reserved_phone)
 
     async def save(conn) -> None:
-        await Identity.filter(id=identity.id).using_db(conn).update(
-            card_number_enc=ctx.pii.encrypt(card_number, purpose=CARD_PURPOSE),
-            card_number_index=ctx.pii.blind_index(card_number, purpose=CARD_PURPOSE),
+        await Identity.filter(id=card.identity_id).using_db(conn).update(
+            card_number_enc=ctx.pii.encrypt(card.card_number, purpose=CARD_PURPOSE),
+            card_number_index=ctx.pii.blind_index(card.card_number, purpose=CARD_PURPOSE),
             card_phone_enc=ctx.pii.encrypt(reserved_phone, purpose=CARD_PHONE_PURPOSE),
-            card_class=result.card_class,
-            card_bank_name=result.bank_name,
+            card_class=card.card_class,
+            card_bank_name=card.bank_name,
             card_verified_at=utcnow(),
         )
         await audit.append(conn, actor=f"user:{user_id}", action="identity.bank_card.verified", entity_type="user",
-                           entity_id=user_id, data={**inputs, "card_class": result.card_class, "request_id": request_id})
+                           entity_id=user_id, data={**card.masked_inputs, "card_class": card.card_class,
+                                                    "request_id": card.request_id})
 
     await atomic(save)
-    await attempts.record(user_id, AttemptKind.BANK_CARD, "OK", provider_ref=request_id, inputs={**inputs, "card_class": result.card_class})
-    return BankCardResult(mask_card(card_number), result.card_class, result.bank_name)
+    return BankCardResult(mask_card(card.card_number), card.card_class, card.bank_name)

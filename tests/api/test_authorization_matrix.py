@@ -152,6 +152,11 @@ PROBES = [
     Probe("POST", "/api/v1/accounts/{account_id}/reveal-number",
           {"path.account_id": "account", "body.verify_id": "reveal_face"}, lambda o: {},
           refusal={"body.verify_id": (422, "FACE_VERIFICATION_INVALID")}),
+    # the account's control binds the owner's second card (top-ups and withdrawals above ran on the first)
+    Probe("POST", "/api/v1/accounts/{account_id}/bound-card",
+          {"path.account_id": "account", "body.verify_id": "card_face"},
+          lambda o: {"card_number": o.values["spare_bank_card"], "reserved_phone": o.values["phone"]},
+          refusal={"body.verify_id": (422, "FACE_VERIFICATION_INVALID")}),
     # last, as their controls end what the others' use: the binding, a vehicle, the identity check
     Probe("DELETE", "/api/v1/etc-bindings/{binding_id}", {"path.binding_id": "binding"}),
     Probe("DELETE", "/api/v1/vehicles/{vehicle_id}", {"path.vehicle_id": "loose_vehicle"}),
@@ -258,6 +263,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
     fresh = await asyncio.to_thread(walker.face, "pass")
     lift_face = await asyncio.to_thread(walker.face, "pass")
     reveal_face = await asyncio.to_thread(walker.face, "pass")
+    card_face = await asyncio.to_thread(walker.face, "pass")
     out_refund_no = "R" + secrets.token_hex(8)
     resp = await call(client, partner, "POST", f"/open/v1/debits/{walker.out_trade_no}/refund",
                       {"out_refund_no": out_refund_no, "amount_fen": 100})
@@ -277,6 +283,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
         "fresh_face": [fresh, faces["fresh"], faces["pending"]],
         "lift_face": [lift_face, faces["fresh"], faces["pending"]],
         "reveal_face": [reveal_face, faces["fresh"], faces["pending"]],
+        "card_face": [card_face, faces["fresh"], faces["pending"]],
         "vehicle": [made["vehicle"]["id"], made["spare"]["id"], loose["id"]],
         "loose_vehicle": [loose["id"], made["vehicle"]["id"], made["spare"]["id"]],
         "pending_vehicle": [made["spare"]["id"], made["vehicle"]["id"], loose["id"]],
@@ -294,7 +301,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
     texts = [person["name"], person["id_number"], person["card_number"], person["phone"], walker.plate,
              walker.spare_plate, loose["plate_number"], walker.etc_card, walker.spare_etc_card, walker.out_trade_no,
              made["order"]["out_trade_no"], account.number, made["account"]["number_masked"], partner.app_id,
-             walker.refresh_token, out_refund_no, faces["fresh"], faces["pending"], fresh]
+             walker.refresh_token, out_refund_no, faces["fresh"], faces["pending"], fresh, walker.spare_bank_card]
     for contract_id in contracts:
         contract = (await client.get(f"/api/v1/contracts/{contract_id}", headers=walker.headers)).json()
         texts += [contract["contract_no"], contract["sha256"], contract["signed_sha256"]]
@@ -303,7 +310,8 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
             "debit_id": await PartnerDebit.filter(partner_id=partner_row.id).values_list("id", flat=True)}
     return Owner(label, walker.headers, partner, ids,
                  {"name": name, "id_number": person["id_number"], "etc_card": walker.etc_card,
-                  "pending_etc_card": walker.spare_etc_card},
+                  "pending_etc_card": walker.spare_etc_card, "spare_bank_card": walker.spare_bank_card,
+                  "phone": person["phone"]},
                  {t for t in texts if t}, keys)
 
 
