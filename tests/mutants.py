@@ -45,6 +45,7 @@ BIND = "tests/api/test_etc_bindings.py"
 JOBS = "tests/api/test_jobs_outlive_errors.py"
 LEASES = "tests/api/test_leases.py"
 STATEMENTS = "tests/api/test_statements.py"
+BOUND = "tests/api/test_bound_card.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1085,6 +1086,94 @@ MUTANTS = (
         "            await notices.arrears(ctx, conn, row, binding.user_id)  # with the move into arrears: once",
         "            await notices.arrears(ctx, conn, row, binding.user_id); await notices.arrears(ctx, conn, row, binding.user_id)",
         ("tests/api/test_debit_notices.py::test_a_debit_that_becomes_arrears_sends_the_arrears_notice_once",),
+    ),
+    # -- boundcard --
+    Mutant(
+        "bound card: a new card that fails the same-name check is bound anyway",
+        "services/accounts/bound_card.py",
+        "    checked = await bank_card.check_card(ctx, user_id, card_number=card_number, reserved_phone=reserved_phone)\n",
+        "    checked = bank_card.CheckedCard(card_number, \"I\", None, \"none\", {\"reserved_phone\": \"-\"}, 0)\n",
+        (BOUND + "::test_a_card_that_fails_the_same_name_check_leaves_the_old_card_bound",),
+    ),
+    Mutant(
+        "bound card: changed without a face check",
+        "services/accounts/bound_card.py",
+        "    fv = await face.check_intent(ctx, user_id, verify_id, max_age_s=ctx.settings.face_intent_s)\n",
+        "    fv = type(\"NoFace\", (), {\"id\": None, \"verify_id\": \"none\"})\n",
+        (BOUND + "::test_a_new_card_needs_a_fresh_face_verification",),
+        also=(("services/accounts/bound_card.py",
+               "        await face.consume(conn, fv, purpose=f\"bound_card:{account_id}\")\n", "        pass\n"),),
+    ),
+    Mutant(
+        "bound card: another user's account is changed",
+        "services/accounts/bound_card.py",
+        "    account = await Account.get_or_none(id=account_id, user_id=user_id)\n",
+        "    account = await Account.get_or_none(id=account_id)\n",
+        (BOUND + "::test_another_users_account_answers_like_one_that_does_not_exist",),
+    ),
+    Mutant(
+        "bound card: changed on a closed account",
+        "services/accounts/bound_card.py",
+        "    if account.status == AccountStatus.CLOSED:\n        raise AccountClosed()\n",
+        "",
+        (BOUND + "::test_a_closed_account_keeps_its_card",),
+    ),
+    Mutant(
+        "bound card: changed during a loss report or a freeze",
+        "services/accounts/bound_card.py",
+        "    if in_force:\n        raise AccountRestricted(RESTRICTED_TEXT)\n",
+        "",
+        (BOUND + "::test_a_restricted_account_keeps_its_card_until_the_restriction_is_lifted",),
+    ),
+    Mutant(
+        "bound card: changed under a pending or held transfer",
+        "services/accounts/bound_card.py",
+        "    await refuse_in_flight(conn, account.id)\n",
+        "",
+        (BOUND + "::test_a_pending_or_held_transfer_keeps_the_card_it_was_made_with",),
+    ),
+    Mutant(
+        "bound card: changed with an expired ID card",
+        "services/accounts/bound_card.py",
+        "    if valid_until is not None and valid_until < china_day():\n",
+        "    if False:\n",
+        (BOUND + "::test_an_expired_id_card_is_renewed_before_a_new_card",),
+    ),
+    Mutant(
+        "bound card: the card bound now costs a card-network check before it is refused",
+        "services/accounts/bound_card.py",
+        "    if _same_card(ctx, account, card_number):\n        raise CardAlreadyBound(field=\"card_number\")\n",
+        "",
+        (BOUND + "::test_the_card_bound_now_is_refused_without_an_attempt",),
+    ),
+    Mutant(
+        "bound card: the old card's history row stays in force",
+        "services/accounts/bound_card.py",
+        "        replaced = await AccountBoundCard.filter(account_id=account_id, replaced_at=None).using_db(conn).update(\n"
+        "            replaced_at=now)\n",
+        "        replaced = 1\n",
+        (BOUND + "::test_a_new_card_is_bound_and_top_ups_and_withdrawals_then_use_it",),
+    ),
+    Mutant(
+        "bound card: the change is not audited",
+        "services/accounts/bound_card.py",
+        "        await audit.append(conn, actor=f\"user:{user_id}\", action=ACTION,",
+        "        0 and await audit.append(conn, actor=f\"user:{user_id}\", action=ACTION,",
+        (BOUND + "::test_a_new_card_is_bound_and_top_ups_and_withdrawals_then_use_it",),
+    ),
+    Mutant(
+        "bound card: the opening's card is not in the history",
+        "services/accounts/opening.py",
+        "        await AccountBoundCard.create(  # the first of the account's bound cards (services.accounts.bound_card)\n",
+        "        0 and await AccountBoundCard.create(  # the first of the account's bound cards\n",
+        (BOUND + "::test_the_opening_card_is_the_first_of_the_history",),
+    ),
+    Mutant(
+        "bound card: a top-up is sent to the card read before the account's lock",
+        "services/accounts/funding.py",
+        "        transfer, account = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction,\n",
+        "        transfer, _locked = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction,\n",
+        (BOUND + "::test_a_top_up_begun_before_the_change_pulls_from_the_card_bound_when_it_was_made",),
     ),
 )
 

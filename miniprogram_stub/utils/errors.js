@@ -53,6 +53,12 @@ const MESSAGES = {
   ACCOUNT_RESTRICTED: '账户已挂失或被冻结，暂不能转出资金',
   ACCOUNT_CLOSED: '该账户已销户',
   LOSS_REPORT_NOT_IN_FORCE: '该账户未挂失，无需解除',
+  // 更换绑定银行卡
+  CARD_ALREADY_BOUND: '该银行卡已是本账户的绑定银行卡，请填写另一张卡',
+  TRANSFER_PENDING: '账户有处理中的充值或提现，请待其完成后再试',
+  CARD_NOT_FOUND: '未查询到该银行卡，请核对卡号',
+  PHONE_INVALID: '预留手机号格式不正确',
+  UPSTREAM_UNAVAILABLE: '服务暂时不可用，请稍后再试',
   INSUFFICIENT_FUNDS: '账户余额不足',
   LIMIT_EXCEEDED: '超出账户交易限额，请明日再试或调整金额',
   BALANCE_CAP_EXCEEDED: '超出账户余额上限，请调整金额',

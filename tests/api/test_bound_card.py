@@ -334,3 +334,34 @@ async def test_no_card_number_in_full_is_stored_or_logged(client, sandbox):
     rows = await all_rows_text()
     for secret in (new, person.card_number, person.phone):
         assert secret not in rows, "a card number or phone in a database row"
+
+
+async def test_a_top_up_begun_before_the_change_pulls_from_the_card_bound_when_it_was_made(client, sandbox, ctx,
+                                                                                            monkeypatch):
+    """The card is read under the account's lock, with the transfer made: a change that committed while the
+    top-up was on its way to that lock is the card the network is sent."""
+    from services.accounts import bound_card as service
+    from services.accounts import funding
+
+    user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
+    account_id = account["id"]
+    await more_attempts()
+    verify_id = await fresh_face(client, sandbox, user)
+    new = await another_card(sandbox, person, balance_fen=100_000)
+    user_id = (await Account.get(id=account_id)).user_id
+    real = funding._owned_account
+
+    async def read_then_change(uid: int, aid: int):
+        found = await real(uid, aid)  # the top-up has read the account (with the old card) ...
+        monkeypatch.setattr(funding, "_owned_account", real)
+        await service.change(ctx, user_id, account_id, card_number=new, reserved_phone=person.phone,
+                             verify_id=verify_id)  # ... and the card changes before it takes the lock
+        return found
+
+    monkeypatch.setattr(funding, "_owned_account", read_then_change)
+    topped = await top_up(client, user, account_id, 20_000)
+    assert topped.status_code == 201, topped.text
+    assert await card_balance(client, new) == 80_000
+    assert await card_balance(client, person.card_number) == 100_000
+    entries = await client.get(f"/api/v1/accounts/{account_id}/transactions", headers=user.headers)
+    assert [e["counterparty"] for e in entries.json()["entries"]] == [mask_card(new)]

@@ -77,6 +77,10 @@ Page({
     if (this.data.account) wx.navigateTo({ url: '/pages/account/topup/topup?id=' + this.data.account.id + '&mode=withdraw' })
   },
 
+  goBankCard() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/bankcard/bankcard?id=' + this.data.account.id })
+  },
+
   goTransactions() {
     if (this.data.account) wx.navigateTo({ url: '/pages/account/transactions/transactions?id=' + this.data.account.id })
   },
