@@ -1175,6 +1175,14 @@ MUTANTS = (
         "        transfer, _locked = await atomic(lambda conn: _start(conn, account, user_id, amount_fen, direction,\n",
         (BOUND + "::test_a_top_up_begun_before_the_change_pulls_from_the_card_bound_when_it_was_made",),
     ),
+    Mutant(
+        "bound card: the migration leaves existing accounts without a history",
+        "migrations/models/21_20261207204558_bound_cards.py",
+        'INSERT INTO "account_bound_cards" ("account_id", "card_enc", "card_index", "card_masked", "bound_at")\n'
+        '    SELECT "id", "bound_card_enc", "bound_card_index", "bound_card_masked", "opened_at" FROM "accounts";\n',
+        "",
+        ("tests/unit/test_bound_card_migration.py::test_migration_21_carries_each_accounts_card_into_the_history",),
+    ),
 )
 
 
