@@ -908,6 +908,7 @@ test('mini-program journey against the live backend', async (t) => {
       const NAME2 = '王五'
       const idNo2 = idNumber('310104', '19880808')
       const boundCard = cardNumber('622202')
+      const newCard = cardNumber('622588') // the card bound in place of boundCard, late in the journey
       const openPage = shim.loadPage('pages/account/open/open')
       let application = null
       let agreement = null
@@ -2145,6 +2146,53 @@ test('mini-program journey against the live backend', async (t) => {
             { out_refund_no: 'R' + booked.json.out_trade_no, amount_fen: 1000 })
           assert.equal(back.status, 201, back.text)
           assert.equal(await balanceNow(), before)
+        })
+
+        await t.test('更换绑定银行卡: a card in another name is refused and the old one stays; a Class I card of 王五 with a face check is bound', async () => {
+          const account0 = await api.request({ url: accountPath() })
+          const accountPage = shim.loadPage('pages/account/account')
+          assert.ok(await accountPage.onLoad({ id: String(account.id) }), describeError(accountPage))
+          shim.tap(accountPage, '更换绑定银行卡')
+          assert.equal(shim.state.navigations.pop().url, '/pages/account/bankcard/bankcard?id=' + account.id)
+          const page = shim.loadPage('pages/account/bankcard/bankcard')
+          assert.ok(await page.onLoad({ id: String(account.id) }), describeError(page))
+          assertShows(show(page), ['现绑定银行卡\n' + account0.bound_card_masked])
+
+          // someone else's card: the card network's same-name check fails, nothing changes
+          const otherCard = cardNumber('622848')
+          let res = await shim.control('bank-cards', { card_number: otherCard, name: '赵六', id_number: idNumber('110105', '19900101'), phone: PHONE2, card_class: 'I' })
+          assert.equal(res.status, 201, res.text)
+          page.onCardInput({ detail: { value: otherCard } })
+          page.onPhoneInput({ detail: { value: PHONE2 } })
+          assert.equal(await shim.tap(page, '人脸核验并更换'), null)
+          assert.equal(page.data.error.code, 'CARD_MISMATCH', describeError(page))
+          assertShows(show(page), [errors.describe({ code: 'CARD_MISMATCH' })])
+          assert.equal((await api.request({ url: accountPath() })).bound_card_masked, account0.bound_card_masked, 'the old card stays bound')
+
+          res = await shim.control('bank-cards', { card_number: newCard, name: NAME2, id_number: idNo2, phone: PHONE2, card_class: 'I' })
+          assert.equal(res.status, 201, res.text)
+          page.onCardInput({ detail: { value: newCard } })
+          const from = shim.state.requests.length
+          const changed = await shim.tap(page, '人脸核验并更换')
+          assert.ok(changed, describeError(page))
+          assert.deepEqual(since(from).map(pathOf).filter((p) => p.includes('/bound-card')), ['POST ' + accountPath() + '/bound-card 200'])
+          assert.ok(changed.bound_card_masked.endsWith(newCard.slice(-4)) && !changed.bound_card_masked.includes(newCard), changed.bound_card_masked)
+          assert.equal(shim.lastToast().title, '绑定银行卡已更换')
+          assertShows(show(page), ['新绑定银行卡\n' + changed.bound_card_masked])
+        })
+
+        await t.test('statements page: this month\'s CSV lists the tolls and the refund, and sums to closing − opening', async () => {
+          const page = shim.loadPage('pages/account/statements/statements')
+          await page.onLoad({ id: String(account.id) })
+          const csv = await shim.tap(page, '下载 CSV 对账单')
+          assert.ok(csv, describeError(page))
+          const sum = csv.entries.reduce((acc, r) => acc + (r.direction === 'credit' ? 1 : -1) * parseInt(r.amount_fen, 10), 0)
+          assert.equal(csv.closingFen - csv.openingFen, sum)
+          assert.equal(csv.closingFen, await balanceNow())
+          assert.ok(csv.entries.some((r) => r.kind === 'toll' && r.direction === 'debit'), JSON.stringify(csv.entries))
+          const pdf = await shim.tap(page, '下载 PDF 对账单（银行电子签章）')
+          assert.ok(pdf, describeError(page))
+          assert.ok(fs.readFileSync(pdf.filePath).includes('/ByteRange'), 'sealed by the bank')
         })
 
         await t.test('解除绑定 now succeeds; the index lists no binding; the car can be removed', async () => {
