@@ -197,16 +197,22 @@ async def test_the_notice_is_written_once_also_when_two_workers_both_found_the_h
     assert len(await notices_to(user.openid, settings.id_expiry_template_id)) == 1
 
 
-async def test_the_notice_reaches_a_subscribed_holder_and_not_one_without_an_account(client, sandbox, ctx,
-                                                                                    settings, monkeypatch):
-    template = settings.id_expiry_template_id
-    # a holder who accepted the template when opening, and a verified user who never opened an account
-    holder, _, _, valid_until = await holder_expiring(client, sandbox, 25)
-    await sandbox.subscribe(holder.openid, template)
+async def test_a_verified_user_without_an_account_is_not_told(client, sandbox, ctx, settings, monkeypatch):
+    valid_until = china_day() + timedelta(days=26)
     no_account, _ = await verified_user(client, sandbox, new_person(valid_until=card_date(valid_until)))
     moved_to(monkeypatch, valid_until - timedelta(days=5))
     await id_expiry.run(ctx)
-    assert await notices_to(no_account.openid, template) == []
+    assert await notices_to(no_account.openid, settings.id_expiry_template_id) == []
+    assert (await identity_of(no_account)).id_expiry_notified_for is None
+
+
+async def test_the_notice_reaches_a_subscribed_holder(client, sandbox, ctx, settings, monkeypatch):
+    template = settings.id_expiry_template_id
+    # a holder who accepted the template (when opening)
+    holder, _, _, valid_until = await holder_expiring(client, sandbox, 25)
+    await sandbox.subscribe(holder.openid, template)
+    moved_to(monkeypatch, valid_until - timedelta(days=5))
+    await id_expiry.run(ctx)
     [notice] = await notices_to(holder.openid, template)
     if await outbox.claim(notice.id, "test", 60):
         await outbox._attempt(await OutboxMessage.get(id=notice.id), outbox_handlers(ctx),
