@@ -1100,6 +1100,15 @@ MUTANTS = (
                "identity.id_valid_until is None or identity.id_valid_until > today:"),),
     ),
     Mutant(
+        "idexpiry: the worker does not run the job",
+        "services/worker.py",
+        '        jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),\n',
+        '        jobs.Job("accounts.id_expiry", 600, lambda: _nothing()),\n',
+        (IDEXP + "::test_the_worker_runs_it_as_a_periodic_job",),
+        also=(("services/worker.py", "async def _sweep_nonces() -> dict:",
+               "async def _nothing() -> dict:\n    return {}\n\n\nasync def _sweep_nonces() -> dict:"),),
+    ),
+    Mutant(
         "idexpiry: the job does not check the card again under the identity's lock",
         "services/accounts/id_expiry.py",
         "    if identity is None or identity.id_valid_until is None or identity.id_valid_until >= today:\n",

@@ -107,6 +107,20 @@ async def test_an_id_valid_until_d_is_not_restricted_on_d_and_is_on_d_plus_one(c
     assert await AuditEvent.filter(entity_type="account", entity_id=str(account["id"])).count() == 2
 
 
+async def test_the_worker_runs_it_as_a_periodic_job(client, sandbox, ctx, settings, monkeypatch):
+    from models.infra import JobLease
+    from services import jobs, worker
+
+    [job] = [j for j in worker.periodic_jobs(ctx, settings) if j.name == "accounts.id_expiry"]
+    _, _, account, valid_until = await holder_expiring(client, sandbox, 13)
+    moved_to(monkeypatch, valid_until + timedelta(days=1))
+    await JobLease.filter(name=job.name).delete()  # never run on this database: due now
+    result = await jobs.run_due(job, "test-worker")
+    assert result is not None and result["restricted"] >= 1
+    assert await in_force(account["id"]) == [("ID_EXPIRED", "system")]
+    assert (await JobLease.get(name=job.name)).last_ok_at is not None
+
+
 async def test_an_expired_id_restricts_every_account_of_the_holder_and_stops_outflows(client, sandbox, ctx,
                                                                                     monkeypatch):
     from tests.account_helpers import set_card_balance, top_up, withdraw
