@@ -36,7 +36,11 @@ class Identity(Model):
     id_number_index = fields.CharField(max_length=64, db_index=True)
     address_enc = fields.CharField(max_length=1024, null=True)
     birth_date = fields.DateField()
-    id_valid_until = fields.DateField(null=True)  # None: valid long-term (长期)
+    # None: valid long-term (长期). Indexed: the worker looks for cards past or near their end.
+    id_valid_until = fields.DateField(null=True, db_index=True)
+    # The validity date the "ID card about to expire" notice was written for (once per date: a renewed card,
+    # with a new date, gets its own notice a month before it ends). Set conditionally with the notice.
+    id_expiry_notified_for = fields.DateField(null=True)
     id_verified_at = fields.DatetimeField()
     face_passed_at = fields.DatetimeField(null=True)
     card_number_enc = fields.CharField(max_length=255, null=True)

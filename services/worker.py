@@ -16,7 +16,7 @@ from datetime import datetime
 from core.loops import forever
 from core.settings import Settings
 from services import idempotency, jobs, outbox, ratelimit, storage_sweep
-from services.accounts import funding
+from services.accounts import funding, id_expiry
 from services.context import ServiceContext
 from services.notifications import outbox_handlers
 
@@ -33,6 +33,7 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("ratelimit.sweep", 3600, ratelimit.sweep),
         jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx)),
         jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings)),
+        jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),
     ]
 
 

@@ -46,6 +46,7 @@ JOBS = "tests/api/test_jobs_outlive_errors.py"
 LEASES = "tests/api/test_leases.py"
 STATEMENTS = "tests/api/test_statements.py"
 BOUND = "tests/api/test_bound_card.py"
+IDEXP = "tests/api/test_id_expiry.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1182,6 +1183,120 @@ MUTANTS = (
         '    SELECT "id", "bound_card_enc", "bound_card_index", "bound_card_masked", "opened_at" FROM "accounts";\n',
         "",
         ("tests/unit/test_bound_card_migration.py::test_migration_21_carries_each_accounts_card_into_the_history",),
+    ),
+    # -- idexpiry --
+    # (the copy a mutant runs in has no miniprogram_stub, so no pages: the guarding tests deliver no notice)
+    Mutant(
+        "idexpiry: a card valid until D is restricted on D",
+        "services/accounts/id_expiry.py",
+        'Subquery(Identity.filter(id_valid_until__lt=today).values("user_id"))',
+        'Subquery(Identity.filter(id_valid_until__lte=today).values("user_id"))',
+        (IDEXP + "::test_an_id_valid_until_d_is_not_restricted_on_d_and_is_on_d_plus_one",),
+        also=(("services/accounts/id_expiry.py",
+               "identity.id_valid_until is None or identity.id_valid_until >= today:",
+               "identity.id_valid_until is None or identity.id_valid_until > today:"),),
+    ),
+    Mutant(
+        "idexpiry: the worker does not run the job",
+        "services/worker.py",
+        '        jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),\n',
+        '        jobs.Job("accounts.id_expiry", 600, lambda: _nothing()),\n',
+        (IDEXP + "::test_the_worker_runs_it_as_a_periodic_job",),
+        also=(("services/worker.py", "async def _sweep_nonces() -> dict:",
+               "async def _nothing() -> dict:\n    return {}\n\n\nasync def _sweep_nonces() -> dict:"),),
+    ),
+    Mutant(
+        "idexpiry: the job does not check the card again under the identity's lock",
+        "services/accounts/id_expiry.py",
+        "    if identity is None or identity.id_valid_until is None or identity.id_valid_until >= today:\n",
+        "    if identity is None:\n",
+        (IDEXP + "::test_a_renewal_committed_since_the_query_wins",),
+    ),
+    Mutant(
+        "idexpiry: the restriction is set in the holder's name",
+        "services/accounts/restrictions.py",
+        "    return await _restrict(conn, account_id, RestrictionCode.ID_EXPIRED, by=SYSTEM, actor=SYSTEM,\n",
+        "    return await _restrict(conn, account_id, RestrictionCode.ID_EXPIRED, by=HOLDER, actor=SYSTEM,\n",
+        (IDEXP + "::test_an_id_valid_until_d_is_not_restricted_on_d_and_is_on_d_plus_one",),
+    ),
+    Mutant(
+        "idexpiry: the holder is told 31 days before",
+        "services/accounts/id_expiry.py",
+        "NOTICE_DAYS = 30 ",
+        "NOTICE_DAYS = 31 ",
+        (IDEXP + "::test_the_holder_is_told_30_days_before_not_31_and_once",),
+    ),
+    Mutant(
+        "idexpiry: the holder is told again on every run",
+        "services/accounts/id_expiry.py",
+        "    ).filter(\n"
+        "        Q(id_expiry_notified_for__isnull=True) | ~Q(id_expiry_notified_for=F(\"id_valid_until\")),\n"
+        "    ).order_by",
+        "    ).order_by",
+        (IDEXP + "::test_the_holder_is_told_30_days_before_not_31_and_once",),
+        also=(("services/accounts/id_expiry.py",
+               "    marked = await Identity.filter(id=identity_id, id_valid_until=valid_until).filter(\n"
+               "        Q(id_expiry_notified_for__isnull=True) | ~Q(id_expiry_notified_for=valid_until),\n"
+               "    ).using_db(conn)",
+               "    marked = await Identity.filter(id=identity_id, id_valid_until=valid_until).using_db(conn)"),),
+    ),
+    Mutant(
+        "idexpiry: the notice's mark is not conditional",
+        "services/accounts/id_expiry.py",
+        "    marked = await Identity.filter(id=identity_id, id_valid_until=valid_until).filter(\n"
+        "        Q(id_expiry_notified_for__isnull=True) | ~Q(id_expiry_notified_for=valid_until),\n"
+        "    ).using_db(conn)",
+        "    marked = await Identity.filter(id=identity_id, id_valid_until=valid_until).using_db(conn)",
+        (IDEXP + "::test_the_notice_is_written_once_also_when_two_workers_both_found_the_holder",),
+    ),
+    Mutant(
+        "idexpiry: a holder without an open account is told",
+        "services/accounts/id_expiry.py",
+        '        user_id__in=Subquery(Account.filter(status__in=OPEN).values("user_id")),\n    ).filter(',
+        "    ).filter(",
+        (IDEXP + "::test_a_verified_user_without_an_account_is_not_told",),
+    ),
+    Mutant(
+        "idexpiry: a face pass does not lift ID_EXPIRED",
+        "services/identity/face.py",
+        "            await _lift_id_expired(conn, user_id, fv, now)\n",
+        "",
+        (IDEXP + "::test_renewing_then_a_face_check_lifts_it_and_neither_alone_does",),
+    ),
+    Mutant(
+        "idexpiry: a face pass lifts ID_EXPIRED while the card on file is expired",
+        "services/identity/face.py",
+        "(identity.id_valid_until is not None and identity.id_valid_until < china_day(now))",
+        "False",
+        (IDEXP + "::test_renewing_then_a_face_check_lifts_it_and_neither_alone_does",),
+    ),
+    Mutant(
+        "idexpiry: the lift reaches only one of the holder's accounts",
+        "services/accounts/restrictions.py",
+        "    for account_id in sorted(set(account_ids)):",
+        "    for account_id in sorted(set(account_ids))[:1]:",
+        (IDEXP + "::test_a_renewal_lifts_it_on_every_account_of_the_holder",),
+    ),
+    Mutant(
+        "idexpiry: a renewal may carry another name",
+        "services/identity/id_card.py",
+        '        raise IdentityNameChanged(field="name")\n',
+        "        return\n",
+        (IDEXP + "::test_a_renewal_must_be_the_same_name_and_number_and_valid",),
+    ),
+    Mutant(
+        "idexpiry: a repeated loss report sends the notice again",
+        "services/accounts/restrictions.py",
+        "        if reported.changed:\n            await notices.loss_reported(",
+        "        if True:\n            await notices.loss_reported(",
+        ("tests/api/test_loss_report_notice.py::test_a_loss_report_sends_one_notice_and_a_repeat_none",),
+    ),
+    Mutant(
+        "idexpiry: a loss report sends no notice",
+        "services/accounts/restrictions.py",
+        "            await notices.loss_reported(ctx, conn, reported.account, reported.restriction)\n",
+        "            pass\n",
+        ("tests/api/test_loss_report_notice.py::test_a_loss_report_sends_one_notice_and_a_repeat_none",),
     ),
 )
 

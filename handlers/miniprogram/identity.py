@@ -36,6 +36,7 @@ from services.identity.errors import (
     IdCardRequired,
     IdExpired,
     IdentityFixed,
+    IdentityNameChanged,
     IdMismatch,
     IdNumberInvalid,
     ImageTooLarge,
@@ -155,13 +156,16 @@ async def upload(request: Request) -> HTTPResponse:
     summary="Verify the ID card: OCR of both sides matched against the typed name and number",
     description="The card must not be expired, and the holder must be old enough for some account class (the "
     "account rules table). Each call that "
-    "reaches the OCR counts against the daily attempt limit.",
+    "reaches the OCR counts against the daily attempt limit. Once the user holds an account or has signed, only "
+    "the same person's card is accepted (a renewal: the same name and number, a new validity date): another "
+    "number is 409 IDENTITY_FIXED, another name 409 IDENTITY_NAME_CHANGED. A renewal does not lift an account's "
+    "ID_EXPIRED restriction by itself: the face verification that follows does.",
     tag="identity",
     auth=True,
     body=IdCardBody,
     responses={200: Response(IdCardOut)},
     errors=(IdNumberInvalid, IdMismatch, IdExpired, UnderAge, OcrUnreadable, UploadNotFound, UploadKindMismatch,
-            IdentityFixed, TooManyAttempts, *WECHAT_ERRORS),
+            IdentityFixed, IdentityNameChanged, TooManyAttempts, *WECHAT_ERRORS),
 )
 async def verify_id_card(request: Request, body: IdCardBody) -> HTTPResponse:
     result = await id_card.verify_id_card(
@@ -195,7 +199,8 @@ async def start_face(request: Request) -> HTTPResponse:
 @operation(
     summary="Fetch the face verification result from WeChat",
     description="`passed` is true only when WeChat answers errcode 0 and verify_ret 10000. A final result is "
-    "fixed: asking again cannot turn a fail into a pass.",
+    "fixed: asking again cannot turn a fail into a pass. A pass while the ID card on file is valid today lifts "
+    "ID_EXPIRED on all the user's accounts (the renewal's last step).",
     tag="identity",
     auth=True,
     path={"verify_id": str_param(VERIFY_ID_MAX, FaceVerificationNotFound, "from POST /identity/face")},

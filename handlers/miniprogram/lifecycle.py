@@ -61,7 +61,8 @@ class AccountNumberOut(Out):
     summary="Report the account lost: no money goes out until the report is lifted",
     description="Restricts the account at once, without a face check (speed matters when a phone is stolen): "
     "partner debits and withdrawals are refused (409 ACCOUNT_RESTRICTED); money still comes in. 201 with the "
-    "account; 200 when the report was in force already.",
+    "account; 200 when the report was in force already. A new report sends the holder the loss-report subscribe "
+    "message (账户挂失通知) through the outbox; a repeat sends nothing.",
     tag="accounts",
     auth=True,
     path={"account_id": ACCOUNT_ID},
@@ -70,7 +71,7 @@ class AccountNumberOut(Out):
     errors=(AccountClosed,),
 )
 async def report_loss(request: Request, account_id: int) -> HTTPResponse:
-    changed = await restrictions.report_loss(request.ctx.user_id, account_id)
+    changed = await restrictions.report_loss(services(request), request.ctx.user_id, account_id)
     account = await views.account(request.ctx.user_id, account_id)
     return answer(AccountOut.of(account), status=201 if changed.changed else 200)
 

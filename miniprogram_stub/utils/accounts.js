@@ -122,6 +122,7 @@ function viewAccount(a) {
     closed: a.status === 'closed',
     banner: restrictionBanner(a),
     lossReported: (Array.isArray(a.restrictions) ? a.restrictions : []).some((r) => r.code === 'LOSS_REPORTED'),
+    idExpired: (Array.isArray(a.restrictions) ? a.restrictions : []).some((r) => r.code === 'ID_EXPIRED'),
     balanceFen: a.balance_fen,
     balance: fmt(a.balance_fen),
     pendingIn: a.pending_in_fen > 0 ? fmt(a.pending_in_fen) : '',
@@ -156,6 +157,11 @@ function viewEntry(e) {
   }
 }
 
+/** 身份证过期后的更新：身份证页（renew=1）→ 人脸核验页 → 回到账户页（accountId 可为空）。 */
+function renewalUrl(page, accountId) {
+  return '/pages/identity/' + page + '/' + page + '?renew=1' + (accountId ? '&account_id=' + encodeURIComponent(accountId) : '')
+}
+
 /** 页面参数里的账户 / 申请 id：正整数，否则 null。 */
 function parseId(value) {
   if (value === undefined || value === null) return null
@@ -171,5 +177,5 @@ function parseId(value) {
 
 module.exports = {
   CLASSES, CLASS_LABELS, APPLICATION_STATUS, ACCOUNT_STATUS, RESTRICTIONS, restrictionBanner, ENTRY_KINDS, STEPS,
-  agreementUrl, buildSteps, milestoneList, viewAccount, viewEntry, parseId
+  agreementUrl, buildSteps, milestoneList, viewAccount, viewEntry, parseId, renewalUrl
 }

@@ -16,6 +16,7 @@ const MESSAGES = {
   WECHAT_UPGRADE_REQUIRED: '当前微信版本过低，不支持人脸核验，请升级微信到最新版本后重试',
   ID_MISMATCH: '身份证信息与输入不一致',
   IDENTITY_FIXED: '您已开户或签署协议，只能更新本人的身份证，不能更换为他人的身份证',
+  IDENTITY_NAME_CHANGED: '新身份证的姓名与开户时登记的不一致；如已更名，请到营业网点办理',
   ID_EXPIRED: '身份证已过期',
   UNDER_AGE: '未达到开户年龄要求，暂不能在线办理',
   OCR_UNREADABLE: '身份证照片无法识别，请在光线充足处重新拍摄',
@@ -50,7 +51,7 @@ const MESSAGES = {
   // 账户与资金
   ACCOUNT_NOT_FOUND: '账户不存在',
   ACCOUNT_NOT_ACTIVE: '账户当前不可交易，请联系客服',
-  ACCOUNT_RESTRICTED: '账户已挂失或被冻结，暂不能转出资金',
+  ACCOUNT_RESTRICTED: '账户已挂失、被冻结或身份证已过期，暂不能转出资金',
   ACCOUNT_CLOSED: '该账户已销户',
   LOSS_REPORT_NOT_IN_FORCE: '该账户未挂失，无需解除',
   // 更换绑定银行卡

@@ -10,13 +10,17 @@ in that same transaction. What a restriction stops is the ledger's rule (``ledge
 
 A loss report is set at once, without a face check (speed matters when a phone is stolen), and lifted
 only with a fresh face verification of the holder, used once (``services.identity.face``), as a
-signature is. The bank's freezes are set and lifted by a named operator with a reason (``python -m app
+signature is; a new report tells the holder by subscribe message, in its transaction. ``ID_EXPIRED`` is
+set by the worker (``services.accounts.id_expiry``) once the holder's ID card is past its validity, and
+lifted on every account of the holder by the face verification that follows a renewal (the face check's
+own transaction, ``services.identity.face``). The bank's freezes are set and lifted by a named operator with a reason (``python -m app
 account freeze|unfreeze``; the staff console will call the same functions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -31,6 +35,7 @@ from services.accounts.ledger import AccountClosed, AccountNotFound
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import face
+from services.notifications import notices
 from services.state_machine import Machine, transition
 
 A = AccountStatus
@@ -159,11 +164,19 @@ async def _owned(user_id: int, account_id: int) -> Account:
     return account
 
 
-async def report_loss(user_id: int, account_id: int) -> Changed:
-    """Restrict the account at once; a repeat while the report is in force changes nothing."""
+async def report_loss(ctx: ServiceContext, user_id: int, account_id: int) -> Changed:
+    """Restrict the account at once, and tell the holder; a repeat while the report is in force changes
+    nothing and sends nothing."""
     await _owned(user_id, account_id)
-    return await atomic(lambda conn: _restrict(conn, account_id, RestrictionCode.LOSS_REPORTED, by=HOLDER,
-                                               actor=f"user:{user_id}", reason="reported lost by the holder"))
+
+    async def work(conn: BaseDBAsyncClient) -> Changed:
+        reported = await _restrict(conn, account_id, RestrictionCode.LOSS_REPORTED, by=HOLDER,
+                                   actor=f"user:{user_id}", reason="reported lost by the holder")
+        if reported.changed:
+            await notices.loss_reported(ctx, conn, reported.account, reported.restriction)
+        return reported
+
+    return await atomic(work)
 
 
 async def lift_loss_report(ctx: ServiceContext, user_id: int, account_id: int, verify_id: str) -> Changed:
@@ -179,6 +192,34 @@ async def lift_loss_report(ctx: ServiceContext, user_id: int, account_id: int, v
         return lifted
 
     return await atomic(work)
+
+
+# -- an expired ID card ------------------------------------------------------------------------------
+
+
+async def restrict_id_expired(conn: BaseDBAsyncClient, account_id: int, *, valid_until: date) -> Changed:
+    """Restrict the account because its holder's ID card ended on ``valid_until``, in the caller's
+    transaction (the worker's, which has checked the card under the identity's lock); a repeat finds the
+    restriction in force and changes nothing."""
+    return await _restrict(conn, account_id, RestrictionCode.ID_EXPIRED, by=SYSTEM, actor=SYSTEM,
+                           reason=f"ID card valid until {valid_until.isoformat()}")
+
+
+async def lift_id_expired(conn: BaseDBAsyncClient, user_id: int, *, reason: str) -> list[Changed]:
+    """Lift ``ID_EXPIRED`` on every account of the user where it is in force, by the holder, in the caller's
+    transaction (the face verification that confirms a renewed, valid card). Other restrictions stay: an
+    account with one still in force stays ``restricted``."""
+    account_ids = await AccountRestriction.filter(
+        account__user_id=user_id, code=RestrictionCode.ID_EXPIRED, lifted_at=None,
+    ).using_db(conn).values_list("account_id", flat=True)
+    lifted = []
+    for account_id in sorted(set(account_ids)):  # one order for every lifter: no deadlock between two
+        try:
+            lifted.append(await _lift(conn, account_id, RestrictionCode.ID_EXPIRED, by=HOLDER,
+                                      actor=f"user:{user_id}", reason=reason))
+        except RestrictionNotInForce:  # lifted by a concurrent pass since it was read: nothing to do
+            continue
+    return lifted
 
 
 # -- the bank's freezes ---------------------------------------------------------------------------------

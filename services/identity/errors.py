@@ -34,6 +34,13 @@ class IdentityFixed(Conflict):
     code, message = "IDENTITY_FIXED", "您已开户或签署协议，身份信息不能更换为他人的身份证"
 
 
+class IdentityNameChanged(Conflict):
+    """A holder's renewed ID card must carry the name their accounts and agreements were made in; a change
+    of name is recorded at a branch, with the documents that prove it."""
+
+    code, message = "IDENTITY_NAME_CHANGED", "姓名与开户时登记的不一致；如已更名，请到营业网点办理"
+
+
 class IdCardRequired(Conflict):
     code, message = "ID_CARD_REQUIRED", "请先完成身份证验证"
 

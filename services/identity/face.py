@@ -4,6 +4,10 @@ Start: ``getverifyid`` with the person's certificate info -> a ``verify_id`` for
 ``wx.requestFacialVerify``. Result: ``queryverifyinfo`` with ``cert_hash``; passed only when
 ``errcode == 0`` and ``verify_ret == 10000``. A verify id belongs to the user who started it, its final
 result is fixed once fetched, and as an intent check (signing) it can be consumed once.
+
+A pass for a holder whose ID card is valid today (renewed after it expired, or long-term) lifts
+``ID_EXPIRED`` on all their accounts, in the transaction that records the pass: renewing the card alone
+does not, nor does a face check while the card on file is still the expired one.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.clock import utcnow
+from core.clock import china_day, utcnow
 from core.errors import UpstreamUnavailable
 from core.pii import mask_id_number
 from integrations.wechat import WeChatAPIError, WeChatUnavailable
@@ -139,12 +143,25 @@ async def fetch_result(ctx: ServiceContext, user_id: int, verify_id: str) -> Fac
             await Identity.filter(user_id=user_id).using_db(conn).update(face_passed_at=now)
             await audit.append(conn, actor=f"user:{user_id}", action="identity.face.passed", entity_type="user",
                                entity_id=user_id, data={"out_seq_no": fv.out_seq_no, "id_number": mask_id_number(id_number)})
+            await _lift_id_expired(conn, user_id, fv, now)
 
     await atomic(finish)
     await attempts.record(user_id, AttemptKind.FACE, "OK" if status == FaceStatus.PASSED else f"VERIFY_RET_{ret}",
                           provider_ref=fv.out_seq_no, inputs={"id_number": mask_id_number(id_number)})
     await fv.refresh_from_db()
     return _result(ctx, fv)
+
+
+async def _lift_id_expired(conn, user_id: int, fv: FaceVerification, now: datetime) -> None:
+    """The pass confirms the holder of a card valid today: lift ``ID_EXPIRED`` on their accounts."""
+    from services.accounts import restrictions  # it uses this module's intent checks
+
+    identity = await Identity.filter(user_id=user_id, id_number_index=fv.id_number_index).using_db(conn).first()
+    if identity is None or (identity.id_valid_until is not None and identity.id_valid_until < china_day(now)):
+        return  # the card on file is still the expired one: renew it first
+    until = identity.id_valid_until.isoformat() if identity.id_valid_until else "长期"
+    await restrictions.lift_id_expired(
+        conn, user_id, reason=f"ID card renewed (valid until {until}), face verification {fv.out_seq_no}")
 
 
 async def check_intent(ctx: ServiceContext, user_id: int, verify_id: str, *, max_age_s: int) -> FaceVerification:

@@ -5,8 +5,11 @@ is refused before an attempt is counted; everything that reaches WeChat's OCR co
 
 Who a user is becomes fixed once they hold an account (of any status) or have signed a contract: the
 account, the agreement and the evidence name that person. After that the same person's card can be
-verified again (a renewal: a new validity date), but another ID number is ``IDENTITY_FIXED``, refused
-before any attempt is counted and again under the identity's lock when it is saved.
+verified again (a renewal: a new validity date, the same name and number), but another ID number is
+``IDENTITY_FIXED`` and another name ``IDENTITY_NAME_CHANGED`` (a change of name is done at a branch),
+each refused before any attempt is counted and again under the identity's lock when it is saved. A
+renewed card must be valid today, as at opening (``ID_EXPIRED``). Saving it does not lift an account's
+``ID_EXPIRED`` restriction: the face verification that follows does (``services.identity.face``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from services.accounts.rules import youngest_opening_age
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity import attempts
-from services.identity.errors import IdentityFixed, IdExpired, IdMismatch, IdNumberInvalid, OcrUnreadable, UnderAge
+from services.identity.errors import (
+    IdentityFixed, IdentityNameChanged, IdExpired, IdMismatch, IdNumberInvalid, OcrUnreadable, UnderAge,
+)
 from services.identity.uploads import read_upload
 from services.wechat_errors import translate
 
@@ -79,11 +84,18 @@ async def identity_fixed(user_id: int, conn=None) -> bool:
     return await accounts.exists() or await signed.exists()
 
 
-async def _refuse_another_person(user_id: int, id_index: str, conn=None) -> None:
+async def _refuse_another_person(ctx: ServiceContext, user_id: int, id_index: str, name: str, conn=None) -> None:
     identity = Identity.filter(user_id=user_id)
     identity = await (identity.using_db(conn).select_for_update() if conn is not None else identity).first()
-    if identity is not None and identity.id_number_index != id_index and await identity_fixed(user_id, conn):
-        raise IdentityFixed(field="id_number")
+    if identity is None:
+        return
+    same_number = identity.id_number_index == id_index
+    if same_number and ctx.pii.decrypt(identity.name_enc, purpose=NAME_PURPOSE) == name:
+        return  # the same person's card again: always allowed
+    if await identity_fixed(user_id, conn):
+        if not same_number:
+            raise IdentityFixed(field="id_number")
+        raise IdentityNameChanged(field="name")
 
 
 async def verify_id_card(
@@ -98,7 +110,7 @@ async def verify_id_card(
     front, front_bytes = await read_upload(ctx, user_id, front_upload_id, kind=UploadKind.ID_FRONT, field="front_upload_id")
     back, back_bytes = await read_upload(ctx, user_id, back_upload_id, kind=UploadKind.ID_BACK, field="back_upload_id")
     id_index = ctx.pii.blind_index(rid.number, purpose=ID_PURPOSE)
-    await _refuse_another_person(user_id, id_index)
+    await _refuse_another_person(ctx, user_id, id_index, name)
 
     await attempts.take_slot(user_id, AttemptKind.ID_CARD, ctx.settings.daily_attempt_limit)
     inputs = {"name": mask_name(name), "id_number": mask_id_number(rid.number), "front": front.id, "back": back.id}
@@ -120,7 +132,7 @@ async def verify_id_card(
     address = (ocr_front.get("addr") or "").strip()
 
     async def save(conn) -> Identity:
-        await _refuse_another_person(user_id, id_index, conn)  # again, under the lock: an account opened meanwhile
+        await _refuse_another_person(ctx, user_id, id_index, name, conn)  # again, under the lock: an account opened meanwhile
         identity = await Identity.filter(user_id=user_id).select_for_update().using_db(conn).first()
         fields = dict(
             name_enc=ctx.pii.encrypt(name, purpose=NAME_PURPOSE),

@@ -1,7 +1,10 @@
 """The subscribe messages a change writes to the outbox, in the transaction of that change: a partner
-debit booked (``debit_booked``) or left in arrears (``arrears``). Written there, each exists exactly
-once per change: a repeated or concurrent request for the same debit finds the debit already recorded
-and writes nothing (``services.partners.debits``). The worker sends them (``services.notifications``);
+debit booked (``debit_booked``) or left in arrears (``arrears``), an account reported lost
+(``loss_reported``), the holder's ID card about to expire (``id_expiring``). Written there, each exists
+exactly once per change: a repeated or concurrent request for the same debit finds the debit already
+recorded and writes nothing (``services.partners.debits``), a repeated loss report finds the report in
+force (``services.accounts.restrictions``), and the expiry notice is written with the conditional mark
+of its validity date (``services.accounts.id_expiry``). The worker sends them (``services.notifications``);
 a user who never accepted the template (WeChat 43101) is given up at once.
 
 Their data carries no personal data beyond what the holder's own WeChat shows: amounts, the kind of
@@ -12,11 +15,15 @@ from __future__ import annotations
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from datetime import date
+
 from core.clock import CHINA_TZ
-from models.accounts import Account
+from core.pii import mask_card
+from models.accounts import Account, AccountRestriction
 from models.users import User
 from models.partners import PartnerDebit
 from services import outbox
+from services.accounts.rules import rules_for
 from services.context import ServiceContext
 
 KIND = "subscribe_message"
@@ -57,4 +64,31 @@ async def arrears(ctx: ServiceContext, conn: BaseDBAsyncClient, debit: PartnerDe
         "thing2": CATEGORY_LABELS.get(debit.category, "代扣"),
         "date3": debit.booked_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d"),
         "thing4": "扣款未成功，请在小程序中补缴",
+    })
+
+
+async def loss_reported(ctx: ServiceContext, conn: BaseDBAsyncClient, account: Account,
+                        report: AccountRestriction) -> None:
+    """账户挂失通知: the account was reported lost (only when the report is new, not for a repeat)."""
+    template_id = ctx.settings.loss_reported_template_id
+    if not template_id:
+        return
+    await _enqueue(conn, account.user_id, template_id, f"pages/account/account?id={account.id}", {
+        "thing1": f"个人{rules_for(account.account_class).label}电子账户",
+        "character_string2": mask_card(account.number),
+        "time3": report.created_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
+        "thing4": "解除挂失需本人人脸核验",
+    })
+
+
+async def id_expiring(ctx: ServiceContext, conn: BaseDBAsyncClient, user_id: int, valid_until: date) -> None:
+    """证件到期提醒: the holder's ID card ends on ``valid_until``; after it the accounts are restricted until
+    the renewed card is verified with a face check (the page opens the ID card page for a renewal)."""
+    template_id = ctx.settings.id_expiry_template_id
+    if not template_id:
+        return
+    await _enqueue(conn, user_id, template_id, "pages/identity/idcard/idcard?renew=1", {
+        "thing1": "居民身份证",
+        "date2": valid_until.isoformat(),
+        "thing3": "到期后账户将受限，请及时更新",
     })

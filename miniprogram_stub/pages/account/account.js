@@ -2,6 +2,7 @@ const api = require('../../utils/api')
 const errors = require('../../utils/errors')
 const accounts = require('../../utils/accounts')
 const face = require('../../utils/face')
+const subscribe = require('../../utils/subscribe')
 
 Page({
   data: {
@@ -85,12 +86,16 @@ Page({
     if (this.data.account) wx.navigateTo({ url: '/pages/account/transactions/transactions?id=' + this.data.account.id })
   },
 
-  /** 挂失：POST /api/v1/accounts/{id}/loss-report，立即生效，不需要人脸核验（丢了手机，要快）。 */
+  /**
+   * 挂失：POST /api/v1/accounts/{id}/loss-report，立即生效，不需要人脸核验（丢了手机，要快）。
+   * 点击的同步部分里请求“账户挂失”通知的订阅（开户时的一次可能已用掉），用户答复后再挂失：通知发出时订阅已在。
+   */
   onReportLoss() {
     const account = this.data.account
     if (!account || this.data.busy) return Promise.resolve(null)
     this.setData({ busy: true, error: null })
-    return api.request({ url: '/api/v1/accounts/' + encodeURIComponent(account.id) + '/loss-report', method: 'POST' })
+    return subscribe.ask('lossReport')
+      .then(() => api.request({ url: '/api/v1/accounts/' + encodeURIComponent(account.id) + '/loss-report', method: 'POST' }))
       .then((a) => this.shown(a, '已挂失'))
       .catch((err) => {
         this.setData({ busy: false })
@@ -126,6 +131,12 @@ Page({
     this.setData({ busy: false, account: accounts.viewAccount(a) })
     wx.showToast({ title: done, icon: 'success' })
     return a
+  },
+
+  /** 身份证已过期（ID_EXPIRED）：更新身份证 → 人脸核验，通过后限制解除（后端在核验通过时解除）。 */
+  goRenewId() {
+    const account = this.data.account
+    wx.navigateTo({ url: accounts.renewalUrl('idcard', account ? account.id : null) })
   },
 
   goStatements() {

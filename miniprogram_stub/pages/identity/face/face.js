@@ -1,5 +1,6 @@
 const errors = require('../../../utils/errors')
 const face = require('../../../utils/face')
+const accounts = require('../../../utils/accounts')
 
 Page({
   data: {
@@ -7,11 +8,18 @@ Page({
     verifyId: '',
     running: false,
     result: null,
-    error: null
+    error: null,
+    renew: false
   },
 
-  /** 低版本微信（基础库 < 3.8.12）不支持人脸核身 2.0：提示升级，按钮不可用。 */
-  onLoad() {
+  /**
+   * options: {renew?: '1', account_id?}：更新身份证的最后一步——核验通过时后端解除“身份证过期”限制，之后回到账户页。
+   * 低版本微信（基础库 < 3.8.12）不支持人脸核身 2.0：提示升级，按钮不可用。
+   */
+  onLoad(options) {
+    options = options || {}
+    this.accountId = accounts.parseId(options.account_id)
+    if (options.renew === '1') this.setData({ renew: true })
     if (face.isSupported()) return
     const err = face.upgradeRequired()
     this.setData({ supported: false, error: { code: err.code, message: err.message, field: null } })
@@ -46,6 +54,11 @@ Page({
   },
 
   goNext() {
+    if (this.data.renew) {
+      // 回到账户页重新读取：限制已解除（挂失、冻结等其他限制仍会显示）。
+      wx.reLaunch({ url: '/pages/account/account' + (this.accountId ? '?id=' + this.accountId : '') })
+      return
+    }
     wx.navigateTo({ url: '/pages/identity/bankcard/bankcard' })
   }
 })

@@ -1,5 +1,7 @@
 const api = require('../../../utils/api')
 const errors = require('../../../utils/errors')
+const accounts = require('../../../utils/accounts')
+const subscribe = require('../../../utils/subscribe')
 
 const SIDES = {
   front: { kind: 'id_front', pathKey: 'frontPath', idKey: 'frontUploadId', label: '人像面' },
@@ -7,6 +9,12 @@ const SIDES = {
 }
 
 const ID_PATTERN = /^\d{17}[\dX]$/
+
+// 更新身份证（renew=1，账户因身份证过期受限时从账户页来）：同一个人的新证，过期的新证另有说明。
+const RENEWAL_TEXTS = {
+  ID_EXPIRED: '这张身份证也已过期，请拍摄本人新领取的、有效期内的身份证',
+  IDENTITY_FIXED: '请拍摄本人的新身份证：号码须与开户时一致'
+}
 
 function chooseImage() {
   return new Promise((resolve, reject) => {
@@ -40,7 +48,15 @@ Page({
     idNumber: '',
     submitting: false,
     result: null,
-    error: null
+    error: null,
+    renew: false
+  },
+
+  /** options: {renew?: '1', account_id?}：更新过期的身份证（之后还需人脸核验，限制才解除）。 */
+  onLoad(options) {
+    options = options || {}
+    this.accountId = accounts.parseId(options.account_id)
+    if (options.renew === '1') this.setData({ renew: true })
   },
 
   chooseFront() {
@@ -105,7 +121,8 @@ Page({
       return Promise.resolve(null)
     }
     this.setData({ submitting: true, error: null, result: null })
-    return api.request({
+    // 更新证件时，在点击的同步部分请求“证件到期”提醒的订阅（新证件到期前一个月提醒），用户答复后再提交。
+    const send = () => api.request({
       url: '/api/v1/identity/id-card',
       method: 'POST',
       data: {
@@ -114,7 +131,8 @@ Page({
         name: this.data.name,
         id_number: this.data.idNumber
       }
-    }).then((body) => {
+    })
+    return (this.data.renew ? subscribe.ask('renewal').then(send) : send()).then((body) => {
       this.setData({ submitting: false, result: body })
       if (body.verified) wx.showToast({ title: '身份证核验通过', icon: 'success' })
       return body
@@ -125,12 +143,12 @@ Page({
   },
 
   fail(err) {
-    const message = errors.showFriendlyError(err)
+    const message = errors.showFriendlyError(err, this.data.renew ? RENEWAL_TEXTS : undefined)
     this.setData({ error: { code: err.code, message, field: err.field || null } })
     return null
   },
 
   goNext() {
-    wx.navigateTo({ url: '/pages/identity/face/face' })
+    wx.navigateTo({ url: this.data.renew ? accounts.renewalUrl('face', this.accountId) : '/pages/identity/face/face' })
   }
 })
