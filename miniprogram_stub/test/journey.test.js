@@ -2128,7 +2128,7 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(refused.status, 409, refused.text)
           assert.equal(refused.json.error.code, 'ACCOUNT_RESTRICTED')
           assert.equal(refused.signed, true, 'a refusal is signed too')
-          assert.equal(errors.describe({ code: 'ACCOUNT_RESTRICTED' }), '账户已挂失或被冻结，暂不能转出资金')
+          assert.equal(errors.describe({ code: 'ACCOUNT_RESTRICTED' }), '账户已挂失、被冻结或身份证已过期，暂不能转出资金')
           assert.equal(await balanceNow(), before, 'nothing debited while reported lost')
 
           a = await shim.tap(page, '解除挂失')
