@@ -51,7 +51,10 @@ const MESSAGES = {
   ACCOUNT_NOT_FOUND: '账户不存在',
   ACCOUNT_NOT_ACTIVE: '账户当前不可交易，请联系客服',
   ACCOUNT_RESTRICTED: '账户已挂失或被冻结，暂不能转出资金',
-  ACCOUNT_CLOSED: '该账户已销户',
+  ACCOUNT_CLOSED: '该账户已销户或正在销户',
+  // 销户
+  ACCOUNT_HAS_BINDINGS: '账户仍绑定 ETC 代扣，请先解除绑定再销户',
+  TRANSFER_PENDING: '账户有未完成的转账，请待其完成后再销户',
   LOSS_REPORT_NOT_IN_FORCE: '该账户未挂失，无需解除',
   INSUFFICIENT_FUNDS: '账户余额不足',
   LIMIT_EXCEEDED: '超出账户交易限额，请明日再试或调整金额',
