@@ -101,6 +101,15 @@ async def test_a_zero_balance_closes_at_once_without_a_transfer(client, sandbox,
     assert await CardTransfer.filter(account_id=account["id"]).count() == 0
     assert await network_transfers(client, person.card_number) == []
     assert len(await notices(ctx, account["id"])) == 1
+    # the closing used the face verification up
+    await more_face_attempts()
+    verify_id = await fresh_face(client, sandbox, user)
+    resp = await close(client, sandbox, user, (await open_account(client, sandbox, user=user, person=person))[2]["id"],
+                       verify_id=verify_id)
+    assert resp.status_code == 200
+    shown = await client.post(f"/api/v1/accounts/{account['id']}/reveal-number", headers=user.headers,
+                              json={"verify_id": verify_id})
+    assert_error(shown, 422, "FACE_VERIFICATION_USED")
 
 
 async def test_closing_needs_a_fresh_face_verification_used_once(client, sandbox):
@@ -170,6 +179,14 @@ async def test_closing_under_a_bank_freeze_is_refused(client, sandbox, kind):
     assert_error(await close(client, sandbox, user, account["id"]), 409, "ACCOUNT_RESTRICTED")
     assert (await Account.get(id=account["id"])).balance_fen == 5_000
     assert await card_balance(client, person.card_number) == 0
+
+
+async def test_closing_a_frozen_account_without_money_is_refused(client, sandbox):
+    user, person, account = await open_account(client, sandbox)  # no balance: the ledger is not asked
+    await restrictions.freeze(account["id"], kind="fraud", reason="调查", operator_name="王五")
+    refused = assert_error(await close(client, sandbox, user, account["id"]), 409, "ACCOUNT_RESTRICTED")
+    assert "冻结" in refused["message"]
+    assert (await Account.get(id=account["id"])).status == "restricted"
 
 
 async def test_closing_during_a_loss_report_is_refused_until_lifted(client, sandbox):
