@@ -109,3 +109,11 @@ test('a 202 keeps the key and the face verification; the retry shows the account
     net.restore()
   }
 })
+
+test('an unreachable card network ends the intent (nothing was sent, the face check is spent)', () => {
+  const page = require('../pages/account/close/close')
+  assert.equal(page.isRetryable({ status: 503, code: 'CARD_NETWORK_UNAVAILABLE' }), false)
+  assert.equal(page.isRetryable({ status: 503, code: 'SERVICE_UNAVAILABLE' }), true)
+  assert.equal(page.isRetryable({ status: 0, code: 'NETWORK_ERROR' }), true)
+  assert.equal(page.isRetryable({ status: 409, code: 'TRANSFER_PENDING' }), false)
+})

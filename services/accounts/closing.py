@@ -19,7 +19,10 @@ idempotently; settled by query, sent again on the user's retry under the same ``
 reconciliation job, given up as ``NOT_RECEIVED``): the transaction that settles it moves the account to
 ``closed`` (with the closing notice through the outbox), or, declined, back to ``active`` with the balance
 credited back (``closing_reversal``) and the decline answered (422 ``CARD_DECLINED``). A balance of 0
-closes at once, without a transfer. Paid once: the money leaves only by that one transfer.
+closes at once, without a transfer. Paid once: the money leaves only by that one transfer. A payout that
+never reached the network (503 ``CARD_NETWORK_UNAVAILABLE``) is declined at once and the account is active
+again; the face verification was used by the closing that committed, so closing again takes a new one.
+Risk control is not asked: the money goes only to the holder's own bound card, after their face check.
 
 A closed account stays (its entries, statements and number): its number is never drawn again (opening
 draws numbers no account row has), and it counts no more toward the per-person limit of its class.

@@ -382,3 +382,16 @@ async def test_someone_elses_account_is_not_found(client, sandbox):
     other, _, _ = await open_account(client, sandbox)
     assert_error(await close(client, sandbox, other, account["id"]), 404, "ACCOUNT_NOT_FOUND")
     assert (await Account.get(id=account["id"])).status == "active"
+
+
+async def test_an_unreachable_network_sends_nothing_and_leaves_the_account_active(client, sandbox, ctx, monkeypatch):
+    user, person, account = await funded(client, sandbox, 4_000)
+    monkeypatch.setattr(ctx.cardnet, "base_url", "http://127.0.0.1:9")  # nothing listens: never sent
+    assert_error(await close(client, sandbox, user, account["id"]), 503, "CARD_NETWORK_UNAVAILABLE")
+    monkeypatch.undo()
+    after = await Account.get(id=account["id"])
+    assert (after.status, after.balance_fen, after.pending_in_fen) == ("active", 4_000, 0)
+    assert await card_balance(client, person.card_number) == 0
+    resp = await close(client, sandbox, user, account["id"])  # a new intent, a new face check
+    assert resp.status_code == 200, resp.text
+    assert await card_balance(client, person.card_number) == 4_000

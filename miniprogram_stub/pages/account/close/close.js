@@ -14,10 +14,11 @@ const OVERRIDES = {
 /**
  * 结果未知、用同一个 Idempotency-Key（和同一个 verify_id：同一请求）重试的情况：网络异常 / 超时（status 0）、
  * 服务端 5xx、同一请求仍在处理（IDEMPOTENCY_KEY_IN_USE），以及 202（账户 closing：银行卡网络结果未知）。
- * 其余 4xx 是最终答复：这次意图结束，再次销户要重新人脸核验、用新的 key。
+ * 其余 4xx 是最终答复：这次意图结束，再次销户要重新人脸核验、用新的 key。CARD_NETWORK_UNAVAILABLE（503）也是：
+ * 转账没有发出、余额已退回，而这次的人脸核验已用掉，再次销户是新的意图。
  */
 function isRetryable(err) {
-  if (!err) return false
+  if (!err || err.code === 'CARD_NETWORK_UNAVAILABLE') return false
   return err.status === 0 || err.status >= 500 || err.code === 'IDEMPOTENCY_KEY_IN_USE'
 }
 
