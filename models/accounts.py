@@ -10,7 +10,8 @@ from tortoise.models import Model
 
 # re-exported: the enums live in models.enums, which handlers may import
 from models.enums import (  # noqa: F401
-    ApplicationStatus, AccountStatus, EntryDirection, EntryKind, RestrictionCode, TransferDirection, TransferStatus,
+    ApplicationStatus, AccountStatus, EntryDirection, EntryKind, RestrictionCode, TransferDirection, TransferPurpose,
+    TransferStatus,
 )
 
 
@@ -61,6 +62,7 @@ class Account(Model):
     bound_card_index = fields.CharField(max_length=64)
     bound_card_masked = fields.CharField(max_length=24)
     opened_at = fields.DatetimeField()
+    closed_at = fields.DatetimeField(null=True)  # when closing ended (its payout paid); the number stays taken
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -170,6 +172,8 @@ class CardTransfer(Model):
     account = fields.ForeignKeyField("models.Account", related_name="transfers", on_delete=fields.RESTRICT)
     user_id = fields.BigIntField()
     direction = fields.CharEnumField(TransferDirection, max_length=8)
+    # closing: the account's whole balance, and settling it closes the account (or, declined, reopens it)
+    purpose = fields.CharEnumField(TransferPurpose, max_length=16, default=TransferPurpose.FUNDING)
     amount_fen = fields.BigIntField()
     status = fields.CharEnumField(TransferStatus, max_length=16, default=TransferStatus.PENDING)
     decline_reason = fields.CharField(max_length=32, null=True)

@@ -26,7 +26,8 @@ class ApplicationStatus(StrEnum):
 class AccountStatus(StrEnum):
     ACTIVE = "active"
     RESTRICTED = "restricted"  # one or more restrictions in force (``AccountRestriction``): outflows stop
-    CLOSED = "closed"
+    CLOSING = "closing"  # its whole balance on its way to the bound card: nothing goes out, nothing books
+    CLOSED = "closed"  # for good: nothing books; it counts no more toward the per-person limit
 
 
 class RestrictionCode(StrEnum):
@@ -48,6 +49,8 @@ class EntryKind(StrEnum):
     TOP_UP = "top_up"  # from the bound card
     WITHDRAWAL = "withdrawal"  # to the bound card
     WITHDRAWAL_REVERSAL = "withdrawal_reversal"  # a withdrawal the card network declined, returned
+    CLOSING_PAYOUT = "closing_payout"  # closing: the whole balance to the bound card
+    CLOSING_REVERSAL = "closing_reversal"  # a closing payout the card network declined, returned
     TOLL = "toll"
     PARKING = "parking"
     FUEL = "fuel"
@@ -61,6 +64,11 @@ class EntryKind(StrEnum):
 class TransferDirection(StrEnum):
     PULL = "pull"  # from the bound card into the account (a top-up)
     PUSH = "push"  # from the account to the bound card (a withdrawal)
+
+
+class TransferPurpose(StrEnum):
+    FUNDING = "funding"  # a top-up or a withdrawal the holder asked for
+    CLOSING = "closing"  # the whole balance paid out to the bound card when the account closes
 
 
 class TransferStatus(StrEnum):

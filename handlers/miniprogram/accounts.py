@@ -14,6 +14,7 @@ from core.pii import mask_card
 from handlers.common import client, services
 from handlers.spec import Body, Out, Query, Response, answer, id_param, operation
 from models.enums import AccountStatus, ApplicationStatus, RestrictionCode, TransferStatus
+from models.enums import TransferPurpose
 from services.accounts import funding, opening, restrictions, views
 from services.accounts.funding import CardDeclined, CardNetworkDown
 from services.accounts.ledger import (
@@ -120,7 +121,8 @@ class AccountOut(Out):
     number_masked: str
     account_class: AccountClass
     status: Literal[tuple(s.value for s in AccountStatus)] = Field(  # type: ignore[valid-type]
-        description="`restricted` while a restriction is in force: no money goes out, money still comes in")
+        description="`restricted` while a restriction is in force: no money goes out, money still comes in; "
+        "`closing` while its balance is on its way to the bound card (nothing moves); `closed` for good")
     restrictions: list[RestrictionOut] = Field(default_factory=list, description="the restrictions in force")
     balance_fen: int
     pending_in_fen: int = Field(description="money that may still come in: top-ups on their way from the bound card, "
@@ -128,6 +130,7 @@ class AccountOut(Out):
     bound_card_masked: str
     rules_version: str
     opened_at: datetime
+    closed_at: datetime | None = Field(description="when it was closed (null while open)")
     limits: Limits = Field(description="outflow counted today and this year (China Standard Time)")
 
     @classmethod
@@ -161,6 +164,9 @@ class TransferOut(Out):
     id: int
     account_id: int
     direction: Literal["pull", "push"]
+    purpose: Literal[tuple(p.value for p in TransferPurpose)] = Field(  # type: ignore[valid-type]
+        description="`funding`: a top-up or a withdrawal; `closing`: the whole balance paid out when the account "
+        "closes")
     amount_fen: int
     status: Literal[tuple(s.value for s in TransferStatus)]  # type: ignore[valid-type]
     decline_reason: str | None

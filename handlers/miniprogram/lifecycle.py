@@ -1,5 +1,5 @@
 """Living with an account: report it lost (and lift the report with a face check), read its full number, and
-bind it to a new card."""
+bind it to a new card, and close it (its balance to the bound card)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from sanic.response import HTTPResponse
 
 from core.errors import UpstreamUnavailable
 from handlers.common import services
-from handlers.miniprogram.accounts import ACCOUNT_ID, AccountOut
+from handlers.miniprogram.accounts import ACCOUNT_ID, AccountOut, TransferOut
 from handlers.miniprogram.identity import BankCardBody
 from handlers.spec import Body, Out, Response, answer, operation
-from services.accounts import bound_card, restrictions, views
+from models.enums import AccountStatus
+from services.accounts import bound_card, closing, restrictions, views
 from services.accounts.bound_card import CardAlreadyBound
-from services.accounts.funding import TransferPending
+from services.accounts.closing import AccountHasBindings, ClosingArrears
+from services.accounts.funding import CardDeclined, CardNetworkDown, TransferPending
 from services.accounts.ledger import AccountClosed, AccountRestricted
 from services.accounts.restrictions import LossReportNotInForce
 from services.identity.errors import (
@@ -137,3 +139,44 @@ async def change_bound_card(request: Request, account_id: int, body: BoundCardBo
     await bound_card.change(services(request), request.ctx.user_id, account_id, card_number=body.card_number,
                             reserved_phone=body.reserved_phone, verify_id=body.verify_id)
     return answer(AccountOut.of(await views.account(request.ctx.user_id, account_id)))
+
+
+class ClosingOut(Out):
+    account: AccountOut
+    payout: TransferOut | None = Field(description="the whole balance paid to the bound card (`purpose` closing); "
+                                       "null when the balance was 0")
+
+    @classmethod
+    def of(cls, result: closing.Closing) -> ClosingOut:  # type: ignore[override]
+        return cls(account=AccountOut.of(result.account),
+                   payout=None if result.payout is None else TransferOut.of(result.payout, result.account))
+
+
+@bp.post("/accounts/<account_id:int>/close")
+@operation(
+    summary="Close the account: its whole balance to the bound card, after a fresh face verification",
+    description="Refused (409) while an ETC binding on the account is not unbound (ACCOUNT_HAS_BINDINGS), arrears "
+    "are owed on any of its bindings (ARREARS_OUTSTANDING), a transfer with the bound card is held or pending "
+    "(TRANSFER_PENDING), or a restriction is in force (ACCOUNT_RESTRICTED: the bank's freezes, and also the "
+    "holder's loss report and an expired ID, to be lifted or renewed first). Otherwise the face verification is "
+    "used up, the whole balance is paid to the bound card through the card network and the account is `closed` "
+    "(200). 202 while the card network's answer is not known: the account is `closing` (nothing moves on it) "
+    "until it is; retry with the same Idempotency-Key to learn the outcome (the payout is never sent twice). A "
+    "payout the card network declines leaves the account `active` with its balance back (422 CARD_DECLINED). A "
+    "balance of 0 closes at once. A closed account answers 200 as it stands; its number is never given again, and "
+    "it counts no more toward the per-person limit of its class.",
+    tag="accounts",
+    auth=True,
+    idempotent=True,
+    path={"account_id": ACCOUNT_ID},
+    body=VerifiedBody,
+    responses={200: Response(ClosingOut, description="closed"),
+               202: Response(ClosingOut, description="`closing`: the payout's answer is not known yet: retry with "
+                             "the same Idempotency-Key")},
+    errors=(*FACE_ERRORS, AccountHasBindings, ClosingArrears, TransferPending, AccountRestricted, CardDeclined,
+            CardNetworkDown),
+)
+async def close_account(request: Request, account_id: int, body: VerifiedBody) -> HTTPResponse:
+    result = await closing.close(services(request), request.ctx.user_id, account_id, body.verify_id,
+                                 idempotency_id=request.ctx.idempotency.id)
+    return answer(ClosingOut.of(result), status=202 if result.account.status == AccountStatus.CLOSING else 200)

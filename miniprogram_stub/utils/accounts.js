@@ -21,7 +21,7 @@ const APPLICATION_STATUS = {
   expired: '已过期'
 }
 
-const ACCOUNT_STATUS = { active: '正常', restricted: '受限', closed: '已销户' }
+const ACCOUNT_STATUS = { active: '正常', restricted: '受限', closing: '销户处理中', closed: '已销户' }
 
 /** 账户限制（GET /api/v1/accounts/{id} 的 restrictions[].code）。 */
 const RESTRICTIONS = {
@@ -119,7 +119,8 @@ function viewAccount(a) {
     status: a.status,
     statusText: ACCOUNT_STATUS[a.status] || a.status,
     active: a.status === 'active',
-    closed: a.status === 'closed',
+    closed: a.status === 'closed' || a.status === 'closing',
+    closedAt: a.closed_at ? contracts.formatTime(a.closed_at) : '',
     banner: restrictionBanner(a),
     lossReported: (Array.isArray(a.restrictions) ? a.restrictions : []).some((r) => r.code === 'LOSS_REPORTED'),
     idExpired: (Array.isArray(a.restrictions) ? a.restrictions : []).some((r) => r.code === 'ID_EXPIRED'),

@@ -52,7 +52,9 @@ const MESSAGES = {
   ACCOUNT_NOT_FOUND: '账户不存在',
   ACCOUNT_NOT_ACTIVE: '账户当前不可交易，请联系客服',
   ACCOUNT_RESTRICTED: '账户已挂失、被冻结或身份证已过期，暂不能转出资金',
-  ACCOUNT_CLOSED: '该账户已销户',
+  ACCOUNT_CLOSED: '该账户已销户或正在销户',
+  // 销户
+  ACCOUNT_HAS_BINDINGS: '账户仍绑定 ETC 代扣，请先解除绑定再销户',
   LOSS_REPORT_NOT_IN_FORCE: '该账户未挂失，无需解除',
   // 更换绑定银行卡
   CARD_ALREADY_BOUND: '该银行卡已是本账户的绑定银行卡，请填写另一张卡',

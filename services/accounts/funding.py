@@ -27,6 +27,11 @@ Settling locks the transfer row and moves it out of ``pending`` once, so the mon
 settles. Every status move goes through the state machine (``MACHINE``): an audit event in the hash chain,
 in the transaction that books the money. A transfer's creation (pending, held, or declined by risk
 control) is not a move; the risk decision that chose it is recorded by risk control.
+
+Closing an account (``services.accounts.closing``) pays its whole balance out through this same machinery:
+a push with ``purpose`` ``closing`` (its entries ``closing_payout`` / ``closing_reversal``), settled by the
+same rules, and the transaction that settles it moves the account: paid, ``closing`` → ``closed`` (with the
+closing notice); declined, ``closing`` → ``active`` before its reversal credits the balance back.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ from core.clock import CHINA_TZ, utcnow
 from core.errors import AppError, Conflict, UpstreamUnavailable
 from core.money import MAX_AMOUNT_FEN  # what one transfer may carry
 from integrations.cardnet import CardNetworkUnavailable, TransferAnswer, TransferNotSent, TransferOutcomeUnknown
-from models.accounts import Account, CardTransfer, EntryDirection, EntryKind, TransferDirection, TransferStatus
-from services.accounts import ledger
+from models.accounts import (
+    Account, AccountStatus, CardTransfer, EntryDirection, EntryKind, TransferDirection, TransferPurpose, TransferStatus,
+)
+from services.accounts import ledger, restrictions
 from services.accounts.ledger import AccountNotFound
 from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.context import ServiceContext
 from services.db import atomic
+from services.notifications import notices
 from services.risk import engine as risk
 from services.state_machine import Machine, transition
 
@@ -78,6 +86,10 @@ DECLINE_MESSAGES = {
 
 class CardDeclined(AppError):
     status, code, message = 422, "CARD_DECLINED", "绑定银行卡交易被拒绝"
+
+
+class TransferPending(Conflict):
+    code, message = "TRANSFER_PENDING", "账户有未完成的转账，请待其完成后再试"
 
 
 class CardNetworkDown(UpstreamUnavailable):
@@ -114,8 +126,8 @@ def _wire(direction: TransferDirection) -> str:
     return "debit" if direction == TransferDirection.PULL else "credit"
 
 
-def new_request_id(direction: TransferDirection) -> str:
-    prefix = "TU" if direction == TransferDirection.PULL else "WD"
+def new_request_id(direction: TransferDirection, purpose: TransferPurpose = TransferPurpose.FUNDING) -> str:
+    prefix = "CL" if purpose == TransferPurpose.CLOSING else "TU" if direction == TransferDirection.PULL else "WD"
     return f"{prefix}{utcnow().astimezone(CHINA_TZ):%Y%m%d}{secrets.token_hex(10).upper()}"
 
 
@@ -157,7 +169,7 @@ async def _move(ctx: ServiceContext, user_id: int, account_id: int, amount_fen: 
             # Nothing reached the network: undo the reservation (or the debit), and let a retry under the
             # same key start afresh rather than find this transfer.
             not_sent = TransferAnswer(transfer.request_id, "DECLINED", "NOT_SENT", amount_fen, _wire(direction))
-            await atomic(lambda conn: _apply(conn, transfer.id, not_sent, actor="system"))
+            await atomic(lambda conn: _apply(conn, transfer.id, not_sent, actor="system", ctx=ctx))
             raise CardNetworkDown() from None
     elif transfer.account_id != account_id or transfer.amount_fen != amount_fen or transfer.direction != direction:
         raise RuntimeError("an idempotency record maps to another transfer")  # the request hash prevents it
@@ -212,7 +224,8 @@ async def _send(ctx: ServiceContext, transfer: CardTransfer, account: Account) -
         return await ctx.cardnet.transfer(
             request_id=transfer.request_id, card_number=card, amount_fen=transfer.amount_fen,
             direction=_wire(transfer.direction),
-            memo="电子账户充值" if transfer.direction == TransferDirection.PULL else "电子账户提现",
+            memo="电子账户销户" if transfer.purpose == TransferPurpose.CLOSING
+            else "电子账户充值" if transfer.direction == TransferDirection.PULL else "电子账户提现",
         )
     except TransferOutcomeUnknown as exc:
         log.warning("card transfer answer lost", extra={"request_id": transfer.request_id, "reason": str(exc)})
@@ -247,7 +260,7 @@ async def settle(ctx: ServiceContext, transfer: CardTransfer, answer: TransferAn
             "SUCCEEDED", "DECLINED"):
         log.error("card network answer does not match the transfer", extra={"request_id": transfer.request_id})
         return transfer  # left pending for a person to look at; never booked on a doubtful answer
-    return await atomic(lambda conn: _apply(conn, transfer.id, answer, actor="cardnet"))
+    return await atomic(lambda conn: _apply(conn, transfer.id, answer, actor="cardnet", ctx=ctx))
 
 
 def _last_sent(transfer: CardTransfer):
@@ -278,9 +291,13 @@ async def _resend(ctx: ServiceContext, transfer: CardTransfer) -> CardTransfer:
 
 
 async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnswer, *, actor: str,
-                 status: TransferStatus = TransferStatus.PENDING, audit_data: dict | None = None) -> CardTransfer:
+                 status: TransferStatus = TransferStatus.PENDING, audit_data: dict | None = None,
+                 ctx: ServiceContext | None = None) -> CardTransfer:
     """Book ``answer`` on the transfer if it is still in ``status`` (pending; held, for an operator's
-    rejection), and move it (audited as ``actor``: the card network, or the operator who rejected it)."""
+    rejection), and move it (audited as ``actor``: the card network, or the operator who rejected it).
+
+    A closing payout moves its account too (``ctx`` gives the closing notice its template; a closing
+    payout is never held, so an operator's rejection, which passes none, never settles one)."""
     transfer = await CardTransfer.filter(id=transfer_id).select_for_update().using_db(conn).first()
     if transfer.status != status:
         return transfer  # settled by someone else meanwhile
@@ -297,9 +314,20 @@ async def _apply(conn: BaseDBAsyncClient, transfer_id: int, answer: TransferAnsw
             await ledger.release_inflow(conn, transfer.account_id, transfer.amount_fen)
     elif succeeded:  # final: the room kept for its reversal is given back
         await ledger.release_inflow(conn, transfer.account_id, transfer.amount_fen)
+        if transfer.purpose == TransferPurpose.CLOSING:  # paid: the account is closed, in this transaction
+            closed = (await transition(conn, restrictions.MACHINE, Account, transfer.account_id, AccountStatus.CLOSED,
+                                       actor=actor, reason="closing payout paid", audit_data=_audited(transfer))).obj
+            if ctx is not None:
+                await notices.account_closed(ctx, conn, closed, transfer.amount_fen)
     else:
+        closing = transfer.purpose == TransferPurpose.CLOSING
+        if closing:  # declined: the account is open again, and its balance comes back to it
+            await transition(conn, restrictions.MACHINE, Account, transfer.account_id, AccountStatus.ACTIVE,
+                             actor=actor, reason=f"closing payout declined: {answer.reason or answer.status}",
+                             audit_data=_audited(transfer))
         await ledger.post(conn, transfer.account_id, direction=EntryDirection.CREDIT,
-                          kind=EntryKind.WITHDRAWAL_REVERSAL, amount_fen=transfer.amount_fen, reference=transfer.request_id,
+                          kind=EntryKind.CLOSING_REVERSAL if closing else EntryKind.WITHDRAWAL_REVERSAL,
+                          amount_fen=transfer.amount_fen, reference=transfer.request_id,
                           counterparty=account.bound_card_masked, reserved_fen=transfer.amount_fen, settling=True,
                           reversal=True)
     updates = {"decline_reason": None if succeeded else (answer.reason or "DECLINED")[:32]}
@@ -357,7 +385,7 @@ async def review_held(ctx: ServiceContext, transfer_id: int, *, approve: bool, a
     except TransferNotSent:
         not_sent = TransferAnswer(transfer.request_id, "DECLINED", "NOT_SENT", transfer.amount_fen,
                                   _wire(transfer.direction))
-        return await atomic(lambda conn: _apply(conn, transfer.id, not_sent, actor="system"))
+        return await atomic(lambda conn: _apply(conn, transfer.id, not_sent, actor="system", ctx=ctx))
     return await settle(ctx, transfer, answer)
 
 

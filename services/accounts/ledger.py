@@ -9,7 +9,9 @@ entry. Everything or nothing: a refusal raises, and the transaction leaves no tr
 
 Restrictions (``services.accounts.restrictions``) are read here, under the same lock: on a ``restricted``
 account a debit is refused (``ACCOUNT_RESTRICTED``), except that a judicial freeze of an amount only lets
-out what the balance has above the sum held; credits still book. Nothing books on a ``closed`` account.
+out what the balance has above the sum held; credits still book. Nothing books on a ``closing`` account
+(its whole balance on its way to the bound card, ``services.accounts.closing``) or a ``closed`` one: both
+answer ``ACCOUNT_CLOSED``.
 
 Lock order, to keep clear of deadlocks: an account row, then its holder's row; opening an account
 locks only the holder's.
@@ -29,6 +31,10 @@ from models.accounts import (
     Account, AccountHolder, AccountRestriction, AccountStatus, EntryDirection, EntryKind, LedgerEntry,
 )
 from services.accounts.rules import CLASS_III_ID_COLLECTION_FEN, rules_for
+
+
+# Nothing books on these: closing (the whole balance on its way to the bound card) and closed.
+SHUT = frozenset({AccountStatus.CLOSING, AccountStatus.CLOSED})
 
 
 class InsufficientFunds(AppError):
@@ -82,7 +88,7 @@ async def check_outflow(conn: BaseDBAsyncClient, account: Account, amount_fen: i
     restriction but a judicial freeze of an amount stops every outflow; freezes of amounts hold their sum,
     and only the balance above it may leave. A debit beyond the balance itself is left to the balance
     check (``INSUFFICIENT_FUNDS``), as on any account."""
-    if account.status == AccountStatus.CLOSED:
+    if account.status in SHUT:
         raise AccountClosed()
     if account.status != AccountStatus.RESTRICTED:
         return
@@ -116,7 +122,8 @@ async def post(
     ``reserved_fen``: for a credit, the part of ``pending_in_fen`` reserved for it (``reserve_inflow``).
     ``settling``: the credit settles money already moved for this account (a pull the card network
     made, a withdrawal it refused, a debit refunded): booked whatever the account's restrictions. Nothing
-    books on a closed account (closing waits for every transfer to end).
+    books on a closing or closed account (closing waits for every transfer to end; a declined closing
+    payout moves the account back to ``active`` before its reversal books).
     ``reversal``: the credit returns money that left this account (a declined withdrawal, a refunded
     debit): not counted as Class III flow again. Every credit is held to the balance cap, less the room
     reserved for it: a declined withdrawal fits because its room stayed reserved (``hold_return``); a
@@ -130,7 +137,7 @@ async def post(
         return Posted(existing, account, False)
     if settling and direction == EntryDirection.DEBIT:
         raise ValueError("settling books credits only")
-    if account.status == AccountStatus.CLOSED:
+    if account.status in SHUT:
         raise AccountClosed()
     if direction == EntryDirection.DEBIT:
         await check_outflow(conn, account, amount_fen)
@@ -174,7 +181,7 @@ async def post(
 async def reserve_inflow(conn: BaseDBAsyncClient, account_id: int, amount_fen: int) -> Account:
     """Hold room under the balance cap for money on its way in (before any of it moves)."""
     account = await locked_account(conn, account_id)
-    if account.status == AccountStatus.CLOSED:  # a restricted account still takes money in
+    if account.status in SHUT:  # a restricted account still takes money in
         raise AccountClosed()
     cap = rules_for(account.account_class).balance_cap_fen
     if cap is not None and account.balance_fen + account.pending_in_fen + amount_fen > cap:

@@ -42,9 +42,12 @@ A = AccountStatus
 MACHINE = Machine(
     entity="account",
     allowed={
-        A.ACTIVE: frozenset({A.RESTRICTED, A.CLOSED}),  # a restriction set; closing
+        # a restriction set; closing with a balance (paid out first) or without one (closed at once)
+        A.ACTIVE: frozenset({A.RESTRICTED, A.CLOSING, A.CLOSED}),
         A.RESTRICTED: frozenset({A.ACTIVE}),  # the last restriction lifted (closing waits for that)
+        A.CLOSING: frozenset({A.CLOSED, A.ACTIVE}),  # the payout paid; or declined, and the balance back
     },
+    milestones={A.CLOSED: "closed_at"},
 )
 
 HOLDER, SYSTEM = "holder", "system"
@@ -117,7 +120,7 @@ async def in_force(account_ids: list[int], conn: BaseDBAsyncClient | None = None
 async def _restrict(conn: BaseDBAsyncClient, account_id: int, code: RestrictionCode, *, by: str, actor: str,
                     reason: str, held_fen: int | None = None, document_ref: str | None = None) -> Changed:
     account = await ledger.locked_account(conn, account_id)
-    if account.status == AccountStatus.CLOSED:
+    if account.status in ledger.SHUT:  # closing: the balance is on its way out; a decline makes it active again
         raise AccountClosed()
     current = (await in_force([account_id], conn))[account_id]
     for r in current:

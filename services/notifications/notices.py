@@ -1,10 +1,12 @@
 """The subscribe messages a change writes to the outbox, in the transaction of that change: a partner
 debit booked (``debit_booked``) or left in arrears (``arrears``), an account reported lost
-(``loss_reported``), the holder's ID card about to expire (``id_expiring``). Written there, each exists
-exactly once per change: a repeated or concurrent request for the same debit finds the debit already
-recorded and writes nothing (``services.partners.debits``), a repeated loss report finds the report in
-force (``services.accounts.restrictions``), and the expiry notice is written with the conditional mark
-of its validity date (``services.accounts.id_expiry``). The worker sends them (``services.notifications``);
+(``loss_reported``), the holder's ID card about to expire (``id_expiring``), an account closed
+(``account_closed``). Written there, each exists exactly once per change: a repeated or concurrent
+request for the same debit finds the debit already recorded and writes nothing
+(``services.partners.debits``), a repeated loss report finds the report in force
+(``services.accounts.restrictions``), the expiry notice is written with the conditional mark of its
+validity date (``services.accounts.id_expiry``), and only the one transaction that closes an account
+writes its notice. The worker sends them (``services.notifications``);
 a user who never accepted the template (WeChat 43101) is given up at once.
 
 Their data carries no personal data beyond what the holder's own WeChat shows: amounts, the kind of
@@ -91,4 +93,18 @@ async def id_expiring(ctx: ServiceContext, conn: BaseDBAsyncClient, user_id: int
         "thing1": "居民身份证",
         "date2": valid_until.isoformat(),
         "thing3": "到期后账户将受限，请及时更新",
+    })
+
+
+async def account_closed(ctx: ServiceContext, conn: BaseDBAsyncClient, account: Account, paid_out_fen: int) -> None:
+    """销户成功通知: the account is closed, its balance paid to the bound card (written in the transaction
+    that closes it: once)."""
+    template_id = ctx.settings.account_closed_template_id
+    if not template_id:
+        return
+    await _enqueue(conn, account.user_id, template_id, f"pages/account/account?id={account.id}", {
+        "character_string1": account.number[-4:],
+        "amount2": yuan(paid_out_fen),
+        "time3": account.closed_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
+        "thing4": "余额已转入绑定银行卡" if paid_out_fen else "账户已销户",
     })

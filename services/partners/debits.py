@@ -10,8 +10,9 @@ the binding's arrears in that same transaction; a retry answers the same refusal
 under the account lock, risk control decides (``services.risk.engine``): a debit it blocks or holds is
 recorded as ``refused`` with the decision and its reasons (``RISK_BLOCKED`` / ``RISK_REVIEW``), neither
 booked nor owed. A debit the ledger refuses because the account is restricted (a loss report, a freeze;
-``ACCOUNT_RESTRICTED``) or closed (``ACCOUNT_CLOSED``) is moved to ``refused`` in its own transaction,
-likewise neither booked nor owed.
+``ACCOUNT_RESTRICTED``) or closing or closed (``ACCOUNT_CLOSED``) is moved to ``refused`` in its own
+transaction, likewise neither booked nor owed. The binding is read again under the account lock: a debit
+whose binding was unbound meanwhile (before its account was closed) is refused as not bound.
 
 A debit's status moves through the state machine (``MACHINE``), each move an audit event in the hash
 chain in the transaction that does it: booking refused (``succeeded`` to ``arrears``, or to ``refused`` for
@@ -140,6 +141,13 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
         # binding row (the foreign key), and a refusal then updates that row; taken in the other order,
         # concurrent debits of one binding deadlock on it.
         await ledger.locked_account(conn, binding.account_id)
+        # The binding read again under that lock: one unbound meanwhile (and its account perhaps closing,
+        # which holds the same lock) refuses the debit, nothing recorded, as if it had been read after.
+        current = await EtcBinding.filter(id=binding.id).using_db(conn).first()
+        if current.status == BindingStatus.UNBOUND:
+            raise VehicleNotBound()
+        if current.status != BindingStatus.ACTIVE:
+            raise bindings.BindingNotActive()
         # risk control decides under the account lock, before any fen moves (velocity counted exactly)
         location = fields.get("location")
         decision = await risk.decide(conn, risk.Movement(

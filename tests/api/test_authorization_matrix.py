@@ -86,6 +86,8 @@ class Probe:
     partner: bool = False
     refusal: dict[str, tuple[int, str]] = field(default_factory=dict)  # when not 403/404
     fixed: dict[str, Callable[[], str]] = field(default_factory=dict)  # path parameters that name no resource
+    # the control's answer when not a success: B's own ids found, and refused for a rule of B's own resource
+    control: tuple[int, str] | None = None
 
     def request(self, caller: Owner, ids: dict[str, object]) -> tuple[str, dict | None]:
         url = self.route.format(**{name: value() for name, value in self.fixed.items()},
@@ -160,6 +162,10 @@ PROBES = [
     # last, as their controls end what the others' use: the binding, a vehicle, the identity check
     Probe("DELETE", "/api/v1/etc-bindings/{binding_id}", {"path.binding_id": "binding"}),
     Probe("DELETE", "/api/v1/vehicles/{vehicle_id}", {"path.vehicle_id": "loose_vehicle"}),
+    # B's account still has its second binding pending: B's closing is found, and refused for that
+    Probe("POST", "/api/v1/accounts/{account_id}/close",
+          {"path.account_id": "account", "body.verify_id": "close_face"}, lambda o: {}, idempotent=True,
+          refusal={"body.verify_id": (422, "FACE_VERIFICATION_INVALID")}, control=(409, "ACCOUNT_HAS_BINDINGS")),
     Probe("POST", "/api/v1/identity/id-card", {"body.front_upload_id": "id_front", "body.back_upload_id": "id_back"},
           lambda o: {"name": o.values["name"], "id_number": o.values["id_number"]}),
 ]
@@ -264,6 +270,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
     lift_face = await asyncio.to_thread(walker.face, "pass")
     reveal_face = await asyncio.to_thread(walker.face, "pass")
     card_face = await asyncio.to_thread(walker.face, "pass")
+    close_face = await asyncio.to_thread(walker.face, "pass")
     out_refund_no = "R" + secrets.token_hex(8)
     resp = await call(client, partner, "POST", f"/open/v1/debits/{walker.out_trade_no}/refund",
                       {"out_refund_no": out_refund_no, "amount_fen": 100})
@@ -284,6 +291,7 @@ async def walk_owner(client: httpx.AsyncClient, ctx, tmp_path, label: str, name:
         "lift_face": [lift_face, faces["fresh"], faces["pending"]],
         "reveal_face": [reveal_face, faces["fresh"], faces["pending"]],
         "card_face": [card_face, faces["fresh"], faces["pending"]],
+        "close_face": [close_face, faces["fresh"], faces["pending"]],
         "vehicle": [made["vehicle"]["id"], made["spare"]["id"], loose["id"]],
         "loose_vehicle": [loose["id"], made["vehicle"]["id"], made["spare"]["id"]],
         "pending_vehicle": [made["spare"]["id"], made["vehicle"]["id"], loose["id"]],
@@ -410,7 +418,10 @@ async def controls(client, b: Owner) -> list[str]:
     failed = []
     for probe in PROBES:
         resp = await send(client, probe, b, {p: b.ids[kind][0] for p, kind in probe.ids.items()})
-        if not 200 <= resp.status_code < 300:
+        if probe.control is not None:
+            if (resp.status_code, resp.json().get("error", {}).get("code")) != probe.control:
+                failed.append(f"{probe.method} {probe.route} with B's own ids: {resp.status_code} {resp.text[:300]}")
+        elif not 200 <= resp.status_code < 300:
             failed.append(f"{probe.method} {probe.route} with B's own ids: {resp.status_code} {resp.text[:300]}")
     return failed
 

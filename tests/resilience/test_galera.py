@@ -219,3 +219,66 @@ async def test_one_notification_delivered_to_both_instances_credits_once(deploym
     assert (status, inbox, moved, arrears) == ("paid", 1, 1, 0)
     verified = deployment.cli(deployment.cluster.nodes[2], "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def _until_answered(send, *, tries: int = 10):
+    """A request whose outcome a 503 leaves unknown (a conflict that outlasted the server's tries), sent
+    again until answered; a 202 closing is asked again under its key until the card network's answer is in."""
+    for _ in range(tries):
+        resp = await send()
+        if resp.status_code not in (202, 503):
+            return resp
+        await asyncio.sleep(float(resp.headers.get("retry-after", "0.5")) * random.random())
+    return resp
+
+
+async def test_closing_and_debits_through_two_nodes_pay_out_what_was_not_debited(deployment):
+    """A debit through instance A (node 1) races the unbinding and closing of the same account through
+    instance B (node 2), on many accounts at once: either the debit is booked and the rest paid to the card,
+    or the debit is refused and the whole balance paid; never both, never neither."""
+    from tests.account_helpers import new_key
+    from tests.contract_helpers import fresh_face
+
+    balance, debit_fen, rounds = 1_000, 300, 8
+    async with httpx.AsyncClient(base_url=deployment.a.url, timeout=120, trust_env=False) as a, \
+            httpx.AsyncClient(base_url=deployment.b.url, timeout=120, trust_env=False) as b:
+        made = deployment.cli(deployment.cluster.nodes[0], "partner", "create", "--name", "高速公路收费",
+                              "--scopes", "etc:debit")
+        assert made.returncode == 0, made.stderr
+        found = json.loads(made.stdout)
+        partner = PartnerCreds(found["app_id"], found["secret"], found["scopes"])
+        cars = [await bound_car(a, Sandbox(a), balance_fen=balance) for _ in range(rounds)]
+        faces = [await fresh_face(b, Sandbox(b), car.user) for car in cars]
+        assert [await card_balance(a, car.person.card_number) for car in cars] == [0] * rounds
+
+        async def debit(car):
+            return await until_known(a, partner, debit_body(car, debit_fen))
+
+        async def unbind_and_close(car, verify_id):
+            unbound = await _until_answered(lambda: b.delete(f"/api/v1/etc-bindings/{car.binding['id']}",
+                                                             headers=car.user.headers))
+            assert unbound.status_code == 200, unbound.text
+            key = new_key()
+            return await _until_answered(lambda: b.post(
+                f"/api/v1/accounts/{car.account['id']}/close", json={"verify_id": verify_id},
+                headers={**car.user.headers, "Idempotency-Key": key}))
+
+        answers = await asyncio.gather(*(asyncio.gather(debit(car), unbind_and_close(car, verify_id))
+                                         for car, verify_id in zip(cars, faces)))
+        outcomes = []
+        for car, (debited, closed) in zip(cars, answers):
+            assert closed.status_code == 200, closed.text
+            assert closed.json()["account"]["status"] == "closed"
+            assert debited.status_code in (201, 404, 409), debited.text
+            if debited.status_code != 201:
+                assert debited.json()["error"]["code"] in ("BINDING_NOT_FOUND", "ACCOUNT_CLOSED"), debited.text
+            paid = await card_balance(a, car.person.card_number)
+            booked, = _on_node3(deployment, "SELECT COALESCE(SUM(amount_fen), 0) FROM partner_debits "
+                                "WHERE account_id = %s AND status = 'succeeded'", car.account["id"])
+            left, status = _on_node3(deployment, "SELECT balance_fen, status FROM accounts WHERE id = %s",
+                                     car.account["id"])
+            assert (paid + int(booked), left, status) == (balance, 0, "closed"), (car.account["id"], paid, booked)
+            assert int(booked) == (debit_fen if debited.status_code == 201 else 0)
+            outcomes.append(debited.status_code)
+        print(f"debits booked before the closing: {outcomes.count(201)} of {rounds}")
+    assert _ledger_checks(deployment) == []

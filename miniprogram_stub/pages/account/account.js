@@ -143,6 +143,11 @@ Page({
     if (this.data.account) wx.navigateTo({ url: '/pages/account/statements/statements?id=' + this.data.account.id })
   },
 
+  /** 销户页：列出销户前要处理的事（ETC 绑定、欠费），人脸核验后销户。 */
+  goClose() {
+    if (this.data.account) wx.navigateTo({ url: '/pages/account/close/close?id=' + this.data.account.id })
+  },
+
   goOpen() {
     wx.navigateTo({ url: '/pages/account/open/open' })
   },
