@@ -133,7 +133,7 @@ test('bankcard page: a restricted or closed account cannot change its card, and 
       '账户已挂失或被冻结，暂不能更换绑定银行卡'],
     [account({ status: 'restricted', restrictions: [{ code: 'ID_EXPIRED', since: '2026-12-01T08:00:00Z', by: 'system' }] }),
       '身份证件已过期，请先更新身份证后再更换绑定银行卡'],
-    [account({ status: 'closed' }), '该账户已销户']]) {
+    [account({ status: 'closed' }), '该账户已销户或正在销户'], [account({ status: 'closing' }), '该账户已销户或正在销户']]) {
     shim.reset()
     shim.wx.setStorageSync('access_token', 'token')
     const fake = fakeNetwork(backend({ statusCode: 500, data: {} }, current))

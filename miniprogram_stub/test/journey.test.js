@@ -2195,6 +2195,21 @@ test('mini-program journey against the live backend', async (t) => {
           assert.ok(fs.readFileSync(pdf.filePath).includes('/ByteRange'), 'sealed by the bank')
         })
 
+        await t.test('注销账户 while the ETC binding stands: the close page lists it and 确认销户 cannot be tapped', async () => {
+          const accountPage = shim.loadPage('pages/account/account')
+          assert.ok(await accountPage.onLoad({ id: String(account.id) }), describeError(accountPage))
+          shim.tap(accountPage, '注销账户')
+          assert.equal(shim.state.navigations.pop().url, '/pages/account/close/close?id=' + account.id)
+          const page = shim.loadPage('pages/account/close/close')
+          assert.ok(await page.onLoad({ id: String(account.id) }), describeError(page))
+          assert.deepEqual(page.data.blockers.map((b) => b.code), ['ACCOUNT_HAS_BINDINGS'])
+          assertShows(show(page), ['暂不能销户', plate])
+          assert.throws(() => shim.tap(page, '确认销户'), /disabled/)
+          // the server says the same to a stale page
+          const res = await api.request({ url: accountPath() + '/close', method: 'POST', data: { verify_id: 'x' }, idempotencyKey: api.uuid4() }).then(() => null, (e) => e)
+          assert.ok(res && ['ACCOUNT_HAS_BINDINGS', 'FACE_VERIFICATION_INVALID'].includes(res.code), JSON.stringify(res))
+        })
+
         await t.test('解除绑定 now succeeds; the index lists no binding; the car can be removed', async () => {
           const from = shim.state.requests.length
           const unbound = await shim.tap(bindingPage, '解除绑定')
@@ -2219,6 +2234,45 @@ test('mini-program journey against the live backend', async (t) => {
           assert.equal(await balanceNow(), 11500)
           await vehiclesPage.onShow()
           assertShows(show(vehiclesPage), [plate + '\n渐变绿牌 · 新能源\n未绑定ETC\n绑定ETC卡\n删除'])
+        })
+
+        await t.test('注销账户: a face check, the whole balance to the new bound card (the card network shows it), the account closed; the closing notice', async () => {
+          const balance = await balanceNow()
+          assert.ok(balance > 0)
+          const cardBefore = (await controlGet('bank-cards/' + newCard)).json.balance_fen
+          const oldBefore = (await card()).balance_fen
+          const page = shim.loadPage('pages/account/close/close')
+          assert.ok(await page.onLoad({ id: String(account.id) }), describeError(page))
+          assert.deepEqual(page.data.blockers, [])
+          const from = shim.state.requests.length
+          const closed = await shim.tap(page, '确认销户')
+          assert.ok(closed, describeError(page))
+          assert.deepEqual(since(from).map(pathOf).filter((p) => p.endsWith('/close 200') || p.includes('/close ')), ['POST ' + accountPath() + '/close 200'])
+          assert.equal(closed.account.status, 'closed')
+          assert.deepEqual([closed.payout.amount_fen, closed.payout.purpose, closed.payout.status], [balance, 'closing', 'succeeded'])
+          assert.equal(shim.lastToast().title, '销户成功')
+          assertShows(show(page), ['账户已销户', '转入绑定银行卡\n' + money.formatFen(balance)])
+
+          // the card network: the new bound card credited with the balance, once; the old card untouched
+          assert.equal((await controlGet('bank-cards/' + newCard)).json.balance_fen, cardBefore + balance)
+          assert.equal((await card()).balance_fen, oldBefore)
+          const credits = (await controlGet('transfers?card_number=' + newCard)).json.transfers.filter((x) => x.status === 'SUCCEEDED' && x.direction === 'credit')
+          assert.deepEqual(credits.map((x) => x.amount_fen), [balance])
+
+          const a = await api.request({ url: accountPath() })
+          assert.deepEqual([a.status, a.balance_fen], ['closed', 0])
+          const accountPage = shim.loadPage('pages/account/account')
+          assert.ok(await accountPage.onLoad({ id: String(account.id) }), describeError(accountPage))
+          assertShows(show(accountPage), ['该账户已于 ' + accountPage.data.account.closedAt + ' 销户。'])
+
+          let message = null
+          for (let i = 0; i < 75 && !message; i++) {
+            const res = await controlGet('subscribe-messages?touser=' + encodeURIComponent(shim.state.openid))
+            message = res.json.messages.find((m) => m.data && m.data.amount2) || null
+            if (!message) await sleep(200)
+          }
+          assert.ok(message, 'the closing notice was delivered (the user subscribed on the tap)')
+          assert.equal(message.data.amount2.value, (balance / 100).toFixed(2) + '元')
         })
       })
     })

@@ -53,6 +53,7 @@ const DOCUMENTED = [
   { method: 'DELETE', path: '/api/v1/accounts/:id/loss-report', body: { verify_id: 'string' } },
   { method: 'POST', path: '/api/v1/accounts/:id/reveal-number', body: { verify_id: 'string' } },
   { method: 'POST', path: '/api/v1/accounts/:id/bound-card', body: { card_number: 'string', reserved_phone: 'string', verify_id: 'string' } },
+  { method: 'POST', path: '/api/v1/accounts/:id/close', body: { verify_id: 'string' }, headers: { 'Idempotency-Key': 'key' } },
   { method: 'GET', path: '/api/v1/vehicles', query: {} },
   { method: 'POST', path: '/api/v1/vehicles', body: { plate_number: 'string', plate_color: PLATE_COLORS } },
   { method: 'GET', path: '/api/v1/vehicles/:id', query: {} },

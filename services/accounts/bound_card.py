@@ -58,7 +58,7 @@ ID_EXPIRED_TEXT = "身份证件已过期，请先更新身份证后再更换绑�
 
 async def _refuse_state(conn: BaseDBAsyncClient | None, account: Account) -> None:
     """Step 1 on ``account`` (locked, when ``conn`` is the transaction's)."""
-    if account.status == AccountStatus.CLOSED:
+    if account.status in ledger.SHUT:  # closed, or closing (its balance on its way to the card)
         raise AccountClosed()
     in_force = set(await AccountRestriction.filter(account_id=account.id, lifted_at=None).using_db(conn)
                    .values_list("code", flat=True))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from core.clock import china_day
 from core.pii import mask_card
 from models.accounts import Account, AccountBoundCard, AccountRestriction, CardTransfer, RestrictionCode
@@ -240,10 +242,11 @@ async def test_another_users_account_answers_like_one_that_does_not_exist(client
     assert (await FaceVerification.get(verify_id=verify_id)).consumed_at is None
 
 
-async def test_a_closed_account_keeps_its_card(client, sandbox):
+@pytest.mark.parametrize("status", ["closed", "closing"])
+async def test_a_closed_account_keeps_its_card(client, sandbox, status):
     user, person, account = await open_account(client, sandbox)
     await more_attempts()
-    await Account.filter(id=account["id"]).update(status="closed")  # closing has its own tests
+    await Account.filter(id=account["id"]).update(status=status)  # closing has its own tests
     verify_id = await fresh_face(client, sandbox, user)
     new = await another_card(sandbox, person)
     assert_error(await change(client, user, account["id"], new, person.phone, verify_id), 409, "ACCOUNT_CLOSED")

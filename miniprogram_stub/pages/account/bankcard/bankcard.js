@@ -44,7 +44,7 @@ Page({
 
   blockedBy(a) {
     if (!a) return ''
-    if (a.status === 'closed') return errors.MESSAGES.ACCOUNT_CLOSED
+    if (a.status === 'closed' || a.status === 'closing') return errors.MESSAGES.ACCOUNT_CLOSED
     const codes = (Array.isArray(a.restrictions) ? a.restrictions : []).map((r) => r.code)
     if (codes.indexOf('ID_EXPIRED') >= 0) return OVERRIDES.ID_EXPIRED
     if (codes.length) return OVERRIDES.ACCOUNT_RESTRICTED
