@@ -1153,6 +1153,13 @@ MUTANTS = (
         (f"{STAFF}::test_production_refuses_the_console_without_tls_or_a_trusted_proxy",),
     ),
     Mutant(
+        "staff console: a role acts without the permission",
+        "handlers/admin/pages.py",
+        "    if not permissions.allows(current.staff.role, permission):\n",
+        "    if False:\n",
+        (f"{STAFF}::test_an_action_without_the_role_is_403_and_audited",),
+    ),
+    Mutant(
         "staff console: mounted without ADMIN_ENABLED",
         "app/factory.py",
         "    if settings.admin_enabled:  # the staff console",

@@ -332,6 +332,24 @@ def test_lockout_holds_across_two_server_processes_on_one_database(tmp_path):
             s.stop()
 
 
+async def test_an_action_without_the_role_is_403_and_audited(ctx, admin_client, clock):
+    from core.errors import Forbidden
+    from handlers.admin.pages import require
+    from services.staff import sessions
+
+    me = await new_staff(ctx, "viewer")
+    await log_in(admin_client, me, at=clock.now)
+    current = await sessions.current(ctx.settings, admin_client.cookies.get("admin_session"))
+    assert current is not None and current.staff.id == me.id
+    who = sessions.Client("10.1.2.3", "ua")
+    await require(current, who, "dashboard.view")  # held: nothing happens
+    with pytest.raises(Forbidden):
+        await require(current, who, "queues.decide")
+    refused = [e for e in await staff_events(me.id) if e.action == "staff.refused"]
+    assert len(refused) == 1 and refused[0].data["permission"] == "queues.decide"
+    assert refused[0].data["role"] == "viewer" and refused[0].data["ip"] == "10.1.2.3"
+
+
 # -- audit --
 
 
