@@ -21,6 +21,7 @@ RUN python -m venv /venv && /venv/bin/python -m pip install --quiet --upgrade pi
 
 FROM python:3.11-slim
 # Same system packages as .ci/run: a CJK font embedded in every contract, poppler for verifying PDFs.
+# (.ci/run also installs chromium, for the staff console's browser tests only: not in the served image.)
 RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei poppler-utils \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 bank

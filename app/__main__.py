@@ -8,6 +8,8 @@
     python -m app worker                                      run the outbox and the periodic jobs
     python -m app account freeze ACCOUNT_ID --kind fraud|judicial --reason T --operator NAME [--held-fen N] [--document REF]
     python -m app account unfreeze ACCOUNT_ID --kind fraud|judicial --reason T --operator NAME [--document REF]
+    python -m app staff create USERNAME --role ROLE [--operator NAME]   a staff member; prints the password and TOTP secret once
+    python -m app staff disable USERNAME | reset-totp USERNAME [--operator NAME]
     python -m app partner create NAME --scopes S[,S] [--callback-url U]   a partner of the open API
     python -m app partner set-callback APP_ID URL | --clear  where its notifications go (or none)
     python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
@@ -97,13 +99,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"    curl -s -X POST {base}/sandbox/control/login-code -H 'content-type: application/json' -d '{{}}'")
         print(f"    curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"code\": \"<code>\"}}'")
     sys.stdout.flush()
+    # TLS here when configured (the staff console needs it in production, or a trusted proxy in front)
+    tls = {"cert": settings.tls_cert_path, "key": settings.tls_key_path} if settings.tls_cert_path else None
     if args.workers == 1:
         # One worker: serve in this process, without Sanic's worker manager (whose start-up handshake
         # can miss a SIGTERM that arrives in its first moments).
-        app.prepare(host=args.host, port=args.port, single_process=True, motd=False)
+        app.prepare(host=args.host, port=args.port, single_process=True, motd=False, ssl=tls)
         Sanic.serve_single(primary=app)
     else:
-        app.prepare(host=args.host, port=args.port, workers=args.workers, motd=False)
+        app.prepare(host=args.host, port=args.port, workers=args.workers, motd=False, ssl=tls)
         Sanic.serve(primary=app, app_loader=loader)
     return 0
 
@@ -279,6 +283,37 @@ def cmd_account(args: argparse.Namespace) -> int:
                 "code": str(r.code), "held_fen": r.held_fen, "document": r.document_ref, "set_by": r.set_by,
                 "since": r.created_at.isoformat(), "lifted_at": r.lifted_at.isoformat() if r.lifted_at else None,
                 "changed": changed.changed}
+
+    try:
+        result = asyncio.run(_with_services(_settings(), run))
+    except AppError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1 if exc.status in (404, 409) else 2
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    """The bank's staff (console logins). ``create`` and ``reset-totp`` print the secrets once, as JSON;
+    each command is an audit event naming the operator (``--operator``, default the system user)."""
+    import getpass
+    import json
+
+    from core.errors import AppError
+    from services.staff import directory
+
+    operator = f"operator:{args.operator or getpass.getuser()}"
+
+    async def run(ctx) -> dict:
+        if args.staff_command == "create":
+            made = await directory.create(ctx, args.username, args.role, operator=operator)
+            return {"username": made.staff.username, "role": str(made.staff.role), "password": made.password,
+                    "totp_secret": made.totp_secret}
+        if args.staff_command == "reset-totp":
+            made = await directory.reset_totp(ctx, args.username, operator=operator)
+            return {"username": made.staff.username, "totp_secret": made.totp_secret}
+        staff = await directory.disable(args.username, operator=operator)
+        return {"username": staff.username, "disabled": staff.disabled}
 
     try:
         result = asyncio.run(_with_services(_settings(), run))
@@ -512,6 +547,20 @@ def main(argv: list[str] | None = None) -> int:
             one.add_argument("--held-fen", type=int, default=None, help="judicial: hold this amount, not the whole "
                              "account")
         one.set_defaults(func=cmd_account, held_fen=None)
+    from models.enums import StaffRole
+
+    staff = sub.add_parser("staff", help="the bank's staff (console logins)").add_subparsers(
+        dest="staff_command", required=True)
+    for name, text in (("create", "a new staff member; prints the password and TOTP secret (shown once)"),
+                       ("disable", "no more logins; open sessions end"),
+                       ("reset-totp", "a new TOTP secret (shown once); open sessions end")):
+        one = staff.add_parser(name, help=text)
+        one.add_argument("username")
+        if name == "create":
+            one.add_argument("--role", required=True, choices=[str(r) for r in StaffRole])
+        one.add_argument("--operator", default=None, help="the name of the operator acting (audited; default: "
+                         "the system user)")
+        one.set_defaults(func=cmd_staff)
     pay = sub.add_parser("pay", help="WeChat Pay").add_subparsers(dest="pay_command", required=True)
     refund = pay.add_parser("refund", help="refund a paid device fee (default: all that is left)")
     refund.add_argument("order_id", type=int)

@@ -256,6 +256,9 @@ def production_problems(s: Settings) -> list[str]:
             problems.append(f"JWT_KEYS[{kid}] is shorter than 32 bytes")
     if len(s.pii_index_key) not in (0, 32):
         problems.append("PII_INDEX_KEY must be 32 bytes, base64")
+    problem = admin_transport_problem(s)
+    if problem:
+        problems.append(problem)
     if not s.cjk_font_path:
         problems.append("CJK_FONT_PATH is missing: signed contracts must embed a CJK font")
     else:
@@ -265,6 +268,20 @@ def production_problems(s: Settings) -> list[str]:
         if problem:
             problems.append(problem)
     return list(dict.fromkeys(problems))  # each once (both key rings may use the id "dev1")
+
+
+def admin_transport_problem(s: Settings) -> str | None:
+    """Why production may not serve the staff console as configured, or None. Its session cookies are
+    ``Secure`` there: without TLS here (TLS_CERT_PATH, TLS_KEY_PATH) or a trusted proxy terminating it
+    (PROXIES_COUNT), a staff login would travel in clear, or the client IP in its audit would be a proxy's."""
+    if not (s.is_production and s.admin_enabled):
+        return None
+    if s.tls_cert_path and s.tls_key_path:
+        return None
+    if s.proxies_count > 0:
+        return None
+    return ("ADMIN_ENABLED is on without TLS: set TLS_CERT_PATH and TLS_KEY_PATH, or PROXIES_COUNT for the "
+            "trusted reverse proxy that terminates TLS in front of the server")
 
 
 def check(s: Settings) -> None:

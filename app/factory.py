@@ -13,15 +13,16 @@ from sanic import Request, Sanic
 from sanic.config import Config
 
 from app import middleware
-from app.config import load_settings
+from app.config import admin_transport_problem, load_settings
 from app.db import close_db, first_start, init_db
 from app.errors import error_response
 from app.logs import logging_config
 from app.openapi import build_openapi, docs_blueprint, install_response_check
 from app.providers import build_http, build_services
 from core.clock import utcnow
+from core.errors import ConfigError
 from core.settings import Settings
-from handlers import callbacks, miniprogram, ops
+from handlers import admin, callbacks, miniprogram, ops
 from handlers import open as open_api
 from services import worker
 
@@ -52,6 +53,9 @@ def contract_font_warning(settings: Settings) -> str | None:
 
 def create_app(settings: Settings | None = None, *, name: str | None = None) -> Sanic:
     settings = settings or load_settings()
+    problem = admin_transport_problem(settings)
+    if problem:  # load_settings refuses it too; this is for a launcher that builds Settings itself
+        raise ConfigError(f"refusing to start in production: {problem}")
     if name is None:
         # Sanic keeps a registry of apps by name; tests build several apps in one process.
         n = next(_names)
@@ -68,6 +72,8 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
             "ACCESS_LOG": False,
         }
     )
+    if settings.proxies_count:  # request.remote_addr: the client as the trusted proxies saw it
+        config.PROXIES_COUNT = settings.proxies_count
     # orjson: UTF-8 Chinese messages as they are (no \u escapes), several times faster than ujson.
     app = Sanic(name, config=config, log_config=logging_config(settings.log_level), dumps=orjson.dumps)
     app.ctx.settings = settings
@@ -86,6 +92,8 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(open_api.blueprint())
     app.blueprint(callbacks.bp)
     app.blueprint(docs_blueprint(API_TITLE))
+    if settings.admin_enabled:  # the staff console; off, nothing of it exists (every /admin/ path is 404)
+        app.blueprint(admin.blueprint())
     if settings.validate_responses:
         install_response_check(app)
 

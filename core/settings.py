@@ -168,6 +168,22 @@ class Settings(BaseSettings):
     wechat_push_token: str = Field("", description="message push: the console's Token (3-32 letters or digits)")
     wechat_push_aes_key: str = Field("", description="message push: the console's EncodingAESKey (43 characters)")
 
+    # The staff console (/admin/): off unless enabled; production serves it only over TLS or behind a
+    # trusted proxy (app.config.production_problems), since its cookies carry staff sessions.
+    admin_enabled: bool = Field(False, description="serve the staff console under /admin/ (off: every /admin/ route is 404)")
+    admin_idle_timeout_s: Seconds = Field(15 * 60, description="a staff session unused this long is refused, seconds")
+    admin_session_lifetime_s: Seconds = Field(
+        8 * 3600, description="a staff session ends this long after login however active, seconds")
+    admin_lockout_after: int = Field(5, ge=1, description="failed staff logins in a row before the account locks")
+    admin_lockout_base_s: Seconds = Field(
+        60, description="the first lockout's length, seconds; each further failure doubles it")
+    admin_lockout_max_s: Seconds = Field(3600, description="the longest lockout, seconds")
+    tls_cert_path: str | None = Field(None, description="the server's TLS certificate, PEM (serve terminates TLS)")
+    tls_key_path: str | None = Field(None, description="the server's TLS private key, PEM")
+    proxies_count: int = Field(
+        0, ge=0, description="trusted reverse proxies in front of the server (they terminate TLS and set "
+        "X-Forwarded-For/-Proto); 0: none")
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    **_: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:

@@ -11,4 +11,5 @@ MODEL_MODULES = [
     "models.partners",
     "models.payments",
     "models.risk",
+    "models.staff",
 ]

@@ -160,3 +160,16 @@ class RefundStatus(StrEnum):
     SUCCESS = "success"
     ABNORMAL = "abnormal"  # WeChat Pay could not return the money (e.g. the card is closed): a person acts
     CLOSED = "closed"  # refused or closed: the amount is refundable again
+
+
+# -- staff console --
+
+
+class StaffRole(StrEnum):
+    """What a staff member may do is decided by role, in one table: ``services.staff.permissions``."""
+
+    VIEWER = "viewer"  # reads dashboards and lists, personal data masked
+    REVIEWER = "reviewer"  # decides held transfers and risk-refused items
+    OPERATOR = "operator"  # customer service: freezes, refunds, partner care
+    RISK = "risk"  # rule sets and block/allow lists
+    ADMIN = "admin"  # staff and settings

@@ -102,6 +102,7 @@ def test_settings(var_dir: Path, port: int, **overrides) -> Settings:
         account_closed_template_id="G59kAsodnJGDk1l4UdWAFkINByntvi08ZVry8IYa0Yc",
         risk_baseline_file="",
         esign_processes=2,
+        admin_enabled=True,  # the staff console (tests/api/test_staff_auth.py); its own test turns it off
     )
     return base.replace(**overrides)
 

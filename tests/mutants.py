@@ -47,6 +47,7 @@ LEASES = "tests/api/test_leases.py"
 STATEMENTS = "tests/api/test_statements.py"
 BOUND = "tests/api/test_bound_card.py"
 IDEXP = "tests/api/test_id_expiry.py"
+STAFF = "tests/api/test_staff_auth.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1389,6 +1390,85 @@ MUTANTS = (
         '        if current.status == BindingStatus.UNBOUND:\n            raise VehicleNotBound()\n',
         '        if False:\n            raise VehicleNotBound()\n',
         ('tests/api/test_account_closing.py::test_a_debit_whose_binding_was_unbound_meanwhile_is_refused',),
+    ),
+    # -- staff --
+    Mutant(
+        "staff console: a form posted without its CSRF token is accepted",
+        "handlers/admin/pages.py",
+        '    if expected is None or not sessions.csrf_ok(expected, request.form.get("csrf_token") if request.form else None):\n',
+        "    if False:\n",
+        (f"{STAFF}::test_a_login_post_without_the_csrf_token_is_403",
+         f"{STAFF}::test_a_logout_without_the_sessions_csrf_token_is_403"),
+    ),
+    Mutant(
+        "staff console: a locked member is let in with the right password",
+        "services/staff/login.py",
+        "    if staff.locked_until is not None and staff.locked_until > now:\n",
+        "    if False:\n",
+        (f"{STAFF}::test_lockout_after_repeated_failures_with_backoff",),
+    ),
+    Mutant(
+        "staff console: failures never lock",
+        "services/staff/login.py",
+        "    if over < 0:\n        return 0\n",
+        "    if True:\n        return 0\n",
+        (f"{STAFF}::test_lockout_after_repeated_failures_with_backoff",),
+    ),
+    Mutant(
+        "staff console: a TOTP code is accepted twice",
+        "services/staff/login.py",
+        "        elif not await _claim_step(staff, step):\n",
+        "        elif False:\n",
+        (f"{STAFF}::test_a_totp_code_is_accepted_once",),
+    ),
+    Mutant(
+        "staff console: a disabled member logs in",
+        "services/staff/login.py",
+        "    elif staff.disabled:\n",
+        "    elif False:\n",
+        (f"{STAFF}::test_a_disabled_member_is_refused_and_their_sessions_end",),
+    ),
+    Mutant(
+        "staff console: an idle session lives on",
+        "services/staff/sessions.py",
+        "    if now >= row.expires_at or now - row.last_seen_at >= timedelta(seconds=settings.admin_idle_timeout_s):\n",
+        "    if now >= row.expires_at:\n",
+        (f"{STAFF}::test_a_session_idle_too_long_is_refused",),
+    ),
+    Mutant(
+        "staff console: a session outlives its absolute lifetime",
+        "services/staff/sessions.py",
+        "    if now >= row.expires_at or now - row.last_seen_at >= timedelta(seconds=settings.admin_idle_timeout_s):\n",
+        "    if now - row.last_seen_at >= timedelta(seconds=settings.admin_idle_timeout_s):\n",
+        (f"{STAFF}::test_a_session_ends_at_its_absolute_lifetime_however_active",),
+    ),
+    Mutant(
+        "staff console: the session cookie is readable by scripts",
+        "handlers/admin/pages.py",
+        'httponly=True, samesite="Strict"',
+        'httponly=False, samesite="Strict"',
+        (f"{STAFF}::test_cookies_carry_their_flags",),
+    ),
+    Mutant(
+        "staff console: production serves it without TLS or a trusted proxy",
+        "app/config.py",
+        "    if s.proxies_count > 0:\n        return None\n",
+        "    if True:\n        return None\n",
+        (f"{STAFF}::test_production_refuses_the_console_without_tls_or_a_trusted_proxy",),
+    ),
+    Mutant(
+        "staff console: a role acts without the permission",
+        "handlers/admin/pages.py",
+        "    if not permissions.allows(current.staff.role, permission):\n",
+        "    if False:\n",
+        (f"{STAFF}::test_an_action_without_the_role_is_403_and_audited",),
+    ),
+    Mutant(
+        "staff console: mounted without ADMIN_ENABLED",
+        "app/factory.py",
+        "    if settings.admin_enabled:  # the staff console",
+        "    if True:  # the staff console",
+        (f"{STAFF}::test_the_console_is_404_when_not_enabled",),
     ),
 )
 

@@ -77,4 +77,5 @@ def test_image_and_ci_install_the_same_way():
     for package in ("fonts-wqy-microhei", "poppler-utils"):
         assert package in DOCKERFILE and package in ci, package
     assert "CJK_FONT_PATH=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" in DOCKERFILE  # production needs it
+    assert "need+=(chromium)" in ci  # the browser tests (tests/e2e/test_admin_browser.py) must run in CI
     assert "make test" in ci

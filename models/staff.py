@@ -1,0 +1,49 @@
+"""The bank's staff (console logins, not WeChat users) and their server-side sessions."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.enums import StaffRole
+
+
+class Staff(Model):
+    """One staff member. The password is an argon2id hash; the TOTP secret is encrypted like personal
+    data (``ctx.pii``, purpose ``staff.totp``). Failed logins and the lockout live in the row, moved by
+    conditional UPDATEs, so every worker and host sees the same count."""
+
+    id = fields.BigIntField(primary_key=True)
+    username = fields.CharField(max_length=32, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    totp_secret_enc = fields.CharField(max_length=255)
+    # the last RFC 6238 time step a code was accepted for: a code is good once (no replay within its window)
+    totp_last_step = fields.BigIntField(null=True)
+    role = fields.CharEnumField(StaffRole, max_length=16)
+    disabled = fields.BooleanField(default=False)
+    failed_logins = fields.IntField(default=0)  # in a row; a successful login resets it
+    locked_until = fields.DatetimeField(null=True)
+    last_login_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "staff"
+
+
+class StaffSession(Model):
+    """A console login: the cookie carries a random token, the row its SHA-256. Refused past
+    ``expires_at`` (absolute lifetime), after ``ADMIN_IDLE_TIMEOUT_S`` without use, or once ended."""
+
+    id = fields.BigIntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    staff = fields.ForeignKeyField("models.Staff", related_name="sessions", on_delete=fields.CASCADE)
+    csrf_token = fields.CharField(max_length=64)  # every form of the session carries it
+    ip = fields.CharField(max_length=64)
+    user_agent = fields.CharField(max_length=256)
+    created_at = fields.DatetimeField()
+    last_seen_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "staff_sessions"
+        indexes = (("staff_id", "ended_at"),)

@@ -1,0 +1,89 @@
+"""The staff console in a real browser: Playwright for Python driving Debian's chromium (``/usr/bin/chromium``,
+installed by ``.ci/run``; Playwright downloads no browser). Given a staff member made with the service,
+when they log in with username, password and TOTP, then the landing page shows their name and role; a
+wrong TOTP code shows the error on the login page.
+
+Outside CI the tests skip when chromium or Playwright is missing; with ``CI`` set they must run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.staff_helpers import new_staff
+
+CHROMIUM = Path("/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
+try:
+    from playwright.async_api import async_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    async_playwright = None
+
+needs_browser = pytest.mark.skipif(
+    async_playwright is None or not CHROMIUM.exists(),
+    reason="chromium or playwright not installed (apt-get install chromium; pip install -e '.[test]')")
+
+
+def test_the_browser_is_installed_in_ci():
+    """CI must not skip the browser tests silently."""
+    if IN_CI and (async_playwright is None or not CHROMIUM.exists()):
+        pytest.fail("CI is set but chromium or playwright is missing: apt-get install -y chromium")
+
+
+@pytest.fixture
+async def page(server):
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(base_url=server.url, locale="zh-CN")
+            page = await context.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            await browser.close()
+
+
+async def fill_login(page, username: str, password: str, code: str) -> None:
+    await page.goto("/admin/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.fill("#totp", code)
+    await page.click("#login-submit")
+    await page.wait_for_load_state()
+
+
+@needs_browser
+async def test_login_with_totp_shows_the_landing_page_with_name_and_role(ctx, page):
+    import pyotp
+
+    me = await new_staff(ctx, "operator")
+    await fill_login(page, me.username, me.password, pyotp.TOTP(me.totp_secret).now())
+    assert page.url.endswith("/admin/")
+    assert await page.text_content("#staff-name") == me.username
+    assert await page.text_content("#staff-role") == "操作员"
+    assert "今日概览" in await page.text_content("h1")
+    for tile in ("openings", "debits", "refusals", "held"):
+        assert (await page.text_content(f"#count-{tile}")).strip().isdigit()
+    # the session cookie is out of the page's reach
+    assert "admin_session" not in await page.evaluate("document.cookie")
+    # and logging out through the page's form (with its CSRF token) ends the session
+    await page.click("text=退出登录")
+    await page.wait_for_load_state()
+    assert page.url.endswith("/admin/login")
+    await page.goto("/admin/")
+    assert page.url.endswith("/admin/login")
+
+
+@needs_browser
+async def test_a_wrong_totp_shows_the_error(ctx, page):
+    import pyotp
+
+    me = await new_staff(ctx)
+    right = pyotp.TOTP(me.totp_secret).now()
+    await fill_login(page, me.username, me.password, f"{(int(right) + 500_000) % 1_000_000:06d}")
+    assert page.url.endswith("/admin/login")
+    assert await page.text_content("#login-error") == "用户名、密码或动态验证码错误"
+    assert await page.input_value("#username") == me.username  # kept; the password is not
+    assert await page.input_value("#password") == ""
