@@ -143,7 +143,10 @@ async def debit(ctx: ServiceContext, caller: Caller, fields: dict) -> DebitResul
         await ledger.locked_account(conn, binding.account_id)
         # The binding read again under that lock: one unbound meanwhile (and its account perhaps closing,
         # which holds the same lock) refuses the debit, nothing recorded, as if it had been read after.
-        current = await EtcBinding.filter(id=binding.id).using_db(conn).first()
+        # A locking read, as every read before risk control's lock row is: on MySQL a plain read here would
+        # fix the transaction's snapshot, and the velocity counts read after that lock would miss debits
+        # committed meanwhile (a limit broken under concurrency: test_risk's shared-key test).
+        current = await EtcBinding.filter(id=binding.id).select_for_update().using_db(conn).first()
         if current.status == BindingStatus.UNBOUND:
             raise VehicleNotBound()
         if current.status != BindingStatus.ACTIVE:
