@@ -66,12 +66,16 @@ async def test_login_with_totp_shows_the_landing_page_with_name_and_role(ctx, pa
     assert "今日概览" in await page.text_content("h1")
     for tile in ("openings", "debits", "refusals", "held"):
         assert (await page.text_content(f"#count-{tile}")).strip().isdigit()
-    # the session cookie is out of the page's reach
+    # the session cookie is out of the page's reach, and the login form's CSRF cookie is gone
     assert "admin_session" not in await page.evaluate("document.cookie")
+    cookies = {c["name"]: c for c in await page.context.cookies()}
+    assert cookies["admin_session"]["httpOnly"] and cookies["admin_session"]["sameSite"] == "Strict"
+    assert "admin_login_csrf" not in cookies
     # and logging out through the page's form (with its CSRF token) ends the session
     await page.click("text=退出登录")
     await page.wait_for_load_state()
     assert page.url.endswith("/admin/login")
+    assert "admin_session" not in {c["name"] for c in await page.context.cookies()}
     await page.goto("/admin/")
     assert page.url.endswith("/admin/login")
 
