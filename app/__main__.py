@@ -265,9 +265,6 @@ def cmd_partner(args: argparse.Namespace) -> int:
 def cmd_account(args: argparse.Namespace) -> int:
     """The bank's freezes of an account (fraud; judicial, of the whole account or of an amount), set and
     lifted by a named operator with a reason, each an audit event. Prints JSON."""
-    import json
-
-    from core.errors import AppError
     from services.accounts import restrictions
 
     async def run(ctx) -> dict:
@@ -284,6 +281,17 @@ def cmd_account(args: argparse.Namespace) -> int:
                 "since": r.created_at.isoformat(), "lifted_at": r.lifted_at.isoformat() if r.lifted_at else None,
                 "changed": changed.changed}
 
+    return _print_json(run)
+
+
+
+def _print_json(run) -> int:
+    """Run ``run(ctx)`` with the services and print its answer as JSON; a refusal goes to stderr as
+    ``error: CODE: message``, exit 1 (not found, conflict) or 2 (anything else refused)."""
+    import json
+
+    from core.errors import AppError
+
     try:
         result = asyncio.run(_with_services(_settings(), run))
     except AppError as exc:
@@ -292,14 +300,11 @@ def cmd_account(args: argparse.Namespace) -> int:
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
-
 def cmd_staff(args: argparse.Namespace) -> int:
     """The bank's staff (console logins). ``create`` and ``reset-totp`` print the secrets once, as JSON;
     each command is an audit event naming the operator (``--operator``, default the system user)."""
     import getpass
-    import json
 
-    from core.errors import AppError
     from services.staff import directory
 
     operator = f"operator:{args.operator or getpass.getuser()}"
@@ -315,13 +320,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
         staff = await directory.disable(args.username, operator=operator)
         return {"username": staff.username, "disabled": staff.disabled}
 
-    try:
-        result = asyncio.run(_with_services(_settings(), run))
-    except AppError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1 if exc.status in (404, 409) else 2
-    print(json.dumps(result, ensure_ascii=False))
-    return 0
+    return _print_json(run)
 
 
 def cmd_pay_refund(args: argparse.Namespace) -> int:
