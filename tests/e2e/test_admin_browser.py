@@ -7,51 +7,16 @@ Outside CI the tests skip when chromium or Playwright is missing; with ``CI`` se
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
+from tests.browser import IN_CI, async_playwright, CHROMIUM, fill_login, needs_browser, page  # noqa: F401 (fixture)
 from tests.staff_helpers import new_staff
-
-CHROMIUM = Path("/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
-try:
-    from playwright.async_api import async_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None
-
-needs_browser = pytest.mark.skipif(
-    async_playwright is None or not CHROMIUM.exists(),
-    reason="chromium or playwright not installed (apt-get install chromium; pip install -e '.[test]')")
 
 
 def test_the_browser_is_installed_in_ci():
     """CI must not skip the browser tests silently."""
     if IN_CI and (async_playwright is None or not CHROMIUM.exists()):
         pytest.fail("CI is set but chromium or playwright is missing: apt-get install -y chromium")
-
-
-@pytest.fixture
-async def page(server):
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            context = await browser.new_context(base_url=server.url, locale="zh-CN")
-            page = await context.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            await browser.close()
-
-
-async def fill_login(page, username: str, password: str, code: str) -> None:
-    await page.goto("/admin/login")
-    await page.fill("#username", username)
-    await page.fill("#password", password)
-    await page.fill("#totp", code)
-    await page.click("#login-submit")
-    await page.wait_for_load_state()
 
 
 @needs_browser
