@@ -19,11 +19,20 @@ PERMISSIONS: dict[str, frozenset[StaffRole]] = {
     "dashboard.view": EVERYONE,
     "customers.view": EVERYONE,  # masked; a full value needs a reason (and counts against an allowance)
     "customers.reveal": frozenset({OPERATOR, RISK, ADMIN}),
+    "queues.view": frozenset({REVIEWER, OPERATOR, RISK, ADMIN}),
     "queues.decide": frozenset({REVIEWER, RISK}),  # held top-ups and withdrawals, risk-refused debits
+    "proposals.view": frozenset({REVIEWER, OPERATOR, RISK, ADMIN}),  # what waits for a second person
+    "accounts.view": frozenset({REVIEWER, OPERATOR, RISK, ADMIN}),
     "accounts.freeze": frozenset({OPERATOR, RISK}),
+    "accounts.unfreeze": frozenset({OPERATOR, RISK}),  # under maker-checker: two different members
+    "payments.view": frozenset({REVIEWER, OPERATOR, ADMIN}),
     "payments.refund": frozenset({OPERATOR}),
+    "payments.resolve": frozenset({OPERATOR, REVIEWER}),  # a daily-bill mismatch's resolution note
+    "partners.view": frozenset({REVIEWER, OPERATOR, ADMIN}),
     "partners.manage": frozenset({OPERATOR, ADMIN}),
+    "risk.view": frozenset({REVIEWER, RISK, ADMIN}),
     "risk.rules": frozenset({RISK}),
+    "risk.lists": frozenset({RISK}),
     "audit.view": frozenset({REVIEWER, RISK, ADMIN}),
     "staff.manage": frozenset({ADMIN}),
 }

@@ -97,23 +97,30 @@ async def end(me: Current, client: Client) -> None:
     await atomic(work)
 
 
-async def page_viewed(me: Current, client: Client, page: str) -> None:
+def staff_data(me: Current, client: Client, reason: str = "") -> dict:
+    """What every staff audit event carries: who (role, session), from where (IP, user agent), and why."""
+    data = {"role": str(me.staff.role), "session_id": me.session.id, **client.audit_data()}
+    if reason:
+        data["reason"] = reason[:200]
+    return data
+
+
+async def record(conn: BaseDBAsyncClient, me: Current, client: Client, action: str, *, entity_type: str,
+                 entity_id: str | int, reason: str = "", **data) -> None:
+    """A staff action's audit event, in the action's own transaction: actor ``staff:ID``, the action's
+    ``data`` (masked values only) and ``staff_data``."""
+    await audit.append(conn, actor=me.actor, action=action, entity_type=entity_type, entity_id=entity_id,
+                       data={**data, **staff_data(me, client, reason)})
+
+
+async def page_viewed(me: Current, client: Client, page: str, **data) -> None:
     """Every console page shown is an audit event (what a member looked at, from where)."""
-
-    async def work(conn: BaseDBAsyncClient) -> None:
-        await audit.append(conn, actor=me.actor, action="staff.page_view", entity_type="staff", entity_id=me.staff.id,
-                           data={"role": str(me.staff.role), "page": page[:128], "session_id": me.session.id,
-                                 **client.audit_data()})
-
-    await atomic(work)
+    await atomic(lambda conn: record(conn, me, client, "staff.page_view", entity_type="staff",
+                                     entity_id=me.staff.id, page=page[:128], **data))
 
 
 async def refused(me: Current, client: Client, permission: str) -> None:
     """A page or action the member's role does not allow: refused (403) and audited."""
 
-    async def work(conn: BaseDBAsyncClient) -> None:
-        await audit.append(conn, actor=me.actor, action="staff.refused", entity_type="staff", entity_id=me.staff.id,
-                           data={"role": str(me.staff.role), "permission": permission, "session_id": me.session.id,
-                                 **client.audit_data()})
-
-    await atomic(work)
+    await atomic(lambda conn: record(conn, me, client, "staff.refused", entity_type="staff", entity_id=me.staff.id,
+                                     permission=permission))
