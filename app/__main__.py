@@ -7,18 +7,25 @@
     python -m app ledger check                                check every balance against its ledger entries
     python -m app worker                                      run the outbox and the periodic jobs
     python -m app account freeze ACCOUNT_ID --kind fraud|judicial --reason T --operator NAME [--held-fen N] [--document REF]
-    python -m app account unfreeze ACCOUNT_ID --kind fraud|judicial --reason T --operator NAME [--document REF]
+    python -m app account unfreeze ACCOUNT_ID --kind fraud|judicial --reason T --as STAFF [--document REF]   (maker-checker)
+    python -m app proposal list [--status S] | approve ID --as STAFF [--note T] | reject ID --as STAFF --note T
     python -m app staff create USERNAME --role ROLE [--operator NAME]   a staff member; prints the password and TOTP secret once
     python -m app staff disable USERNAME | reset-totp USERNAME [--operator NAME]
     python -m app partner create NAME --scopes S[,S] [--callback-url U]   a partner of the open API
     python -m app partner set-callback APP_ID URL | --clear  where its notifications go (or none)
-    python -m app partner rotate-secret APP_ID [--grace-s S]  a new secret; the old one works S more seconds
+    python -m app partner rotate-secret APP_ID --as STAFF --reason T [--grace-s S]   (maker-checker) a new secret
+    python -m app partner set-scopes APP_ID --scopes S[,S] --as STAFF --reason T       (maker-checker)
     python -m app partner disable APP_ID                      refuse the partner's requests from now on
-    python -m app pay refund ORDER_ID [--amount-fen N] [--reason R]   an operator's refund of a paid device fee
+    python -m app pay refund ORDER_ID [--amount-fen N] --reason R --as STAFF   a refund (maker-checker above the threshold)
     python -m app pay reconcile --date YYYY-MM-DD            check a day's WeChat Pay bill; print the mismatches
-    python -m app risk rules load FILE | risk rules schema     put a risk rule set (JSON) in force | its schema
+    python -m app risk rules load FILE --as STAFF --reason T    put a risk rule set (JSON) in force (maker-checker)
+    python -m app risk rules schema                            a rule set file's JSON Schema
     python -m app risk rules test FILE --since 24h             replay recent decisions through a candidate rule set
-    python -m app risk review list | approve ID | reject ID    top-ups and withdrawals held by risk control
+    python -m app risk review list | approve ID --as STAFF --note T | reject ID --as STAFF --note T   held transfers
+
+Sensitive commands (marked maker-checker) act as a named staff member (``--as``) and store a proposal that
+a different member approves (``proposal approve ID --as OTHER``); ``--break-glass`` applies one at once,
+for an emergency, and is audited loudly (``staff.break_glass``).
     python -m app risk list add|remove LIST VALUE [--action block|allow] [--expires-in-s S]   block and allow lists
     python -m app storage sweep [--older-than-s S] [--dry-run]   delete stored files no row refers to
 """
@@ -229,7 +236,7 @@ def cmd_partner(args: argparse.Namespace) -> int:
     """Partners of the open API. Prints JSON; the secret appears once, at creation or rotation."""
     import json
 
-    from core.errors import ValidationFailed
+    from core.errors import AppError, ValidationFailed
     from services.partners import registry
 
     async def run(ctx) -> dict:
@@ -237,7 +244,11 @@ def cmd_partner(args: argparse.Namespace) -> int:
             made = await registry.create(ctx, name=args.name, scopes=[s.strip() for s in args.scopes.split(",")],
                                          callback_url=args.callback_url, card_networks=args.card_networks.split(","))
         elif args.partner_command == "rotate-secret":
-            made = await registry.rotate_secret(ctx, args.app_id, grace_s=args.grace_s)
+            return await _sensitive(ctx, args, "partner.rotate_secret", {"app_id": args.app_id, "grace_s": args.grace_s},
+                                    args.reason)
+        elif args.partner_command == "set-scopes":
+            return await _sensitive(ctx, args, "partner.scopes", {"app_id": args.app_id, "scopes": args.scopes},
+                                    args.reason)
         elif args.partner_command == "set-callback":
             partner = await registry.set_callback(ctx, args.app_id, None if args.clear else args.url)
             return {"app_id": partner.app_id, "callback_url": partner.callback_url}
@@ -258,6 +269,9 @@ def cmd_partner(args: argparse.Namespace) -> int:
     except ValidationFailed as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    except AppError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1 if exc.status in (404, 409) else 2
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -273,8 +287,9 @@ def cmd_account(args: argparse.Namespace) -> int:
                                                 operator_name=args.operator, held_fen=args.held_fen,
                                                 document_ref=args.document)
         else:
-            changed = await restrictions.unfreeze(args.account_id, kind=args.kind, reason=args.reason,
-                                                  operator_name=args.operator, document_ref=args.document)
+            return await _sensitive(ctx, args, "account.unfreeze",
+                                    {"account_id": args.account_id, "kind": args.kind, "document": args.document},
+                                    args.reason)
         r = changed.restriction
         return {"account_id": changed.account.id, "status": str(changed.account.status), "restriction_id": r.id,
                 "code": str(r.code), "held_fen": r.held_fen, "document": r.document_ref, "set_by": r.set_by,
@@ -283,6 +298,76 @@ def cmd_account(args: argparse.Namespace) -> int:
 
     return _print_json(run)
 
+
+
+def _cli_client():
+    import getpass
+    import socket
+
+    from services.staff.sessions import Client
+
+    return Client(ip="cli", user_agent=f"python -m app; {getpass.getuser()}@{socket.gethostname()}"[:256])
+
+
+async def _as_staff(username: str):
+    """The staff member a command acts as, with the command line as their client (for the audit)."""
+    from services.staff import directory
+    from services.staff.sessions import Current
+
+    return Current(None, await directory.acting(username)), _cli_client()
+
+
+def proposal_json(row) -> dict:
+    return {"proposal_id": row.id, "action": row.action, "status": str(row.status), "summary": row.summary,
+            "reason": row.reason, "params": row.params, "proposed_by": f"staff:{row.proposed_by_id}",
+            "expires_at": row.expires_at.isoformat(), "decided_by": f"staff:{row.decided_by_id}" if row.decided_by_id else None,
+            "result": row.result}
+
+
+async def _sensitive(ctx, args, action: str, params: dict, reason: str) -> dict:
+    """A maker-checker action from the command line: proposed as ``--as`` (or applied at once when the
+    action needs no second person for these parameters), or ``--break-glass``: applied now, audited loudly."""
+    from services.staff import proposals
+    from services.staff.actions import Applied
+
+    me, client = await _as_staff(args.as_staff)
+    if args.break_glass:
+        applied = await proposals.break_glass(ctx, me, client, action, params, reason)
+        return {"break_glass": True, **applied.result, **(applied.shown_once or {})}
+    done = await proposals.act(ctx, me, client, action, params, reason)
+    if isinstance(done, Applied):
+        return {**done.result, **(done.shown_once or {})}
+    return {**proposal_json(done), "next": f"a different staff member: python -m app proposal approve {done.id} --as USERNAME"}
+
+
+def cmd_proposal(args: argparse.Namespace) -> int:
+    """Maker-checker proposals: list them, approve or reject one as a named staff member. Prints JSON."""
+    from models.enums import ProposalStatus
+    from services.staff import proposals
+
+    async def run(ctx) -> dict | list:
+        if args.proposal_command == "list":
+            rows = await proposals.listing(status=ProposalStatus(args.status) if args.status != "all" else None)
+            return [proposal_json(r) for r in rows]
+        me, client = await _as_staff(args.as_staff)
+        if args.proposal_command == "reject":
+            return proposal_json(await proposals.reject(ctx, me, client, args.proposal_id, args.note))
+        outcome = await proposals.approve(ctx, me, client, args.proposal_id, args.note)
+        answer = proposal_json(outcome.proposal)
+        if outcome.applied is not None and outcome.applied.shown_once:
+            answer.update(outcome.applied.shown_once)  # shown here, once; never stored
+        return answer
+
+    return _print_json(run)
+
+
+def _sensitive_args(parser: argparse.ArgumentParser, *, reason: bool = True) -> None:
+    parser.add_argument("--as", dest="as_staff", required=True, metavar="STAFF",
+                        help="the staff member acting (their username; audited)")
+    if reason:
+        parser.add_argument("--reason", required=True, help="why (4 to 200 characters; audited)")
+    parser.add_argument("--break-glass", action="store_true",
+                        help="apply now without a second person (an emergency; audited as staff.break_glass)")
 
 
 def _print_json(run) -> int:
@@ -324,24 +409,14 @@ def cmd_staff(args: argparse.Namespace) -> int:
 
 
 def cmd_pay_refund(args: argparse.Namespace) -> int:
-    """An operator's refund of a paid device fee (the same rules as the user's). Prints JSON."""
-    import json
-
-    from core.errors import AppError
-    from handlers.miniprogram.payments import PaymentRefundOut
-    from services.payments import refunds
+    """A staff member's refund of a paid device fee (the same rules as the user's): applied at once at or
+    below ``ADMIN_FOUR_EYES_ABOVE_FEN``, a proposal above it. Prints JSON."""
 
     async def run(ctx) -> dict:
-        made = await refunds.refund(ctx, None, args.order_id, amount_fen=args.amount_fen, reason=args.reason)
-        out = PaymentRefundOut.model_validate(made).model_dump()
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in out.items()}
+        return await _sensitive(ctx, args, "payment.refund", {"order_id": args.order_id, "amount_fen": args.amount_fen},
+                                args.reason)
 
-    try:
-        print(json.dumps(asyncio.run(_with_services(_settings(), run)), ensure_ascii=False))
-    except AppError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    return 0
+    return _print_json(run)
 
 
 def cmd_pay_reconcile(args: argparse.Namespace) -> int:
@@ -396,11 +471,12 @@ def cmd_risk(args: argparse.Namespace) -> int:
             rule_set = rules.parse(await asyncio.to_thread(Path(args.file).read_bytes))
             return await _risk_rules_test(rule_set, args.since)
         if args.risk_command == "rules":
-            rule_set = rules.parse(await asyncio.to_thread(Path(args.file).read_bytes))
-            row = await rules.load(rule_set, actor="operator")
-            shadow = sum(r.status == "shadow" for r in rule_set.rules)
-            return (f"rule set version {row.version} in force: {len(rule_set.rules)} rule(s), {shadow} in shadow; "
-                    f"sha256 {row.digest}")
+            source = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
+            done = await _sensitive(ctx, args, "risk.rules", {"rule_set": source}, args.reason)
+            if "proposal_id" in done:
+                return (f"proposal #{done['proposal_id']}: {done['summary']}; pending until a different staff "
+                        f"member approves it: python -m app proposal approve {done['proposal_id']} --as USERNAME")
+            return f"rule set version {done['version']} in force; sha256 {done['digest']}"
         if args.list_command == "add":
             entry = await lists.put(ctx, args.list, args.value, action=args.action, note=args.note,
                                     expires_in_s=args.expires_in_s, plate_color=args.plate_color)
@@ -472,8 +548,16 @@ async def _risk_review(ctx, args) -> str:
             lines.append(f"#{t.id} {t.created_at.isoformat()} account {t.account_id} {t.direction} "
                          f"{yuan(t.amount_fen, grouped=False)} yuan: {rules_fired}")
         return "\n".join(lines)
-    transfer = await funding.review_held(ctx, args.transfer_id, approve=args.review_command == "approve",
-                                         actor="operator", note=args.note)
+    if args.review_command == "approve":
+        done = await _sensitive(ctx, args, "transfer.approve", {"transfer_id": args.transfer_id}, args.note)
+        if "proposal_id" in done:
+            return (f"#{args.transfer_id}: above the four-eyes threshold, proposal #{done['proposal_id']} waits for a "
+                    f"different staff member: python -m app proposal approve {done['proposal_id']} --as USERNAME")
+        return f"#{done['transfer_id']}: {done['status']}"
+    from services.staff import queues
+
+    me, client = await _as_staff(args.as_staff)
+    transfer = await queues.reject_held(ctx, me, client, args.transfer_id, args.note)
     return f"#{transfer.id}: {transfer.status}" + (f" ({transfer.decline_reason})" if transfer.decline_reason else "")
 
 
@@ -527,7 +611,13 @@ def main(argv: list[str] | None = None) -> int:
     rotate = partner.add_parser("rotate-secret", help="a new secret; the old one stays valid for --grace-s")
     rotate.add_argument("app_id")
     rotate.add_argument("--grace-s", type=int, default=24 * 3600)
+    _sensitive_args(rotate)
     rotate.set_defaults(func=cmd_partner)
+    scopes = partner.add_parser("set-scopes", help="what the partner may call (maker-checker)")
+    scopes.add_argument("app_id")
+    scopes.add_argument("--scopes", required=True, help="comma-separated, as for create")
+    _sensitive_args(scopes)
+    scopes.set_defaults(func=cmd_partner)
     disable = partner.add_parser("disable", help="refuse the partner's requests from now on")
     disable.add_argument("app_id")
     disable.set_defaults(func=cmd_partner)
@@ -538,15 +628,18 @@ def main(argv: list[str] | None = None) -> int:
                                  else "lift a freeze (the account is active again when nothing else restricts it)")
         one.add_argument("account_id", type=int)
         one.add_argument("--kind", required=True, choices=["fraud", "judicial"])
-        one.add_argument("--reason", required=True)
-        one.add_argument("--operator", required=True, help="the name of the operator acting (audited)")
+        if name == "freeze":
+            one.add_argument("--reason", required=True)
+            one.add_argument("--operator", required=True, help="the name of the operator acting (audited)")
+        else:
+            _sensitive_args(one)
         one.add_argument("--document", default=None, help="the court's or authority's document number"
                          + ("" if name == "freeze" else " (which judicial freeze, when there are several)"))
         if name == "freeze":
             one.add_argument("--held-fen", type=int, default=None, help="judicial: hold this amount, not the whole "
                              "account")
         one.set_defaults(func=cmd_account, held_fen=None)
-    from models.enums import StaffRole
+    from models.enums import ProposalStatus, StaffRole
 
     staff = sub.add_parser("staff", help="the bank's staff (console logins)").add_subparsers(
         dest="staff_command", required=True)
@@ -560,11 +653,23 @@ def main(argv: list[str] | None = None) -> int:
         one.add_argument("--operator", default=None, help="the name of the operator acting (audited; default: "
                          "the system user)")
         one.set_defaults(func=cmd_staff)
+    proposal = sub.add_parser("proposal", help="maker-checker: sensitive actions waiting for a second person") \
+        .add_subparsers(dest="proposal_command", required=True)
+    listed = proposal.add_parser("list", help="proposals, newest first (default: pending)")
+    listed.add_argument("--status", default="pending", choices=["all", *[str(s) for s in ProposalStatus]])
+    listed.set_defaults(func=cmd_proposal)
+    for name in ("approve", "reject"):
+        one = proposal.add_parser(name, help="apply it (a different member than the proposer)" if name == "approve"
+                                  else "refuse it (or withdraw your own)")
+        one.add_argument("proposal_id", type=int)
+        one.add_argument("--as", dest="as_staff", required=True, metavar="STAFF", help="the staff member deciding")
+        one.add_argument("--note", required=name == "reject", default="", help="why (audited)")
+        one.set_defaults(func=cmd_proposal)
     pay = sub.add_parser("pay", help="WeChat Pay").add_subparsers(dest="pay_command", required=True)
     refund = pay.add_parser("refund", help="refund a paid device fee (default: all that is left)")
     refund.add_argument("order_id", type=int)
     refund.add_argument("--amount-fen", type=int, default=None)
-    refund.add_argument("--reason", default="operator refund")
+    _sensitive_args(refund)
     refund.set_defaults(func=cmd_pay_refund)
     reconcile = pay.add_parser("reconcile", help="check a day's trade bill against our books; print the mismatches")
     reconcile.add_argument("--date", required=True, help="the day, YYYY-MM-DD (China Standard Time)")
@@ -575,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     risk_rules = risk.add_parser("rules", help="rule sets").add_subparsers(dest="rules_command", required=True)
     load = risk_rules.add_parser("load", help="put a rule set (JSON) in force; its version must be the newest")
     load.add_argument("file")
+    _sensitive_args(load)
     load.set_defaults(func=cmd_risk)
     risk_rules.add_parser("schema", help="print the JSON Schema of a rule set file").set_defaults(func=cmd_risk)
     test = risk_rules.add_parser("test", help="replay recent decisions through a candidate rule set; print what "
@@ -588,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("approve", "reject"):
         verdict = review.add_parser(name, help="send it" if name == "approve" else "release the money, send nothing")
         verdict.add_argument("transfer_id", type=int)
-        verdict.add_argument("--note", default="")
+        verdict.add_argument("--note", required=True, help="why (4 to 200 characters; audited)")
+        _sensitive_args(verdict, reason=False)
         verdict.set_defaults(func=cmd_risk)
     risk_list = risk.add_parser("list", help="block and allow lists").add_subparsers(dest="list_command",
                                                                                     required=True)

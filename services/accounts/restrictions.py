@@ -234,10 +234,11 @@ def _kind(kind: str) -> RestrictionCode:
     return BANK_KINDS[kind]
 
 
-async def freeze(account_id: int, *, kind: str, reason: str, operator_name: str, held_fen: int | None = None,
-                 document_ref: str | None = None) -> Changed:
-    """A fraud freeze (the whole account), or a judicial one: the whole account, or only ``held_fen``."""
-    code, by, reason = _kind(kind), operator(operator_name), _reason(reason)
+async def freeze(account_id: int, *, kind: str, reason: str, operator_name: str = "", held_fen: int | None = None,
+                 document_ref: str | None = None, by: str | None = None) -> Changed:
+    """A fraud freeze (the whole account), or a judicial one: the whole account, or only ``held_fen``.
+    ``by``: the staff member (``staff:ID``) when it comes from the console, else ``operator_name``."""
+    code, by, reason = _kind(kind), by or operator(operator_name), _reason(reason)
     if held_fen is not None and (code != RestrictionCode.JUDICIAL_FREEZE or isinstance(held_fen, bool)
                                  or not isinstance(held_fen, int) or not 1 <= held_fen <= MAX_AMOUNT_FEN):
         raise HeldAmountInvalid(field="held_fen")
@@ -249,9 +250,11 @@ async def freeze(account_id: int, *, kind: str, reason: str, operator_name: str,
                                                held_fen=held_fen, document_ref=document_ref and document_ref.strip()))
 
 
-async def unfreeze(account_id: int, *, kind: str, reason: str, operator_name: str,
-                   document_ref: str | None = None) -> Changed:
-    code, by, reason = _kind(kind), operator(operator_name), _reason(reason)
+async def unfreeze(account_id: int, *, kind: str, reason: str, operator_name: str = "",
+                   document_ref: str | None = None, by: str | None = None) -> Changed:
+    """Lift a bank's freeze: applied by maker-checker (``services.staff.actions``, ``account.unfreeze``)
+    once a second staff member approved, ``by`` the approver."""
+    code, by, reason = _kind(kind), by or operator(operator_name), _reason(reason)
     if not await Account.exists(id=account_id):
         raise AccountNotFound()
     return await atomic(lambda conn: _lift(conn, account_id, code, by=by, actor=by, reason=reason,

@@ -116,6 +116,19 @@ async def rotate_secret(ctx: ServiceContext, app_id: str, *, grace_s: int = DEFA
     return Credentials(await Partner.get(id=partner.id), secret)
 
 
+async def set_scopes(app_id: str, scopes: list[str], *, actor: str) -> Partner:
+    """What the partner may call from now on (maker-checker: ``services.staff.actions``, ``partner.scopes``)."""
+    partner = await _get(app_id)
+    scopes = check_scopes(scopes)
+
+    async def work(conn: BaseDBAsyncClient) -> None:
+        await Partner.filter(id=partner.id).using_db(conn).update(scopes=scopes)
+        await _audit(conn, partner, "scopes_set", actor, previous=partner.scopes, scopes=scopes)
+
+    await atomic(work)
+    return await Partner.get(id=partner.id)
+
+
 async def set_callback(ctx: ServiceContext, app_id: str, callback_url: str | None, *,
                        actor: str = "operator") -> Partner:
     """Set where the partner's notifications go, or clear it (``None``: no notifications are sent)."""

@@ -176,6 +176,12 @@ def digest(rule_set: RuleSetFile) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def newest_version() -> int | None:
+    """The highest version loaded so far (a new one must be above it)."""
+    newest = await RiskRuleSet.all().order_by("-version").first()
+    return newest.version if newest is not None else None
+
+
 async def load(rule_set: RuleSetFile, *, actor: str) -> RiskRuleSet:
     """Store ``rule_set`` as the one in force (its version above every loaded one), audited."""
 

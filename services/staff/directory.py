@@ -71,6 +71,14 @@ async def create(ctx: ServiceContext, username: str, role: str, *, operator: str
     return NewCredentials(staff, password, secret)
 
 
+async def acting(username: str) -> Staff:
+    """The member a command acts as (``--as USERNAME``): they must exist and not be disabled."""
+    staff = await Staff.get_or_none(username=(username or "").strip()[:32])
+    if staff is None or staff.disabled:
+        raise StaffNotFound()
+    return staff
+
+
 async def _named(conn: BaseDBAsyncClient, username: str) -> Staff:
     staff = await Staff.filter(username=username).using_db(conn).select_for_update().first()
     if staff is None:

@@ -39,7 +39,10 @@ class Client:
 
 @dataclass(frozen=True)
 class Current:
-    session: StaffSession
+    """A staff member acting: through a console session, or (``session`` None) through the command line
+    as a named member (``python -m app … --as USERNAME``)."""
+
+    session: StaffSession | None
     staff: Staff
 
     @property
@@ -99,17 +102,21 @@ async def end(me: Current, client: Client) -> None:
 
 def staff_data(me: Current, client: Client, reason: str = "") -> dict:
     """What every staff audit event carries: who (role, session), from where (IP, user agent), and why."""
-    data = {"role": str(me.staff.role), "session_id": me.session.id, **client.audit_data()}
+    data = {"role": str(me.staff.role), **client.audit_data()}
+    if me.session is not None:
+        data["session_id"] = me.session.id
+    else:
+        data["via"] = "cli"
     if reason:
         data["reason"] = reason[:200]
     return data
 
 
-async def record(conn: BaseDBAsyncClient, me: Current, client: Client, action: str, *, entity_type: str,
+async def record(conn: BaseDBAsyncClient, me: Current, client: Client, event: str, *, entity_type: str,
                  entity_id: str | int, reason: str = "", **data) -> None:
     """A staff action's audit event, in the action's own transaction: actor ``staff:ID``, the action's
     ``data`` (masked values only) and ``staff_data``."""
-    await audit.append(conn, actor=me.actor, action=action, entity_type=entity_type, entity_id=entity_id,
+    await audit.append(conn, actor=me.actor, action=event, entity_type=entity_type, entity_id=entity_id,
                        data={**data, **staff_data(me, client, reason)})
 
 

@@ -24,6 +24,7 @@ from tests.api.test_funding import network_transfers
 from tests.contract_helpers import fresh_face
 from tests.helpers import assert_error, pass_face
 from tests.partner_helpers import bound_car, call, debit_body, new_partner
+from tests.staff_helpers import new_staff
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBITS = "/open/v1/debits"
@@ -48,9 +49,9 @@ async def lift(client, user, account_id: int, verify_id):
     return await client.request("DELETE", loss_report(account_id), headers=user.headers, json={"verify_id": verify_id})
 
 
-def account_cli(settings, *args) -> subprocess.CompletedProcess:
+def account_cli(settings, *args, command: str = "account") -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "VAR_DIR": settings.var_dir, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "app", "account", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app", command, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -218,17 +219,23 @@ async def test_the_freeze_commands_are_audited_with_the_operator_and_reason(clie
     assert json.loads(frozen.stdout)["status"] == "restricted"
     assert_error(await call(client, partner, "POST", DEBITS, debit_body(car, 100)), 409, "ACCOUNT_RESTRICTED")
     # the holder's loss-report lifting cannot lift it; only the bank's command does
+    maker, checker = await new_staff(ctx, "operator"), await new_staff(ctx, "risk")
     refused = await asyncio.to_thread(account_cli, settings, "unfreeze", account_id, "--kind", "judicial",
-                                      "--reason", "x", "--operator", "张三")
+                                      "--reason", "没有司法冻结", "--as", maker.username)
     assert refused.returncode == 1 and "RESTRICTION_NOT_IN_FORCE" in refused.stderr
-    lifted = await asyncio.to_thread(account_cli, settings, "unfreeze", account_id, "--kind", "fraud",
-                                     "--reason", "核实为本人交易", "--operator", "赵六")
+    # unfreezing is maker-checker: proposed by one member, lifted when a different one approves
+    proposed = await asyncio.to_thread(account_cli, settings, "unfreeze", account_id, "--kind", "fraud",
+                                       "--reason", "核实为本人交易", "--as", maker.username)
+    assert proposed.returncode == 0 and json.loads(proposed.stdout)["status"] == "pending", proposed.stderr
+    assert (await Account.get(id=int(account_id))).status == "restricted"
+    lifted = await asyncio.to_thread(account_cli, settings, "approve", str(json.loads(proposed.stdout)["proposal_id"]),
+                                     "--as", checker.username, command="proposal")
     assert lifted.returncode == 0, lifted.stderr
-    assert json.loads(lifted.stdout)["status"] == "active"
+    assert json.loads(lifted.stdout)["result"]["status"] == "active"
     events = await AuditEvent.filter(entity_type="account", entity_id=account_id).order_by("seq")
     assert [(e.action, e.actor) for e in events] == [
         ("account.restriction.set", "operator:张三"), ("account.restricted", "operator:张三"),
-        ("account.restriction.lifted", "operator:赵六"), ("account.active", "operator:赵六")]
+        ("account.restriction.lifted", f"staff:{checker.id}"), ("account.active", f"staff:{checker.id}")]
     assert events[0].data["reason"] == "疑似电信诈骗" and events[0].data["code"] == "FRAUD_FREEZE"
     assert events[2].data["lift_reason"] == "核实为本人交易"
     assert (await call(client, partner, "POST", DEBITS, debit_body(car, 100))).status_code == 201

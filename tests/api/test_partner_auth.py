@@ -21,6 +21,7 @@ from services.partners import auth as partner_auth
 from tests.e2e.servers import ROOT
 from tests.helpers import assert_error
 from tests.partner_helpers import call, new_partner, response_signature_ok
+from tests.staff_helpers import new_staff
 
 STATEMENT = "/open/v1/statements?date=2026-11-29"
 
@@ -185,13 +186,17 @@ async def test_nonces_are_swept_after_an_hour(client, ctx):
     assert not await PartnerNonce.exists(id=row.id)
 
 
-def _cli(settings, *args) -> subprocess.CompletedProcess:
+def _cli(settings, *args, command: str = "partner") -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "VAR_DIR": settings.var_dir, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "app", "partner", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app", command, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
 
-async def test_the_partner_command_creates_rotates_and_disables(client, settings):
+def proposal_cli(settings, *args) -> subprocess.CompletedProcess:
+    return _cli(settings, *args, command="proposal")
+
+
+async def test_the_partner_command_creates_rotates_and_disables(client, ctx, settings):
     made = await asyncio.to_thread(_cli, settings, "create", "某停车场", "--scopes", "parking:debit,etc:read",
                                    "--callback-url", "http://127.0.0.1:9/notify")
     assert made.returncode == 0, made.stderr
@@ -200,8 +205,15 @@ async def test_the_partner_command_creates_rotates_and_disables(client, settings
     assert created["scopes"] == ["etc:read", "parking:debit"]
     row = await Partner.get(app_id=created["app_id"])
     assert created["secret"] not in row.secret_enc  # kept encrypted, shown once
-    rotated = json.loads((await asyncio.to_thread(_cli, settings, "rotate-secret", created["app_id"])).stdout)
-    assert rotated["secret"] != created["secret"] and rotated["previous_secret_valid_until"]
+    maker, checker = await new_staff(ctx, "operator"), await new_staff(ctx, "admin")
+    proposed = await asyncio.to_thread(_cli, settings, "rotate-secret", created["app_id"], "--as", maker.username,
+                                       "--reason", "定期轮换")
+    assert proposed.returncode == 0 and json.loads(proposed.stdout)["status"] == "pending", proposed.stderr
+    assert "secret" not in json.loads(proposed.stdout)
+    approved = await asyncio.to_thread(proposal_cli, settings, "approve", str(json.loads(proposed.stdout)["proposal_id"]),
+                                       "--as", checker.username)
+    rotated = json.loads(approved.stdout)
+    assert rotated["secret"] != created["secret"] and rotated["result"]["previous_valid_until"]
     disabled = await asyncio.to_thread(_cli, settings, "disable", created["app_id"])
     assert json.loads(disabled.stdout)["status"] == "disabled"
     unknown = await asyncio.to_thread(_cli, settings, "disable", "pt" + "f" * 16)
@@ -210,6 +222,8 @@ async def test_the_partner_command_creates_rotates_and_disables(client, settings
     assert bad.returncode == 2 and "scopes" in bad.stderr
     actions = [e.action for e in await AuditEvent.filter(entity_type="partner", entity_id=created["app_id"]).order_by("seq")]
     assert actions == ["partner.created", "partner.secret_rotated", "partner.disabled"]
+    rotation = await AuditEvent.get(entity_type="partner", entity_id=created["app_id"], action="partner.secret_rotated")
+    assert rotation.actor == f"staff:{checker.id}"  # the approver's name on it
 
 
 async def test_the_partner_command_still_takes_the_name_as_an_option(client, settings):

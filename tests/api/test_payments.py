@@ -255,17 +255,34 @@ async def test_arrears_and_unpaid_orders_are_not_refunded(client, sandbox, ctx):
     assert_error(await refund(client, car.user, order["id"]), 409, "NOT_REFUNDABLE")  # arrears went to partners
 
 
-async def test_an_operator_refunds_from_the_command_line(client, sandbox, ctx, settings):
+async def test_an_operator_refunds_from_the_command_line(client, sandbox, ctx, settings, monkeypatch):
     import json
 
+    from tests.staff_helpers import new_staff
+
     car, order = await paid_device_fee(client, sandbox, ctx)
-    done = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "900")
+    operator, second = await new_staff(ctx, "operator"), await new_staff(ctx, "operator")
+    # at or below the four-eyes threshold one operator's refund is made at once, in their name
+    done = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "900", "--as", operator.username,
+                         "--reason", "客户申请退还设备费")
     assert done.returncode == 0, done.stderr
     made = json.loads(done.stdout)
     assert made["amount_fen"] == 900 and made["order_id"] == order["id"]
-    assert (await wait_refund(made["id"])).status == "success"
-    too_much = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "99999")
-    assert too_much.returncode == 1 and "REFUND_EXCEEDS_PAID" in too_much.stderr
+    assert (await wait_refund(made["refund_id"])).status == "success"
+    assert await AuditEvent.filter(action="staff.action", actor=f"staff:{operator.id}").exists()
+    too_much = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "99999",
+                             "--as", operator.username, "--reason", "客户申请退还设备费")
+    assert too_much.returncode == 2 and "REFUND_EXCEEDS_PAID" in too_much.stderr
+    # above it: a proposal, refunded only when a second operator approves
+    monkeypatch.setenv("ADMIN_FOUR_EYES_ABOVE_FEN", "50")
+    proposed = await run_cli(settings, "pay", "refund", str(order["id"]), "--amount-fen", "100",
+                             "--as", operator.username, "--reason", "客户申请退还设备费")
+    assert proposed.returncode == 0 and json.loads(proposed.stdout)["status"] == "pending", proposed.stderr
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 900
+    approved = await run_cli(settings, "proposal", "approve", str(json.loads(proposed.stdout)["proposal_id"]),
+                             "--as", second.username)
+    assert approved.returncode == 0 and json.loads(approved.stdout)["status"] == "applied", approved.stderr
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 1_000
 
 
 async def test_the_user_sees_their_orders_newest_first_and_no_one_elses(client, sandbox, ctx, user):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from models.risk import RiskListEntry, RiskRuleSet
 from services.risk import lists, rules
 from tests.helpers import assert_error, rules_in_force
 from tests.partner_helpers import bound_car, call, debit_body, new_partner
+from tests.staff_helpers import new_staff
 
 
 async def put_in_force(*rule_list: dict) -> int:
@@ -154,7 +156,7 @@ def test_a_rule_set_that_does_not_fit_the_schema_is_refused(bad):
         rules.parse(json.dumps(bad))
 
 
-async def test_rule_sets_only_move_forward_and_each_load_is_audited(client, in_force, settings):
+async def test_rule_sets_only_move_forward_and_each_load_is_audited(client, ctx, in_force, settings):
     from tests.payment_helpers import run_cli
 
     version = await in_force()
@@ -167,8 +169,13 @@ async def test_rule_sets_only_move_forward_and_each_load_is_audited(client, in_f
     path = Path(settings.var_dir) / f"rules-{version + 1}.json"
     text = json.dumps({"version": version + 1, "rules": [velocity(max_count=100, status="shadow")]})
     await asyncio.to_thread(path.write_text, text, encoding="utf-8")
-    done = await run_cli(settings, "risk", "rules", "load", str(path))
+    analyst, checker = await new_staff(ctx, "risk"), await new_staff(ctx, "risk")
+    done = await run_cli(settings, "risk", "rules", "load", str(path), "--as", analyst.username, "--reason", "放宽阈值")
     assert done.returncode == 0, done.stderr
-    assert f"rule set version {version + 1} in force: 1 rule(s), 1 in shadow" in done.stdout
-    stale = await run_cli(settings, "risk", "rules", "load", str(path))
+    proposal = re.search(r"proposal #([0-9]+): 启用风控规则集第 ([0-9]+) 版（1 条规则，其中影子规则 1 条）", done.stdout)
+    assert proposal and int(proposal[2]) == version + 1, done.stdout
+    assert await in_force() == version  # not before a second analyst approves
+    approved = await run_cli(settings, "proposal", "approve", proposal[1], "--as", checker.username)
+    assert approved.returncode == 0 and json.loads(approved.stdout)["result"]["version"] == version + 1, approved
+    stale = await run_cli(settings, "risk", "rules", "load", str(path), "--as", analyst.username, "--reason", "再次加载")
     assert stale.returncode == 1 and "RISK_RULES_STALE" in stale.stderr

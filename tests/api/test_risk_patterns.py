@@ -14,6 +14,7 @@ import pytest
 from core.clock import utcnow
 from handlers.open.debits import RefundBody
 from models.accounts import Account, CardTransfer
+from models.audit import AuditEvent
 from models.risk import RiskEvent
 from services.risk import engine, lists
 from tests.account_helpers import (card_balance, ledger_is_consistent, new_key, open_account, signed_application,
@@ -22,6 +23,7 @@ from tests.helpers import assert_error, rules_in_force
 from tests.partner_helpers import (bound_car, call, debit_body, etc_card, new_partner, register_vehicle,
                                    start_binding)
 from tests.payment_helpers import run_cli
+from tests.staff_helpers import new_staff
 
 BASELINE = Path(__file__).resolve().parents[2] / "risk" / "baseline.json"
 BEIJING, HEFEI = (39.9042, 116.4074), (31.8206, 117.2272)  # about 900 km apart
@@ -47,7 +49,7 @@ def fired(event: RiskEvent) -> list[str]:
     return [r["rule"] for r in event.reasons or [] if not r["shadow"]]
 
 
-async def test_card_testing_is_held_and_an_operator_rejects_it(client, sandbox, settings, baseline):
+async def test_card_testing_is_held_and_an_operator_rejects_it(client, sandbox, ctx, settings, baseline):
     user, person, account = await open_account(client, sandbox, card_balance_fen=100_000)
     answers = [await top_up(client, user, account["id"], 100) for _ in range(6)]  # many small top-ups, one card
     assert [a.status_code for a in answers] == [201] * 5 + [202], [a.text for a in answers]
@@ -64,9 +66,13 @@ async def test_card_testing_is_held_and_an_operator_rejects_it(client, sandbox, 
 
     listed = await run_cli(settings, "risk", "review", "list")
     assert listed.returncode == 0 and f"#{transfer.id}" in listed.stdout and "card-testing" in listed.stdout, listed
-    rejected = await run_cli(settings, "risk", "review", "reject", str(transfer.id), "--note", "card testing")
+    reviewer = await new_staff(ctx, "reviewer")
+    rejected = await run_cli(settings, "risk", "review", "reject", str(transfer.id), "--note", "card testing",
+                             "--as", reviewer.username)
     assert rejected.returncode == 0 and "declined (RISK_REJECTED)" in rejected.stdout, rejected
-    again = await run_cli(settings, "risk", "review", "approve", str(transfer.id))  # no longer held: refused
+    assert await AuditEvent.filter(action="staff.transfer_rejected", actor=f"staff:{reviewer.id}").exists()
+    again = await run_cli(settings, "risk", "review", "approve", str(transfer.id), "--note", "called the customer",
+                          "--as", reviewer.username)  # no longer held: refused
     assert again.returncode == 1 and "TRANSFER_NOT_HELD" in again.stderr
     after = await Account.get(id=account["id"])
     assert (after.balance_fen, after.pending_in_fen) == (500, 0)
@@ -74,7 +80,7 @@ async def test_card_testing_is_held_and_an_operator_rejects_it(client, sandbox, 
     assert await ledger_is_consistent() == []
 
 
-async def test_a_new_device_draining_the_balance_is_held_until_an_operator_lets_it_go(client, sandbox, settings,
+async def test_a_new_device_draining_the_balance_is_held_until_an_operator_lets_it_go(client, sandbox, ctx, settings,
                                                                                      baseline):
     user, person, account = await open_account(client, sandbox, card_balance_fen=80_000)
     assert (await top_up(client, user, account["id"], 50_000)).status_code == 201
@@ -90,7 +96,9 @@ async def test_a_new_device_draining_the_balance_is_held_until_an_operator_lets_
     assert (await Account.get(id=account["id"])).balance_fen == 0  # debited while held
     assert await card_balance(client, person.card_number) == 30_000 + 10_000  # the held part not on the card yet
 
-    approved = await run_cli(settings, "risk", "review", "approve", str(transfer.id), "--note", "called the customer")
+    reviewer = await new_staff(ctx, "reviewer")
+    approved = await run_cli(settings, "risk", "review", "approve", str(transfer.id), "--note", "called the customer",
+                             "--as", reviewer.username)  # ¥400: below the four-eyes threshold, one reviewer
     assert approved.returncode == 0 and "succeeded" in approved.stdout, approved
     assert await card_balance(client, person.card_number) == 80_000
     assert await ledger_is_consistent() == []
