@@ -72,6 +72,11 @@ class PartnerDebit(Model):
     risk_decision = fields.CharField(max_length=8, null=True)
     risk_version = fields.IntField(null=True)
     risk_reasons = fields.JSONField(null=True)
+    # a reviewer's verdict on a debit risk control refused (the console's queue): confirmed | false_positive
+    review_verdict = fields.CharField(max_length=16, null=True)
+    reviewed_by = fields.CharField(max_length=64, null=True)  # staff:ID
+    reviewed_at = fields.DatetimeField(null=True)
+    review_note = fields.CharField(max_length=200, null=True)
 
     class Meta:
         table = "partner_debits"

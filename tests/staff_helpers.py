@@ -71,3 +71,31 @@ async def log_in(client: httpx.AsyncClient, creds: StaffCreds, *, at: datetime, 
     return await client.post("/admin/login", data={
         "csrf_token": csrf, "username": creds.username, "password": creds.password if password is None else password,
         "totp": creds.code(at) if code is None else code})
+
+
+class Console:
+    """A staff member logged in to the console over HTTP (their own cookies), with the session's CSRF token."""
+
+    def __init__(self, client: httpx.AsyncClient, creds: StaffCreds, csrf: str) -> None:
+        self.client, self.creds, self.csrf = client, creds, csrf
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.creds.id}"
+
+    async def get(self, path: str, **kw) -> httpx.Response:
+        return await self.client.get(path, **kw)
+
+    async def post(self, path: str, data: dict | None = None, *, csrf: bool = True) -> httpx.Response:
+        return await self.client.post(path, data={**({"csrf_token": self.csrf} if csrf else {}), **(data or {})})
+
+
+async def console(server, ctx, role: str, stack) -> Console:
+    """Log a new ``role`` member in over HTTP; ``stack``: a contextlib.AsyncExitStack that closes the client."""
+    client = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False,
+                                                               headers={"user-agent": f"console-test/{role}"}))
+    creds = await new_staff(ctx, role)
+    done = await log_in(client, creds, at=utcnow())
+    assert done.status_code == 303, done.text[:300]
+    home = await client.get("/admin/")
+    return Console(client, creds, csrf_of(home))
