@@ -32,7 +32,7 @@ sandbox: install
 
 # Part of `make test`; on their own for a longer or different run (FUZZ_SECONDS=300 FUZZ_SEED=7 make fuzz).
 fuzz: install
-	$(BIN)/python -m pytest tests/e2e/test_fuzz_api.py $(ARGS)
+	$(BIN)/python -m pytest tests/e2e/test_fuzz_api.py tests/e2e/test_fuzz_console.py $(ARGS)
 
 mutants: install
 	$(BIN)/python tests/mutants.py $(ARGS)

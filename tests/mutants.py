@@ -1521,6 +1521,16 @@ MUTANTS = (
         "    0 and (lambda conn: record(conn, me, client, \"staff.break_glass\"",
         (f"{PROPOSALS}::test_the_command_line_proposes_and_approves_as_named_staff_and_break_glass_is_loud",),
     ),
+    # -- consolefuzz --
+    Mutant(
+        "staff console: a logged-in POST is taken without the session's CSRF token",
+        "handlers/admin/pages.py",
+        "        check_csrf(request, current.session.csrf_token)\n",
+        "        pass\n",
+        ("tests/e2e/test_fuzz_console.py",),
+        also=(("handlers/admin/auth.py", "    check_csrf(request, current.session.csrf_token)\n", "    pass\n"),),
+        env=(("CONSOLE_FUZZ_SECONDS", "10"),),
+    ),
 )
 
 
