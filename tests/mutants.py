@@ -1531,6 +1531,14 @@ MUTANTS = (
         also=(("handlers/admin/auth.py", "    check_csrf(request, current.session.csrf_token)\n", "    pass\n"),),
         env=(("CONSOLE_FUZZ_SECONDS", "10"),),
     ),
+    Mutant(
+        "staff console: an over-long username at login is the API's JSON error, not the login page",
+        "services/staff/login.py",
+        "if 0 < len(username) <= USERNAME_MAX else None\n",
+        "if username else None\n",
+        ("tests/e2e/test_fuzz_console.py",),
+        env=(("CONSOLE_FUZZ_SECONDS", "10"),),
+    ),
 )
 
 

@@ -338,6 +338,13 @@ class Console:
         return seen, None
 
 
+def not_a_page(resp: httpx.Response) -> bool:
+    """A console answer that is neither a redirect nor a page (or a CSV export): the JSON API's error, so
+    some bad input the console did not answer with its own 4xx page."""
+    return not 300 <= resp.status_code < 400 and not resp.headers.get("content-type", "").startswith(
+        ("text/html", "text/csv"))
+
+
 def encode(form: FormSeen, pairs: list[tuple[str, str]]) -> dict:
     if "multipart" in form.enctype.lower():
         files = [(n, (("upload.bin", v.encode("utf-8", "replace")) if any(f.name == n and f.kind == "file"
@@ -369,17 +376,17 @@ def fuzz_forms(console: Console, groups: dict, viewer_sees: set, tally: Tally, b
             count[0] += 1
             if method != "POST":
                 resp = console.send(seen.role, "GET", urlsplit(seen.action).path, params=body)
-                if resp.status_code >= 500:
+                if resp.status_code >= 500 or not_a_page(resp):
                     tally.bad(f"GET form as {seen.role}", resp, body)
                 return
             now, token = console.fresh(seen)
             bare = [(k, v) for k, v in body if k != "csrf_token"]
             resp = console.send(now.role, "POST", now.action, **encode(now, bare))
-            if resp.status_code != 403:
+            if resp.status_code != 403 or not_a_page(resp):
                 tally.bad(f"POST without the CSRF token as {now.role}", resp, bare)
             sent = [("csrf_token", token or "")] + body
             resp = console.send(now.role, "POST", now.action, **encode(now, sent))
-            if resp.status_code >= 500:
+            if resp.status_code >= 500 or not_a_page(resp):
                 tally.bad(f"POST as {now.role}", resp, sent)
             if len(viewer_bodies) < VIEWER_EXAMPLES:
                 viewer_bodies.append(body)
