@@ -1523,12 +1523,27 @@ MUTANTS = (
     ),
     # -- consolefuzz --
     Mutant(
-        "staff console: a logged-in POST is taken without the session's CSRF token",
+        "staff console: a logged-in page's POST is taken without the session's CSRF token (staff_for)",
         "handlers/admin/pages.py",
         "        check_csrf(request, current.session.csrf_token)\n",
         "        pass\n",
         ("tests/e2e/test_fuzz_console.py",),
-        also=(("handlers/admin/auth.py", "    check_csrf(request, current.session.csrf_token)\n", "    pass\n"),),
+        env=(("CONSOLE_FUZZ_SECONDS", "10"),),
+    ),
+    Mutant(
+        "staff console: a logout is taken without the session's CSRF token",
+        "handlers/admin/auth.py",
+        "    check_csrf(request, current.session.csrf_token)\n",
+        "    pass\n",
+        ("tests/e2e/test_fuzz_console.py",),
+        env=(("CONSOLE_FUZZ_SECONDS", "10"),),
+    ),
+    Mutant(
+        "staff console: an id from the path beyond any row's is looked up (and audited: a 500)",
+        "handlers/admin/pages.py",
+        "    if any(isinstance(v, int) and not 1 <= v <= MAX_ID for v in request.match_info.values()):\n",
+        "    if False:\n",
+        ("tests/e2e/test_fuzz_console.py",),
         env=(("CONSOLE_FUZZ_SECONDS", "10"),),
     ),
     Mutant(

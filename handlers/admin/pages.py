@@ -20,13 +20,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request
 from sanic.response import HTTPResponse, html, redirect
 
-from core.errors import AppError, Forbidden, ValidationFailed
+from core.errors import AppError, Forbidden, NotFound, ValidationFailed
 from services.db import atomic
 from services.staff import permissions, sessions
 
 SESSION_COOKIE = "admin_session"
 LOGIN_CSRF_COOKIE = "admin_login_csrf"
 COOKIE_PATH = "/admin"
+MAX_ID = 2**63 - 1  # a row id (BIGINT) at most
 
 STATIC = Path(__file__).parent / "static"
 templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -120,6 +121,8 @@ async def staff_for(request: Request, permission: str, *, view: str | None = Non
     if request.method == "POST":
         check_csrf(request, current.session.csrf_token)
     await require(current, client_of(request), permission)
+    if any(isinstance(v, int) and not 1 <= v <= MAX_ID for v in request.match_info.values()):
+        raise NotFound()  # an id from the path no row can have (nor the audit's JSON hold): after CSRF and permission
     if view is not None:
         await sessions.page_viewed(current, client_of(request), view, **view_data)
     return current
