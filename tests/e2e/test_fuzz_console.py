@@ -483,10 +483,23 @@ class ErrorRecords(logging.Handler):
                               f"{record.name} {record.levelname}: {text[:500]}")
 
 
-async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clock):
+def probes(routes: list[Route], ids: list[int]) -> list[str]:
+    """Pages behind an id no link may reach (an empty list shows none): each GET route whose parameters are
+    all ids, at ``ids``."""
+    found = []
+    for r in routes:
+        if "GET" in r.methods and r.params and all(pat.match("1") for _, pat in r.params):
+            found += [fill(r, {name: str(i) for name, _ in r.params}) for i in ids]
+    return found
+
+
+async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, client, sandbox, clock):
     from services import audit
+    from tests.account_helpers import open_account
 
     began = time.monotonic()
+    # something for the pages to show: an open, funded account (its page has the account's forms)
+    _, _, account = await open_account(client, sandbox, card_balance_fen=10_000)
     staff = {role: await new_staff(ctx, role) for role in ROLES}
     tally = Tally()
     records = ErrorRecords()
@@ -501,7 +514,8 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, cloc
         try:
             for role in staff:
                 console.log_in(role)
-            seeds = ["/admin/"] + [r.path for r in routes if "GET" in r.methods and not r.params]
+            seeds = (["/admin/"] + [r.path for r in routes if "GET" in r.methods and not r.params]
+                     + probes(routes, [account["id"], 1, 2]))
             groups: dict = {}
             viewer_sees: set = set()
             pages: set[str] = set()
