@@ -48,7 +48,8 @@ pytestmark = pytest.mark.slow
 FUZZ_SECONDS = float(os.environ.get("CONSOLE_FUZZ_SECONDS", "40"))
 _SEED = os.environ.get("FUZZ_SEED", "20261129")
 FUZZ_SEED = int(_SEED) if _SEED.isdigit() else zlib.crc32(_SEED.encode())
-FORMS_SHARE = 0.75  # of the budget; the rest for the routes' path parameters and query strings
+CRAWL_SHARE = 0.2  # of the budget, at most; of what is left the forms get FORMS_SHARE, the routes the rest
+FORMS_SHARE = 0.7
 MAX_PAGES = 150  # a role's crawl
 MAX_PER_TEMPLATE = 2  # pages of one shape (path with its ids as {id}, and its query's keys)
 MIN_EXAMPLES = 5  # every form found gets at least this many bodies, whatever the budget
@@ -140,6 +141,16 @@ def bodies(fields: list[Field], nasty: st.SearchStrategy[str] = NASTY) -> st.Sea
     return st.tuples(st.tuples(*per_field) if per_field else st.just(()), extra, st.booleans()).map(
         lambda t: [pair for group in t[0] for pair in group] + t[1] if not t[2] else
         [pair for group in t[0] for pair in group][::-1] + t[1])
+
+
+def edges(fields: list[Field], *, long: int) -> list[list[tuple[str, str]]]:
+    """The bodies every form gets first: the page's own values; every field one past its ``maxlength``
+    (or ``long`` characters); every field empty; no field at all."""
+    named = [f for f in fields if f.name != "csrf_token"]
+    return [[(f.name, f.values[0] if f.values else "") for f in named],
+            [(f.name, "长" * ((f.maxlength or long) + 1)) for f in named],
+            [(f.name, "") for f in named],
+            []]
 
 
 # -- the crawl --
@@ -373,6 +384,9 @@ def fuzz_forms(console: Console, groups: dict, viewer_sees: set, tally: Tally, b
         def one(body):
             if count[0] >= MIN_EXAMPLES and time.monotonic() > until:
                 return
+            send(body)
+
+        def send(body):
             seen = seen_by[count[0] % len(seen_by)]  # each role that sees it, in turn
             count[0] += 1
             if method != "POST":
@@ -392,6 +406,8 @@ def fuzz_forms(console: Console, groups: dict, viewer_sees: set, tally: Tally, b
             if len(viewer_bodies) < VIEWER_EXAMPLES:
                 viewer_bodies.append(body)
 
+        for body in edges(list(fields.values()), long=5000 if method == "POST" else 300):
+            send(body)
         one()
         tally.examples[key] = count[0]
         # an action form a viewer is not shown: their session, with their own token, is refused
@@ -518,8 +534,10 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
                      + probes(routes, [account["id"], 1, 2]))
             groups: dict = {}
             viewer_sees: set = set()
+            phases: dict[str, float] = {}
             pages: set[str] = set()
-            crawl_until = time.monotonic() + max(10.0, FUZZ_SECONDS / 4)
+            crawl_began = time.monotonic()
+            crawl_until = crawl_began + FUZZ_SECONDS * CRAWL_SHARE
             truncated = []
             for n, role in enumerate(staff):  # the crawl's time shared by the roles
                 role_until = time.monotonic() + (crawl_until - time.monotonic()) / (len(staff) - n)
@@ -533,10 +551,13 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
                     if role == "viewer":
                         viewer_sees.add(f.key)
             fuzz_started = time.monotonic()
-            fuzz_forms(console, groups, viewer_sees, tally, FUZZ_SECONDS * FORMS_SHARE)
-            forms_s = time.monotonic() - fuzz_started
-            covered = fuzz_routes(console, routes, pages, tally, max(1.0, FUZZ_SECONDS - forms_s))
-            return {"groups": groups, "pages": pages, "covered": covered, "truncated": truncated,
+            left = FUZZ_SECONDS - (fuzz_started - crawl_began)
+            fuzz_forms(console, groups, viewer_sees, tally, left * FORMS_SHARE)
+            routes_started = time.monotonic()
+            covered = fuzz_routes(console, routes, pages, tally, max(1.0, left - (routes_started - fuzz_started)))
+            phases["crawl"], phases["forms"] = fuzz_started - crawl_began, routes_started - fuzz_started
+            phases["routes"] = time.monotonic() - routes_started
+            return {"groups": groups, "pages": pages, "covered": covered, "truncated": truncated, "phases": phases,
                     "logins": console.logins}
         finally:
             console.close()
@@ -549,7 +570,8 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
     groups = done["groups"]
     print(f"\nconsole fuzz: {len(done['pages'])} page(s) crawled, {len(groups)} form(s) "
           f"({sum(k[0] == 'POST' for k in groups)} POST), {done['covered']} of {len(routes)} route(s), "
-          f"{tally.requests} request(s), {done['logins']} login(s), {time.monotonic() - began:.0f} s"
+          f"{tally.requests} request(s), {done['logins']} login(s), {time.monotonic() - began:.0f} s ("
+          + ", ".join(f"{k} {v:.0f} s" for k, v in done["phases"].items()) + ")"
           + (f"; crawl cut short for {done['truncated']}" if done["truncated"] else ""))
     for key in sorted(groups):
         print(f"  {key[0]} {key[1]}: {tally.examples.get(key, 0)} bodies, seen by "
