@@ -46,7 +46,7 @@ async def listing(request: Request) -> HTTPResponse:
     current = await staff_for(request, "proposals.view", view="proposals", status=str(status or "all"))
     rows = await proposals.listing(status=status)
     return render_staff("proposals.html", current, rows=rows, actions=ACTIONS, status_names=STATUS_NAMES,
-                        status=str(status or "all"), flash=request.args.get("flash", "")[:200])
+                        shown=str(status or "all"), flash=request.args.get("flash", "")[:200])
 
 
 @bp.get("/proposals/<proposal_id:int>")

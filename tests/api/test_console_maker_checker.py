@@ -67,6 +67,8 @@ async def test_a_freeze_and_its_unfreeze_under_four_eyes(server, ctx, client, sa
     pid = proposal_id(proposed)
     again = await operator.post("/admin/proposals", unfreeze)
     assert again.status_code == 409 and "待处理" in again.text
+    listed = await risk.get("/admin/proposals")
+    assert listed.status_code == 200 and f'data-proposal="{pid}"' in listed.text
     shown = await risk.get(f"/admin/proposals/{pid}")
     assert shown.status_code == 200 and "解除账户" in shown.text and "司法冻结" in shown.text
     own = await operator.post(f"/admin/proposals/{pid}/approve", {"note": ""})
@@ -77,6 +79,8 @@ async def test_a_freeze_and_its_unfreeze_under_four_eyes(server, ctx, client, sa
     assert (await Account.get(id=account["id"])).status == "active"
     row = await StaffProposal.get(id=pid)
     assert row.status == ProposalStatus.APPLIED and row.decided_by_id == risk.creds.id
+    assert f'data-proposal="{pid}"' not in (await risk.get("/admin/proposals")).text  # no longer pending
+    assert f'data-proposal="{pid}"' in (await risk.get("/admin/proposals", params={"status": "all"})).text
 
     # every console action is in the chain with the member's id, role, IP and user agent
     for actor, action in ((operator.actor, "staff.account_frozen"), (operator.actor, "proposal.proposed"),
