@@ -177,3 +177,23 @@ async def test_proposal_forms_refuse_bad_input_without_writing(server, ctx, stac
     assert (await operator.get("/admin/proposals/99999999")).status_code == 404
     assert (await operator.get("/admin/proposals", params={"status": "bogus"})).status_code == 422
     assert await StaffProposal.all().count() == before
+
+
+async def test_a_secret_rotation_from_its_form_shows_the_new_secret_once_to_the_approver(server, ctx, stack):
+    from tests.partner_helpers import new_partner
+
+    partner = await new_partner(ctx)
+    operator, admin = await console(server, ctx, "operator", stack), await console(server, ctx, "admin", stack)
+    form = await operator.get("/admin/proposals/new", params={"action": "partner.rotate_secret", "app_id": partner.app_id})
+    assert form.status_code == 200 and f'value="{partner.app_id}"' in form.text and 'name="grace_s"' in form.text
+    assert (await operator.get("/admin/proposals/new", params={"action": "bogus"})).status_code == 422
+    pid = proposal_id(await operator.post("/admin/proposals", {"action": "partner.rotate_secret",
+                                                               "app_id": partner.app_id, "grace_s": "600",
+                                                               "reason": "密钥疑似泄露"}))
+    done = await admin.post(f"/admin/proposals/{pid}/approve", {"note": ""})
+    secret = re.search(r'id="shown-secret">(sk_[^<]+)<', done.text)
+    assert done.status_code == 200 and secret, done.text[:500]
+    assert done.headers["cache-control"] == "no-store"
+    for later in (await admin.get(f"/admin/proposals/{pid}"), await operator.get(f"/admin/proposals/{pid}")):
+        assert secret.group(1) not in later.text
+    assert secret.group(1) not in str((await StaffProposal.get(id=pid)).result)
