@@ -20,6 +20,7 @@ from services.accounts import funding, id_expiry
 from services.context import ServiceContext
 from services.notifications import outbox_handlers
 from services.staff import proposals
+from services.staff import sessions as staff_sessions
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings)),
         jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),
         jobs.Job("staff.proposals", 300, proposals.expire_due),
+        jobs.Job("staff.sessions", 3600, staff_sessions.sweep),
     ]
 
 

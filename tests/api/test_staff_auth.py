@@ -422,3 +422,25 @@ def test_production_refuses_the_console_without_tls_or_a_trusted_proxy(tmp_path,
     # a launcher that builds its settings itself is refused as clearly
     with pytest.raises(ConfigError, match="ADMIN_ENABLED is on without TLS"):
         create_app(settings.replace(app_env="production", admin_enabled=True))
+
+
+async def test_the_session_sweep_deletes_only_long_ended_or_expired_sessions(ctx, admin_client, clock):
+    from models.staff import StaffSession
+    from services.staff import sessions
+
+    me = await new_staff(ctx)
+    await log_in(admin_client, me, at=clock.now)
+    live = await StaffSession.filter(staff_id=me.id).first()
+    old = await StaffSession.create(token_hash="e" * 64, staff_id=me.id, csrf_token="x", ip="1", user_agent="u",
+                                    created_at=clock.now - timedelta(days=200), last_seen_at=clock.now - timedelta(days=200),
+                                    expires_at=clock.now - timedelta(days=199))
+    ended = await StaffSession.create(token_hash="f" * 64, staff_id=me.id, csrf_token="x", ip="1", user_agent="u",
+                                      created_at=clock.now - timedelta(days=100), last_seen_at=clock.now,
+                                      expires_at=clock.now + timedelta(hours=1), ended_at=clock.now - timedelta(days=91))
+    recent = await StaffSession.create(token_hash="a" * 64, staff_id=me.id, csrf_token="x", ip="1", user_agent="u",
+                                       created_at=clock.now, last_seen_at=clock.now,
+                                       expires_at=clock.now + timedelta(hours=1), ended_at=clock.now - timedelta(days=1))
+    assert await sessions.sweep(clock.now) >= 2
+    left = set(await StaffSession.filter(staff_id=me.id).values_list("id", flat=True))
+    assert live.id in left and recent.id in left and old.id not in left and ended.id not in left
+    assert (await admin_client.get("/admin/")).status_code == 200  # the live one still works
