@@ -49,6 +49,19 @@ class StaffSession(Model):
         indexes = (("staff_id", "ended_at"),)
 
 
+class StaffLoginShadow(Model):
+    """Failed logins of a username no staff member has, counted and locked exactly as a member's row is,
+    so that the lockout does not tell which usernames exist. Keyed by the name's SHA-256."""
+
+    username_hash = fields.CharField(max_length=64, primary_key=True)
+    failed_logins = fields.IntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "staff_login_shadows"
+
+
 class StaffProposal(Model):
     """A sensitive action proposed by one staff member, applied only when a different member with the
     role approves it (``services.staff.proposals``). ``params`` are the action's exact parameters, as

@@ -1521,6 +1521,13 @@ MUTANTS = (
         "    0 and (lambda conn: record(conn, me, client, \"staff.break_glass\"",
         (f"{PROPOSALS}::test_the_command_line_proposes_and_approves_as_named_staff_and_break_glass_is_loud",),
     ),
+    Mutant(
+        "staff console: an unknown username never locks out (the lockout tells which usernames exist)",
+        "services/staff/login.py",
+        "    if wait:\n        raise LoginLocked(wait)\n    raise LoginFailed()\n\n\nasync def _claim_step",
+        "    raise LoginFailed()\n\n\nasync def _claim_step",
+        (f"{STAFF}::test_an_unknown_username_locks_out_exactly_as_a_real_one",),
+    ),
 )
 
 

@@ -17,7 +17,7 @@ from sanic.response import html
 
 from models.audit import AuditEvent
 from models.staff import Staff
-from tests.staff_helpers import Clock, csrf_of, log_in, login_form, new_staff
+from tests.staff_helpers import Clock, StaffCreds, csrf_of, log_in, login_form, new_staff, new_username
 
 UA = {"user-agent": "staff-test-browser/1.0"}
 
@@ -269,6 +269,24 @@ async def test_lockout_after_repeated_failures_with_backoff(ctx, admin_client, c
     assert (await log_in(admin_client, me, at=clock.now)).status_code == 303, "a success after the lockout"
     row = await Staff.get(id=me.id)
     assert row.failed_logins == 0 and row.locked_until is None
+
+
+async def test_an_unknown_username_locks_out_exactly_as_a_real_one(ctx, admin_client, clock, settings):
+    """The lockout does not tell which usernames exist: the same answers, statuses and Retry-After."""
+    real = await new_staff(ctx)
+    ghost = StaffCreds(0, new_username(), "whatever-password", real.totp_secret, "viewer")
+    answers = {}
+    for who in (real, ghost):
+        seen = []
+        for _ in range(settings.admin_lockout_after + 1):
+            resp = await log_in(admin_client, who, at=clock.now, password="wrong")
+            seen.append((resp.status_code, login_error(resp), resp.headers.get("retry-after")))
+        clock.move(seconds=settings.admin_lockout_base_s + 1)
+        resp = await log_in(admin_client, who, at=clock.now, password="wrong")
+        seen.append((resp.status_code, login_error(resp), resp.headers.get("retry-after")))
+        answers[who.username] = seen
+    assert answers[real.username] == answers[ghost.username], answers
+    assert answers[ghost.username][-1][2] == str(2 * settings.admin_lockout_base_s)  # the backoff doubles too
 
 
 async def test_the_lockout_is_held_in_the_database_for_every_worker(ctx, server, clock, settings):
