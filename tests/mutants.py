@@ -49,6 +49,7 @@ BOUND = "tests/api/test_bound_card.py"
 IDEXP = "tests/api/test_id_expiry.py"
 STAFF = "tests/api/test_staff_auth.py"
 PROPOSALS = "tests/api/test_proposals.py"
+CONSOLE_MC = "tests/api/test_console_maker_checker.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1527,6 +1528,20 @@ MUTANTS = (
         "    if wait:\n        raise LoginLocked(wait)\n    raise LoginFailed()\n\n\nasync def _claim_step",
         "    raise LoginFailed()\n\n\nasync def _claim_step",
         (f"{STAFF}::test_an_unknown_username_locks_out_exactly_as_a_real_one",),
+    ),
+    Mutant(
+        "console queue: a refused debit gets a second verdict",
+        "services/staff/queues.py",
+        "changed = await PartnerDebit.filter(id=debit_id, review_verdict=None)",
+        "changed = await PartnerDebit.filter(id=debit_id)",
+        (f"{CONSOLE_MC}::test_a_refused_debit_gets_one_verdict",),
+    ),
+    Mutant(
+        "maker-checker: a rotated partner secret is stored on the proposal",
+        "services/staff/actions.py",
+        'return Applied({"app_id": made.partner.app_id, "previous_valid_until"',
+        'return Applied({"secret": made.secret, "app_id": made.partner.app_id, "previous_valid_until"',
+        (f"{PROPOSALS}::test_a_partner_secret_rotation_shows_the_secret_once_and_stores_none",),
     ),
 )
 
