@@ -4,8 +4,8 @@ routes are outside the OpenAPI document (``app.openapi.UNPUBLISHED_PREFIXES``). 
 
 from sanic import Blueprint
 
-from handlers.admin import auth, dashboard
+from handlers.admin import audit, auth, dashboard, payments
 
 
 def blueprint() -> Blueprint:
-    return Blueprint.group(auth.bp, dashboard.bp, url_prefix="/admin")
+    return Blueprint.group(auth.bp, dashboard.bp, audit.bp, payments.bp, url_prefix="/admin")
