@@ -47,7 +47,9 @@ async def last_event(actor: str, action: str) -> AuditEvent:
     return await AuditEvent.filter(actor=actor, action=action).order_by("-seq").first()
 
 
-async def test_the_chain_is_searched_by_actor_action_entity_and_days(ctx, admin_client, clock):
+async def test_the_chain_is_searched_by_actor_action_entity_and_days(ctx, server, admin_client, clock):
+    async with httpx.AsyncClient(base_url=server.url, trust_env=False) as other:
+        await logged_in(ctx, other, clock)  # someone else's login, which the search must leave out
     me = await logged_in(ctx, admin_client, clock)
     actor = f"staff:{me.id}"
     page = await admin_client.get("/admin/audit", params={"actor": actor, "action": "staff.login"})
