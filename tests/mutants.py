@@ -1543,6 +1543,70 @@ MUTANTS = (
         'return Applied({"secret": made.secret, "app_id": made.partner.app_id, "previous_valid_until"',
         (f"{PROPOSALS}::test_a_partner_secret_rotation_shows_the_secret_once_and_stores_none",),
     ),
+    # -- opspages --
+    Mutant(
+        "console dashboard: a day of openings counted in UTC, not China's",
+        "services/staff/dashboard.py",
+        "return \"date(opened_at, '+8 hours')\"",
+        'return "date(opened_at)"',
+        ("tests/api/test_console_dashboard.py::test_the_charts_count_each_day_of_the_last_fourteen",),
+    ),
+    Mutant(
+        "console payments: a bill mismatch resolved twice",
+        "services/staff/payments.py",
+        "await BillMismatch.filter(id=mismatch_id, resolved_at__isnull=True).using_db(conn).update(",
+        "await BillMismatch.filter(id=mismatch_id).using_db(conn).update(",
+        ("tests/api/test_console_payments.py::test_a_mismatch_is_resolved_once_with_a_note",),
+    ),
+    Mutant(
+        "console payments: a resolution note shorter than 4 characters",
+        "services/staff/payments.py",
+        "NOTE_MIN, NOTE_MAX = 4, 500",
+        "NOTE_MIN, NOTE_MAX = 1, 500",
+        ("tests/api/test_console_payments.py::test_bad_resolutions_are_refused",),
+    ),
+    Mutant(
+        "console payments: checking a day again deletes the resolved mismatches",
+        "services/payments/bills.py",
+        "await BillMismatch.filter(bill_date=day, resolved_at__isnull=True).using_db(conn).delete()",
+        "await BillMismatch.filter(bill_date=day).using_db(conn).delete()",
+        ("tests/api/test_console_payments.py::test_a_mismatch_is_resolved_once_with_a_note",),
+    ),
+    Mutant(
+        "console payments: resolving without payments.resolve",
+        "handlers/admin/payments.py",
+        'current = await staff_for(request, "payments.resolve")',
+        'current = await staff_for(request, "payments.view")',
+        ("tests/api/test_console_payments.py::test_roles_without_the_permissions_are_refused_and_audited",),
+    ),
+    Mutant(
+        "console payments: a refund's reason shown unmasked",
+        "services/staff/payments.py",
+        'redact(r.reason or "")',
+        '(r.reason or "")',
+        ("tests/api/test_console_payments.py::test_orders_and_refunds_are_listed_in_yuan_and_filtered",),
+    ),
+    Mutant(
+        "console audit: the audit page without audit.view",
+        "handlers/admin/audit.py",
+        'current = await staff_for(request, "audit.view")  # permission first',
+        'current = await staff_for(request, "dashboard.view")  # permission first',
+        ("tests/api/test_console_audit.py::test_a_viewer_is_refused_and_the_refusal_audited",),
+    ),
+    Mutant(
+        "console audit: the chain checked from the console without an audit event",
+        "services/staff/audit_log.py",
+        '    await atomic(lambda conn: sessions.record(conn, current, client, "staff.audit_verified"',
+        '    False and (lambda conn: sessions.record(conn, current, client, "staff.audit_verified"',
+        ("tests/api/test_console_audit.py::test_verify_from_the_console_passes_and_is_audited",),
+    ),
+    Mutant(
+        "console audit: the actor filter ignored",
+        "services/staff/audit_log.py",
+        "        query = query.filter(actor=f.actor)\n",
+        "        pass\n",
+        ("tests/api/test_console_audit.py::test_the_chain_is_searched_by_actor_action_entity_and_days",),
+    ),
 )
 
 
