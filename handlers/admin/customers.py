@@ -34,7 +34,10 @@ async def search(request: Request) -> HTTPResponse:
 
 async def _customer_page(request: Request, current, user_id: int, *, revealed: tuple[str, str] | None = None,
                          status: int = 200) -> HTTPResponse:
+    """The page; ``revealed``: (field, its full value) shown once, labelled as the page's reveal form names it."""
     data = await customers.customer(request.app.ctx.services, user_id)
+    if revealed is not None:
+        revealed = (dict(data.revealable).get(revealed[0], revealed[0]), revealed[1])
     return render_staff("customer.html", current, status=status, c=data, revealed=revealed,
                         allowance=request.app.ctx.services.settings.admin_reveal_daily_allowance,
                         used=await pii.used_today(current.staff.id))
@@ -56,8 +59,7 @@ async def reveal(request: Request, user_id: int) -> HTTPResponse:
     field = (form.get("field") or "")[:64]
     value = await pii.reveal(request.app.ctx.services, current, client_of(request), user_id=user_id, field=field,
                              reason=(form.get("reason") or "")[:400])
-    labels = dict((await customers.customer(request.app.ctx.services, user_id)).revealable)
-    return await _customer_page(request, current, user_id, revealed=(labels.get(field, field), value))
+    return await _customer_page(request, current, user_id, revealed=(field, value))
 
 
 @bp.get("/customers/<user_id:int>/contracts/<contract_id:int>/pdf")
