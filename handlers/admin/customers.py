@@ -7,7 +7,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
-from handlers.admin.pages import client_of, page, render_staff, staff_for
+from handlers.admin.pages import client_of, csv_export, page, render_staff, staff_for, wants_csv
 from services.staff import customers, pii
 
 bp = Blueprint("admin_customers")
@@ -28,6 +28,13 @@ async def search(request: Request) -> HTTPResponse:
     found = None
     if searched:
         found = await customers.search(request.app.ctx.services, kind, customers.parse_query(kind, q))
+        if wants_csv(request):  # the same rows, masked as on the page
+            rows = [(f.user_id, f.name_masked or "", f.phone_masked or "", f.id_number_masked or "",
+                     a.number_masked if a else "", a.opened_at.date().isoformat() if a else "", a.status if a else "")
+                    for f in found for a in (f.accounts or [None])]
+            return await csv_export(request, current, name="customers", rows=rows,
+                                    header=("客户号", "姓名", "手机号", "身份证号", "账号", "开户日期", "状态"),
+                                    filters={"kind": kind, "query": view_data["query"]})
     return render_staff("customers.html", current, kinds=customers.KINDS, kind=kind or "phone",
                         searched=searched, found=found)
 

@@ -336,3 +336,16 @@ async def test_every_console_action_is_in_the_chain_as_the_member(ctx, console, 
     assert actions[0] == "staff.login" and "staff.page_view" in actions and actions[-1] == "staff.pii_revealed"
     assert all(e.actor == f"staff:{me.id}" for e in mine)
     assert (await audit.verify()).ok
+
+
+async def test_the_results_as_csv_are_masked_and_the_export_audited(ctx, console, clock, customer):
+    me, c = await console(ctx, "viewer", clock)
+    p = customer["person"]
+    resp = await c.get("/admin/customers", params={"kind": "phone", "q": p.phone, "format": "csv"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
+    assert str(customer["user_id"]) in resp.text and mask_card(customer["number"]) in resp.text
+    for full in (p.phone, p.id_number, customer["number"], p.name):
+        assert full not in resp.text
+    [export] = await events(me.id, "staff.export")
+    assert export.data["list"] == "customers" and export.data["rows"] == 1
+    assert export.data["filters"] == {"kind": "phone", "query": f"{p.phone[:3]}****{p.phone[-4:]}"}
