@@ -89,3 +89,18 @@ class StaffProposal(Model):
     class Meta:
         table = "staff_proposals"
         indexes = (("status", "expires_at"),)
+
+
+class StaffRevealCount(Model):
+    """How many personal values a member has revealed on a China Standard Time day, counted in the database
+    so that every worker and host shares the allowance (``ADMIN_REVEAL_DAILY_ALLOWANCE``): raised only by a
+    conditional UPDATE (``count < allowance``) in the reveal's own transaction (services.staff.pii)."""
+
+    id = fields.BigIntField(primary_key=True)
+    staff_id = fields.BigIntField()
+    day = fields.DateField()
+    count = fields.IntField(default=0)
+
+    class Meta:
+        table = "staff_reveal_counts"
+        unique_together = (("staff_id", "day"),)

@@ -38,6 +38,8 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),
         jobs.Job("staff.proposals", 300, proposals.expire_due),
         jobs.Job("staff.sessions", 3600, staff_sessions.sweep),
+        # last-4 search columns of rows written before they existed (idempotent; nothing to do once filled)
+        jobs.Job("customers.last4", 3600, lambda: _fill_last4(ctx)),
     ]
 
 
@@ -51,6 +53,12 @@ async def payments_reconcile(ctx: ServiceContext) -> dict:
     from services.payments import orders, refunds
 
     return {"orders": await orders.reconcile(ctx), "refunds": await refunds.reconcile(ctx)}
+
+
+async def _fill_last4(ctx: ServiceContext) -> dict:
+    from services.staff import customers
+
+    return await customers.fill_last4(ctx)
 
 
 async def _sweep_nonces() -> dict:

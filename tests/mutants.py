@@ -46,6 +46,7 @@ JOBS = "tests/api/test_jobs_outlive_errors.py"
 LEASES = "tests/api/test_leases.py"
 STATEMENTS = "tests/api/test_statements.py"
 BOUND = "tests/api/test_bound_card.py"
+CUSTOMERS = "tests/api/test_console_customers.py"
 IDEXP = "tests/api/test_id_expiry.py"
 STAFF = "tests/api/test_staff_auth.py"
 PROPOSALS = "tests/api/test_proposals.py"
@@ -1606,6 +1607,43 @@ MUTANTS = (
         "        query = query.filter(actor=f.actor)\n",
         "        pass\n",
         ("tests/api/test_console_audit.py::test_the_chain_is_searched_by_actor_action_entity_and_days",),
+    ),
+    # -- customers --
+    Mutant(
+        "customers: a reveal beyond the daily allowance",
+        "services/staff/pii.py",
+        "count__lt=allowance)",
+        "count__lte=allowance)",
+        (f"{CUSTOMERS}::test_the_allowance_is_enforced_and_shared_by_the_members_sessions",
+         f"{CUSTOMERS}::test_concurrent_reveals_at_the_allowance_edge_let_exactly_one_through"),
+    ),
+    Mutant(
+        "customers: a reveal without a reason",
+        "services/staff/pii.py",
+        "    if not REASON_MIN <= len(reason) <= REASON_MAX:\n",
+        "    if False:\n",
+        (f"{CUSTOMERS}::test_a_reveal_needs_a_reason_and_the_csrf_token",),
+    ),
+    Mutant(
+        "customers: a viewer reveals a full value",
+        "services/staff/permissions.py",
+        '"customers.reveal": frozenset({OPERATOR, RISK, ADMIN}),',
+        '"customers.reveal": EVERYONE,',
+        (f"{CUSTOMERS}::test_a_viewer_can_view_but_not_reveal",),
+    ),
+    Mutant(
+        "customers: the search shows the phone in full",
+        "services/staff/customers.py",
+        "    return mask_phone(ctx.pii.decrypt(user.phone_enc, purpose=PHONE_PURPOSE)) if user.phone_enc else None\n",
+        "    return ctx.pii.decrypt(user.phone_enc, purpose=PHONE_PURPOSE) if user.phone_enc else None\n",
+        (f"{CUSTOMERS}::test_search_by_account_number_phone_id_number_and_last_4",),
+    ),
+    Mutant(
+        "customers: the search's audit event keeps the phone in clear",
+        "services/staff/customers.py",
+        "    if kind == \"phone\":\n        return mask_phone(value)\n",
+        "    if kind == \"phone\":\n        return value\n",
+        (f"{CUSTOMERS}::test_search_by_account_number_phone_id_number_and_last_4",),
     ),
 )
 
