@@ -91,6 +91,23 @@ class StaffProposal(Model):
         indexes = (("status", "expires_at"),)
 
 
+class StaffRevealGrant(Model):
+    """One reveal beyond the daily allowance, approved by a second member (maker-checker ``pii.reveal``):
+    for one member, one customer's one field, used once (``used_at``, set by a conditional UPDATE)."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal_id = fields.BigIntField(null=True, unique=True)  # None: granted by break glass
+    staff_id = fields.BigIntField()
+    user_id = fields.BigIntField()
+    field = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "staff_reveal_grants"
+        indexes = (("staff_id", "user_id", "field"),)
+
+
 class StaffRevealCount(Model):
     """How many personal values a member has revealed on a China Standard Time day, counted in the database
     so that every worker and host shares the allowance (``ADMIN_REVEAL_DAILY_ALLOWANCE``): raised only by a

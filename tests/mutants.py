@@ -1645,6 +1645,15 @@ MUTANTS = (
         "    if kind == \"phone\":\n        return value\n",
         (f"{CUSTOMERS}::test_search_by_account_number_phone_id_number_and_last_4",),
     ),
+    Mutant(
+        "maker-checker: an approved reveal beyond the allowance is good more than once",
+        "services/staff/pii.py",
+        "        if await StaffRevealGrant.filter(id=grant.id, used_at=None).using_db(conn).update(used_at=utcnow()):",
+        "        if await StaffRevealGrant.filter(id=grant.id).using_db(conn).update(used_at=utcnow()):",
+        ("tests/api/test_console_customers.py::test_a_reveal_beyond_the_allowance_needs_a_second_member_and_is_good_once",),
+        also=(("services/staff/pii.py", "staff_id=staff_id, user_id=user_id, field=field, used_at=None)",
+               "staff_id=staff_id, user_id=user_id, field=field)"),),
+    ),
 )
 
 

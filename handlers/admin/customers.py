@@ -40,12 +40,14 @@ async def search(request: Request) -> HTTPResponse:
 
 
 async def _customer_page(request: Request, current, user_id: int, *, revealed: tuple[str, str] | None = None,
-                         status: int = 200) -> HTTPResponse:
+                         status: int = 200, over: tuple[str, str] | None = None) -> HTTPResponse:
     """The page; ``revealed``: (field, its full value) shown once, labelled as the page's reveal form names it."""
     data = await customers.customer(request.app.ctx.services, user_id)
     if revealed is not None:
         revealed = (dict(data.revealable).get(revealed[0], revealed[0]), revealed[1])
-    return render_staff("customer.html", current, status=status, c=data, revealed=revealed,
+    if over is not None:  # (field, its label): the allowance is used up; a second member may approve this one
+        over = (over[0], dict(data.revealable).get(over[0], over[0]))
+    return render_staff("customer.html", current, status=status, c=data, revealed=revealed, over=over,
                         allowance=request.app.ctx.services.settings.admin_reveal_daily_allowance,
                         used=await pii.used_today(current.staff.id))
 
@@ -64,8 +66,12 @@ async def reveal(request: Request, user_id: int) -> HTTPResponse:
     current = await staff_for(request, "customers.reveal")
     form = request.form or {}
     field = (form.get("field") or "")[:64]
-    value = await pii.reveal(request.app.ctx.services, current, client_of(request), user_id=user_id, field=field,
-                             reason=(form.get("reason") or "")[:400])
+    try:
+        value = await pii.reveal(request.app.ctx.services, current, client_of(request), user_id=user_id, field=field,
+                                 reason=(form.get("reason") or "")[:400])
+    except pii.RevealAllowanceExceeded:
+        # the page again (429), with the form that asks a second member to approve this one reveal
+        return await _customer_page(request, current, user_id, status=429, over=(field, ""))
     return await _customer_page(request, current, user_id, revealed=(field, value))
 
 

@@ -22,7 +22,7 @@ from core.clock import china_day, utcnow
 from core.errors import AppError
 from models.accounts import Account
 from models.identity import Identity
-from models.staff import StaffRevealCount
+from models.staff import StaffRevealCount, StaffRevealGrant
 from models.users import User
 from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.context import ServiceContext
@@ -39,7 +39,8 @@ _FIELD_RE = re.compile(r"(name|phone|id_number)|(account_number|bound_card):([1-
 
 class RevealAllowanceExceeded(AppError):
     """The member has revealed ``ADMIN_REVEAL_DAILY_ALLOWANCE`` values today: refused until tomorrow (China
-    Standard Time), or (to come) through a review by a second member."""
+    Standard Time), unless a second member approved this one reveal (maker-checker ``pii.reveal``, which
+    leaves a ``StaffRevealGrant`` used here once)."""
 
     status = 429
     code = "STAFF_REVEAL_ALLOWANCE_EXCEEDED"
@@ -103,6 +104,23 @@ async def take_one(conn: BaseDBAsyncClient, staff_id: int, day, allowance: int) 
     return changed == 1
 
 
+async def _use_grant(conn: BaseDBAsyncClient, staff_id: int, user_id: int, field: str) -> StaffRevealGrant | None:
+    """An approved reveal beyond the allowance for exactly this member, customer and field, used now (once:
+    the conditional UPDATE lets one of two racing reveals have it)."""
+    for grant in await StaffRevealGrant.filter(staff_id=staff_id, user_id=user_id, field=field, used_at=None) \
+            .using_db(conn).order_by("id"):
+        if await StaffRevealGrant.filter(id=grant.id, used_at=None).using_db(conn).update(used_at=utcnow()):
+            return grant
+    return None
+
+
+async def grant(conn: BaseDBAsyncClient, *, staff_id: int, user_id: int, field: str,
+                proposal_id: int | None) -> StaffRevealGrant:
+    """One reveal beyond the allowance for ``staff_id`` (applied by maker-checker, ``pii.reveal``)."""
+    return await StaffRevealGrant.create(staff_id=staff_id, user_id=user_id, field=field, proposal_id=proposal_id,
+                                         using_db=conn)
+
+
 async def used_today(staff_id: int) -> int:
     row = await StaffRevealCount.get_or_none(staff_id=staff_id, day=china_day(utcnow()))
     return row.count if row else 0
@@ -125,10 +143,14 @@ async def reveal(ctx: ServiceContext, current: sessions.Current, client: session
         audit_data["account_id"] = account_id
 
     async def work(conn: BaseDBAsyncClient) -> bool:
+        extra = {}
         if not await take_one(conn, current.staff.id, day, allowance):
-            return False
+            grant = await _use_grant(conn, current.staff.id, user_id, field)
+            if grant is None:
+                return False
+            extra = {"grant": grant.id, "proposal_id": grant.proposal_id}
         await sessions.record(conn, current, client, "staff.pii_revealed", entity_type="user", entity_id=user_id,
-                              reason=reason, **audit_data)
+                              reason=reason, **audit_data, **extra)
         return True
 
     if not await atomic(work):

@@ -349,3 +349,35 @@ async def test_the_results_as_csv_are_masked_and_the_export_audited(ctx, console
     [export] = await events(me.id, "staff.export")
     assert export.data["list"] == "customers" and export.data["rows"] == 1
     assert export.data["filters"] == {"kind": "phone", "query": f"{p.phone[:3]}****{p.phone[-4:]}"}
+
+
+async def test_a_reveal_beyond_the_allowance_needs_a_second_member_and_is_good_once(ctx, console, clock, customer,
+                                                                                    monkeypatch):
+    from models.staff import StaffProposal
+
+    monkeypatch.setattr(ctx, "settings", ctx.settings.replace(admin_reveal_daily_allowance=1))
+    me, mine = await console(ctx, "operator", clock)
+    checker, theirs = await console(ctx, "risk", clock)
+    uid, full = customer["user_id"], customer["person"].id_number
+    assert (await reveal(mine, uid, "phone")).status_code == 200
+    over = await reveal(mine, uid, "id_number")
+    assert over.status_code == 429 and 'id="reveal-proposal"' in over.text and full not in over.text
+    token = csrf_of(over)
+    proposed = await mine.post("/admin/proposals", data={"csrf_token": token, "action": "pii.reveal", "user_id": str(uid),
+                                                         "field": "id_number", "reason": "司法协查需核对身份证号"})
+    assert proposed.status_code == 303, proposed.text[:300]
+    pid = int(proposed.headers["location"].split("/")[-1].split("?")[0])
+    # not before a second member approves; the approver is not shown the value
+    assert (await reveal(mine, uid, "id_number")).status_code == 429
+    approved = await theirs.post(f"/admin/proposals/{pid}/approve", data={"csrf_token": csrf_of(await theirs.get(
+        f"/admin/proposals/{pid}")), "note": "已核对协查函"})
+    assert approved.status_code == 200 and "已生效" in approved.text and full not in approved.text
+    assert (await StaffProposal.get(id=pid)).result["granted_to"] == f"staff:{me.id}"
+    # the proposer reveals it once, that field only
+    assert (await reveal(mine, uid, "name")).status_code == 429
+    done = await reveal(mine, uid, "id_number")
+    assert done.status_code == 200 and full in done.text
+    assert (await reveal(mine, uid, "id_number")).status_code == 429
+    shown = (await events(me.id, "staff.pii_revealed"))[-1]
+    assert shown.data["proposal_id"] == pid and shown.data["field"] == "id_number"
+    assert (await audit.verify()).ok
