@@ -4,8 +4,9 @@ routes are outside the OpenAPI document (``app.openapi.UNPUBLISHED_PREFIXES``). 
 
 from sanic import Blueprint
 
-from handlers.admin import accounts, auth, dashboard, proposals, queues
+from handlers.admin import accounts, auth, dashboard, partners, proposals, queues, risk
 
 
 def blueprint() -> Blueprint:
-    return Blueprint.group(auth.bp, dashboard.bp, proposals.bp, queues.bp, accounts.bp, url_prefix="/admin")
+    return Blueprint.group(auth.bp, dashboard.bp, proposals.bp, queues.bp, accounts.bp, partners.bp, risk.bp,
+                           url_prefix="/admin")
