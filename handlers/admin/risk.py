@@ -57,7 +57,7 @@ async def ruleset_diff(request: Request) -> HTTPResponse:
 @bp.post("/risk/rules/test")
 @page
 async def rules_test(request: Request) -> HTTPResponse:
-    current = await staff_for(request, "risk.rules")
+    current = await staff_for(request, "risk.rules", view="risk.rules_test")
     text = (request.form.get("rules") if request.form else None) or ""
     since = form_text(request, "since", max_len=8)
     candidate = console.candidate(text)

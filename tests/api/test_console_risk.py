@@ -132,6 +132,7 @@ async def test_a_pasted_candidate_is_replayed_over_recent_decisions(ctx, admin_c
     block = re.search(r'data-decision="block">.*?class="num candidate">(\d+)<', resp.text, re.S)
     assert int(block.group(1)) >= 1
     assert not await AuditEvent.filter(action="risk.rules.loaded", entity_id="999999").exists()  # nothing in force
+    assert "risk.rules_test" in [e.data["page"] for e in await staff_action("staff.page_view", me.id)]
 
 
 async def test_bad_json_an_invalid_rule_set_and_a_huge_one_are_400(ctx, admin_client, clock):
