@@ -124,6 +124,9 @@ async def test_a_partners_page_shows_secret_versions_never_a_secret(ctx, admin_c
     for scope in made.scopes:
         assert scope in shown.text
     assert 'id="partner-proposals"' in shown.text  # where maker-checker's forms go
+    link = re.search(r'href="([^"]+)" id="propose-rotate"', shown.text)
+    form = await admin_client.get(link.group(1).replace("&amp;", "&"))
+    assert form.status_code == 200 and made.app_id in form.text
 
 
 async def test_the_partners_page_masks_the_card_of_its_debits(ctx, admin_client, client, sandbox, clock):
