@@ -1654,6 +1654,49 @@ MUTANTS = (
         also=(("services/staff/pii.py", "staff_id=staff_id, user_id=user_id, field=field, used_at=None)",
                "staff_id=staff_id, user_id=user_id, field=field)"),),
     ),
+    # -- partrisk --
+    Mutant(
+        "console partners: another partner's delivery is redelivered",
+        "services/partners/console.py",
+        '    if message is None or message.payload.get("partner_id") != partner.id:\n',
+        "    if message is None:\n",
+        ("tests/api/test_console_partners.py::test_another_partners_delivery_is_404",),
+    ),
+    Mutant(
+        "console partners: a delivery still pending is queued twice",
+        "services/partners/console.py",
+        "    if message.status == OutboxStatus.PENDING:\n",
+        "    if False:\n",
+        ("tests/api/test_console_partners.py::test_a_failed_delivery_redelivered_reaches_the_partner",),
+    ),
+    Mutant(
+        "console partners: a redelivery is a new event, not the same notification",
+        "services/partners/notify.py",
+        '"event": message.payload["event"], "redelivery_of"',
+        '"event": _event(message.payload["event"]["type"], message.payload["event"]["data"]), "redelivery_of"',
+        ("tests/api/test_console_partners.py::test_a_failed_delivery_redelivered_reaches_the_partner",),
+    ),
+    Mutant(
+        "console partners: a staff member's change is audited as the operator",
+        "services/partners/registry.py",
+        "    if by is not None:\n",
+        "    if False:\n",
+        ("tests/api/test_console_partners.py::test_setting_the_callback_url_and_disabling_are_the_members_audit_events",),
+    ),
+    Mutant(
+        "console risk: a staff member's list change is audited as the operator",
+        "services/risk/lists.py",
+        "    if by is not None:\n",
+        "    if False:\n",
+        ("tests/api/test_console_risk.py::test_an_analyst_puts_and_removes_list_values_as_themselves",),
+    ),
+    Mutant(
+        "console risk: a pasted rule set of any size is parsed",
+        "services/risk/console.py",
+        "    if len(text.encode()) > MAX_RULESET_BYTES:\n",
+        "    if False:\n",
+        ("tests/api/test_console_risk.py::test_bad_json_an_invalid_rule_set_and_a_huge_one_are_400",),
+    ),
 )
 
 
