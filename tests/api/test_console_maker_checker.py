@@ -197,3 +197,28 @@ async def test_a_secret_rotation_from_its_form_shows_the_new_secret_once_to_the_
     for later in (await admin.get(f"/admin/proposals/{pid}"), await operator.get(f"/admin/proposals/{pid}")):
         assert secret.group(1) not in later.text
     assert secret.group(1) not in str((await StaffProposal.get(id=pid)).result)
+
+
+async def test_a_refund_from_the_payments_page_needs_four_eyes_above_the_threshold(server, ctx, client, sandbox, stack,
+                                                                                   monkeypatch):
+    from models.payments import PaymentOrder, PaymentRefund
+    from tests.payment_helpers import paid_device_fee, wait_refund
+
+    _, order = await paid_device_fee(client, sandbox, ctx)
+    services = server.app.ctx.services
+    monkeypatch.setattr(services, "settings", services.settings.replace(admin_four_eyes_above_fen=500))
+    operator, second = await console(server, ctx, "operator", stack), await console(server, ctx, "operator", stack)
+    listed = await operator.get("/admin/payments")
+    link = f"/admin/proposals/new?action=payment.refund&amp;order_id={order['id']}"
+    assert listed.status_code == 200 and link in listed.text
+    refund = {"action": "payment.refund", "order_id": str(order["id"]), "reason": "客户申请退还设备费"}
+    small = await operator.post("/admin/proposals", {**refund, "amount_fen": "300"})
+    assert small.status_code == 200 and "已生效" in small.text, small.text[:300]
+    made = await PaymentRefund.filter(order_id=order["id"]).order_by("-id").first()
+    assert made.amount_fen == 300 and (await wait_refund(made.id)).status == "success"
+    pid = proposal_id(await operator.post("/admin/proposals", {**refund, "amount_fen": "600"}))
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 300
+    assert (await second.post(f"/admin/proposals/{pid}/approve", {"note": ""})).status_code == 200
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 900
+    too_much = await operator.post("/admin/proposals", {**refund, "amount_fen": "999999"})
+    assert too_much.status_code == 422 and "最多还可退" in too_much.text
