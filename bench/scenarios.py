@@ -776,3 +776,58 @@ def causal_reads(ctx: Context) -> Result:
 
 
 SCENARIOS["causal_reads"] = causal_reads
+
+
+def _staff_session(ctx: Context, project: Proc, var: Path) -> str:
+    """A staff member made with ``python -m app staff create`` and logged in through the console's form;
+    returns the session cookie's value."""
+    import json
+    import re
+    import subprocess
+
+    import pyotp
+
+    made = subprocess.run([sys.executable, "-m", "app", "staff", "create", f"bench{os.getpid()}", "--role", "viewer",
+                           "--operator", "bench"], cwd=ROOT, env=ctx.app_env(var, ADMIN_ENABLED="true"),
+                          capture_output=True, text=True, timeout=120)
+    if made.returncode != 0:
+        raise RuntimeError(f"staff create failed:\n{made.stdout[-2000:]}{made.stderr[-2000:]}")
+    creds = json.loads(made.stdout.strip().splitlines()[-1])
+    http = httpx.Client(base_url=project.url, timeout=30, trust_env=False, follow_redirects=False)
+    form = http.get("/admin/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    done = http.post("/admin/login", data={"csrf_token": csrf, "username": creds["username"],
+                                           "password": creds["password"], "totp": pyotp.TOTP(creds["totp_secret"]).now()})
+    if done.status_code != 303 or "admin_session" not in http.cookies:
+        raise RuntimeError(f"staff login failed: {done.status_code} {done.text[:300]}")
+    return http.cookies["admin_session"]
+
+
+def customers(ctx: Context) -> Result:
+    """One customer's console page (``GET /admin/customers/<id>``: the session, the page-view audit event in
+    the hash chain, the identity, checks, contracts, accounts, decrypted and masked) beside the customer's own
+    profile read (``GET /api/v1/me``), on the same server: a report of the ratio, not a timed test."""
+    var = ctx.work / "customers"
+    project = ctx.project("customers", ADMIN_ENABLED="true")
+    try:
+        token = verified_user(project.url)
+        auth = {"Authorization": f"Bearer {token}"}
+        user_id = httpx.get(f"{project.url}/api/v1/me", headers=auth, trust_env=False).json()["id"]
+        cookie = {"Cookie": f"admin_session={_staff_session(ctx, project, var)}"}
+        probe = httpx.get(f"{project.url}/admin/customers/{user_id}", headers=cookie, trust_env=False)
+        if probe.status_code != 200 or f'id="customer-id">{user_id}<' not in probe.text:
+            raise RuntimeError(f"the customer page did not answer: {probe.status_code} {probe.text[:300]}")
+        a, b = interleave(lambda: ctx.load(f"{project.url}/admin/customers/{user_id}", cookie),
+                          lambda: ctx.load(f"{project.url}/api/v1/me", auth), rounds=ctx.rounds)
+        ratio = a.rps / b.rps
+        return Result("customers", "GET /admin/customers/<id> (staff session, audited page view)", _as_dict(a),
+                      _as_dict(b), "GET /api/v1/me on the same server", round(ratio, 2), round(a.p99_ms / b.p99_ms, 2),
+                      "≥ 0.1× /me (about 14 reads and an audited write against one read)", ratio >= 0.1,
+                      _worker_rss(project),
+                      notes=[f"customer page {a.p50_ms:.1f} ms p50 against /me {b.p50_ms:.1f} ms "
+                             f"({a.p50_ms / b.p50_ms if b.p50_ms else 0:.1f}× its time)"])
+    finally:
+        project.stop()
+
+
+SCENARIOS["customers"] = customers

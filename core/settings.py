@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     admin_four_eyes_above_fen: int = Field(
         500_000, ge=0, le=10**12, description="a refund, or a held transfer's approval, above this amount (fen) "
         "needs a second staff member's approval; at or below it one member's decision applies")
+    admin_reveal_daily_allowance: int = Field(
+        20, ge=0, description="full personal values a staff member may reveal per China Standard Time day "
+        "(counted in the database, shared by every worker)")
     tls_cert_path: str | None = Field(None, description="the server's TLS certificate, PEM (serve terminates TLS)")
     tls_key_path: str | None = Field(None, description="the server's TLS private key, PEM")
     proxies_count: int = Field(

@@ -47,6 +47,9 @@ class Account(Model):
 
     id = fields.BigIntField(primary_key=True)
     number = fields.CharField(max_length=19, unique=True)  # bank prefix + digits + Luhn check digit
+    # its last 4 digits, for the console's last-4 search (written with the number; older rows: the worker's
+    # ``customers.last4`` step)
+    number_last4 = fields.CharField(max_length=4, null=True, db_index=True)
     user = fields.ForeignKeyField("models.User", related_name="accounts", on_delete=fields.RESTRICT)
     holder_index = fields.CharField(max_length=64, db_index=True)  # blind index of the holder's ID number
     account_class = fields.CharField(max_length=4)

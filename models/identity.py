@@ -34,6 +34,9 @@ class Identity(Model):
     name_enc = fields.CharField(max_length=255)
     id_number_enc = fields.CharField(max_length=255)
     id_number_index = fields.CharField(max_length=64, db_index=True)
+    # the ID number's last 4 characters, for the console's last-4 search (written with id_number_enc; older
+    # rows are filled by the worker's ``customers.last4`` step)
+    id_number_last4 = fields.CharField(max_length=4, null=True, db_index=True)
     address_enc = fields.CharField(max_length=1024, null=True)
     birth_date = fields.DateField()
     # None: valid long-term (长期). Indexed: the worker looks for cards past or near their end.

@@ -91,7 +91,8 @@ class PaymentBill(Model):
 
 class BillMismatch(Model):
     """A difference between WeChat Pay's bill and our books, for a person to look at (``python -m app pay
-    reconcile --date D`` prints them). A day checked again replaces its mismatches."""
+    reconcile --date D`` prints them). A day checked again replaces its unresolved mismatches; one a staff
+    member resolved in the console (who, when, the note) is kept, and not found again."""
 
     id = fields.BigIntField(primary_key=True)
     bill_date = fields.DateField(db_index=True)
@@ -102,6 +103,10 @@ class BillMismatch(Model):
     bill_fen = fields.BigIntField(null=True)
     resolution = fields.CharField(max_length=64, null=True)  # what reconciliation did about it, if anything
     found_at = fields.DatetimeField()
+    # a person's resolution in the console (POST /admin/payments/mismatches/<id>/resolve): once only
+    resolved_by_id = fields.BigIntField(null=True)  # the staff member (staff.id)
+    resolved_at = fields.DatetimeField(null=True)
+    resolution_note = fields.CharField(max_length=500, null=True)
 
     class Meta:
         table = "payment_bill_mismatches"

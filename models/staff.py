@@ -49,6 +49,19 @@ class StaffSession(Model):
         indexes = (("staff_id", "ended_at"),)
 
 
+class StaffLoginShadow(Model):
+    """Failed logins of a username no staff member has, counted and locked exactly as a member's row is,
+    so that the lockout does not tell which usernames exist. Keyed by the name's SHA-256."""
+
+    username_hash = fields.CharField(max_length=64, primary_key=True)
+    failed_logins = fields.IntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "staff_login_shadows"
+
+
 class StaffProposal(Model):
     """A sensitive action proposed by one staff member, applied only when a different member with the
     role approves it (``services.staff.proposals``). ``params`` are the action's exact parameters, as
@@ -76,3 +89,35 @@ class StaffProposal(Model):
     class Meta:
         table = "staff_proposals"
         indexes = (("status", "expires_at"),)
+
+
+class StaffRevealGrant(Model):
+    """One reveal beyond the daily allowance, approved by a second member (maker-checker ``pii.reveal``):
+    for one member, one customer's one field, used once (``used_at``, set by a conditional UPDATE)."""
+
+    id = fields.BigIntField(primary_key=True)
+    proposal_id = fields.BigIntField(null=True, unique=True)  # None: granted by break glass
+    staff_id = fields.BigIntField()
+    user_id = fields.BigIntField()
+    field = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "staff_reveal_grants"
+        indexes = (("staff_id", "user_id", "field"),)
+
+
+class StaffRevealCount(Model):
+    """How many personal values a member has revealed on a China Standard Time day, counted in the database
+    so that every worker and host shares the allowance (``ADMIN_REVEAL_DAILY_ALLOWANCE``): raised only by a
+    conditional UPDATE (``count < allowance``) in the reveal's own transaction (services.staff.pii)."""
+
+    id = fields.BigIntField(primary_key=True)
+    staff_id = fields.BigIntField()
+    day = fields.DateField()
+    count = fields.IntField(default=0)
+
+    class Meta:
+        table = "staff_reveal_counts"
+        unique_together = (("staff_id", "day"),)

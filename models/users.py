@@ -12,6 +12,9 @@ class User(Model):
     session_key_enc = fields.CharField(max_length=255, null=True)
     phone_enc = fields.CharField(max_length=255, null=True)
     phone_index = fields.CharField(max_length=64, null=True, db_index=True)
+    # the phone's last 4 digits, for the console's last-4 search (written with phone_enc; rows bound before
+    # the column existed are filled by the worker's ``customers.last4`` step)
+    phone_last4 = fields.CharField(max_length=4, null=True, db_index=True)
     phone_bound_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_login_at = fields.DatetimeField(null=True)

@@ -98,6 +98,7 @@ async def bind_phone(ctx: ServiceContext, user_id: int | str, *, code: str) -> s
         raise PhoneNotSupported(field="code")
     user.phone_enc = ctx.pii.encrypt(phone, purpose=PHONE_PURPOSE)
     user.phone_index = ctx.pii.blind_index(phone, purpose=PHONE_PURPOSE)
+    user.phone_last4 = phone[-4:]  # the console's last-4 search (services.staff.customers)
     user.phone_bound_at = utcnow()
-    await user.save(update_fields=["phone_enc", "phone_index", "phone_bound_at"])
+    await user.save(update_fields=["phone_enc", "phone_index", "phone_last4", "phone_bound_at"])
     return mask_phone(phone)

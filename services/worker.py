@@ -20,6 +20,7 @@ from services.accounts import funding, id_expiry
 from services.context import ServiceContext
 from services.notifications import outbox_handlers
 from services.staff import proposals
+from services.staff import sessions as staff_sessions
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def periodic_jobs(ctx: ServiceContext, settings: Settings) -> list[jobs.Job]:
         jobs.Job("payments.bill", 3600, lambda: payments_bill(ctx, settings)),
         jobs.Job("accounts.id_expiry", 600, lambda: id_expiry.run(ctx)),
         jobs.Job("staff.proposals", 300, proposals.expire_due),
+        jobs.Job("staff.sessions", 3600, staff_sessions.sweep),
+        # last-4 search columns of rows written before they existed (idempotent; nothing to do once filled)
+        jobs.Job("customers.last4", 3600, lambda: _fill_last4(ctx)),
     ]
 
 
@@ -49,6 +53,12 @@ async def payments_reconcile(ctx: ServiceContext) -> dict:
     from services.payments import orders, refunds
 
     return {"orders": await orders.reconcile(ctx), "refunds": await refunds.reconcile(ctx)}
+
+
+async def _fill_last4(ctx: ServiceContext) -> dict:
+    from services.staff import customers
+
+    return await customers.fill_last4(ctx)
 
 
 async def _sweep_nonces() -> dict:

@@ -46,9 +46,11 @@ JOBS = "tests/api/test_jobs_outlive_errors.py"
 LEASES = "tests/api/test_leases.py"
 STATEMENTS = "tests/api/test_statements.py"
 BOUND = "tests/api/test_bound_card.py"
+CUSTOMERS = "tests/api/test_console_customers.py"
 IDEXP = "tests/api/test_id_expiry.py"
 STAFF = "tests/api/test_staff_auth.py"
 PROPOSALS = "tests/api/test_proposals.py"
+CONSOLE_MC = "tests/api/test_console_maker_checker.py"
 MUTANTS = (
     # -- issue 19 money holes --
     Mutant(
@@ -1520,6 +1522,180 @@ MUTANTS = (
         "    await atomic(lambda conn: record(conn, me, client, \"staff.break_glass\"",
         "    0 and (lambda conn: record(conn, me, client, \"staff.break_glass\"",
         (f"{PROPOSALS}::test_the_command_line_proposes_and_approves_as_named_staff_and_break_glass_is_loud",),
+    ),
+    Mutant(
+        "staff console: an unknown username never locks out (the lockout tells which usernames exist)",
+        "services/staff/login.py",
+        "    if wait:\n        raise LoginLocked(wait)\n    raise LoginFailed()\n\n\nasync def _claim_step",
+        "    raise LoginFailed()\n\n\nasync def _claim_step",
+        (f"{STAFF}::test_an_unknown_username_locks_out_exactly_as_a_real_one",),
+    ),
+    Mutant(
+        "console queue: a refused debit gets a second verdict",
+        "services/staff/queues.py",
+        "changed = await PartnerDebit.filter(id=debit_id, review_verdict=None)",
+        "changed = await PartnerDebit.filter(id=debit_id)",
+        (f"{CONSOLE_MC}::test_a_refused_debit_gets_one_verdict",),
+    ),
+    Mutant(
+        "maker-checker: a rotated partner secret is stored on the proposal",
+        "services/staff/actions.py",
+        'return Applied({"app_id": made.partner.app_id, "previous_valid_until"',
+        'return Applied({"secret": made.secret, "app_id": made.partner.app_id, "previous_valid_until"',
+        (f"{PROPOSALS}::test_a_partner_secret_rotation_shows_the_secret_once_and_stores_none",),
+    ),
+    # -- opspages --
+    Mutant(
+        "console dashboard: a day of openings counted in UTC, not China's",
+        "services/staff/dashboard.py",
+        "return \"date(opened_at, '+8 hours')\"",
+        'return "date(opened_at)"',
+        ("tests/api/test_console_dashboard.py::test_the_charts_count_each_day_of_the_last_fourteen",),
+    ),
+    Mutant(
+        "console payments: a bill mismatch resolved twice",
+        "services/staff/payments.py",
+        "await BillMismatch.filter(id=mismatch_id, resolved_at__isnull=True).using_db(conn).update(",
+        "await BillMismatch.filter(id=mismatch_id).using_db(conn).update(",
+        ("tests/api/test_console_payments.py::test_a_mismatch_is_resolved_once_with_a_note",),
+    ),
+    Mutant(
+        "console payments: a resolution note shorter than 4 characters",
+        "services/staff/payments.py",
+        "NOTE_MIN, NOTE_MAX = 4, 500",
+        "NOTE_MIN, NOTE_MAX = 1, 500",
+        ("tests/api/test_console_payments.py::test_bad_resolutions_are_refused",),
+    ),
+    Mutant(
+        "console payments: checking a day again deletes the resolved mismatches",
+        "services/payments/bills.py",
+        "await BillMismatch.filter(bill_date=day, resolved_at__isnull=True).using_db(conn).delete()",
+        "await BillMismatch.filter(bill_date=day).using_db(conn).delete()",
+        ("tests/api/test_console_payments.py::test_a_mismatch_is_resolved_once_with_a_note",),
+    ),
+    Mutant(
+        "console payments: resolving without payments.resolve",
+        "handlers/admin/payments.py",
+        'current = await staff_for(request, "payments.resolve")',
+        'current = await staff_for(request, "payments.view")',
+        ("tests/api/test_console_payments.py::test_roles_without_the_permissions_are_refused_and_audited",),
+    ),
+    Mutant(
+        "console payments: a refund's reason shown unmasked",
+        "services/staff/payments.py",
+        'redact(r.reason or "")',
+        '(r.reason or "")',
+        ("tests/api/test_console_payments.py::test_orders_and_refunds_are_listed_in_yuan_and_filtered",),
+    ),
+    Mutant(
+        "console audit: the audit page without audit.view",
+        "handlers/admin/audit.py",
+        'current = await staff_for(request, "audit.view")  # permission first',
+        'current = await staff_for(request, "dashboard.view")  # permission first',
+        ("tests/api/test_console_audit.py::test_a_viewer_is_refused_and_the_refusal_audited",),
+    ),
+    Mutant(
+        "console audit: the chain checked from the console without an audit event",
+        "services/staff/audit_log.py",
+        '    await atomic(lambda conn: sessions.record(conn, current, client, "staff.audit_verified"',
+        '    False and (lambda conn: sessions.record(conn, current, client, "staff.audit_verified"',
+        ("tests/api/test_console_audit.py::test_verify_from_the_console_passes_and_is_audited",),
+    ),
+    Mutant(
+        "console audit: the actor filter ignored",
+        "services/staff/audit_log.py",
+        "        query = query.filter(actor=f.actor)\n",
+        "        pass\n",
+        ("tests/api/test_console_audit.py::test_the_chain_is_searched_by_actor_action_entity_and_days",),
+    ),
+    # -- customers --
+    Mutant(
+        "customers: a reveal beyond the daily allowance",
+        "services/staff/pii.py",
+        "count__lt=allowance)",
+        "count__lte=allowance)",
+        (f"{CUSTOMERS}::test_the_allowance_is_enforced_and_shared_by_the_members_sessions",
+         f"{CUSTOMERS}::test_concurrent_reveals_at_the_allowance_edge_let_exactly_one_through"),
+    ),
+    Mutant(
+        "customers: a reveal without a reason",
+        "services/staff/pii.py",
+        "    if not REASON_MIN <= len(reason) <= REASON_MAX:\n",
+        "    if False:\n",
+        (f"{CUSTOMERS}::test_a_reveal_needs_a_reason_and_the_csrf_token",),
+    ),
+    Mutant(
+        "customers: a viewer reveals a full value",
+        "services/staff/permissions.py",
+        '"customers.reveal": frozenset({OPERATOR, RISK, ADMIN}),',
+        '"customers.reveal": EVERYONE,',
+        (f"{CUSTOMERS}::test_a_viewer_can_view_but_not_reveal",),
+    ),
+    Mutant(
+        "customers: the search shows the phone in full",
+        "services/staff/customers.py",
+        "    return mask_phone(ctx.pii.decrypt(user.phone_enc, purpose=PHONE_PURPOSE)) if user.phone_enc else None\n",
+        "    return ctx.pii.decrypt(user.phone_enc, purpose=PHONE_PURPOSE) if user.phone_enc else None\n",
+        (f"{CUSTOMERS}::test_search_by_account_number_phone_id_number_and_last_4",),
+    ),
+    Mutant(
+        "customers: the search's audit event keeps the phone in clear",
+        "services/staff/customers.py",
+        "    if kind == \"phone\":\n        return mask_phone(value)\n",
+        "    if kind == \"phone\":\n        return value\n",
+        (f"{CUSTOMERS}::test_search_by_account_number_phone_id_number_and_last_4",),
+    ),
+    Mutant(
+        "maker-checker: an approved reveal beyond the allowance is good more than once",
+        "services/staff/pii.py",
+        "        if await StaffRevealGrant.filter(id=grant.id, used_at=None).using_db(conn).update(used_at=utcnow()):",
+        "        if await StaffRevealGrant.filter(id=grant.id).using_db(conn).update(used_at=utcnow()):",
+        ("tests/api/test_console_customers.py::test_a_reveal_beyond_the_allowance_needs_a_second_member_and_is_good_once",),
+        also=(("services/staff/pii.py", "staff_id=staff_id, user_id=user_id, field=field, used_at=None)",
+               "staff_id=staff_id, user_id=user_id, field=field)"),),
+    ),
+    # -- partrisk --
+    Mutant(
+        "console partners: another partner's delivery is redelivered",
+        "services/partners/console.py",
+        '    if message is None or message.payload.get("partner_id") != partner.id:\n',
+        "    if message is None:\n",
+        ("tests/api/test_console_partners.py::test_another_partners_delivery_is_404",),
+    ),
+    Mutant(
+        "console partners: a delivery still pending is queued twice",
+        "services/partners/console.py",
+        "    if message.status == OutboxStatus.PENDING:\n",
+        "    if False:\n",
+        ("tests/api/test_console_partners.py::test_a_failed_delivery_redelivered_reaches_the_partner",),
+    ),
+    Mutant(
+        "console partners: a redelivery is a new event, not the same notification",
+        "services/partners/notify.py",
+        '"event": message.payload["event"], "redelivery_of"',
+        '"event": _event(message.payload["event"]["type"], message.payload["event"]["data"]), "redelivery_of"',
+        ("tests/api/test_console_partners.py::test_a_failed_delivery_redelivered_reaches_the_partner",),
+    ),
+    Mutant(
+        "console partners: a staff member's change is audited as the operator",
+        "services/partners/registry.py",
+        "    if by is not None:\n",
+        "    if False:\n",
+        ("tests/api/test_console_partners.py::test_setting_the_callback_url_and_disabling_are_the_members_audit_events",),
+    ),
+    Mutant(
+        "console risk: a staff member's list change is audited as the operator",
+        "services/risk/lists.py",
+        "    if by is not None:\n",
+        "    if False:\n",
+        ("tests/api/test_console_risk.py::test_an_analyst_puts_and_removes_list_values_as_themselves",),
+    ),
+    Mutant(
+        "console risk: a pasted rule set of any size is parsed",
+        "services/risk/console.py",
+        "    if len(text.encode()) > MAX_RULESET_BYTES:\n",
+        "    if False:\n",
+        ("tests/api/test_console_risk.py::test_bad_json_an_invalid_rule_set_and_a_huge_one_are_400",),
     ),
     # -- consolefuzz --
     Mutant(

@@ -13,7 +13,7 @@ import pyotp
 from core.clock import utcnow
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-STAFF_CLOCKED = ("services.staff.login", "services.staff.sessions", "services.staff.directory",
+STAFF_CLOCKED = ("services.staff.login", "services.staff.proposals", "services.staff.sessions", "services.staff.directory",
                  "services.staff.dashboard")
 
 

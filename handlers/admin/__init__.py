@@ -4,8 +4,9 @@ routes are outside the OpenAPI document (``app.openapi.UNPUBLISHED_PREFIXES``). 
 
 from sanic import Blueprint
 
-from handlers.admin import accounts, auth, dashboard, proposals, queues
+from handlers.admin import accounts, audit, auth, customers, dashboard, partners, payments, proposals, queues, risk
 
 
 def blueprint() -> Blueprint:
-    return Blueprint.group(auth.bp, dashboard.bp, proposals.bp, queues.bp, accounts.bp, url_prefix="/admin")
+    return Blueprint.group(auth.bp, dashboard.bp, customers.bp, proposals.bp, queues.bp, accounts.bp, partners.bp,
+                           payments.bp, risk.bp, audit.bp, url_prefix="/admin")

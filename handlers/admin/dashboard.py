@@ -1,4 +1,4 @@
-"""``GET /admin/``: who is logged in, and today's numbers."""
+"""``GET /admin/``: who is logged in, today's numbers, and the last 14 days as bar charts (inline SVG)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ bp = Blueprint("admin_dashboard")
 @page
 async def home(request: Request) -> HTTPResponse:
     current = await staff_for(request, "dashboard.view", view="dashboard")
-    return render_staff("dashboard.html", current, today=await dashboard.today(),
+    return render_staff("dashboard.html", current, today=await dashboard.today(), series=await dashboard.last_days(),
                         permissions=permissions.of(current.staff.role))
 
 

@@ -49,6 +49,20 @@ async def listing(request: Request) -> HTTPResponse:
                         shown=str(status or "all"), flash=request.args.get("flash", "")[:200])
 
 
+@bp.get("/proposals/new")
+@page
+async def new(request: Request) -> HTTPResponse:
+    """The form of one sensitive action (``?action=…``), its fields filled from the query (a page's link
+    such as ``/admin/proposals/new?action=partner.rotate_secret&app_id=…``)."""
+    name = request.args.get("action", "")
+    if name not in ACTIONS:
+        raise ValidationFailed("未知的操作", field="action")
+    current = await staff_for(request, "proposals.view", view="proposal_form", action=name)
+    action = ACTIONS[name]
+    values = {f.name: (request.args.get(f.name) or "")[:256] for f in action.fields}
+    return render_staff("proposal_new.html", current, action=action, values=values)
+
+
 @bp.get("/proposals/<proposal_id:int>")
 @page
 async def one(request: Request, proposal_id: int) -> HTTPResponse:

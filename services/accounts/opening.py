@@ -205,8 +205,9 @@ async def submit(ctx: ServiceContext, user_id: int, application_id: int, *,
                              reason="per-person account limit", updates={"rejection_code": AccountLimitReached.code},
                              audit_data={"accounts": count, "limit": rules.max_accounts_per_person})
             return None, False
+        number = await _unused_number(conn, ctx.settings.bank_account_prefix)
         account = await Account.create(
-            number=await _unused_number(conn, ctx.settings.bank_account_prefix), user_id=user_id,
+            number=number, number_last4=number[-4:], user_id=user_id,
             holder_index=identity.id_number_index, account_class=app.account_class, rules_version=RULES_VERSION,
             bound_card_enc=ctx.pii.encrypt(card, purpose=ACCOUNT_CARD_PURPOSE),
             bound_card_index=card_index,

@@ -138,6 +138,7 @@ async def verify_id_card(
             name_enc=ctx.pii.encrypt(name, purpose=NAME_PURPOSE),
             id_number_enc=ctx.pii.encrypt(rid.number, purpose=ID_PURPOSE),
             id_number_index=id_index,
+            id_number_last4=rid.number[-4:],  # the console's last-4 search (services.staff.customers)
             address_enc=ctx.pii.encrypt(address, purpose=ADDRESS_PURPOSE) if address else None,
             birth_date=rid.birth_date,
             id_valid_until=valid_until,

@@ -25,6 +25,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from core.clock import CHINA_TZ, utcnow
 from integrations.webhooks import AddressRefused
 from models.etc import EtcBinding
+from models.infra import OutboxMessage
 from models.partners import Partner, PartnerStatus
 from services import outbox
 from services.context import ServiceContext
@@ -96,3 +97,11 @@ def outbox_handlers(ctx: ServiceContext) -> dict[str, Handler]:
             raise RuntimeError(f"callback answered HTTP {status}")
 
     return {KIND: deliver}
+
+
+async def redeliver(conn: BaseDBAsyncClient, message: OutboxMessage) -> OutboxMessage:
+    """The same notification queued again (the console's "redeliver"), inside the caller's transaction: a
+    new outbox message with the same partner and the same event (its ``event_id`` too, so a partner that
+    had stored it finds a duplicate), noting the delivery it repeats. The outbox delivers it like any other."""
+    return await outbox.enqueue(conn, KIND, {"partner_id": message.payload["partner_id"],
+                                             "event": message.payload["event"], "redelivery_of": message.id})

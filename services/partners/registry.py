@@ -7,7 +7,8 @@ where it points is checked again at every delivery (``services.partners.notify``
 cleared after creation (``partner set-callback``), since a partner's own URL may need its app id. A
 partner that issues ETC cards names its card networks (4-digit network numbers): binding events of
 those cards go to it, and to no one else. Each of these commands is an audit event (actor ``operator``),
-in the same transaction as the change.
+in the same transaction as the change; done from the staff console (``by``: the member and their client),
+that event is the member's (actor ``staff:ID``, role, session, IP, reason: ``services.staff.sessions.record``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from services import audit
 from services.context import ServiceContext
 from services.db import atomic
 from services.partners.auth import SECRET_PURPOSE
+from services.staff import sessions
+
+# a staff member acting from the console, and from where (``services.staff.sessions``)
+StaffActor = tuple[sessions.Current, sessions.Client]
 
 SCOPES = ("etc:debit", "parking:debit", "fuel:debit", "carwash:debit", "etc:read")
 DEFAULT_GRACE_S = 24 * 3600
@@ -71,7 +76,13 @@ def check_card_networks(networks: list[str] | None) -> list[str]:
     return networks
 
 
-async def _audit(conn: BaseDBAsyncClient, partner: Partner, action: str, actor: str, **data) -> None:
+async def _audit(conn: BaseDBAsyncClient, partner: Partner, action: str, actor: str, *, by: StaffActor | None = None,
+                 reason: str = "", **data) -> None:
+    """The change's one audit event: the operator's (CLI), or the staff member's when ``by`` is given."""
+    if by is not None:
+        await sessions.record(conn, by[0], by[1], f"partner.{action}", entity_type="partner",
+                              entity_id=partner.app_id, reason=reason, **data)
+        return
     await audit.append(conn, actor=actor, action=f"partner.{action}", entity_type="partner", entity_id=partner.app_id,
                        data=data)
 
@@ -130,26 +141,31 @@ async def set_scopes(app_id: str, scopes: list[str], *, actor: str) -> Partner:
 
 
 async def set_callback(ctx: ServiceContext, app_id: str, callback_url: str | None, *,
-                       actor: str = "operator") -> Partner:
-    """Set where the partner's notifications go, or clear it (``None``: no notifications are sent)."""
+                       actor: str = "operator", by: StaffActor | None = None, reason: str = "") -> Partner:
+    """Set where the partner's notifications go, or clear it (``None``: no notifications are sent);
+    ``by``: a staff member from the console (their audit event, with ``reason``)."""
     partner = await _get(app_id)
     url = check_callback_url(callback_url, production=ctx.settings.is_production)
 
     async def work(conn: BaseDBAsyncClient) -> None:
         await Partner.filter(id=partner.id).using_db(conn).update(callback_url=url)
         await _audit(conn, partner, "callback_set" if url else "callback_cleared", actor,
-                     previous=partner.callback_url, callback_url=url)
+                     previous=partner.callback_url, callback_url=url, by=by, reason=reason)
 
     await atomic(work)
     return await Partner.get(id=partner.id)
 
 
-async def disable(app_id: str, *, actor: str = "operator") -> Partner:
+async def disable(app_id: str, *, actor: str = "operator", by: StaffActor | None = None, reason: str = "") -> Partner:
+    """Stop the partner's requests and notifications; ``by``: a staff member (their audit event, ``reason``).
+    Disabling a disabled partner changes nothing and writes nothing."""
     partner = await _get(app_id)
 
     async def work(conn: BaseDBAsyncClient) -> None:
-        await Partner.filter(id=partner.id).using_db(conn).update(status=PartnerStatus.DISABLED, disabled_at=utcnow())
-        await _audit(conn, partner, "disabled", actor)
+        changed = await Partner.filter(id=partner.id, status=PartnerStatus.ACTIVE).using_db(conn).update(
+            status=PartnerStatus.DISABLED, disabled_at=utcnow())
+        if changed or by is None:
+            await _audit(conn, partner, "disabled", actor, by=by, reason=reason)
 
     await atomic(work)
     return await Partner.get(id=partner.id)

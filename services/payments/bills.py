@@ -14,7 +14,8 @@ itself settles the question, reconciliation acts as a notification would: an ord
 the bill shows paid (its notification was lost) is asked about and applied, and so is a refund still
 processing; the mismatch stays on record with what was done. Nothing else is changed: an unknown payment,
 an amount that differs, a payment missing from the bill need a person. Checking a day again replaces its
-mismatches, so the table says what is wrong now.
+unresolved mismatches, so the table says what is wrong now; one a staff member resolved in the console
+(``services.staff.payments.resolve``) stays, with its note, and the same difference is not raised again.
 
 The bill format (a header of column names; one line per record, every value prefixed by a backtick;
 then a summary's names and values; amounts in yuan) is WeChat Pay's; its summary must agree with its
@@ -180,17 +181,24 @@ async def reconcile_day(ctx: ServiceContext, day: date) -> DayResult:
                   "checked_at": checked}
         if not await PaymentBill.filter(bill_date=day).using_db(conn).update(**values):
             await PaymentBill.create(bill_date=day, **values, using_db=conn)
-        await BillMismatch.filter(bill_date=day).using_db(conn).delete()
+        # what a person resolved stays on record (who, when, why), and is not raised again
+        await BillMismatch.filter(bill_date=day, resolved_at__isnull=True).using_db(conn).delete()
+        resolved = {_key(m) for m in await BillMismatch.filter(bill_date=day).using_db(conn)}
         await BillMismatch.bulk_create([
             BillMismatch(bill_date=day, kind=f.kind, out_trade_no=f.out_trade_no, out_refund_no=f.out_refund_no,
                          ours_fen=f.ours_fen, bill_fen=f.bill_fen, resolution=f.resolution, found_at=checked)
-            for f in found], using_db=conn)
+            for f in found if _key(f) not in resolved], using_db=conn)
 
     await atomic(record)
     if found:
         log.warning("wechatpay bill mismatches", extra={"bill_date": day.isoformat(), "mismatches": len(found),
                                                         "kinds": sorted({f.kind for f in found})})
     return DayResult(day, text is not None, len(bill.payments), len(bill.refunds), found)
+
+
+def _key(m: Found | BillMismatch) -> tuple:
+    """What makes two mismatches of a day the same difference."""
+    return m.kind, m.out_trade_no, m.out_refund_no, m.ours_fen, m.bill_fen
 
 
 def _sha1(text: bytes) -> str:

@@ -3,7 +3,9 @@
 An ID number, a bank card and an ETC card are listed by their blind indexes (never in clear), a plate
 as ETC keys a vehicle (``<plate>_<colour>``), a device by the id the mini-program sends, an IP as
 written, a merchant by its name as partners send it, a partner by its app id. Adding a
-value already listed replaces its action, note and expiry. Each change is an audit event.
+value already listed replaces its action, note and expiry. Each change is an audit event: the operator's
+(CLI), or, from the staff console (``by``: the member and their client), the member's (actor ``staff:ID``,
+role, session, IP, reason: ``services.staff.sessions.record``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.etc import bindings, vehicles
 from services.identity.id_card import ID_PURPOSE
 from services.risk.rules import LISTS
+from services.staff import sessions
+
+StaffActor = tuple[sessions.Current, sessions.Client]  # a staff member acting from the console, and from where
 
 LISTABLE = LISTS
 HIDDEN = ("id", "bank_card", "etc_card")  # listed by blind index: an operator sees its first characters
@@ -63,13 +68,24 @@ def key_of(ctx: ServiceContext, list_name: str, value: str, *, plate_color: str 
     return value
 
 
+async def _audit(conn: BaseDBAsyncClient, action: str, entry_id: int, actor: str, by: StaffActor | None,
+                 reason: str, data: dict) -> None:
+    if by is not None:
+        await sessions.record(conn, by[0], by[1], action, entity_type="risk_list_entry", entity_id=entry_id,
+                              reason=reason, **data)
+    else:
+        await audit.append(conn, actor=actor, action=action, entity_type="risk_list_entry", entity_id=entry_id,
+                           data=data)
+
+
 def shown(list_name: str, value: str) -> str:
     """What an operator sees of a listed value (a card's blind index is not shown)."""
     return f"{value[:8]}…" if list_name in HIDDEN else value
 
 
 async def put(ctx: ServiceContext, list_name: str, value: str, *, action: str, note: str = "",
-              expires_in_s: int | None = None, plate_color: str | None = None, actor: str = "operator") -> RiskListEntry:
+              expires_in_s: int | None = None, plate_color: str | None = None, actor: str = "operator", by: StaffActor | None = None,
+              reason: str = "") -> RiskListEntry:
     if action not in ("block", "allow"):
         raise ListValueInvalid("action 是 block 或 allow", field="action")
     key = key_of(ctx, list_name, value, plate_color=plate_color)
@@ -83,25 +99,29 @@ async def put(ctx: ServiceContext, list_name: str, value: str, *, action: str, n
         else:
             entry.action, entry.note, entry.expires_at = action, note[:200], expires
             await entry.save(using_db=conn, update_fields=["action", "note", "expires_at"])
-        await audit.append(conn, actor=actor, action=f"risk.list.{action}", entity_type="risk_list_entry",
-                           entity_id=entry.id, data={"list": list_name, "value": shown(list_name, key),
-                                                     "expires_at": expires.isoformat() if expires else None})
+        await _audit(conn, f"risk.list.{action}", entry.id, actor, by, reason,
+                     {"list": list_name, "value": shown(list_name, key),
+                      "expires_at": expires.isoformat() if expires else None})
         return entry
 
     return await atomic(work)
 
 
-async def remove(ctx: ServiceContext, list_name: str, value: str, *, plate_color: str | None = None,
-                 actor: str = "operator") -> bool:
-    key = key_of(ctx, list_name, value, plate_color=plate_color)
+async def remove(ctx: ServiceContext | None, list_name: str, value: str | None = None, *,
+                 plate_color: str | None = None, entry_id: int | None = None, actor: str = "operator",
+                 by: StaffActor | None = None, reason: str = "") -> bool:
+    """Take a value off its list: named by its value (as ``put`` takes it), or by the entry's id
+    (``entry_id``: the console's list, which never shows a card's or ID number's value)."""
+    where = {"id": entry_id} if entry_id is not None else \
+        {"list": list_name, "value": key_of(ctx, list_name, value or "", plate_color=plate_color)}
 
     async def work(conn: BaseDBAsyncClient) -> bool:
-        entry = await RiskListEntry.filter(list=list_name, value=key).select_for_update().using_db(conn).first()
+        entry = await RiskListEntry.filter(**where).select_for_update().using_db(conn).first()
         if entry is None:
             return False
         await RiskListEntry.filter(id=entry.id).using_db(conn).delete()
-        await audit.append(conn, actor=actor, action="risk.list.removed", entity_type="risk_list_entry",
-                           entity_id=entry.id, data={"list": list_name, "value": shown(list_name, key)})
+        await _audit(conn, "risk.list.removed", entry.id, actor, by, reason,
+                     {"list": entry.list, "value": shown(entry.list, entry.value)})
         return True
 
     return await atomic(work)

@@ -37,6 +37,17 @@ def always(settings: Settings, params: dict) -> bool:
 
 
 @dataclass(frozen=True)
+class FormField:
+    """One parameter as the console's proposal form asks for it (``/admin/proposals/new?action=…``)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | textarea | number | select
+    options: tuple[tuple[str, str], ...] = ()  # (value, label) for a select
+    required: bool = True
+
+
+@dataclass(frozen=True)
 class Action:
     name: str
     title: str  # what the console calls it
@@ -45,6 +56,7 @@ class Action:
     parse: Parse
     apply: Apply
     four_eyes: Callable[[Settings, dict], bool] = always
+    fields: tuple[FormField, ...] = ()
 
 
 def _int(params: dict, name: str, lo: int = 1, hi: int = 2**63 - 1, *, required: bool = True) -> int | None:
@@ -249,14 +261,57 @@ async def _apply_rotate(ctx: ServiceContext, params: dict, me: Current, client: 
                    shown_once={"secret": made.secret})
 
 
+# -- revealing personal data beyond the daily allowance ----------------------------------------------------
+
+FIELD_NAMES = {"name": "姓名", "phone": "手机号", "id_number": "身份证号", "account_number": "账号",
+               "bound_card": "绑定银行卡号"}
+
+
+async def _parse_reveal(ctx: ServiceContext, params: dict) -> tuple[dict, str]:
+    from models.users import User
+    from services.staff import pii
+    from services.staff.errors import CustomerNotFound
+
+    user_id = _int(params, "user_id")
+    field = _text(params, "field", 64)
+    name, _ = pii.parse_field(field)
+    if not await User.exists(id=user_id):
+        raise CustomerNotFound()
+    return {"user_id": user_id, "field": field}, f"超出今日额度，查看客户 user:{user_id} 的{FIELD_NAMES[name]}（一次）"
+
+
+async def _apply_reveal(ctx: ServiceContext, params: dict, me: Current, client: Client, reason: str,
+                        proposal_id: int | None) -> Applied:
+    """The proposer (not the approver) may then reveal this one value once, on the customer's page."""
+    from models.staff import StaffProposal
+    from services.db import atomic
+    from services.staff import pii
+
+    to = me.staff.id if proposal_id is None else (await StaffProposal.get(id=proposal_id)).proposed_by_id
+    made = await atomic(lambda conn: pii.grant(conn, staff_id=to, user_id=params["user_id"], field=params["field"],
+                                               proposal_id=proposal_id))
+    return Applied({"granted_to": f"staff:{to}", "user_id": params["user_id"], "field": params["field"],
+                    "grant": made.id})
+
+
+KINDS = (("fraud", "欺诈冻结"), ("judicial", "司法冻结"))
 ACTIONS: dict[str, Action] = {a.name: a for a in (
-    Action("account.unfreeze", "解除冻结", "accounts.unfreeze", "accounts.unfreeze", _parse_unfreeze, _apply_unfreeze),
+    Action("account.unfreeze", "解除冻结", "accounts.unfreeze", "accounts.unfreeze", _parse_unfreeze, _apply_unfreeze,
+           fields=(FormField("account_id", "账户编号", "number"), FormField("kind", "冻结类型", "select", KINDS),
+                   FormField("document", "文书编号（司法冻结有多项时）", required=False))),
     Action("transfer.approve", "放行暂缓的转账", "queues.decide", "queues.decide", _parse_transfer, _apply_transfer,
-           four_eyes=_above_threshold),
+           four_eyes=_above_threshold, fields=(FormField("transfer_id", "转账编号", "number"),)),
     Action("payment.refund", "退款", "payments.refund", "payments.refund", _parse_refund, _apply_refund,
-           four_eyes=_above_threshold),
-    Action("risk.rules", "启用风控规则集", "risk.rules", "risk.rules", _parse_rules, _apply_rules),
-    Action("partner.scopes", "变更合作方权限", "partners.manage", "partners.manage", _parse_scopes, _apply_scopes),
+           four_eyes=_above_threshold,
+           fields=(FormField("order_id", "订单编号", "number"),
+                   FormField("amount_fen", "金额（分，不填为全部可退金额）", "number", required=False))),
+    Action("risk.rules", "启用风控规则集", "risk.rules", "risk.rules", _parse_rules, _apply_rules,
+           fields=(FormField("rule_set", "规则集（JSON）", "textarea"),)),
+    Action("partner.scopes", "变更合作方权限", "partners.manage", "partners.manage", _parse_scopes, _apply_scopes,
+           fields=(FormField("app_id", "合作方 App ID"), FormField("scopes", "权限（逗号分隔）"))),
+    Action("pii.reveal", "超额查看个人信息", "customers.reveal", "customers.reveal", _parse_reveal, _apply_reveal,
+           fields=(FormField("user_id", "客户编号", "number"), FormField("field", "字段"))),
     Action("partner.rotate_secret", "轮换合作方密钥", "partners.manage", "partners.manage", _parse_rotate,
-           _apply_rotate),
+           _apply_rotate, fields=(FormField("app_id", "合作方 App ID"),
+                                  FormField("grace_s", "旧密钥保留（秒，默认 86400）", "number", required=False))),
 )}

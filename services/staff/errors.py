@@ -34,3 +34,25 @@ class StaffExists(AppError):
     status = 409
     code = "STAFF_EXISTS"
     message = "该用户名已存在"
+
+
+class BadSearch(AppError):
+    """A console customer search whose input is not what its kind needs (length, digits)."""
+
+    status = 400
+    code = "STAFF_BAD_SEARCH"
+    message = "查询条件格式不正确"
+
+
+class CustomerNotFound(AppError):
+    status = 404
+    code = "STAFF_CUSTOMER_NOT_FOUND"
+    message = "客户不存在"
+
+
+class BadReveal(AppError):
+    """A reveal naming no field the page offers, or without a reason of 4 to 200 characters."""
+
+    status = 400
+    code = "STAFF_BAD_REVEAL"
+    message = "请选择要查看的信息并填写 4 到 200 个字符的理由"

@@ -7,13 +7,16 @@
   locked for ``ADMIN_LOCKOUT_BASE_S`` seconds, doubling with each further failure up to
   ``ADMIN_LOCKOUT_MAX_S``. While locked nothing is checked, a right password included. The row is the
   state, so every worker and host sees the same lockout. A successful login resets the count.
-* A wrong username, password, code, a replayed code and a disabled member all get the same answer.
+* A wrong username, password, code, a replayed code and a disabled member all get the same answer, and a
+  username no member has is counted and locked out the same way (``staff_login_shadows``), so the
+  lockout does not tell which usernames exist.
 * Every outcome is an audit event with the member, role, IP and user agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,11 +24,12 @@ from datetime import timedelta
 import pyotp
 from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from core.clock import utcnow
 from core.settings import Settings
-from models.staff import Staff, StaffSession
+from models.staff import Staff, StaffLoginShadow, StaffSession
 from services import audit
 from services.context import ServiceContext
 from services.db import atomic
@@ -79,9 +83,7 @@ async def log_in(ctx: ServiceContext, *, username: str, password: str, code: str
     # no member has a longer name (the column's width): looked up, it would be the model's 422, not this answer
     staff = await Staff.get_or_none(username=username) if 0 < len(username) <= USERNAME_MAX else None
     if staff is None:
-        await asyncio.to_thread(_password_ok, _DUMMY_HASH, password)
-        await _record(None, "staff.login_failed", {"username": username, "reason": "unknown_username"}, client)
-        raise LoginFailed()
+        return await _unknown(settings, username, password, client)
     if staff.locked_until is not None and staff.locked_until > now:
         wait = max(1, math.ceil((staff.locked_until - now).total_seconds()))
         await _record(staff, "staff.login_locked", {"retry_after_s": wait}, client)
@@ -103,6 +105,37 @@ async def log_in(ctx: ServiceContext, *, username: str, password: str, code: str
             raise LoginLocked(wait)
         raise LoginFailed()
     return await _succeeded(settings, staff, client)
+
+
+async def _unknown(settings: Settings, username: str, password: str, client: Client) -> LoggedIn:
+    """A username no member has: answered, counted and locked out as a member's would be (the lockout
+    must not tell an attacker which usernames exist), the password checked against a dummy hash."""
+    key, now = hashlib.sha256(username.encode()).hexdigest(), utcnow()
+    shadow = await StaffLoginShadow.get_or_none(username_hash=key)
+    if shadow is not None and shadow.locked_until is not None and shadow.locked_until > now:
+        wait = max(1, math.ceil((shadow.locked_until - now).total_seconds()))
+        await _record(None, "staff.login_locked", {"username": username, "retry_after_s": wait}, client)
+        raise LoginLocked(wait)
+    await asyncio.to_thread(_password_ok, _DUMMY_HASH, password[:1024])
+
+    async def work(conn: BaseDBAsyncClient) -> int:
+        row = await StaffLoginShadow.filter(username_hash=key).using_db(conn).select_for_update().first()
+        if row is None:
+            try:
+                row = await StaffLoginShadow.create(username_hash=key, using_db=conn)
+            except IntegrityError:  # another worker made it first: this one counts on the next try
+                return 0
+        row.failed_logins += 1
+        wait = lockout_s(settings, row.failed_logins)
+        row.locked_until = utcnow() + timedelta(seconds=wait) if wait else None
+        await row.save(using_db=conn, update_fields=["failed_logins", "locked_until", "updated_at"])
+        return wait
+
+    wait = await atomic(work)
+    await _record(None, "staff.login_failed", {"username": username, "reason": "unknown_username"}, client)
+    if wait:
+        raise LoginLocked(wait)
+    raise LoginFailed()
 
 
 async def _claim_step(staff: Staff, step: int) -> bool:

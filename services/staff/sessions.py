@@ -131,3 +131,15 @@ async def refused(me: Current, client: Client, permission: str) -> None:
 
     await atomic(lambda conn: record(conn, me, client, "staff.refused", entity_type="staff", entity_id=me.staff.id,
                                      permission=permission))
+
+
+KEEP_ENDED_S = 90 * 86400  # a session's row is kept this long after it ended or expired (who was logged in when)
+
+
+async def sweep(now=None) -> int:
+    """The worker's ``staff.sessions`` job: delete session rows that ended or expired over ``KEEP_ENDED_S``
+    ago (the audit chain keeps every login and logout); a live session is never touched."""
+    cutoff = (now or utcnow()) - timedelta(seconds=KEEP_ENDED_S)
+    ended = await StaffSession.filter(ended_at__lt=cutoff).delete()
+    expired = await StaffSession.filter(ended_at=None, expires_at__lt=cutoff).delete()
+    return ended + expired

@@ -67,6 +67,8 @@ async def test_a_freeze_and_its_unfreeze_under_four_eyes(server, ctx, client, sa
     pid = proposal_id(proposed)
     again = await operator.post("/admin/proposals", unfreeze)
     assert again.status_code == 409 and "待处理" in again.text
+    listed = await risk.get("/admin/proposals")
+    assert listed.status_code == 200 and f'data-proposal="{pid}"' in listed.text
     shown = await risk.get(f"/admin/proposals/{pid}")
     assert shown.status_code == 200 and "解除账户" in shown.text and "司法冻结" in shown.text
     own = await operator.post(f"/admin/proposals/{pid}/approve", {"note": ""})
@@ -77,6 +79,8 @@ async def test_a_freeze_and_its_unfreeze_under_four_eyes(server, ctx, client, sa
     assert (await Account.get(id=account["id"])).status == "active"
     row = await StaffProposal.get(id=pid)
     assert row.status == ProposalStatus.APPLIED and row.decided_by_id == risk.creds.id
+    assert f'data-proposal="{pid}"' not in (await risk.get("/admin/proposals")).text  # no longer pending
+    assert f'data-proposal="{pid}"' in (await risk.get("/admin/proposals", params={"status": "all"})).text
 
     # every console action is in the chain with the member's id, role, IP and user agent
     for actor, action in ((operator.actor, "staff.account_frozen"), (operator.actor, "proposal.proposed"),
@@ -173,3 +177,48 @@ async def test_proposal_forms_refuse_bad_input_without_writing(server, ctx, stac
     assert (await operator.get("/admin/proposals/99999999")).status_code == 404
     assert (await operator.get("/admin/proposals", params={"status": "bogus"})).status_code == 422
     assert await StaffProposal.all().count() == before
+
+
+async def test_a_secret_rotation_from_its_form_shows_the_new_secret_once_to_the_approver(server, ctx, stack):
+    from tests.partner_helpers import new_partner
+
+    partner = await new_partner(ctx)
+    operator, admin = await console(server, ctx, "operator", stack), await console(server, ctx, "admin", stack)
+    form = await operator.get("/admin/proposals/new", params={"action": "partner.rotate_secret", "app_id": partner.app_id})
+    assert form.status_code == 200 and f'value="{partner.app_id}"' in form.text and 'name="grace_s"' in form.text
+    assert (await operator.get("/admin/proposals/new", params={"action": "bogus"})).status_code == 422
+    pid = proposal_id(await operator.post("/admin/proposals", {"action": "partner.rotate_secret",
+                                                               "app_id": partner.app_id, "grace_s": "600",
+                                                               "reason": "密钥疑似泄露"}))
+    done = await admin.post(f"/admin/proposals/{pid}/approve", {"note": ""})
+    secret = re.search(r'id="shown-secret">(sk_[^<]+)<', done.text)
+    assert done.status_code == 200 and secret, done.text[:500]
+    assert done.headers["cache-control"] == "no-store"
+    for later in (await admin.get(f"/admin/proposals/{pid}"), await operator.get(f"/admin/proposals/{pid}")):
+        assert secret.group(1) not in later.text
+    assert secret.group(1) not in str((await StaffProposal.get(id=pid)).result)
+
+
+async def test_a_refund_from_the_payments_page_needs_four_eyes_above_the_threshold(server, ctx, client, sandbox, stack,
+                                                                                   monkeypatch):
+    from models.payments import PaymentOrder, PaymentRefund
+    from tests.payment_helpers import paid_device_fee, wait_refund
+
+    _, order = await paid_device_fee(client, sandbox, ctx)
+    services = server.app.ctx.services
+    monkeypatch.setattr(services, "settings", services.settings.replace(admin_four_eyes_above_fen=500))
+    operator, second = await console(server, ctx, "operator", stack), await console(server, ctx, "operator", stack)
+    listed = await operator.get("/admin/payments")
+    link = f"/admin/proposals/new?action=payment.refund&amp;order_id={order['id']}"
+    assert listed.status_code == 200 and link in listed.text
+    refund = {"action": "payment.refund", "order_id": str(order["id"]), "reason": "客户申请退还设备费"}
+    small = await operator.post("/admin/proposals", {**refund, "amount_fen": "300"})
+    assert small.status_code == 200 and "已生效" in small.text, small.text[:300]
+    made = await PaymentRefund.filter(order_id=order["id"]).order_by("-id").first()
+    assert made.amount_fen == 300 and (await wait_refund(made.id)).status == "success"
+    pid = proposal_id(await operator.post("/admin/proposals", {**refund, "amount_fen": "600"}))
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 300
+    assert (await second.post(f"/admin/proposals/{pid}/approve", {"note": ""})).status_code == 200
+    assert (await PaymentOrder.get(id=order["id"])).refunded_fen == 900
+    too_much = await operator.post("/admin/proposals", {**refund, "amount_fen": "999999"})
+    assert too_much.status_code == 422 and "最多还可退" in too_much.text

@@ -174,7 +174,7 @@ async def test_rule_sets_only_move_forward_and_each_load_is_audited(client, ctx,
     assert done.returncode == 0, done.stderr
     proposal = re.search(r"proposal #([0-9]+): 启用风控规则集第 ([0-9]+) 版（1 条规则，其中影子规则 1 条）", done.stdout)
     assert proposal and int(proposal[2]) == version + 1, done.stdout
-    assert await in_force() == version  # not before a second analyst approves
+    assert await rules.newest_version() == version  # not before a second analyst approves
     approved = await run_cli(settings, "proposal", "approve", proposal[1], "--as", checker.username)
     assert approved.returncode == 0 and json.loads(approved.stdout)["result"]["version"] == version + 1, approved
     stale = await run_cli(settings, "risk", "rules", "load", str(path), "--as", analyst.username, "--reason", "再次加载")

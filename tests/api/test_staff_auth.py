@@ -17,7 +17,7 @@ from sanic.response import html
 
 from models.audit import AuditEvent
 from models.staff import Staff
-from tests.staff_helpers import Clock, csrf_of, log_in, login_form, new_staff
+from tests.staff_helpers import Clock, StaffCreds, csrf_of, log_in, login_form, new_staff, new_username
 
 UA = {"user-agent": "staff-test-browser/1.0"}
 
@@ -271,6 +271,24 @@ async def test_lockout_after_repeated_failures_with_backoff(ctx, admin_client, c
     assert row.failed_logins == 0 and row.locked_until is None
 
 
+async def test_an_unknown_username_locks_out_exactly_as_a_real_one(ctx, admin_client, clock, settings):
+    """The lockout does not tell which usernames exist: the same answers, statuses and Retry-After."""
+    real = await new_staff(ctx)
+    ghost = StaffCreds(0, new_username(), "whatever-password", real.totp_secret, "viewer")
+    answers = {}
+    for who in (real, ghost):
+        seen = []
+        for _ in range(settings.admin_lockout_after + 1):
+            resp = await log_in(admin_client, who, at=clock.now, password="wrong")
+            seen.append((resp.status_code, login_error(resp), resp.headers.get("retry-after")))
+        clock.move(seconds=settings.admin_lockout_base_s + 1)
+        resp = await log_in(admin_client, who, at=clock.now, password="wrong")
+        seen.append((resp.status_code, login_error(resp), resp.headers.get("retry-after")))
+        answers[who.username] = seen
+    assert answers[real.username] == answers[ghost.username], answers
+    assert answers[ghost.username][-1][2] == str(2 * settings.admin_lockout_base_s)  # the backoff doubles too
+
+
 async def test_the_lockout_is_held_in_the_database_for_every_worker(ctx, server, clock, settings):
     """A second worker: its own service context, its own HTTP client, nothing shared but the database."""
     from app.providers import build_http, build_services
@@ -422,3 +440,25 @@ def test_production_refuses_the_console_without_tls_or_a_trusted_proxy(tmp_path,
     # a launcher that builds its settings itself is refused as clearly
     with pytest.raises(ConfigError, match="ADMIN_ENABLED is on without TLS"):
         create_app(settings.replace(app_env="production", admin_enabled=True))
+
+
+async def test_the_session_sweep_deletes_only_long_ended_or_expired_sessions(ctx, admin_client, clock):
+    from models.staff import StaffSession
+    from services.staff import sessions
+
+    me = await new_staff(ctx)
+    await log_in(admin_client, me, at=clock.now)
+    live = await StaffSession.filter(staff_id=me.id).first()
+    old = await StaffSession.create(token_hash="e" * 64, staff_id=me.id, csrf_token="x", ip="1", user_agent="u",
+                                    created_at=clock.now - timedelta(days=200), last_seen_at=clock.now - timedelta(days=200),
+                                    expires_at=clock.now - timedelta(days=199))
+    ended = await StaffSession.create(token_hash="f" * 64, staff_id=me.id, csrf_token="x", ip="1", user_agent="u",
+                                      created_at=clock.now - timedelta(days=100), last_seen_at=clock.now,
+                                      expires_at=clock.now + timedelta(hours=1), ended_at=clock.now - timedelta(days=91))
+    recent = await StaffSession.create(token_hash="a" * 64, staff_id=me.id, csrf_token="x", ip="1", user_agent="u",
+                                       created_at=clock.now, last_seen_at=clock.now,
+                                       expires_at=clock.now + timedelta(hours=1), ended_at=clock.now - timedelta(days=1))
+    assert await sessions.sweep(clock.now) >= 2
+    left = set(await StaffSession.filter(staff_id=me.id).values_list("id", flat=True))
+    assert live.id in left and recent.id in left and old.id not in left and ended.id not in left
+    assert (await admin_client.get("/admin/")).status_code == 200  # the live one still works

@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not MYSQL_URL, reason="the be
 def test_bench_quick_run_prints_every_scenario_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "BENCH_DATABASE_URL": MYSQL_URL.rsplit("/", 1)[0] + "/openbank_bench_smoke"}
-    scenarios = ["live", "me", "esign", "topups", "outflows", "debits", "debit_burst", "notifications", "risk"]
+    scenarios = ["live", "me", "esign", "topups", "outflows", "debits", "debit_burst", "notifications", "risk",
+                 "customers"]
     result = subprocess.run([sys.executable, "-m", "bench", "--quick", *scenarios, "--json", str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
