@@ -510,10 +510,15 @@ def probes(routes: list[Route], ids: list[int]) -> list[str]:
 
 
 async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, client, sandbox, clock):
+    from models.risk import RiskListEntry, RiskRuleSet
     from services import audit
     from tests.account_helpers import open_account
+    from tests.helpers import rules_in_force
 
     began = time.monotonic()
+    # what the risk pages may change, for the tests after this one (the suite's one database)
+    newest_rules = await RiskRuleSet.all().order_by("-version").first()
+    newest_entry = await RiskListEntry.all().order_by("-id").first()
     # something for the pages to show: an open, funded account (its page has the account's forms)
     _, _, account = await open_account(client, sandbox, card_balance_fen=10_000)
     staff = {role: await new_staff(ctx, role) for role in ROLES}
@@ -567,6 +572,11 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
     finally:
         for lg in loggers:
             lg.removeHandler(records)
+        # the tests after this one start as every test does: an empty rule set in force, no list entry of ours
+        now_rules = await RiskRuleSet.all().order_by("-version").first()
+        if (now_rules and now_rules.version) != (newest_rules and newest_rules.version):
+            await rules_in_force([])
+        await RiskListEntry.filter(id__gt=newest_entry.id if newest_entry else 0).delete()
     groups = done["groups"]
     print(f"\nconsole fuzz: {len(done['pages'])} page(s) crawled, {len(groups)} form(s) "
           f"({sum(k[0] == 'POST' for k in groups)} POST), {done['covered']} of {len(routes)} route(s), "
