@@ -112,10 +112,15 @@ class FormSeen:
         return self.method, template(self.action)
 
 
+SHAPES: list[tuple[re.Pattern, str]] = []  # each console route's path as a pattern, and the route (set by the test)
+
+
 def template(path: str) -> str:
-    """A path's shape: its numeric segments as ``{id}``, its query's keys sorted."""
+    """A path's shape: the route it reaches (``/admin/partners/<app_id:str>``; else its numeric segments as
+    ``{id}``), and its query's keys sorted."""
     parts = urlsplit(path)
-    shape = re.sub(r"/-?\d+(?=/|$)", "/{id}", parts.path)
+    shape = next((route for pattern, route in SHAPES if pattern.fullmatch(parts.path)), None) or re.sub(
+        r"/-?\d+(?=/|$)", "/{id}", parts.path)
     keys = sorted({kv.split("=", 1)[0] for kv in parts.query.split("&") if kv})
     return shape + ("?" + "&".join(keys) if keys else "")
 
@@ -528,6 +533,10 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
     for lg in loggers:
         lg.addHandler(records)
     routes = console_routes(server.app)
+    # fixed segments first: /admin/proposals/new is not /admin/proposals/<proposal_id:int>
+    SHAPES[:] = sorted(((re.compile(re.sub(r"<(\w+)(:[^>]*)?>", "[^/]+", re.escape(r.path).replace(r"\<", "<")
+                                           .replace(r"\>", ">").replace(r"\:", ":"))), r.path) for r in routes),
+                       key=lambda shape: shape[1].count("<"))
     assert any(r.path == "/admin/login" for r in routes), [r.path for r in routes]
 
     def run() -> dict:
