@@ -275,6 +275,7 @@ def fill(route: Route, values: dict[str, str]) -> str:
 @dataclass
 class Tally:
     requests: int = 0
+    accepted: int = 0  # POSTs with the token a member's form got done (each checked for its audit event)
     problems: list[str] = field(default_factory=list)
     examples: dict = field(default_factory=dict)  # form key -> bodies sent with the token
 
@@ -287,8 +288,11 @@ class Tally:
 class Console:
     """One blocking client per role, logged in, logging in again when its session has ended."""
 
-    def __init__(self, url: str, staff: dict, clock: Clock, tally: Tally) -> None:
+    def __init__(self, url: str, staff: dict, clock: Clock, tally: Tally, audit_seq=None) -> None:
         self.url, self.staff, self.clock, self.tally = url, staff, clock, tally
+        # (actor) -> the newest audit seq with that actor (read on the server's loop): an accepted action
+        # must have moved it
+        self.audit_seq = audit_seq
         self.clients = {role: httpx.Client(base_url=url, timeout=30, trust_env=False, headers=UA,
                                            follow_redirects=False) for role in [*staff, "nobody"]}
         self.logins = 0
@@ -405,9 +409,16 @@ def fuzz_forms(console: Console, groups: dict, viewer_sees: set, tally: Tally, b
             if resp.status_code != 403 or not_a_page(resp):
                 tally.bad(f"POST without the CSRF token as {now.role}", resp, bare)
             sent = [("csrf_token", token or "")] + body
+            actor = f"staff:{console.staff[now.role].id}" if now.role in console.staff else None
+            before = console.audit_seq(actor) if actor and console.audit_seq else None
             resp = console.send(now.role, "POST", now.action, **encode(now, sent))
             if resp.status_code >= 500 or not_a_page(resp):
                 tally.bad(f"POST as {now.role}", resp, sent)
+            elif resp.status_code < 400 and actor and console.audit_seq:
+                # every action a member's form got done is in the audit chain under the member's id
+                tally.accepted += 1
+                if console.audit_seq(actor) == before:
+                    tally.bad(f"an accepted POST as {now.role} left no audit event of {actor}", resp, sent)
             if len(viewer_bodies) < VIEWER_EXAMPLES:
                 viewer_bodies.append(body)
 
@@ -515,6 +526,7 @@ def probes(routes: list[Route], ids: list[int]) -> list[str]:
 
 
 async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, client, sandbox, clock):
+    from models.audit import AuditEvent
     from models.risk import RiskListEntry, RiskRuleSet
     from services import audit
     from tests.account_helpers import open_account
@@ -539,8 +551,17 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
                        key=lambda shape: shape[1].count("<"))
     assert any(r.path == "/admin/login" for r in routes), [r.path for r in routes]
 
+    loop = asyncio.get_running_loop()
+
+    async def newest_seq(actor: str) -> int:
+        row = await AuditEvent.filter(actor=actor).order_by("-seq").first()
+        return row.seq if row else 0
+
+    def audit_seq(actor: str) -> int:
+        return asyncio.run_coroutine_threadsafe(newest_seq(actor), loop).result(timeout=30)
+
     def run() -> dict:
-        console = Console(server.url, staff, clock, tally)
+        console = Console(server.url, staff, clock, tally, audit_seq)
         try:
             for role in staff:
                 console.log_in(role)
@@ -589,7 +610,7 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
     groups = done["groups"]
     print(f"\nconsole fuzz: {len(done['pages'])} page(s) crawled, {len(groups)} form(s) "
           f"({sum(k[0] == 'POST' for k in groups)} POST), {done['covered']} of {len(routes)} route(s), "
-          f"{tally.requests} request(s), {done['logins']} login(s), {time.monotonic() - began:.0f} s ("
+          f"{tally.requests} request(s) ({tally.accepted} accepted action(s), each audited), {done['logins']} login(s), {time.monotonic() - began:.0f} s ("
           + ", ".join(f"{k} {v:.0f} s" for k, v in done["phases"].items()) + ")"
           + (f"; crawl cut short for {done['truncated']}" if done["truncated"] else ""))
     for key in sorted(groups):
@@ -597,6 +618,7 @@ async def test_fuzz_every_console_form_and_route_as_every_role(server, ctx, clie
               f"{', '.join(s.role for s in groups[key])}")
     assert not tally.problems, f"{len(tally.problems)} bad answer(s):\n" + "\n".join(tally.problems[:40])
     assert not records.found, "server errors:\n" + "\n".join(records.found[:20])
+    assert tally.accepted > 0, "no member's action was accepted: the audit check saw nothing"
     # what exists today at least: the login and logout forms; and every form found got its bodies
     assert {("POST", "/admin/login"), ("POST", "/admin/logout")} <= set(groups), sorted(groups)
     assert all(tally.examples.get(key, 0) >= MIN_EXAMPLES for key in groups), tally.examples
