@@ -516,6 +516,7 @@ def risk(ctx: Context) -> Result:
     decision still recorded): what evaluating the rules costs, in throughput under load and in p99 for
     one debit at a time."""
     import json
+    import secrets
     import subprocess
 
     from services.risk.rules import CACHE_S
