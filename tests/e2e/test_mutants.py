@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
                     reason="the rules are not database-specific: run once, in the SQLite pass")
 def test_every_mutant_of_a_security_rule_is_killed():
     result = subprocess.run([sys.executable, "tests/mutants.py"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=1800)
+                            timeout=2700)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SURVIVED" not in result.stdout and "STALE" not in result.stdout
 
