@@ -180,6 +180,22 @@ async def client(server):
 
 
 @pytest.fixture
+async def admin_client(server):
+    """A browser-like HTTP client for the staff console (its own cookies)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False,
+                                 headers={"user-agent": "staff-test-browser/1.0"}) as c:
+        yield c
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``utcnow`` of the staff services, moved by the test (``tests.staff_helpers.Clock``), never slept."""
+    from tests.staff_helpers import Clock
+
+    return Clock(monkeypatch)
+
+
+@pytest.fixture
 async def sandbox(client):
     from tests.helpers import Sandbox
 

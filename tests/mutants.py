@@ -1620,8 +1620,8 @@ MUTANTS = (
     Mutant(
         "customers: a reveal without a reason",
         "services/staff/pii.py",
-        "    if not REASON_MIN <= len(reason) <= REASON_MAX:\n",
-        "    if False:\n",
+        '    return fields.reason(reason, what="查看理由", error=BadReveal)\n',
+        '    return (reason or "").strip()\n',
         (f"{CUSTOMERS}::test_a_reveal_needs_a_reason_and_the_csrf_token",),
     ),
     Mutant(

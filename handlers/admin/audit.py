@@ -7,21 +7,17 @@ from urllib.parse import urlencode
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from handlers.admin.pages import client_of, csv_export, page, render_staff, staff_for, wants_csv
+from handlers.admin.pages import client_of, csv_export, page, query_args, render_staff, staff_for, wants_csv
 from services.staff import audit_log, sessions
 
 bp = Blueprint("admin_audit")
-
-
-def _args(request: Request) -> dict:
-    return {k: request.args.get(k) for k in request.args}
 
 
 @bp.get("/audit")
 @page
 async def events(request: Request) -> HTTPResponse:
     current = await staff_for(request, "audit.view")  # permission first: a refused member learns nothing more
-    args = _args(request)
+    args = query_args(request)
     filters = audit_log.parse_filters(args)
     before = audit_log.parse_before(args.get("before"))
     if wants_csv(request):

@@ -138,6 +138,11 @@ def form_text(request: Request, name: str, *, max_len: int, required: bool = Tru
     return value
 
 
+def query_args(request: Request) -> dict:
+    """The query string as a plain dict (a repeated key: its first value)."""
+    return {k: request.args.get(k) for k in request.args}
+
+
 def wants_csv(request: Request) -> bool:
     return request.args.get("format") == "csv"
 

@@ -9,7 +9,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, redirect
 
 from core.errors import NotFound, ValidationFailed
-from handlers.admin.pages import client_of, csv_export, form_text, page, render_staff, staff_for, wants_csv
+from handlers.admin.pages import (
+    client_of, csv_export, form_text, page, query_args, render_staff, staff_for, wants_csv,
+)
 from services.staff import payments, permissions, sessions
 
 bp = Blueprint("admin_payments")
@@ -18,15 +20,11 @@ MAX_ID = 2**63 - 1
 FLASH = {"resolved": "已记录处理说明"}
 
 
-def _args(request: Request) -> dict:
-    return {k: request.args.get(k) for k in request.args}
-
-
 @bp.get("/payments")
 @page
 async def overview(request: Request) -> HTTPResponse:
     current = await staff_for(request, "payments.view")  # permission first: a refused member learns nothing more
-    args = _args(request)
+    args = query_args(request)
     filters = payments.parse_filters(args)
     if wants_csv(request):
         which = args.get("list") or ""

@@ -16,7 +16,7 @@ from core.errors import ValidationFailed
 from models.audit import AuditEvent
 from services import audit
 from services.db import atomic
-from services.staff import sessions
+from services.staff import fields, sessions
 
 PAGE = 50
 EXPORT_MAX = 5000  # rows in one CSV export; narrow the filters for more
@@ -38,30 +38,11 @@ class Filters:
                                   "until": self.until and self.until.isoformat()}.items() if v}
 
 
-def _text(args: dict, name: str, max_len: int) -> str:
-    value = (args.get(name) or "").strip()
-    if len(value) > max_len:
-        raise ValidationFailed(f"「{name}」最多 {max_len} 个字符", field=name)
-    return value
-
-
-def _day(args: dict, name: str) -> date | None:
-    value = (args.get(name) or "").strip()
-    if not value:
-        return None
-    try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(f"「{name}」须为日期 YYYY-MM-DD", field=name) from None
-
-
 def parse_filters(args: dict) -> Filters:
     """The search form's fields (query string), bounded as their columns are; 422 on a bad one."""
-    found = Filters(actor=_text(args, "actor", 64), action=_text(args, "action", 64),
-                    entity_type=_text(args, "entity_type", 32), entity_id=_text(args, "entity_id", 64),
-                    since=_day(args, "since"), until=_day(args, "until"))
+    found = Filters(actor=fields.text(args, "actor", 64), action=fields.text(args, "action", 64),
+                    entity_type=fields.text(args, "entity_type", 32), entity_id=fields.text(args, "entity_id", 64),
+                    since=fields.day(args, "since"), until=fields.day(args, "until"))
     if found.entity_id and not found.entity_type:
         raise ValidationFailed("按对象编号查询时须同时填写对象类型", field="entity_type")
     if found.since and found.until and found.since > found.until:

@@ -21,7 +21,7 @@ from models.enums import OrderStatus, RefundStatus
 from models.payments import BillMismatch, PaymentOrder, PaymentRefund
 from services.db import atomic
 from services.payments.bills import KINDS
-from services.staff import sessions
+from services.staff import fields, sessions
 
 LIST_MAX = 100  # rows shown of each list (newest first); CSV up to EXPORT_MAX
 EXPORT_MAX = 5000
@@ -44,25 +44,6 @@ def _yuan(fen: int | None) -> str:
     return "" if fen is None else yuan(fen)
 
 
-def _choice(args: dict, name: str, allowed) -> str:
-    value = (args.get(name) or "").strip()
-    if value and value not in allowed:
-        raise ValidationFailed(f"「{name}」取值无效", field=name)
-    return value
-
-
-def _day(args: dict, name: str) -> date | None:
-    value = (args.get(name) or "").strip()
-    if not value:
-        return None
-    try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(f"「{name}」须为日期 YYYY-MM-DD", field=name) from None
-
-
 @dataclass(frozen=True)
 class Filters:
     order_status: str = ""
@@ -76,10 +57,10 @@ class Filters:
 
 
 def parse_filters(args: dict) -> Filters:
-    return Filters(order_status=_choice(args, "order_status", {str(s) for s in OrderStatus}),
-                   order_day=_day(args, "order_day"),
-                   refund_status=_choice(args, "refund_status", {str(s) for s in RefundStatus}),
-                   mismatch_state=_choice(args, "mismatch_state", MISMATCH_STATES) or "open")
+    return Filters(order_status=fields.choice(args, "order_status", {str(s) for s in OrderStatus}),
+                   order_day=fields.day(args, "order_day"),
+                   refund_status=fields.choice(args, "refund_status", {str(s) for s in RefundStatus}),
+                   mismatch_state=fields.choice(args, "mismatch_state", MISMATCH_STATES) or "open")
 
 
 @dataclass(frozen=True)

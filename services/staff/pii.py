@@ -28,11 +28,10 @@ from services.accounts.opening import ACCOUNT_CARD_PURPOSE
 from services.context import ServiceContext
 from services.db import atomic
 from services.identity.id_card import ID_PURPOSE, NAME_PURPOSE
-from services.staff import sessions
+from services.staff import fields, sessions
 from services.staff.errors import BadReveal, CustomerNotFound
 from services.users import PHONE_PURPOSE
 
-REASON_MIN, REASON_MAX = 4, 200
 FIELDS = ("name", "phone", "id_number", "account_number", "bound_card")
 _FIELD_RE = re.compile(r"(name|phone|id_number)|(account_number|bound_card):([1-9]\d{0,18})")
 
@@ -58,10 +57,7 @@ def parse_field(value: str) -> tuple[str, int | None]:
 
 
 def check_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not REASON_MIN <= len(reason) <= REASON_MAX:
-        raise BadReveal(f"请填写查看理由（{REASON_MIN} 到 {REASON_MAX} 个字符）", field="reason")
-    return reason
+    return fields.reason(reason, what="查看理由", error=BadReveal)
 
 
 async def _value(ctx: ServiceContext, user_id: int, name: str, account_id: int | None) -> str:

@@ -40,7 +40,7 @@ from models.staff import StaffProposal
 from services.context import ServiceContext
 from services.db import atomic
 from services.idempotency import fingerprint
-from services.staff import permissions
+from services.staff import fields, permissions
 from services.staff.actions import ACTIONS, Action, Applied
 from services.staff.sessions import Client, Current, record, staff_data
 from services.state_machine import Machine, transition
@@ -55,7 +55,6 @@ MACHINE = Machine(
     },
     milestones={P.APPROVED: "decided_at", P.REJECTED: "decided_at", P.APPLIED: "applied_at", P.FAILED: "applied_at"},
 )
-REASON_MIN, REASON_MAX = 4, 200
 
 
 class ProposalNotFound(NotFound):
@@ -90,10 +89,7 @@ class Outcome:
 
 
 def reason_of(text: str, field: str = "reason") -> str:
-    text = (text or "").strip()
-    if not REASON_MIN <= len(text) <= REASON_MAX:
-        raise ValidationFailed(f"请填写原因（{REASON_MIN} 到 {REASON_MAX} 个字符）", field=field)
-    return text
+    return fields.reason(text, field=field)
 
 
 def _action(name: str) -> Action:
@@ -117,9 +113,22 @@ async def propose(ctx: ServiceContext, me: Current, client: Client, action_name:
                   reason: str) -> StaffProposal:
     """Store a proposal of ``action_name`` with ``params`` (checked and normalised by the action) for a
     second member to approve. 409 when the same one is pending already."""
+    action, reason, params, summary = await _checked(ctx, me, client, action_name, params, reason)
+    return await _store(ctx, me, client, action, params, summary, reason)
+
+
+async def _checked(ctx: ServiceContext, me: Current, client: Client, action_name: str, params: dict,
+                   reason: str) -> tuple[Action, str, dict, str]:
+    """The action, the reason, and the parameters as the action normalises them with their summary: the
+    member's permission first (a refused member learns nothing of the parameters)."""
     action, reason = _action(action_name), reason_of(reason)
     await _allowed(me, client, action.propose)
     params, summary = await action.parse(ctx, params)
+    return action, reason, params, summary
+
+
+async def _store(ctx: ServiceContext, me: Current, client: Client, action: Action, params: dict, summary: str,
+                 reason: str) -> StaffProposal:
     key = fingerprint({"action": action.name, "params": params})
     now = utcnow()
 
@@ -193,14 +202,16 @@ async def _apply(ctx: ServiceContext, row: StaffProposal, action: Action, me: Cu
         applied = await action.apply(ctx, row.params, me, client, row.reason, row.id)
     except AppError as exc:
         failed = {"error": exc.code, "message": exc.message[:200]}
-        row = (await atomic(lambda conn: transition(conn, MACHINE, StaffProposal, row.id, P.FAILED, actor=me.actor,
-                                                    reason=exc.code, updates={"result": failed},
-                                                    audit_data={"action": row.action, **failed}))).obj
-        return Outcome(row, error=exc)
-    row = (await atomic(lambda conn: transition(conn, MACHINE, StaffProposal, row.id, P.APPLIED, actor=me.actor,
-                                                reason="applied", updates={"result": applied.result},
-                                                audit_data={"action": row.action, "result": applied.result}))).obj
-    return Outcome(row, applied=applied)
+        return Outcome(await _finish(row, me, P.FAILED, failed, exc.code), error=exc)
+    return Outcome(await _finish(row, me, P.APPLIED, applied.result, "applied"), applied=applied)
+
+
+async def _finish(row: StaffProposal, me: Current, to: P, result: dict, reason: str) -> StaffProposal:
+    """Record what the approved action answered: ``applied`` with its result, or ``failed`` with its refusal."""
+    data = {"action": row.action, **(result if to == P.FAILED else {"result": result})}
+    moved = await atomic(lambda conn: transition(conn, MACHINE, StaffProposal, row.id, to, actor=me.actor,
+                                                 reason=reason, updates={"result": result}, audit_data=data))
+    return moved.obj
 
 
 async def reject(ctx: ServiceContext, me: Current, client: Client, proposal_id: int, note: str) -> StaffProposal:
@@ -226,9 +237,7 @@ async def break_glass(ctx: ServiceContext, me: Current, client: Client, action_n
                       reason: str) -> Applied:
     """An emergency: the action applied now by one member, with no second person. Audited as
     ``staff.break_glass`` with the parameters and reason, and logged as a warning."""
-    action, reason = _action(action_name), reason_of(reason)
-    await _allowed(me, client, action.propose)
-    params, summary = await action.parse(ctx, params)
+    action, reason, params, summary = await _checked(ctx, me, client, action_name, params, reason)
     await atomic(lambda conn: record(conn, me, client, "staff.break_glass", entity_type="staff", entity_id=me.staff.id,
                                      reason=reason, action=action.name, params=params, summary=summary[:200]))
     log.warning("BREAK GLASS: a sensitive action applied without a second person",
@@ -241,12 +250,9 @@ async def act(ctx: ServiceContext, me: Current, client: Client, action_name: str
     """What a console form or a command calls: an action that needs four eyes for these parameters is
     proposed (the proposal is answered); one that does not (e.g. a refund at or below the threshold) is
     applied now by this member, audited as theirs."""
-    action = _action(action_name)
-    parsed, summary = await action.parse(ctx, params)
+    action, reason, parsed, summary = await _checked(ctx, me, client, action_name, params, reason)
     if needs_second(ctx, action, parsed):
-        return await propose(ctx, me, client, action_name, params, reason)
-    reason = reason_of(reason)
-    await _allowed(me, client, action.propose)
+        return await _store(ctx, me, client, action, parsed, summary, reason)
     await atomic(lambda conn: record(conn, me, client, "staff.action", entity_type="staff", entity_id=me.staff.id,
                                      reason=reason, action=action.name, params=parsed, summary=summary[:200]))
     return await action.apply(ctx, parsed, me, client, reason, None)

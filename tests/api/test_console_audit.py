@@ -9,24 +9,12 @@ import secrets
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from core.clock import china_day
 from models.audit import AuditEvent
 from services import audit
 from services.db import atomic
-from tests.staff_helpers import Clock, csrf_of, log_in, new_staff
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-async def admin_client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False) as c:
-        yield c
+from tests.staff_helpers import csrf_of, log_in, new_staff
 
 
 async def logged_in(ctx, admin_client, clock, role: str = "reviewer"):

@@ -40,11 +40,6 @@ async def customer(server):
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
 async def console(server):
     clients = []
 

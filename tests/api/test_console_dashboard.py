@@ -31,12 +31,6 @@ def clock(monkeypatch) -> Clock:
     return c
 
 
-@pytest.fixture
-async def admin_client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False) as c:
-        yield c
-
-
 def tile(page: httpx.Response, name: str) -> int:
     return int(re.search(rf'id="count-{name}">(\d+)<', page.text).group(1))
 

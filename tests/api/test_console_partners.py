@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
-import pytest
 
 from models.audit import AuditEvent
 from models.infra import OutboxMessage, OutboxStatus
@@ -19,21 +17,9 @@ from services.db import atomic
 from services.notifications import outbox_handlers
 from services.partners import notify, registry
 from tests.partner_helpers import TEST_CARD_NETWORK, new_partner
-from tests.staff_helpers import Clock, csrf_of, log_in, new_staff
+from tests.staff_helpers import csrf_of, log_in, new_staff
 
-UA = {"user-agent": "staff-test-browser/1.0"}
 DEBITS = "/open/v1/debits"
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-async def admin_client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False, headers=UA) as c:
-        yield c
 
 
 async def logged_in(ctx, admin_client, clock, role: str):

@@ -10,7 +10,6 @@ import random
 from datetime import date, datetime, timedelta
 
 import httpx
-import pytest
 
 from core.clock import CHINA_TZ, china_day
 from models.audit import AuditEvent
@@ -18,18 +17,7 @@ from models.payments import BillMismatch, PaymentOrder
 from services import audit
 from services.payments import bills
 from tests.payment_helpers import car_with_arrears, create_order, paid_device_fee, refund, wait_refund
-from tests.staff_helpers import Clock, csrf_of, log_in, new_staff
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-async def admin_client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False) as c:
-        yield c
+from tests.staff_helpers import csrf_of, log_in, new_staff
 
 
 async def logged_in(ctx, admin_client, clock, role: str = "operator"):

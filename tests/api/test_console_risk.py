@@ -19,20 +19,9 @@ from models.audit import AuditEvent
 from models.risk import RiskEvent, RiskListEntry
 from services import audit
 from tests.helpers import rules_in_force
-from tests.staff_helpers import Clock, csrf_of, log_in, new_staff
+from tests.staff_helpers import csrf_of, log_in, new_staff
 
 UA = {"user-agent": "staff-test-browser/1.0"}
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-async def admin_client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False, headers=UA) as c:
-        yield c
 
 
 @pytest.fixture

@@ -17,20 +17,9 @@ from sanic.response import html
 
 from models.audit import AuditEvent
 from models.staff import Staff
-from tests.staff_helpers import Clock, StaffCreds, csrf_of, log_in, login_form, new_staff, new_username
+from tests.staff_helpers import StaffCreds, csrf_of, log_in, login_form, new_staff, new_username
 
 UA = {"user-agent": "staff-test-browser/1.0"}
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
-@pytest.fixture
-async def admin_client(server):
-    async with httpx.AsyncClient(base_url=server.url, timeout=15, trust_env=False, headers=UA) as c:
-        yield c
 
 
 async def staff_events(staff_id: int) -> list[AuditEvent]:

@@ -495,11 +495,6 @@ def fuzz_routes(console: Console, routes: list[Route], known: set[str], tally: T
     return covered
 
 
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    return Clock(monkeypatch)
-
-
 class ErrorRecords(logging.Handler):
     """Every ERROR (or traceback) the in-process server logs while the fuzzer runs."""
 
